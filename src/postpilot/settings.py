@@ -1,0 +1,109 @@
+"""Typed settings from the environment, `.env.local` and `.env` (in that order of precedence).
+
+Only entry points (CLI, ASGI app factory) read them; everything else receives values.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Annotated, Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./postpilot.db"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=(".env", ".env.local"),  # later files win
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+    )
+
+    SCHEDULER_CONCURRENCY: Annotated[int, Field(ge=1, le=1000)] = 5
+    SCHEDULER_BATCH_SIZE: Annotated[int, Field(ge=1, le=10_000)] = 20
+    SCHEDULER_CACHE_TTL: Annotated[float, Field(ge=0, le=86_400)] = 300.0
+    SCHEDULER_LEASE_SECONDS: Annotated[float, Field(ge=5, le=3600)] = 120.0
+    SCHEDULER_MAX_ATTEMPTS: Annotated[int, Field(ge=1, le=100)] = 5
+    SCHEDULER_RETRY_BASE_SECONDS: Annotated[float, Field(ge=0, le=3600)] = 30.0
+    WORKER_POLL_SECONDS: Annotated[float, Field(gt=0, le=300)] = 1.0
+    DATABASE_URL: str = DEFAULT_DATABASE_URL
+    DATABASE_MAX_CONNECTIONS: Annotated[int, Field(ge=1, le=1000)] = 20
+    ENABLE_PERFORMANCE_MONITORING: bool = True
+    REDIS_URL: str | None = None
+    CRON_SECRET: str | None = None
+    SECRET_KEY: str | None = None
+    HTTP_TIMEOUT_SECONDS: Annotated[float, Field(gt=0, le=300)] = 15.0
+    MEDIA_MAX_BYTES: Annotated[int, Field(ge=1024)] = 8 * 1024 * 1024
+    # Hosts (host or host:port) whose media may be fetched although they are not public
+    # addresses: the sandbox in demos and tests. Empty in production.
+    MEDIA_ALLOWED_HOSTS: str = ""
+    # When set, every publisher talks to this sandbox instead of the real platform.
+    SANDBOX_URL: str | None = None
+    LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    LOG_FORMAT: Literal["json", "text"] = "json"
+
+    @field_validator("DATABASE_URL")
+    @classmethod
+    def _async_driver(cls, value: str) -> str:
+        return normalize_database_url(value)
+
+    @field_validator("CRON_SECRET", "SECRET_KEY", "REDIS_URL", "SANDBOX_URL", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("SECRET_KEY")
+    @classmethod
+    def _strong_enough(cls, value: str | None) -> str | None:
+        if value is not None and any(len(part.strip()) < 16 for part in value.split(",")):
+            raise ValueError("each comma-separated key must be at least 16 characters")
+        return value
+
+    @property
+    def media_allowed_hosts(self) -> frozenset[str]:
+        return frozenset(
+            h.strip().lower() for h in self.MEDIA_ALLOWED_HOSTS.split(",") if h.strip()
+        )
+
+
+def normalize_database_url(url: str) -> str:
+    """Accept the URLs people paste and pick the async driver we ship."""
+    for prefix, driver in (
+        ("postgres://", "postgresql+asyncpg://"),
+        ("postgresql://", "postgresql+asyncpg://"),
+        ("postgresql+psycopg://", "postgresql+asyncpg://"),
+        ("sqlite://", "sqlite+aiosqlite://"),
+    ):
+        if url.startswith(prefix):
+            return driver + url.removeprefix(prefix)
+    if url.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
+        return url
+    raise ValueError("must start with postgresql:// or sqlite:/// (e.g. sqlite:///./postpilot.db)")
+
+
+_SECRET_NAMES = frozenset({"SECRET_KEY", "CRON_SECRET", "DATABASE_URL", "REDIS_URL"})
+
+
+class SettingsError(Exception):
+    """Settings did not validate; the message names each variable and what it accepts."""
+
+
+def load_settings(**overrides: object) -> Settings:
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            name = ".".join(str(part) for part in error["loc"]) or "settings"
+            message = str(error["msg"]).removeprefix("Value error, ")
+            shown = "<hidden>" if name.upper() in _SECRET_NAMES else repr(error.get("input"))
+            lines.append(f"{name}: {message} (got {shown})")
+        raise SettingsError("; ".join(lines)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()

@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy tables, Alembic migrations and the few queries that matter."""

@@ -1,0 +1,49 @@
+"""Many rows in one statement: rows travel as one JSON parameter and the database unpacks them
+(PostgreSQL `json_to_recordset`, SQLite `json_each`). No parameter-count limit, one round trip."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+ColumnType = Literal["text", "int", "timestamptz", "bool"]
+
+
+@dataclass(frozen=True, slots=True)
+class JsonRows:
+    """The FROM item and per-column expressions for rows passed as the `:payload` parameter."""
+
+    from_clause: str
+    columns: Mapping[str, str]
+
+
+def json_rows(
+    dialect: str, columns: Sequence[tuple[str, ColumnType]], alias: str = "v"
+) -> JsonRows:
+    if dialect == "postgresql":
+        spec = ", ".join(f"{name} {sql_type}" for name, sql_type in columns)
+        return JsonRows(
+            from_clause=f"json_to_recordset(CAST(:payload AS json)) AS {alias}({spec})",
+            columns={name: f"{alias}.{name}" for name, _ in columns},
+        )
+    return JsonRows(
+        from_clause=f"json_each(:payload) AS {alias}",
+        columns={name: f"json_extract({alias}.value, '$.{name}')" for name, _ in columns},
+    )
+
+
+def encode(dialect: str, rows: Iterable[Mapping[str, Any]]) -> str:
+    return json.dumps([{k: _value(dialect, v) for k, v in row.items()} for row in rows])
+
+
+def _value(dialect: str, value: Any) -> Any:
+    if isinstance(value, datetime):
+        value = value.astimezone(UTC)
+        if dialect == "sqlite":
+            # The text form SQLAlchemy's SQLite DateTime stores, so comparisons stay textual.
+            return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+        return value.isoformat()
+    return value

@@ -1,0 +1,206 @@
+"""SQLAlchemy 2 tables. Every id is a UUID string so rows move between SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# SQLite only autoincrements an INTEGER PRIMARY KEY.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+Timestamp = DateTime(timezone=True)
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Workspace(Base):
+    __tablename__ = "workspaces"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    prefix: Mapped[str] = mapped_column(String(16), index=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+
+class Account(Base):
+    __tablename__ = "accounts"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    workspace_id: Mapped[str] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), index=True
+    )
+    platform: Mapped[str] = mapped_column(String(32))
+    handle: Mapped[str] = mapped_column(String(200))
+    # Instance / server / API base for platforms that have one (Mastodon, Bluesky, Matrix).
+    base_url: Mapped[str | None] = mapped_column(String(500))
+    # Non-secret per-platform settings (chat id, page id, channel...).
+    options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    credentials: Mapped[str] = mapped_column(Text)  # Fernet token of a JSON object
+    # Bumped on every credentials change: caches key on it so an edit is never served stale.
+    credentials_version: Mapped[int] = mapped_column(Integer, default=1)
+    token_expires_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    status: Mapped[str] = mapped_column(String(32), default="active")
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    deleted_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+
+class Post(Base):
+    __tablename__ = "posts"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    text: Mapped[str] = mapped_column(Text)
+    media_urls: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # platform -> text that replaces `text` for that platform.
+    overrides: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    scheduled_at: Mapped[datetime] = mapped_column(Timestamp)
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    # Free-form label; `demo` marks rows that `postpilot demo clean` may remove.
+    source: Mapped[str] = mapped_column(String(32), default="api")
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    cancelled_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+    __table_args__ = (Index(None, "workspace_id", "scheduled_at"),)
+
+
+class Delivery(Base):
+    __tablename__ = "deliveries"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    post_id: Mapped[str] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"), index=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
+    platform: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default="scheduled")
+    scheduled_at: Mapped[datetime] = mapped_column(Timestamp)  # the user's time, for lateness
+    due_at: Mapped[datetime] = mapped_column(Timestamp)  # next attempt
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Reused by every attempt, so platforms with idempotency never double-post on a retry.
+    idempotency_key: Mapped[str] = mapped_column(String(64), default=new_id)
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claimed_until: Mapped[datetime | None] = mapped_column(Timestamp)
+    # Set by the claim when it took over an expired lease: the last attempt may be in flight.
+    recovered: Mapped[bool] = mapped_column(Boolean, default=False)
+    platform_post_id: Mapped[str | None] = mapped_column(String(500))
+    platform_url: Mapped[str | None] = mapped_column(String(1000))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    published_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("post_id", "account_id"),
+        # The claim is one range scan of this index whatever the table size: due_at is the next
+        # moment a pending row needs attention (its due time, or its lease end once claimed).
+        Index(
+            "ix_deliveries_pending_due",
+            "due_at",
+            postgresql_where=text("status IN ('scheduled', 'claimed')"),
+            sqlite_where=text("status IN ('scheduled', 'claimed')"),
+        ),
+        Index(None, "workspace_id", "status"),
+    )
+
+
+class Activity(Base):
+    __tablename__ = "activity"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    workspace_id: Mapped[str] = mapped_column(String(36), index=True)
+    post_id: Mapped[str | None] = mapped_column(String(36))
+    delivery_id: Mapped[str | None] = mapped_column(String(36))
+    at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    event: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str] = mapped_column(Text, default="")
+    actor: Mapped[str] = mapped_column(String(64), default="system")  # api, reference, optimized
+    pass_id: Mapped[str | None] = mapped_column(String(36))
+
+    __table_args__ = (Index(None, "post_id", "id"),)
+
+
+class SchedulerSettings(Base):
+    """The one row saying which scheduler runs and with which knobs; workers re-read it every
+    pass, so `postpilot scheduler use/tune` takes effect without a restart."""
+
+    __tablename__ = "scheduler_settings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, default=1)
+    active_scheduler: Mapped[str] = mapped_column(String(16), default="optimized")
+    concurrency: Mapped[int | None] = mapped_column(Integer)  # None: SCHEDULER_CONCURRENCY
+    batch_size: Mapped[int | None] = mapped_column(Integer)  # None: SCHEDULER_BATCH_SIZE
+    interval_seconds: Mapped[float | None] = mapped_column()  # None: wake when work is due
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(200), default="system")
+
+
+class SchedulerChange(Base):
+    """Audit trail of every switch and tune: who, when, from, to."""
+
+    __tablename__ = "scheduler_changes"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    actor: Mapped[str] = mapped_column(String(200))
+    setting: Mapped[str] = mapped_column(String(32))
+    old_value: Mapped[str | None] = mapped_column(String(64))
+    new_value: Mapped[str | None] = mapped_column(String(64))
+
+
+class WorkerHeartbeat(Base):
+    __tablename__ = "worker_heartbeats"
+
+    worker_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    hostname: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    last_beat_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    state: Mapped[str] = mapped_column(String(16), default="running")  # running, stopped

@@ -1,0 +1,349 @@
+"""The scheduler's queries: claim due deliveries under a lease, load what they need, write
+outcomes back in bulk. A pass costs the same few statements whatever its batch size."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Row, and_, func, select, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from postpilot.core.states import DeliveryStatus
+from postpilot.core.timezones import as_utc
+from postpilot.core.transitions import DeliverySnapshot, Transition
+from postpilot.store import bulk
+from postpilot.store.tables import Account, Delivery, Post
+
+deliveries = Delivery.__table__
+posts = Post.__table__
+accounts = Account.__table__
+
+PENDING = (DeliveryStatus.SCHEDULED.value, DeliveryStatus.CLAIMED.value)
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedDelivery:
+    id: str
+    workspace_id: str
+    post_id: str
+    account_id: str
+    platform: str
+    attempts: int
+    scheduled_at: datetime
+    due_at: datetime
+    idempotency_key: str
+    recovered: bool  # its previous holder's lease ran out: an attempt may be in flight
+
+    @property
+    def snapshot(self) -> DeliverySnapshot:
+        return DeliverySnapshot(
+            status=DeliveryStatus.CLAIMED, attempts=self.attempts, due_at=self.due_at
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PostContent:
+    id: str
+    text: str
+    media_urls: tuple[str, ...]
+    overrides: dict[str, str]
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class AccountRecord:
+    id: str
+    workspace_id: str
+    platform: str
+    handle: str
+    base_url: str | None
+    options: dict[str, Any]
+    credentials: str  # encrypted
+    credentials_version: int
+    token_expires_at: datetime | None
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class WorkItem:
+    delivery: ClaimedDelivery
+    post: PostContent
+    account: AccountRecord
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """A transition decided for a claimed delivery, ready to be written."""
+
+    delivery: ClaimedDelivery
+    transition: Transition
+
+
+_CLAIM_COLUMNS = (
+    deliveries.c.id,
+    deliveries.c.workspace_id,
+    deliveries.c.post_id,
+    deliveries.c.account_id,
+    deliveries.c.platform,
+    deliveries.c.attempts,
+    deliveries.c.scheduled_at,
+    deliveries.c.due_at,
+    deliveries.c.idempotency_key,
+    deliveries.c.recovered,
+)
+
+
+def _claim_statement(*, now: datetime, limit: int, claimer: str, lease: timedelta) -> Any:
+    """Take up to `limit` due rows: scheduled ones whose time has come, and claimed ones whose
+    lease ran out. PostgreSQL skips rows another worker is taking; SQLite has one writer."""
+    due = (
+        select(deliveries.c.id)
+        .where(deliveries.c.status.in_(PENDING), deliveries.c.due_at <= now)
+        .order_by(deliveries.c.due_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return (
+        update(deliveries)
+        .where(deliveries.c.id.in_(due.scalar_subquery()))
+        .values(
+            # SET sees the old row: a row that was already claimed is a recovered lease.
+            recovered=deliveries.c.status == DeliveryStatus.CLAIMED.value,
+            status=DeliveryStatus.CLAIMED.value,
+            claimed_by=claimer,
+            claimed_until=now + lease,
+            due_at=now + lease,
+            updated_at=now,
+        )
+        .returning(*_CLAIM_COLUMNS)
+    )
+
+
+_POST_COLUMNS = (
+    posts.c.id.label("post_id"),
+    posts.c.text,
+    posts.c.media_urls,
+    posts.c.overrides,
+    posts.c.version,
+)
+_ACCOUNT_COLUMNS = (
+    accounts.c.id.label("account_id"),
+    accounts.c.workspace_id.label("account_workspace_id"),
+    accounts.c.platform.label("account_platform"),
+    accounts.c.handle,
+    accounts.c.base_url,
+    accounts.c.options,
+    accounts.c.credentials,
+    accounts.c.credentials_version,
+    accounts.c.token_expires_at,
+    accounts.c.status.label("account_status"),
+)
+
+
+def _content_columns() -> tuple[Any, ...]:
+    return (*_POST_COLUMNS, *_ACCOUNT_COLUMNS)
+
+
+def _load_statement(ids: Sequence[str]) -> Any:
+    return (
+        select(deliveries.c.id.label("delivery_id"), *_content_columns())
+        .select_from(
+            deliveries.join(posts, posts.c.id == deliveries.c.post_id).join(
+                accounts, accounts.c.id == deliveries.c.account_id
+            )
+        )
+        .where(deliveries.c.id.in_(ids))
+    )
+
+
+async def claim(
+    conn: AsyncConnection, *, now: datetime, limit: int, claimer: str, lease: timedelta
+) -> list[WorkItem]:
+    """Claim and load a batch: one statement on PostgreSQL (UPDATE in a CTE), two on SQLite.
+
+    The caller commits right after, so other workers see the lease at once."""
+    claim_stmt = _claim_statement(now=now, limit=limit, claimer=claimer, lease=lease)
+    if conn.dialect.name == "postgresql":
+        claimed_cte = claim_stmt.cte("claimed")
+        joined = claimed_cte.join(posts, posts.c.id == claimed_cte.c.post_id).join(
+            accounts, accounts.c.id == claimed_cte.c.account_id
+        )
+        rows = (
+            await conn.execute(select(claimed_cte, *_content_columns()).select_from(joined))
+        ).all()
+        return [_work_item(row, row) for row in rows]
+    claimed = await claim_rows(conn, now=now, limit=limit, claimer=claimer, lease=lease)
+    if not claimed:
+        return []
+    by_id = {row.delivery_id: row for row in await _load(conn, [row.id for row in claimed])}
+    return [_work_item(row, by_id[row.id]) for row in claimed if row.id in by_id]
+
+
+async def claim_rows(
+    conn: AsyncConnection, *, now: datetime, limit: int, claimer: str, lease: timedelta
+) -> Sequence[Row[Any]]:
+    """Only the claim, without loading posts and accounts (the reference scheduler's way)."""
+    stmt = _claim_statement(now=now, limit=limit, claimer=claimer, lease=lease)
+    return (await conn.execute(stmt)).all()
+
+
+async def _load(conn: AsyncConnection, ids: Sequence[str]) -> Sequence[Row[Any]]:
+    return (await conn.execute(_load_statement(ids))).all()
+
+
+async def load_separately(conn: AsyncConnection, claimed: Row[Any]) -> WorkItem | None:
+    """Load one claimed delivery's post, then its account: the natural per-row queries."""
+    post = (
+        await conn.execute(select(*_POST_COLUMNS).where(posts.c.id == claimed.post_id))
+    ).one_or_none()
+    account = (
+        await conn.execute(select(*_ACCOUNT_COLUMNS).where(accounts.c.id == claimed.account_id))
+    ).one_or_none()
+    if post is None or account is None:
+        return None
+    return WorkItem(delivery=_claimed(claimed), post=_post(post), account=_account(account))
+
+
+def _work_item(claimed: Any, loaded: Any) -> WorkItem:
+    return WorkItem(delivery=_claimed(claimed), post=_post(loaded), account=_account(loaded))
+
+
+def _claimed(claimed: Any) -> ClaimedDelivery:
+    return ClaimedDelivery(
+        id=claimed.id,
+        workspace_id=claimed.workspace_id,
+        post_id=claimed.post_id,
+        account_id=claimed.account_id,
+        platform=claimed.platform,
+        attempts=claimed.attempts,
+        scheduled_at=as_utc(claimed.scheduled_at),
+        due_at=as_utc(claimed.due_at),
+        idempotency_key=claimed.idempotency_key,
+        recovered=bool(claimed.recovered),
+    )
+
+
+def _post(loaded: Any) -> PostContent:
+    return PostContent(
+        id=loaded.post_id,
+        text=loaded.text,
+        media_urls=tuple(loaded.media_urls or ()),
+        overrides=dict(loaded.overrides or {}),
+        version=loaded.version,
+    )
+
+
+def _account(loaded: Any) -> AccountRecord:
+    return AccountRecord(
+        id=loaded.account_id,
+        workspace_id=loaded.account_workspace_id,
+        platform=loaded.account_platform,
+        handle=loaded.handle,
+        base_url=loaded.base_url,
+        options=dict(loaded.options or {}),
+        credentials=loaded.credentials,
+        credentials_version=loaded.credentials_version,
+        token_expires_at=as_utc(loaded.token_expires_at) if loaded.token_expires_at else None,
+        status=loaded.account_status,
+    )
+
+
+_OUTCOME_COLUMNS: tuple[tuple[str, bulk.ColumnType], ...] = (
+    ("id", "text"),
+    ("status", "text"),
+    ("attempts", "int"),
+    ("due_at", "timestamptz"),
+    ("last_error", "text"),
+    ("platform_post_id", "text"),
+    ("platform_url", "text"),
+    ("published_at", "timestamptz"),
+)
+
+
+async def apply_decisions(
+    conn: AsyncConnection, decisions: Sequence[Decision], *, claimer: str, now: datetime
+) -> set[str]:
+    """Write every decision in one statement, only where the lease is still `claimer`'s own.
+
+    Returns the ids written; a delivery someone else took over in the meantime is left alone."""
+    if not decisions:
+        return set()
+    rows = bulk.json_rows(conn.dialect.name, _OUTCOME_COLUMNS)
+    v = rows.columns
+    d = "deliveries"
+    sql = f"""
+        UPDATE deliveries SET
+            status = {v["status"]}, attempts = {v["attempts"]}, due_at = {v["due_at"]},
+            last_error = {v["last_error"]}, platform_post_id = {v["platform_post_id"]},
+            platform_url = {v["platform_url"]}, published_at = {v["published_at"]},
+            claimed_by = NULL, claimed_until = NULL, recovered = false, updated_at = :now
+        FROM {rows.from_clause}
+        WHERE {d}.id = {v["id"]} AND {d}.claimed_by = :claimer AND {d}.status = 'claimed'
+        RETURNING {d}.id
+    """
+    payload = bulk.encode(
+        conn.dialect.name,
+        (
+            {
+                "id": dec.delivery.id,
+                "status": dec.transition.status.value,
+                "attempts": dec.transition.attempts,
+                "due_at": dec.transition.due_at,
+                "last_error": dec.transition.error,
+                "platform_post_id": dec.transition.platform_post_id,
+                "platform_url": dec.transition.platform_url,
+                "published_at": dec.transition.published_at,
+            }
+            for dec in decisions
+        ),
+    )
+    result = await conn.execute(
+        text(sql).bindparams(payload=payload, claimer=claimer, now=now).columns(deliveries.c.id)
+    )
+    return {row[0] for row in result}
+
+
+async def release(conn: AsyncConnection, ids: Sequence[str], *, claimer: str, now: datetime) -> int:
+    """Give claimed deliveries back untouched (a worker stopping before it sent them)."""
+    if not ids:
+        return 0
+    result = await conn.execute(
+        update(deliveries)
+        .where(
+            deliveries.c.id.in_(ids),
+            deliveries.c.claimed_by == claimer,
+            deliveries.c.status == DeliveryStatus.CLAIMED.value,
+        )
+        .values(
+            status=DeliveryStatus.SCHEDULED.value,
+            claimed_by=None,
+            claimed_until=None,
+            recovered=False,
+            due_at=now,
+            updated_at=now,
+        )
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def next_due_at(conn: AsyncConnection) -> datetime | None:
+    """When the next pending delivery needs attention (due time or lease end)."""
+    value = (
+        await conn.execute(
+            select(func.min(deliveries.c.due_at)).where(deliveries.c.status.in_(PENDING))
+        )
+    ).scalar_one_or_none()
+    return as_utc(value) if value is not None else None
+
+
+def mark_accounts_needing_reconnect_stmt(
+    account_ids: Sequence[str], reason: str, now: datetime
+) -> Any:
+    return (
+        update(accounts)
+        .where(and_(accounts.c.id.in_(account_ids), accounts.c.status == "active"))
+        .values(status="needs_reconnect", status_reason=reason, updated_at=now)
+    )
