@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, and_, func, select, text, update
+from sqlalchemy import Row, Table, and_, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from postpilot.core.states import DeliveryStatus
@@ -17,9 +17,9 @@ from postpilot.core.transitions import DeliverySnapshot, Transition
 from postpilot.store import bulk
 from postpilot.store.tables import Account, Delivery, Post
 
-deliveries = Delivery.__table__
-posts = Post.__table__
-accounts = Account.__table__
+deliveries: Table = Delivery.__table__  # type: ignore[assignment]
+posts: Table = Post.__table__  # type: ignore[assignment]
+accounts: Table = Account.__table__  # type: ignore[assignment]
 
 PENDING = (DeliveryStatus.SCHEDULED.value, DeliveryStatus.CLAIMED.value)
 
@@ -326,7 +326,7 @@ async def release(conn: AsyncConnection, ids: Sequence[str], *, claimer: str, no
             updated_at=now,
         )
     )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    return int(result.rowcount)
 
 
 async def next_due_at(conn: AsyncConnection) -> datetime | None:

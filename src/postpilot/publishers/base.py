@@ -1,0 +1,77 @@
+"""The publisher protocol and what flows through it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar, Protocol
+
+import httpx
+
+from postpilot.core.outcomes import Outcome
+from postpilot.core.transitions import Recovery
+from postpilot.publishers.media import MediaFetcher
+
+
+@dataclass(frozen=True, slots=True)
+class AccountContext:
+    """An account as a publisher sees it: decrypted credentials, never written back by it."""
+
+    id: str
+    platform: str
+    handle: str
+    base_url: str | None
+    options: dict[str, Any]
+    credentials: dict[str, Any]
+    token_expires_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PublishRequest:
+    delivery_id: str
+    idempotency_key: str  # the same on every attempt of this delivery
+    text: str  # the post's text with this platform's override applied
+    media_urls: tuple[str, ...]
+    account: AccountContext
+    scheduled_at: datetime
+    attempt: int  # 1 for the first try
+    recovered: bool = False  # an earlier attempt may have reached the platform
+
+
+@dataclass(frozen=True, slots=True)
+class Refreshed:
+    credentials: dict[str, Any]  # the complete new credentials to store
+    expires_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshFailed:
+    reason: str
+
+
+RefreshResult = Refreshed | RefreshFailed
+
+
+@dataclass
+class PublishContext:
+    """Shared per-process resources handed to every publisher call."""
+
+    http: httpx.AsyncClient
+    media: MediaFetcher
+    now: Callable[[], datetime]
+    # Overrides each platform's API base (the sandbox URL in demos, tests and benchmarks).
+    base_urls: dict[str, str] = field(default_factory=dict)
+
+    def base_url(self, platform: str, account: AccountContext, default: str) -> str:
+        return (self.base_urls.get(platform) or account.base_url or default).rstrip("/")
+
+
+class Publisher(Protocol):
+    platform: ClassVar[str]
+    recovery: ClassVar[Recovery]
+    can_refresh: ClassVar[bool]
+
+    async def publish(self, request: PublishRequest, ctx: PublishContext) -> Outcome: ...
+
+    async def refresh(self, account: AccountContext, ctx: PublishContext) -> RefreshResult: ...

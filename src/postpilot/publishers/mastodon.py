@@ -1,0 +1,119 @@
+"""Mastodon: `POST /api/v1/statuses` with an Idempotency-Key, media via `POST /api/v2/media`."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import ClassVar
+
+import httpx
+
+from postpilot.core import outcomes
+from postpilot.core.transitions import Recovery
+from postpilot.publishers import errors
+from postpilot.publishers.base import (
+    AccountContext,
+    PublishContext,
+    PublishRequest,
+    RefreshFailed,
+    RefreshResult,
+)
+from postpilot.publishers.media import MediaError
+
+MEDIA_POLL_ATTEMPTS = 10
+MEDIA_POLL_SECONDS = 0.5
+
+
+class _Stop(Exception):
+    """Ends a publish early with the outcome it carries."""
+
+    def __init__(self, outcome: outcomes.Outcome) -> None:
+        self.outcome = outcome
+
+
+class MastodonPublisher:
+    platform: ClassVar[str] = "mastodon"
+    recovery: ClassVar[Recovery] = Recovery.IDEMPOTENT
+    can_refresh: ClassVar[bool] = False
+
+    async def publish(self, request: PublishRequest, ctx: PublishContext) -> outcomes.Outcome:
+        base = ctx.base_url(self.platform, request.account, default="")
+        if not base:
+            return outcomes.Permanent("mastodon: the account has no instance URL (base_url)")
+        headers = {"Authorization": f"Bearer {request.account.credentials.get('access_token', '')}"}
+        try:
+            media_ids = [await self._upload(base, url, headers, ctx) for url in request.media_urls]
+            body = {
+                "status": request.text,
+                "media_ids": media_ids,
+                "visibility": request.account.options.get("visibility", "public"),
+            }
+            response = await ctx.http.post(
+                f"{base}/api/v1/statuses",
+                json=body,
+                headers={**headers, "Idempotency-Key": request.idempotency_key},
+            )
+        except _Stop as stop:
+            return stop.outcome
+        except httpx.TransportError as exc:
+            return errors.transport_outcome(exc, "mastodon status")
+        if response.status_code == 200:
+            status = response.json()
+            return outcomes.Published(platform_post_id=str(status["id"]), url=status.get("url"))
+        return self._failure(response, ctx, "status")
+
+    async def refresh(self, account: AccountContext, ctx: PublishContext) -> RefreshResult:
+        return RefreshFailed("Mastodon access tokens do not expire and cannot be refreshed")
+
+    async def _upload(
+        self, base: str, url: str, headers: dict[str, str], ctx: PublishContext
+    ) -> str:
+        try:
+            media = await ctx.media.fetch(url)
+        except MediaError as exc:
+            raise _Stop(outcomes.Permanent(str(exc))) from exc
+        try:
+            response = await ctx.http.post(
+                f"{base}/api/v2/media",
+                files={"file": (media.filename, media.content, media.content_type)},
+                headers=headers,
+            )
+            if response.status_code not in (200, 202):
+                raise _Stop(self._failure(response, ctx, "media upload"))
+            attachment = response.json()
+            media_id = str(attachment["id"])
+            if response.status_code == 202 or attachment.get("url") is None:
+                await self._wait_processed(base, media_id, headers, ctx)
+            return media_id
+        except httpx.TransportError as exc:
+            # The status was not sent yet, so nothing can have been published: retry is safe.
+            raise _Stop(outcomes.Transient(f"mastodon media upload: {type(exc).__name__}")) from exc
+
+    async def _wait_processed(
+        self, base: str, media_id: str, headers: dict[str, str], ctx: PublishContext
+    ) -> None:
+        for _ in range(MEDIA_POLL_ATTEMPTS):
+            response = await ctx.http.get(f"{base}/api/v1/media/{media_id}", headers=headers)
+            if response.status_code == 200:
+                return
+            if response.status_code != 206:
+                raise _Stop(self._failure(response, ctx, "media processing"))
+            await asyncio.sleep(MEDIA_POLL_SECONDS)
+        raise _Stop(outcomes.Transient("mastodon: media still processing", 30.0))
+
+    def _failure(
+        self, response: httpx.Response, ctx: PublishContext, what: str
+    ) -> outcomes.Outcome:
+        message = f"mastodon {what}: {errors.error_text(response)}"
+        code = response.status_code
+        if code == 401:
+            return outcomes.TokenExpired(f"mastodon rejected the access token ({message})")
+        if code == 429:
+            fallback = ctx.now() + timedelta(minutes=5)
+            until = errors.reset_from_iso(response.headers.get("x-ratelimit-reset"), fallback)
+            return outcomes.RateLimited(until=until, reason=message)
+        if code == 422 and "not finished processing" in message:
+            return outcomes.Transient(message, retry_after_seconds=5.0)
+        if code >= 500:
+            return errors.server_error_outcome(response, f"mastodon {what}")
+        return outcomes.Permanent(message)

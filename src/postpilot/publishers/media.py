@@ -1,0 +1,187 @@
+"""Fetch media given by URL, safely: only http(s) to public addresses (checked after DNS
+resolution and again on every redirect), within size, type and time limits, once per URL."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+
+ALLOWED_TYPES = {
+    "image/jpeg": "jpg",
+    "image/png": "png",
+    "image/gif": "gif",
+    "image/webp": "webp",
+}
+MAX_REDIRECTS = 5
+
+
+class MediaError(Exception):
+    """A media URL that cannot be used; `reason` says why in words a person can act on."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(f"media {url}: {reason}")
+        self.url = url
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class MediaFile:
+    url: str
+    content: bytes
+    content_type: str
+
+    @property
+    def filename(self) -> str:
+        return f"media.{ALLOWED_TYPES.get(self.content_type, 'bin')}"
+
+
+def check_url_shape(url: str) -> None:
+    """The checks that need no network: used when a post is created, too."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise MediaError(url, "only http and https URLs can be fetched")
+    if not parts.hostname:
+        raise MediaError(url, "the URL has no host")
+    if parts.username or parts.password:
+        raise MediaError(url, "URLs with credentials are not allowed")
+
+
+def is_public_address(address: str) -> bool:
+    ip = ipaddress.ip_address(address)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
+
+
+class MediaFetcher:
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        max_bytes: int,
+        allowed_hosts: frozenset[str] = frozenset(),
+        timeout_seconds: float = 15.0,
+        cache_ttl_seconds: float = 300.0,
+        cache_max_bytes: int = 64 * 1024 * 1024,
+    ) -> None:
+        self._http = http
+        self._max_bytes = max_bytes
+        self._allowed_hosts = allowed_hosts
+        self._timeout = timeout_seconds
+        self._ttl = cache_ttl_seconds
+        self._cache_max_bytes = cache_max_bytes
+        self._cache: OrderedDict[str, tuple[float, MediaFile]] = OrderedDict()
+        self._cached_bytes = 0
+        self._inflight: dict[str, asyncio.Future[MediaFile]] = {}
+        self.hits = 0
+        self.misses = 0
+
+    async def fetch(self, url: str) -> MediaFile:
+        """The media at `url`, downloaded at most once per TTL even when many deliveries of a
+        batch ask for it at the same moment."""
+        cached = self._cache.get(url)
+        if cached and cached[0] > time.monotonic():
+            self.hits += 1
+            self._cache.move_to_end(url)
+            return cached[1]
+        if url in self._inflight:
+            self.hits += 1
+            return await asyncio.shield(self._inflight[url])
+        self.misses += 1
+        future: asyncio.Future[MediaFile] = asyncio.get_running_loop().create_future()
+        self._inflight[url] = future
+        try:
+            media = await asyncio.wait_for(self._download(url), self._timeout)
+        except TimeoutError:
+            error = MediaError(url, f"download took longer than {self._timeout:g} s")
+            future.set_exception(error)
+            future.exception()  # mark retrieved: waiters re-raise it themselves
+            raise error from None
+        except MediaError as error:
+            future.set_exception(error)
+            future.exception()
+            raise
+        finally:
+            self._inflight.pop(url, None)
+        future.set_result(media)
+        self._remember(url, media)
+        return media
+
+    def _remember(self, url: str, media: MediaFile) -> None:
+        size = len(media.content)
+        if size > self._cache_max_bytes // 4:
+            return
+        self._cache[url] = (time.monotonic() + self._ttl, media)
+        self._cached_bytes += size
+        while self._cached_bytes > self._cache_max_bytes and self._cache:
+            _, (_, evicted) = self._cache.popitem(last=False)
+            self._cached_bytes -= len(evicted.content)
+
+    async def _download(self, url: str) -> MediaFile:
+        current = url
+        for _ in range(MAX_REDIRECTS + 1):
+            await self._check_destination(url, current)
+            try:
+                async with self._http.stream(
+                    "GET", current, follow_redirects=False, timeout=self._timeout
+                ) as response:
+                    if response.is_redirect:
+                        location = response.headers.get("location")
+                        if not location:
+                            raise MediaError(url, "redirect without a Location header")
+                        current = urljoin(current, location)
+                        continue
+                    if response.status_code != 200:
+                        raise MediaError(url, f"the server answered HTTP {response.status_code}")
+                    content_type = response.headers.get("content-type", "").split(";")[0].strip()
+                    if content_type not in ALLOWED_TYPES:
+                        raise MediaError(
+                            url,
+                            f"content type {content_type or 'missing'!s} is not an image "
+                            f"({', '.join(ALLOWED_TYPES)})",
+                        )
+                    declared = int(response.headers.get("content-length") or 0)
+                    if declared > self._max_bytes:
+                        raise MediaError(url, self._too_big())
+                    body = bytearray()
+                    async for chunk in response.aiter_bytes():
+                        body.extend(chunk)
+                        if len(body) > self._max_bytes:
+                            raise MediaError(url, self._too_big())
+                    if not body:
+                        raise MediaError(url, "the file is empty")
+                    return MediaFile(url=url, content=bytes(body), content_type=content_type)
+            except httpx.HTTPError as exc:
+                raise MediaError(url, f"could not download it ({type(exc).__name__})") from exc
+        raise MediaError(url, f"more than {MAX_REDIRECTS} redirects")
+
+    def _too_big(self) -> str:
+        return f"larger than the {self._max_bytes // 1024} KiB limit"
+
+    async def _check_destination(self, original: str, url: str) -> None:
+        check_url_shape(url)
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        if host in self._allowed_hosts or f"{host}:{port}" in self._allowed_hosts:
+            return
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(
+                host, port, type=socket.SOCK_STREAM
+            )
+        except OSError as exc:
+            raise MediaError(original, f"host {host} does not resolve") from exc
+        for info in infos:
+            address = str(info[4][0])
+            if not is_public_address(address):
+                raise MediaError(
+                    original,
+                    f"{host} resolves to {address}, which is not a public address",
+                )

@@ -1,0 +1,102 @@
+"""The sandbox ASGI app: every platform's router plus a control API under /_sandbox."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, fields
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+
+from postpilot.sandbox import images
+from postpilot.sandbox.platforms import mastodon
+from postpilot.sandbox.state import FAULT_KINDS, Fault, SandboxState
+
+PLATFORM_ROUTERS = (mastodon.router,)
+
+
+def create_app(sandbox_state: SandboxState | None = None) -> FastAPI:
+    state = sandbox_state or SandboxState()
+    app = FastAPI(title="postpilot sandbox", docs_url="/_sandbox/docs", openapi_url=None)
+    app.state.sandbox = state
+    for make_router in PLATFORM_ROUTERS:
+        app.include_router(make_router(state))
+
+    class LogRequests(BaseHTTPMiddleware):
+        async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+            response = await call_next(request)
+            platform = request.url.path.strip("/").split("/", 1)[0]
+            if platform and platform != "_sandbox":
+                state.log(platform, request.method, request.url.path, response.status_code)
+            return response
+
+    app.add_middleware(LogRequests)
+
+    @app.get("/_sandbox/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/_sandbox/records")
+    async def records(platform: str | None = None) -> list[dict[str, Any]]:
+        return state.snapshot(platform)
+
+    @app.get("/_sandbox/requests")
+    async def requests(platform: str | None = None) -> list[dict[str, Any]]:
+        return [asdict(r) for r in state.requests if platform in (None, r.platform)]
+
+    @app.post("/_sandbox/reset")
+    async def reset() -> dict[str, str]:
+        state.reset()
+        return {"status": "reset"}
+
+    @app.get("/_sandbox/config")
+    async def get_config() -> dict[str, Any]:
+        return asdict(state.settings)
+
+    @app.post("/_sandbox/config")
+    async def configure(values: dict[str, Any]) -> dict[str, Any]:
+        try:
+            state.configure(values)
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from exc
+        return asdict(state.settings)
+
+    @app.post("/_sandbox/faults")
+    async def add_fault(values: dict[str, Any]) -> dict[str, Any]:
+        allowed = {f.name for f in fields(Fault)}
+        if unknown := set(values) - allowed:
+            raise HTTPException(
+                422, f"unknown fault fields {sorted(unknown)}; use {sorted(allowed)}"
+            )
+        if values.get("kind") not in FAULT_KINDS:
+            raise HTTPException(422, f"kind must be one of {list(FAULT_KINDS)}")
+        fault = Fault(**values)
+        state.faults.append(fault)
+        return asdict(fault)
+
+    @app.post("/_sandbox/tokens/revoke")
+    async def revoke(values: dict[str, str]) -> dict[str, str]:
+        state.revoked_tokens.add(values["token"])
+        return {"status": "revoked"}
+
+    @app.get("/_sandbox/media/{name}")
+    async def media(name: str) -> Response:
+        """Media for posts: `*.png` is a small image (its colour derives from the name),
+        `big-*.png` exceeds common limits, anything else is not an image."""
+        if name.endswith(".png"):
+            colour = hashlib.sha256(name.encode()).digest()[:3]
+            size = 2048 if name.startswith("big-") else 8
+            return Response(
+                images.png(size, size, (colour[0], colour[1], colour[2])),
+                200,
+                media_type="image/png",
+            )
+        return Response("this is not an image", media_type="text/plain")
+
+    @app.exception_handler(KeyError)
+    async def missing_field(_request: Request, exc: KeyError) -> JSONResponse:
+        return JSONResponse({"error": f"missing field {exc}"}, status_code=422)
+
+    return app

@@ -1,0 +1,1 @@
+"""One router per platform, mounted under /{platform} by the sandbox app."""
