@@ -1,0 +1,1 @@
+"""The `postpilot` command: thin wrappers that parse, call the layers, and render."""

@@ -1,0 +1,23 @@
+"""`postpilot sandbox`: run the platform sandbox server."""
+
+from __future__ import annotations
+
+import typer
+import uvicorn
+
+from postpilot.sandbox.app import create_app
+
+
+def sandbox(
+    port: int = typer.Option(8765, help="Port to listen on (loopback only)."),
+    host: str = typer.Option("127.0.0.1", help="Address to bind."),
+    quiet: bool = typer.Option(False, help="Do not log each request."),
+) -> None:
+    """Run the sandbox that speaks the platforms' publishing contracts, offline."""
+    uvicorn.run(
+        create_app(),
+        host=host,
+        port=port,
+        log_level="warning" if quiet else "info",
+        access_log=not quiet,
+    )
