@@ -82,6 +82,16 @@ class Decision:
     transition: Transition
 
 
+@dataclass(frozen=True, slots=True)
+class AccountChange:
+    """What a pass learned about an account, written with the outcomes."""
+
+    account_id: str
+    credentials: str | None = None  # encrypted, after a successful refresh
+    token_expires_at: datetime | None = None
+    needs_reconnect: str | None = None  # the reason, after a failed refresh
+
+
 _CLAIM_COLUMNS = (
     deliveries.c.id,
     deliveries.c.workspace_id,
@@ -339,11 +349,42 @@ async def next_due_at(conn: AsyncConnection) -> datetime | None:
     return as_utc(value) if value is not None else None
 
 
-def mark_accounts_needing_reconnect_stmt(
-    account_ids: Sequence[str], reason: str, now: datetime
-) -> Any:
-    return (
-        update(accounts)
-        .where(and_(accounts.c.id.in_(account_ids), accounts.c.status == "active"))
-        .values(status="needs_reconnect", status_reason=reason, updated_at=now)
+async def extend_lease(conn: AsyncConnection, *, claimer: str, until: datetime) -> int:
+    """Keep a long pass's unfinished deliveries from being taken over while it still works."""
+    result = await conn.execute(
+        update(deliveries)
+        .where(
+            deliveries.c.claimed_by == claimer,
+            deliveries.c.status == DeliveryStatus.CLAIMED.value,
+        )
+        .values(claimed_until=until, due_at=until)
     )
+    return int(result.rowcount)
+
+
+async def apply_account_changes(
+    conn: AsyncConnection, changes: Sequence[AccountChange], *, now: datetime
+) -> None:
+    """Rare (a refresh, a dead token): one statement per change is fine here."""
+    for change in changes:
+        if change.credentials is not None:
+            await conn.execute(
+                update(accounts)
+                .where(accounts.c.id == change.account_id)
+                .values(
+                    credentials=change.credentials,
+                    credentials_version=accounts.c.credentials_version + 1,
+                    token_expires_at=change.token_expires_at,
+                    status="active",
+                    status_reason=None,
+                    updated_at=now,
+                )
+            )
+        elif change.needs_reconnect is not None:
+            await conn.execute(
+                update(accounts)
+                .where(and_(accounts.c.id == change.account_id, accounts.c.status == "active"))
+                .values(
+                    status="needs_reconnect", status_reason=change.needs_reconnect, updated_at=now
+                )
+            )

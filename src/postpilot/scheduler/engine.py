@@ -1,0 +1,198 @@
+"""Turn one claimed delivery into a decision: publish it (refreshing the token when needed) and
+ask the core what follows. Both schedulers call this; they differ only in how they batch."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+
+from postpilot.core import outcomes
+from postpilot.core.states import AccountStatus
+from postpilot.core.transitions import (
+    Recovery,
+    Transition,
+    apply_outcome,
+    recover_expired_lease,
+)
+from postpilot.crypto import CredentialsError
+from postpilot.publishers.base import AccountContext, Publisher, PublishRequest, Refreshed
+from postpilot.publishers.registry import PUBLISHERS
+from postpilot.scheduler.runtime import Runtime
+from postpilot.store.work import AccountChange, AccountRecord, Decision, WorkItem
+
+log = logging.getLogger(__name__)
+
+REFRESH_MARGIN = timedelta(minutes=5)
+
+
+@dataclass
+class Processed:
+    decision: Decision
+    outcome: str  # outcome kind, or "recovered" when no attempt was made
+    duration_ms: float
+    account_changes: list[AccountChange] = field(default_factory=list)
+
+
+class Refresher:
+    """One token refresh per account per pass, however many of its deliveries ask at once:
+    platforms that rotate refresh tokens would reject the second refresh."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._results: dict[str, AccountContext | str] = {}
+
+    async def refresh(
+        self, publisher: Publisher, account: AccountContext, record: AccountRecord
+    ) -> tuple[AccountContext | str, AccountChange | None]:
+        """Returns the refreshed account, or the reason the refresh failed."""
+        lock = self._locks.setdefault(account.id, asyncio.Lock())
+        async with lock:
+            if account.id in self._results:
+                return self._results[account.id], None
+            result = await publisher.refresh(account, self._runtime.publish)
+            if isinstance(result, Refreshed):
+                fresh = AccountContext(
+                    id=account.id,
+                    platform=account.platform,
+                    handle=account.handle,
+                    base_url=account.base_url,
+                    options=account.options,
+                    credentials=result.credentials,
+                    token_expires_at=result.expires_at,
+                )
+                self._runtime.credentials.set(
+                    (account.id, record.credentials_version + 1), result.credentials
+                )
+                change = AccountChange(
+                    account_id=account.id,
+                    credentials=self._runtime.cipher.encrypt(result.credentials),
+                    token_expires_at=result.expires_at,
+                )
+                self._results[account.id] = fresh
+                return fresh, change
+            reason = f"token refresh failed: {result.reason}"
+            self._results[account.id] = reason
+            return reason, AccountChange(account_id=account.id, needs_reconnect=reason)
+
+
+async def process(item: WorkItem, runtime: Runtime, refresher: Refresher) -> Processed:
+    started = time.perf_counter()
+    changes: list[AccountChange] = []
+    publisher = PUBLISHERS.get(item.delivery.platform)
+    recovery = publisher.recovery if publisher else Recovery.NONE
+    snapshot = item.delivery.snapshot
+    if item.delivery.recovered and (held := recover_expired_lease(snapshot, recovery=recovery)):
+        return _processed(item, held, "recovered", started, changes)
+    outcome = await _attempt(item, publisher, runtime, refresher, changes)
+    transition = apply_outcome(
+        snapshot, outcome, runtime.now(), policy=runtime.policy, recovery=recovery
+    )
+    if transition.account_needs_reconnect and not any(c.needs_reconnect for c in changes):
+        changes.append(AccountChange(item.account.id, needs_reconnect=transition.error))
+    return _processed(item, transition, outcomes.outcome_kind(outcome), started, changes)
+
+
+def _processed(
+    item: WorkItem,
+    transition: Transition,
+    kind: str,
+    started: float,
+    changes: list[AccountChange],
+) -> Processed:
+    return Processed(
+        decision=Decision(delivery=item.delivery, transition=transition),
+        outcome=kind,
+        duration_ms=(time.perf_counter() - started) * 1000,
+        account_changes=changes,
+    )
+
+
+async def _attempt(
+    item: WorkItem,
+    publisher: Publisher | None,
+    runtime: Runtime,
+    refresher: Refresher,
+    changes: list[AccountChange],
+) -> outcomes.Outcome:
+    if publisher is None:
+        return outcomes.Permanent(f"no publisher for platform {item.delivery.platform!r}")
+    if item.account.status != AccountStatus.ACTIVE:
+        return outcomes.Permanent(
+            f"account {item.account.handle} on {item.account.platform} is "
+            f"{item.account.status.replace('_', ' ')}: reconnect it, then retry this post"
+        )
+    return await _publish(item, publisher, runtime, refresher, changes)
+
+
+async def _publish(
+    item: WorkItem,
+    publisher: Publisher,
+    runtime: Runtime,
+    refresher: Refresher,
+    changes: list[AccountChange],
+) -> outcomes.Outcome:
+    try:
+        account = account_context(item.account, runtime)
+    except CredentialsError as exc:
+        return outcomes.Permanent(str(exc))
+    refreshed = False
+    expires = account.token_expires_at
+    if publisher.can_refresh and expires and expires - runtime.now() < REFRESH_MARGIN:
+        result, change = await refresher.refresh(publisher, account, item.account)
+        changes.extend([change] if change else [])
+        if isinstance(result, str):
+            return outcomes.TokenExpired(result)
+        account, refreshed = result, True
+    request = PublishRequest(
+        delivery_id=item.delivery.id,
+        idempotency_key=item.delivery.idempotency_key,
+        text=item.post.overrides.get(item.delivery.platform, item.post.text),
+        media_urls=item.post.media_urls,
+        account=account,
+        scheduled_at=item.delivery.scheduled_at,
+        attempt=item.delivery.attempts + 1,
+        recovered=item.delivery.recovered,
+    )
+    outcome = await _guarded_publish(publisher, request, runtime)
+    if isinstance(outcome, outcomes.TokenExpired) and publisher.can_refresh and not refreshed:
+        result, change = await refresher.refresh(publisher, account, item.account)
+        changes.extend([change] if change else [])
+        if isinstance(result, str):
+            return outcomes.TokenExpired(result)
+        return await _guarded_publish(publisher, replace(request, account=result), runtime)
+    return outcome
+
+
+async def _guarded_publish(
+    publisher: Publisher, request: PublishRequest, runtime: Runtime
+) -> outcomes.Outcome:
+    try:
+        return await publisher.publish(request, runtime.publish)
+    except Exception as exc:  # a bug in a publisher must not lose the delivery
+        log.exception(
+            "publisher crashed",
+            extra={"delivery_id": request.delivery_id, "platform": publisher.platform},
+        )
+        return outcomes.Ambiguous(f"internal error in the {publisher.platform} publisher: {exc}")
+
+
+def account_context(record: AccountRecord, runtime: Runtime) -> AccountContext:
+    """Decrypt once per credentials version: an edit bumps the version, so it is never stale."""
+    key = (record.id, record.credentials_version)
+    credentials = runtime.credentials.get(key)
+    if credentials is None:
+        credentials = runtime.cipher.decrypt(record.credentials)
+        runtime.credentials.set(key, credentials)
+    return AccountContext(
+        id=record.id,
+        platform=record.platform,
+        handle=record.handle,
+        base_url=record.base_url,
+        options=record.options,
+        credentials=credentials,
+        token_expires_at=record.token_expires_at,
+    )

@@ -1,0 +1,111 @@
+"""Everything a pass needs, opened once per process: database, HTTP client, publishers' context,
+cipher, caches, retry policy, and the observers that receive each pass's summary."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from postpilot.cache.memory import TTLCache
+from postpilot.core.retry import RetryPolicy
+from postpilot.crypto import CredentialCipher
+from postpilot.publishers.base import PublishContext
+from postpilot.publishers.media import MediaFetcher
+from postpilot.publishers.registry import supported_platforms
+from postpilot.settings import Settings
+from postpilot.store.database import Database
+
+if TYPE_CHECKING:
+    from postpilot.scheduler.summary import PassReport
+
+PassObserver = Callable[["PassReport"], Awaitable[None]]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class MissingSecretKey(Exception):
+    """SECRET_KEY is not set: it encrypts stored credentials. Put one in .env.local
+    (`python -c 'import secrets; print(secrets.token_urlsafe(32))'`)."""
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    cipher: CredentialCipher
+    http: httpx.AsyncClient
+    publish: PublishContext
+    policy: RetryPolicy
+    credentials: TTLCache[dict[str, Any]]
+    clock: Callable[[], datetime] = utcnow
+    observers: list[PassObserver] = field(default_factory=list)
+    # Set when a post is created or rescheduled in this process: the worker wakes at once.
+    wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    _owns_db: bool = True
+
+    @classmethod
+    def open(
+        cls,
+        settings: Settings,
+        *,
+        db: Database | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> Runtime:
+        if not settings.SECRET_KEY:
+            raise MissingSecretKey(MissingSecretKey.__doc__)
+        owns_db = db is None
+        database = db or Database(
+            settings.DATABASE_URL, max_connections=settings.DATABASE_MAX_CONNECTIONS
+        )
+        http = httpx.AsyncClient(
+            timeout=settings.HTTP_TIMEOUT_SECONDS,
+            limits=httpx.Limits(
+                max_connections=max(100, settings.SCHEDULER_CONCURRENCY * 4),
+                max_keepalive_connections=max(20, settings.SCHEDULER_CONCURRENCY * 2),
+            ),
+            headers={"User-Agent": "postpilot/0.1"},
+        )
+        media = MediaFetcher(
+            http,
+            max_bytes=settings.MEDIA_MAX_BYTES,
+            allowed_hosts=settings.media_allowed_hosts,
+            timeout_seconds=settings.HTTP_TIMEOUT_SECONDS,
+            cache_ttl_seconds=settings.SCHEDULER_CACHE_TTL,
+        )
+        base_urls = sandbox_base_urls(settings.SANDBOX_URL, supported_platforms())
+        return cls(
+            settings=settings,
+            db=database,
+            cipher=CredentialCipher(settings.SECRET_KEY),
+            http=http,
+            publish=PublishContext(http=http, media=media, now=clock, base_urls=base_urls),
+            policy=RetryPolicy(
+                max_attempts=settings.SCHEDULER_MAX_ATTEMPTS,
+                base_delay_seconds=settings.SCHEDULER_RETRY_BASE_SECONDS,
+                max_delay_seconds=max(3600.0, settings.SCHEDULER_RETRY_BASE_SECONDS),
+            ),
+            credentials=TTLCache("credentials", ttl_seconds=settings.SCHEDULER_CACHE_TTL),
+            clock=clock,
+            _owns_db=owns_db,
+        )
+
+    def now(self) -> datetime:
+        return self.clock()
+
+    async def close(self) -> None:
+        await self.http.aclose()
+        if self._owns_db:
+            await self.db.dispose()
+
+
+def sandbox_base_urls(sandbox_url: str | None, platforms: Sequence[str]) -> dict[str, str]:
+    if not sandbox_url:
+        return {}
+    return {platform: f"{sandbox_url.rstrip('/')}/{platform}" for platform in platforms}

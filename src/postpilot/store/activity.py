@@ -1,0 +1,66 @@
+"""The activity log: appended in bulk by passes, one row at a time by the API."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from postpilot.store import bulk
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    workspace_id: str
+    post_id: str | None
+    delivery_id: str | None
+    at: datetime
+    event: str
+    detail: str
+    actor: str
+    pass_id: str | None = None
+
+
+_COLUMNS: tuple[tuple[str, bulk.ColumnType], ...] = (
+    ("workspace_id", "text"),
+    ("post_id", "text"),
+    ("delivery_id", "text"),
+    ("at", "timestamptz"),
+    ("event", "text"),
+    ("detail", "text"),
+    ("actor", "text"),
+    ("pass_id", "text"),
+)
+
+
+async def append(conn: AsyncConnection, entries: Sequence[Entry]) -> None:
+    """Append every entry in one statement."""
+    if not entries:
+        return
+    rows = bulk.json_rows(conn.dialect.name, _COLUMNS)
+    names = ", ".join(name for name, _ in _COLUMNS)
+    values = ", ".join(rows.columns[name] for name, _ in _COLUMNS)
+    payload = bulk.encode(
+        conn.dialect.name,
+        (
+            {
+                "workspace_id": e.workspace_id,
+                "post_id": e.post_id,
+                "delivery_id": e.delivery_id,
+                "at": e.at,
+                "event": e.event,
+                "detail": e.detail,
+                "actor": e.actor,
+                "pass_id": e.pass_id,
+            }
+            for e in entries
+        ),
+    )
+    await conn.execute(
+        text(f"INSERT INTO activity ({names}) SELECT {values} FROM {rows.from_clause}").bindparams(
+            payload=payload
+        )
+    )

@@ -1,0 +1,339 @@
+"""Posts and their deliveries, as the API and CLI see them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, case, func, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from postpilot.core.states import DeliveryStatus, PostStatus, derive_post_status
+from postpilot.core.transitions import Event
+from postpilot.store.tables import Account, Activity, Delivery, Post
+
+NOTIFY_CHANNEL = "postpilot_due"
+
+
+@dataclass(frozen=True, slots=True)
+class PostView:
+    post: Post
+    deliveries: list[tuple[Delivery, Account]]
+
+    @property
+    def status(self) -> PostStatus:
+        return derive_post_status(
+            (DeliveryStatus(d.status), d.attempts) for d, _ in self.deliveries
+        )
+
+
+async def notify_due(session: AsyncSession) -> None:
+    """Wake PostgreSQL workers (LISTEN postpilot_due); SQLite workers use an in-process event."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
+
+
+async def create_post(
+    session: AsyncSession,
+    *,
+    workspace_id: str,
+    text_: str,
+    media_urls: list[str],
+    overrides: dict[str, str],
+    scheduled_at: datetime,
+    timezone: str,
+    accounts: Sequence[Account],
+    source: str = "api",
+    now: datetime,
+) -> Post:
+    post = Post(
+        workspace_id=workspace_id,
+        text=text_,
+        media_urls=media_urls,
+        overrides=overrides,
+        scheduled_at=scheduled_at,
+        timezone=timezone,
+        source=source,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(post)
+    await session.flush()
+    for account in accounts:
+        session.add(_delivery(post, account, now))
+    session.add(
+        Activity(
+            workspace_id=workspace_id,
+            post_id=post.id,
+            at=now,
+            event=Event.CREATED.value,
+            detail=f"scheduled for {scheduled_at.isoformat()} to {len(accounts)} account(s)",
+            actor="api",
+        )
+    )
+    await session.flush()
+    await notify_due(session)
+    return post
+
+
+def _delivery(post: Post, account: Account, now: datetime) -> Delivery:
+    return Delivery(
+        workspace_id=post.workspace_id,
+        post_id=post.id,
+        account_id=account.id,
+        platform=account.platform,
+        status=DeliveryStatus.SCHEDULED.value,
+        scheduled_at=post.scheduled_at,
+        due_at=post.scheduled_at,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+async def get_post(session: AsyncSession, workspace_id: str, post_id: str) -> PostView | None:
+    post = await session.get(Post, post_id)
+    if post is None or post.workspace_id != workspace_id:
+        return None
+    return (await _with_deliveries(session, [post]))[0]
+
+
+async def _with_deliveries(session: AsyncSession, posts: Sequence[Post]) -> list[PostView]:
+    if not posts:
+        return []
+    rows = await session.execute(
+        select(Delivery, Account)
+        .join(Account, Account.id == Delivery.account_id)
+        .where(Delivery.post_id.in_([p.id for p in posts]))
+        .order_by(Delivery.created_at, Delivery.id)
+    )
+    by_post: dict[str, list[tuple[Delivery, Account]]] = {p.id: [] for p in posts}
+    for delivery, account in rows.tuples():
+        by_post[delivery.post_id].append((delivery, account))
+    return [PostView(post=p, deliveries=by_post[p.id]) for p in posts]
+
+
+def _status_counts() -> Any:
+    def count(condition: ColumnElement[bool]) -> Any:
+        return func.sum(case((condition, 1), else_=0))
+
+    status = Delivery.status
+    return (
+        select(
+            Delivery.post_id.label("post_id"),
+            func.count().label("total"),
+            count(status == "published").label("published"),
+            count(status == "failed").label("failed"),
+            count(status == "cancelled").label("cancelled"),
+            count(status == "unknown").label("unknown"),
+            count(status == "claimed").label("claimed"),
+            count(status == "scheduled").label("scheduled"),
+            count((status == "scheduled") & (Delivery.attempts > 0)).label("retrying"),
+        )
+        .group_by(Delivery.post_id)
+        .subquery("counts")
+    )
+
+
+def derived_status_sql(counts: Any) -> Any:
+    """The SQL twin of `core.states.derive_post_status` (a test keeps them in agreement)."""
+    c = counts.c
+    started = (c.total - c.scheduled + c.retrying) > 0
+    return case(
+        (c.unknown > 0, PostStatus.NEEDS_ATTENTION.value),
+        (c.claimed > 0, PostStatus.PUBLISHING.value),
+        (
+            c.scheduled > 0,
+            case((started, PostStatus.PUBLISHING.value), else_=PostStatus.SCHEDULED.value),
+        ),
+        (c.cancelled == c.total, PostStatus.CANCELLED.value),
+        (c.published == c.total, PostStatus.PUBLISHED.value),
+        (c.published > 0, PostStatus.PARTIALLY_PUBLISHED.value),
+        else_=PostStatus.FAILED.value,
+    )
+
+
+async def list_posts(
+    session: AsyncSession,
+    workspace_id: str,
+    *,
+    status: PostStatus | None = None,
+    account_id: str | None = None,
+    platform: str | None = None,
+    scheduled_from: datetime | None = None,
+    scheduled_to: datetime | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[PostView], int]:
+    """A page of posts, newest schedule first, and the total matching count."""
+    counts = _status_counts()
+    query = (
+        select(Post)
+        .join(counts, counts.c.post_id == Post.id)
+        .where(Post.workspace_id == workspace_id)
+    )
+    if status is not None:
+        query = query.where(derived_status_sql(counts) == status.value)
+    if account_id or platform:
+        targets = select(Delivery.post_id).where(Delivery.workspace_id == workspace_id)
+        if account_id:
+            targets = targets.where(Delivery.account_id == account_id)
+        if platform:
+            targets = targets.where(Delivery.platform == platform)
+        query = query.where(Post.id.in_(targets))
+    if scheduled_from:
+        query = query.where(Post.scheduled_at >= scheduled_from)
+    if scheduled_to:
+        query = query.where(Post.scheduled_at < scheduled_to)
+    total = (await session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
+    page = (
+        await session.execute(
+            query.order_by(Post.scheduled_at.desc(), Post.id).limit(limit).offset(offset)
+        )
+    ).scalars()
+    return await _with_deliveries(session, list(page)), int(total)
+
+
+async def post_activity(session: AsyncSession, post_id: str) -> list[Activity]:
+    rows = await session.execute(
+        select(Activity).where(Activity.post_id == post_id).order_by(Activity.id)
+    )
+    return list(rows.scalars())
+
+
+async def cancel_post(session: AsyncSession, view: PostView, *, now: datetime) -> list[str]:
+    """Cancel every delivery that has not started; returns the ids that were in flight."""
+    post = view.post
+    result = await session.execute(
+        update(Delivery)
+        .where(Delivery.post_id == post.id, Delivery.status == DeliveryStatus.SCHEDULED.value)
+        .values(status=DeliveryStatus.CANCELLED.value, updated_at=now)
+        .returning(Delivery.id)
+    )
+    cancelled = {row[0] for row in result}
+    post.cancelled_at = now
+    post.updated_at = now
+    in_flight = [d.id for d, _ in view.deliveries if d.status == DeliveryStatus.CLAIMED.value]
+    session.add(
+        Activity(
+            workspace_id=post.workspace_id,
+            post_id=post.id,
+            at=now,
+            event=Event.CANCELLED.value,
+            detail=f"cancelled {len(cancelled)} delivery(ies)"
+            + (f"; {len(in_flight)} already publishing" if in_flight else ""),
+            actor="api",
+        )
+    )
+    return in_flight
+
+
+class NotEditable(Exception):
+    """The post has started publishing."""
+
+
+async def update_post(
+    session: AsyncSession,
+    view: PostView,
+    *,
+    changes: dict[str, Any],
+    add_accounts: Sequence[Account],
+    remove_account_ids: set[str],
+    now: datetime,
+) -> None:
+    """Edit a post none of whose deliveries has started. `changes` holds Post columns."""
+    started = [d for d, _ in view.deliveries if d.status != "scheduled" or d.attempts > 0]
+    if started:
+        summary = ", ".join(sorted({f"{d.platform} {d.status}" for d in started}))
+        raise NotEditable(
+            f"the post has started publishing ({summary}): cancel it and create a new one"
+        )
+    post = view.post
+    for name, value in changes.items():
+        setattr(post, name, value)
+    post.version += 1
+    post.updated_at = now
+    for delivery, _ in view.deliveries:
+        if delivery.account_id in remove_account_ids:
+            await session.delete(delivery)
+        else:
+            delivery.scheduled_at = post.scheduled_at
+            delivery.due_at = post.scheduled_at
+            delivery.updated_at = now
+    for account in add_accounts:
+        session.add(_delivery(post, account, now))
+    session.add(
+        Activity(
+            workspace_id=post.workspace_id,
+            post_id=post.id,
+            at=now,
+            event=Event.UPDATED.value,
+            detail="edited: " + ", ".join(sorted(changes) or ["targets"]),
+            actor="api",
+        )
+    )
+    await session.flush()
+    await notify_due(session)
+
+
+async def list_deliveries(
+    session: AsyncSession, workspace_id: str, *, status: DeliveryStatus | None, limit: int
+) -> list[tuple[Delivery, Account]]:
+    query = (
+        select(Delivery, Account)
+        .join(Account, Account.id == Delivery.account_id)
+        .where(Delivery.workspace_id == workspace_id)
+    )
+    if status is not None:
+        query = query.where(Delivery.status == status.value)
+    rows = await session.execute(query.order_by(Delivery.updated_at.desc()).limit(limit))
+    return list(rows.tuples())
+
+
+async def get_delivery(
+    session: AsyncSession, workspace_id: str, delivery_id: str
+) -> Delivery | None:
+    delivery = await session.get(Delivery, delivery_id)
+    if delivery is None or delivery.workspace_id != workspace_id:
+        return None
+    return delivery
+
+
+def resolve_delivery(
+    session: AsyncSession,
+    delivery: Delivery,
+    *,
+    resolution: str,
+    platform_post_id: str | None,
+    platform_url: str | None,
+    note: str | None,
+    now: datetime,
+) -> None:
+    """A person settles a delivery: `published` (give its id), `retry` (publish again now)
+    or `failed`. Only unknown and failed deliveries can be resolved."""
+    if resolution == "published":
+        delivery.status = DeliveryStatus.PUBLISHED.value
+        delivery.platform_post_id = platform_post_id
+        delivery.platform_url = platform_url
+        delivery.published_at = now
+        delivery.last_error = None
+    elif resolution == "retry":
+        delivery.status = DeliveryStatus.SCHEDULED.value
+        delivery.due_at = now
+        delivery.attempts = 0
+    else:
+        delivery.status = DeliveryStatus.FAILED.value
+        delivery.last_error = note or "marked failed by a person"
+    delivery.updated_at = now
+    session.add(
+        Activity(
+            workspace_id=delivery.workspace_id,
+            post_id=delivery.post_id,
+            delivery_id=delivery.id,
+            at=now,
+            event=Event.RESOLVED.value,
+            detail=f"resolved as {resolution}" + (f": {note}" if note else ""),
+            actor="api",
+        )
+    )
