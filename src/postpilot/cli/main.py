@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import typer
 
-from postpilot.cli import sandbox_cmd
+from postpilot.cli import db, demo, sandbox_cmd, service, workspace
 
 app = typer.Typer(
     name="postpilot",
     help="Publishes scheduled social-media posts fast and exactly once.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    add_completion=False,
 )
+app.add_typer(db.app, name="db")
+app.add_typer(workspace.app, name="workspace")
+app.add_typer(demo.app, name="demo")
+app.command("serve")(service.serve)
+app.command("worker")(service.worker)
+app.command("run-once")(service.run_once)
 app.command("sandbox")(sandbox_cmd.sandbox)
-
-
-@app.callback()
-def main() -> None:
-    """Publishes scheduled social-media posts fast and exactly once."""
 
 
 def run() -> None:

@@ -1,0 +1,59 @@
+"""The ASGI app: routers, error shape, and a lifespan that opens the runtime, refuses an
+out-of-date schema, and optionally runs the worker in the same process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from postpilot import __version__
+from postpilot.api import errors
+from postpilot.api.routes import accounts, cron, deliveries, health, posts
+from postpilot.scheduler.runtime import Runtime
+from postpilot.settings import Settings, get_settings
+from postpilot.store import schema
+
+ROUTERS = (accounts.router, posts.router, deliveries.router, cron.router, health.router)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    runtime: Runtime | None = None,
+    with_worker: bool = False,
+) -> FastAPI:
+    """`runtime` lets tests share one with their own code; otherwise the lifespan opens one."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        active = runtime or Runtime.open(settings or get_settings())
+        await schema.ensure_current(active.db)
+        app.state.runtime = active
+        worker_task: asyncio.Task[None] | None = None
+        stop = asyncio.Event()
+        if with_worker:
+            from postpilot.scheduler.worker import Worker
+
+            worker_task = asyncio.create_task(Worker(active).run(stop), name="worker")
+        try:
+            yield
+        finally:
+            stop.set()
+            if worker_task is not None:
+                await worker_task
+            if runtime is None:
+                await active.close()
+
+    app = FastAPI(
+        title="postpilot",
+        version=__version__,
+        description="Publishes scheduled social-media posts fast and exactly once.",
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    for router in ROUTERS:
+        app.include_router(router)
+    return app

@@ -1,0 +1,124 @@
+"""/api/accounts: connected social accounts. Credentials are write-only."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from postpilot.api.deps import RuntimeDep, SessionDep, WorkspaceDep
+from postpilot.api.errors import ApiError, not_found
+from postpilot.api.schemas import AccountCreate, AccountPublic, AccountUpdate
+from postpilot.core.timezones import as_utc
+from postpilot.publishers.registry import PUBLISHERS, supported_platforms
+from postpilot.store import accounts
+from postpilot.store.tables import Account
+
+router = APIRouter(prefix="/api/accounts", tags=["accounts"])
+
+
+def public(account: Account) -> AccountPublic:
+    return AccountPublic.model_validate(accounts.public_fields(account))
+
+
+def _check_credentials(platform: str, credentials: dict[str, object], base_url: str | None) -> None:
+    publisher = PUBLISHERS[platform]
+    required: tuple[str, ...] = getattr(publisher, "required_credentials", ())
+    missing = [key for key in required if not credentials.get(key)]
+    if missing or not credentials:
+        raise ApiError(
+            422,
+            "invalid_credentials",
+            f"{platform} credentials need: {', '.join(missing or required or ('a token',))}",
+        )
+    if getattr(publisher, "requires_base_url", False) and not base_url:
+        raise ApiError(
+            422, "invalid_request", f"{platform} accounts need base_url (their server's URL)"
+        )
+
+
+@router.post("", status_code=201, response_model=AccountPublic)
+async def create_account(
+    body: AccountCreate, workspace: WorkspaceDep, session: SessionDep, runtime: RuntimeDep
+) -> AccountPublic:
+    if body.platform not in PUBLISHERS:
+        raise ApiError(
+            422,
+            "unsupported_platform",
+            f"platform {body.platform!r} is not supported; use one of "
+            f"{', '.join(supported_platforms())}",
+        )
+    _check_credentials(body.platform, body.credentials, body.base_url)
+    now = runtime.now()
+    account = Account(
+        workspace_id=workspace.id,
+        platform=body.platform,
+        handle=body.handle,
+        base_url=body.base_url,
+        options=body.options,
+        credentials=runtime.cipher.encrypt(body.credentials),
+        credentials_version=1,
+        token_expires_at=as_utc(body.token_expires_at) if body.token_expires_at else None,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(account)
+    await session.commit()
+    return public(account)
+
+
+@router.get("", response_model=list[AccountPublic])
+async def list_accounts(
+    workspace: WorkspaceDep, session: SessionDep, platform: str | None = None
+) -> list[AccountPublic]:
+    return [
+        public(a) for a in await accounts.list_accounts(session, workspace.id, platform=platform)
+    ]
+
+
+@router.get("/{account_id}", response_model=AccountPublic)
+async def get_account(
+    account_id: str, workspace: WorkspaceDep, session: SessionDep
+) -> AccountPublic:
+    account = await accounts.get_account(session, workspace.id, account_id)
+    if account is None:
+        raise not_found("account", account_id)
+    return public(account)
+
+
+@router.patch("/{account_id}", response_model=AccountPublic)
+async def update_account(
+    account_id: str,
+    body: AccountUpdate,
+    workspace: WorkspaceDep,
+    session: SessionDep,
+    runtime: RuntimeDep,
+) -> AccountPublic:
+    account = await accounts.get_account(session, workspace.id, account_id)
+    if account is None:
+        raise not_found("account", account_id)
+    now = runtime.now()
+    fields = body.model_dump(exclude_unset=True)
+    if "credentials" in fields:
+        credentials = fields.pop("credentials") or {}
+        _check_credentials(account.platform, credentials, fields.get("base_url", account.base_url))
+        expires = fields.pop("token_expires_at", None)
+        accounts.set_credentials(
+            account, runtime.cipher.encrypt(credentials), as_utc(expires) if expires else None, now
+        )
+    for name in ("handle", "base_url", "options", "token_expires_at"):
+        if name in fields and (
+            fields[name] is not None or name in ("base_url", "token_expires_at")
+        ):
+            setattr(account, name, fields[name])
+    account.updated_at = now
+    await session.commit()
+    return public(account)
+
+
+@router.delete("/{account_id}", status_code=204)
+async def delete_account(account_id: str, workspace: WorkspaceDep, session: SessionDep) -> Response:
+    account = await accounts.get_account(session, workspace.id, account_id)
+    if account is None:
+        raise not_found("account", account_id)
+    await accounts.delete_account(session, account)
+    await session.commit()
+    return Response(status_code=204)

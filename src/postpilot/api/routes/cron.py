@@ -1,0 +1,44 @@
+"""Cron endpoints: one pass of either scheduler, for setups that trigger passes with curl."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Depends
+
+from postpilot.api.deps import RuntimeDep, require_cron_secret
+from postpilot.api.schemas import PassRequest, PassSummary
+from postpilot.scheduler.passes import SchedulerKind, run_pass
+
+router = APIRouter(prefix="/api/cron", tags=["cron"], dependencies=[Depends(require_cron_secret)])
+
+OptionalPass = Annotated[PassRequest | None, Body()]
+
+
+async def _pass(runtime: RuntimeDep, kind: SchedulerKind, body: PassRequest | None) -> PassSummary:
+    body = body or PassRequest()
+    report = await run_pass(runtime, scheduler=kind, limit=body.limit, concurrency=body.concurrency)
+    return PassSummary.model_validate(report.summary())
+
+
+@router.post("/scheduler", response_model=PassSummary)
+async def reference_pass(runtime: RuntimeDep, body: OptionalPass = None) -> PassSummary:
+    """One pass of the reference scheduler (one delivery at a time)."""
+    return await _pass(runtime, SchedulerKind.REFERENCE, body)
+
+
+@router.get("/scheduler", response_model=PassSummary)
+async def reference_pass_get(runtime: RuntimeDep) -> PassSummary:
+    """The same with the configured defaults, for plain `curl` from cron."""
+    return await _pass(runtime, SchedulerKind.REFERENCE, None)
+
+
+@router.post("/scheduler-optimized", response_model=PassSummary)
+async def optimized_pass(runtime: RuntimeDep, body: OptionalPass = None) -> PassSummary:
+    """One pass of the optimized scheduler (batched claim, bounded concurrency, bulk writes)."""
+    return await _pass(runtime, SchedulerKind.OPTIMIZED, body)
+
+
+@router.get("/scheduler-optimized", response_model=PassSummary)
+async def optimized_pass_get(runtime: RuntimeDep) -> PassSummary:
+    return await _pass(runtime, SchedulerKind.OPTIMIZED, None)

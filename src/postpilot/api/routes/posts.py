@@ -1,0 +1,264 @@
+"""/api/posts: schedule, list, edit, cancel posts and read their activity."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from postpilot.api.deps import RuntimeDep, SessionDep, WorkspaceDep
+from postpilot.api.errors import ApiError, not_found
+from postpilot.api.schemas import (
+    ActivityPublic,
+    CancelResult,
+    DeliveryPublic,
+    PostCreate,
+    PostPage,
+    PostPublic,
+    PostUpdate,
+)
+from postpilot.core.limits import LIMITS
+from postpilot.core.states import DeliveryStatus, PostStatus
+from postpilot.core.timezones import as_utc, in_zone, to_utc
+from postpilot.publishers.media import MediaError, check_url_shape
+from postpilot.publishers.registry import supported_platforms
+from postpilot.store import accounts, posts
+from postpilot.store.tables import Account
+
+router = APIRouter(prefix="/api/posts", tags=["posts"])
+
+PAST_TOLERANCE = timedelta(minutes=5)
+
+
+def public(view: posts.PostView) -> PostPublic:
+    post = view.post
+    return PostPublic(
+        id=post.id,
+        status=view.status.value,
+        text=post.text,
+        media_urls=list(post.media_urls),
+        overrides=dict(post.overrides),
+        scheduled_at=as_utc(post.scheduled_at),
+        scheduled_at_local=in_zone(post.scheduled_at, post.timezone),
+        timezone=post.timezone,
+        targets=[delivery_public(d, a) for d, a in view.deliveries],
+        created_at=as_utc(post.created_at),
+        updated_at=as_utc(post.updated_at),
+        cancelled_at=as_utc(post.cancelled_at) if post.cancelled_at else None,
+    )
+
+
+def delivery_public(delivery: Any, account: Account) -> DeliveryPublic:
+    pending = delivery.status == DeliveryStatus.SCHEDULED.value
+    return DeliveryPublic(
+        id=delivery.id,
+        post_id=delivery.post_id,
+        account_id=delivery.account_id,
+        platform=delivery.platform,
+        handle=account.handle,
+        status=delivery.status,
+        attempts=delivery.attempts,
+        next_attempt_at=as_utc(delivery.due_at) if pending else None,
+        platform_post_id=delivery.platform_post_id,
+        platform_url=delivery.platform_url,
+        last_error=delivery.last_error,
+        published_at=as_utc(delivery.published_at) if delivery.published_at else None,
+    )
+
+
+def _invalid(problems: list[str], code: str = "invalid_request") -> ApiError:
+    return ApiError(422, code, "; ".join(problems), [{"message": p} for p in problems])
+
+
+async def _targets(session: Any, workspace_id: str, ids: list[str]) -> list[Account]:
+    found = await accounts.accounts_by_ids(session, workspace_id, ids)
+    missing = [i for i in ids if i not in found]
+    if missing:
+        raise _invalid([f"targets: no account {i} in this workspace" for i in missing])
+    inactive = [a for a in found.values() if a.status != "active"]
+    if inactive:
+        raise _invalid(
+            [f"targets: account {a.handle} on {a.platform} is {a.status}" for a in inactive],
+            "account_not_active",
+        )
+    return [found[i] for i in ids]
+
+
+def _check_content(
+    text: str, media_urls: list[str], overrides: dict[str, str], targets: list[Account]
+) -> None:
+    problems = []
+    platforms = {a.platform for a in targets}
+    for platform in overrides:
+        if platform not in supported_platforms():
+            problems.append(f"overrides: {platform!r} is not a supported platform")
+        elif platform not in platforms:
+            problems.append(f"overrides: no target account is on {platform}")
+    for url in media_urls:
+        try:
+            check_url_shape(url)
+        except MediaError as exc:
+            problems.append(f"media_urls: {exc}")
+    for platform in sorted(platforms):
+        limits = LIMITS.get(platform)
+        if limits is not None:
+            problems.extend(limits.problems(overrides.get(platform, text), len(media_urls)))
+    if problems:
+        raise _invalid(problems, "content_not_allowed")
+
+
+def _when(value: datetime | None, timezone: str, now: datetime) -> datetime:
+    if value is None:
+        return now
+    moment = to_utc(value, timezone)
+    if moment < now - PAST_TOLERANCE:
+        raise _invalid(
+            [
+                f"scheduled_at: {moment.isoformat()} is in the past; give a future time "
+                "or omit scheduled_at to publish now"
+            ]
+        )
+    return moment
+
+
+@router.post("", status_code=201, response_model=PostPublic)
+async def create_post(
+    body: PostCreate, workspace: WorkspaceDep, session: SessionDep, runtime: RuntimeDep
+) -> PostPublic:
+    now = runtime.now()
+    targets = await _targets(session, workspace.id, body.targets)
+    _check_content(body.text, body.media_urls, body.overrides, targets)
+    post = await posts.create_post(
+        session,
+        workspace_id=workspace.id,
+        text_=body.text,
+        media_urls=body.media_urls,
+        overrides=body.overrides,
+        scheduled_at=_when(body.scheduled_at, body.timezone, now),
+        timezone=body.timezone,
+        accounts=targets,
+        now=now,
+    )
+    await session.commit()
+    runtime.wakeup.set()
+    view = await posts.get_post(session, workspace.id, post.id)
+    assert view is not None
+    return public(view)
+
+
+@router.get("", response_model=PostPage)
+async def list_posts(
+    workspace: WorkspaceDep,
+    session: SessionDep,
+    status: PostStatus | None = None,
+    account_id: str | None = None,
+    platform: str | None = None,
+    scheduled_from: datetime | None = None,
+    scheduled_to: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> PostPage:
+    views, total = await posts.list_posts(
+        session,
+        workspace.id,
+        status=status,
+        account_id=account_id,
+        platform=platform,
+        scheduled_from=as_utc(scheduled_from) if scheduled_from else None,
+        scheduled_to=as_utc(scheduled_to) if scheduled_to else None,
+        limit=limit,
+        offset=offset,
+    )
+    return PostPage(items=[public(v) for v in views], total=total, limit=limit, offset=offset)
+
+
+async def _view(session: Any, workspace_id: str, post_id: str) -> posts.PostView:
+    view = await posts.get_post(session, workspace_id, post_id)
+    if view is None:
+        raise not_found("post", post_id)
+    return view
+
+
+@router.get("/{post_id}", response_model=PostPublic)
+async def get_post(post_id: str, workspace: WorkspaceDep, session: SessionDep) -> PostPublic:
+    return public(await _view(session, workspace.id, post_id))
+
+
+@router.patch("/{post_id}", response_model=PostPublic)
+async def update_post(
+    post_id: str,
+    body: PostUpdate,
+    workspace: WorkspaceDep,
+    session: SessionDep,
+    runtime: RuntimeDep,
+) -> PostPublic:
+    view = await _view(session, workspace.id, post_id)
+    if view.post.cancelled_at is not None:
+        raise ApiError(409, "post_cancelled", "the post was cancelled: create a new one")
+    post, now = view.post, runtime.now()
+    fields = body.model_dump(exclude_unset=True, exclude_none=True)
+    target_ids = fields.pop("targets", [a.id for _, a in view.deliveries])
+    current = {a.id for _, a in view.deliveries}
+    targets = await _targets(session, workspace.id, target_ids)
+    timezone = fields.get("timezone", post.timezone)
+    changes: dict[str, Any] = {
+        name: fields[name] for name in ("text", "media_urls", "overrides") if name in fields
+    }
+    if "timezone" in fields:
+        changes["timezone"] = timezone
+    if "scheduled_at" in fields:
+        changes["scheduled_at"] = _when(fields["scheduled_at"], timezone, now)
+    _check_content(
+        changes.get("text", post.text),
+        changes.get("media_urls", list(post.media_urls)),
+        changes.get("overrides", dict(post.overrides)),
+        targets,
+    )
+    try:
+        await posts.update_post(
+            session,
+            view,
+            changes=changes,
+            add_accounts=[a for a in targets if a.id not in current],
+            remove_account_ids=current - set(target_ids),
+            now=now,
+        )
+    except posts.NotEditable as exc:
+        raise ApiError(409, "not_editable", str(exc)) from exc
+    await session.commit()
+    runtime.wakeup.set()
+    session.expire_all()
+    return public(await _view(session, workspace.id, post_id))
+
+
+@router.post("/{post_id}/cancel", response_model=CancelResult)
+async def cancel_post(
+    post_id: str, workspace: WorkspaceDep, session: SessionDep, runtime: RuntimeDep
+) -> CancelResult:
+    view = await _view(session, workspace.id, post_id)
+    in_flight = await posts.cancel_post(session, view, now=runtime.now())
+    await session.commit()
+    session.expire_all()
+    return CancelResult(
+        post=public(await _view(session, workspace.id, post_id)), still_publishing=in_flight
+    )
+
+
+@router.get("/{post_id}/activity", response_model=list[ActivityPublic])
+async def post_activity(
+    post_id: str, workspace: WorkspaceDep, session: SessionDep
+) -> list[ActivityPublic]:
+    await _view(session, workspace.id, post_id)
+    return [
+        ActivityPublic(
+            id=a.id,
+            at=as_utc(a.at),
+            event=a.event,
+            detail=a.detail,
+            actor=a.actor,
+            delivery_id=a.delivery_id,
+            pass_id=a.pass_id,
+        )
+        for a in await posts.post_activity(session, post_id)
+    ]

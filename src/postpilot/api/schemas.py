@@ -1,0 +1,193 @@
+"""Request and response bodies, named by role (Create, Update, Public)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from postpilot.core.timezones import zone
+
+Text = Annotated[str, Field(max_length=100_000)]
+
+
+def http_url(value: str | None) -> str | None:
+    if value is not None and not value.startswith(("http://", "https://")):
+        raise ValueError("must be an http(s) URL such as https://mastodon.social")
+    return value.rstrip("/") if value else value
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AccountCreate(Strict):
+    platform: str = Field(description="One of the supported platforms, e.g. 'mastodon'.")
+    handle: Annotated[str, Field(min_length=1, max_length=200)]
+    base_url: Annotated[str | None, Field(max_length=500)] = Field(
+        default=None, description="Instance/server URL (Mastodon, Bluesky, Matrix)."
+    )
+    options: dict[str, Any] = Field(default_factory=dict, description="Non-secret settings.")
+    credentials: dict[str, Any] = Field(
+        description="Tokens and secrets. Write-only: encrypted at rest, never returned."
+    )
+    token_expires_at: datetime | None = None
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        return http_url(value)
+
+
+class AccountUpdate(Strict):
+    handle: Annotated[str | None, Field(min_length=1, max_length=200)] = None
+    base_url: Annotated[str | None, Field(max_length=500)] = None
+    options: dict[str, Any] | None = None
+    credentials: dict[str, Any] | None = None
+    token_expires_at: datetime | None = None
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        return http_url(value)
+
+
+class AccountPublic(BaseModel):
+    id: str
+    platform: str
+    handle: str
+    base_url: str | None
+    options: dict[str, Any]
+    status: str
+    status_reason: str | None
+    token_expires_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class PostCreate(Strict):
+    text: Text = ""
+    media_urls: Annotated[list[str], Field(max_length=10)] = Field(default_factory=list)
+    overrides: dict[str, Text] = Field(
+        default_factory=dict, description="platform -> text used instead of `text` there."
+    )
+    targets: Annotated[list[str], Field(min_length=1, max_length=100)] = Field(
+        description="Account ids to publish to."
+    )
+    scheduled_at: datetime | None = Field(
+        default=None,
+        description="When to publish. Without an offset it is local time in `timezone`. "
+        "Omit to publish as soon as possible.",
+    )
+    timezone: str = Field(default="UTC", description="IANA time zone, e.g. 'Europe/Paris'.")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        zone(value)
+        return value
+
+    @field_validator("targets")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("lists the same account more than once")
+        return value
+
+
+class PostUpdate(Strict):
+    text: Text | None = None
+    media_urls: Annotated[list[str] | None, Field(max_length=10)] = None
+    overrides: dict[str, Text] | None = None
+    targets: Annotated[list[str] | None, Field(min_length=1, max_length=100)] = None
+    scheduled_at: datetime | None = None
+    timezone: str | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is not None:
+            zone(value)
+        return value
+
+
+class DeliveryPublic(BaseModel):
+    id: str
+    post_id: str
+    account_id: str
+    platform: str
+    handle: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime | None
+    platform_post_id: str | None
+    platform_url: str | None
+    last_error: str | None
+    published_at: datetime | None
+
+
+class PostPublic(BaseModel):
+    id: str
+    status: str
+    text: str
+    media_urls: list[str]
+    overrides: dict[str, str]
+    scheduled_at: datetime
+    scheduled_at_local: datetime
+    timezone: str
+    targets: list[DeliveryPublic]
+    created_at: datetime
+    updated_at: datetime
+    cancelled_at: datetime | None
+
+
+class PostPage(BaseModel):
+    items: list[PostPublic]
+    total: int
+    limit: int
+    offset: int
+
+
+class ActivityPublic(BaseModel):
+    id: int
+    at: datetime
+    event: str
+    detail: str
+    actor: str
+    delivery_id: str | None
+    pass_id: str | None
+
+
+class CancelResult(BaseModel):
+    post: PostPublic
+    still_publishing: list[str] = Field(
+        description="Deliveries already handed to the platform: they cannot be stopped."
+    )
+
+
+class ResolveDelivery(Strict):
+    resolution: Literal["published", "retry", "failed"]
+    platform_post_id: str | None = None
+    platform_url: str | None = None
+    note: Annotated[str | None, Field(max_length=1000)] = None
+
+
+class PassRequest(Strict):
+    limit: Annotated[int, Field(ge=1, le=10_000)] | None = None
+    concurrency: Annotated[int, Field(ge=1, le=1_000)] | None = None
+
+
+class PassSummary(BaseModel):
+    pass_id: str
+    scheduler: str
+    claimed: int
+    published: int
+    failed: int
+    retried: int
+    rate_limited: int
+    unknown: int
+    released: int
+    lost_lease: int
+    duration_ms: float
+    db_statements: int

@@ -1,0 +1,133 @@
+"""`postpilot demo`: see posts go out within a minute, on SQLite, against the sandbox."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from datetime import timedelta
+from pathlib import Path
+
+import typer
+import uvicorn
+
+from postpilot import demo as demo_data
+from postpilot.api.app import create_app
+from postpilot.cli import common
+from postpilot.core.states import DeliveryStatus
+from postpilot.sandbox.process import start_sandbox
+from postpilot.scheduler.runtime import Runtime
+from postpilot.scheduler.summary import PassReport
+from postpilot.settings import Settings
+from postpilot.store import schema
+
+app = typer.Typer(
+    help="Demo data and a one-command demo against the sandbox.", no_args_is_help=True
+)
+
+ENV_LOCAL = Path(".env.local")
+
+
+def ensure_local_secrets() -> list[str]:
+    """Give a fresh checkout a SECRET_KEY and CRON_SECRET in .env.local (never overwritten)."""
+    existing = ENV_LOCAL.read_text() if ENV_LOCAL.exists() else ""
+    added = []
+    for name in ("SECRET_KEY", "CRON_SECRET"):
+        if f"{name}=" not in existing:
+            existing += f"{name}={secrets.token_urlsafe(32)}\n"
+            added.append(name)
+    if added:
+        ENV_LOCAL.write_text(existing)
+        ENV_LOCAL.chmod(0o600)
+    return added
+
+
+@app.command("run")
+def run(
+    port: int = typer.Option(8000, help="API port."),
+    sandbox_port: int = typer.Option(8765, help="Sandbox port."),
+    posts: int = typer.Option(6, min=1, max=1000, help="How many demo posts to schedule."),
+) -> None:
+    """Start the sandbox, the API and the worker on SQLite, schedule demo posts over the next
+    half minute, and print each one as it is published. Ctrl-C stops everything."""
+    added = ensure_local_secrets()
+    sandbox = start_sandbox(sandbox_port)
+    try:
+        settings = common.settings(
+            SANDBOX_URL=sandbox.url,
+            MEDIA_ALLOWED_HOSTS=f"127.0.0.1:{sandbox_port}",
+            LOG_LEVEL="WARNING",
+            LOG_FORMAT="text",
+        )
+        common.run(_serve(settings, sandbox.url, port, posts, added))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sandbox.stop()
+
+
+async def _serve(
+    settings: Settings, sandbox_url: str, port: int, count: int, added: list[str]
+) -> None:
+    runtime = Runtime.open(settings)
+    try:
+        await schema.upgrade(runtime.db)
+        now = runtime.now()
+        async with runtime.db.transaction() as session:
+            workspace, key = await demo_data.demo_workspace(session)
+            accounts = await demo_data.sandbox_accounts(
+                session, workspace, runtime.cipher, sandbox_url
+            )
+            await demo_data.seed_posts(
+                session,
+                workspace=workspace,
+                accounts=accounts,
+                count=count,
+                start=now + timedelta(seconds=5),
+                spread=timedelta(seconds=30),
+                sandbox_url=sandbox_url,
+                now=now,
+            )
+        runtime.observers.append(_print_published)
+        base = f"http://127.0.0.1:{port}"
+        say = common.console.print
+        say("[bold]postpilot demo[/bold] on " + runtime.db.engine.url.render_as_string())
+        if added:
+            say(f"  wrote {', '.join(added)} to .env.local (keep it: it decrypts stored tokens)")
+        say(f"  API docs:        {base}/docs")
+        say(f"  demo API key:    {key}", highlight=False)
+        say(
+            f"  try:             curl -H 'Authorization: Bearer {key}' {base}/api/posts",
+            highlight=False,
+        )
+        say(f"  sandbox records: {sandbox_url}/_sandbox/records")
+        say(
+            f"  {count} posts to {len(accounts)} sandbox Mastodon accounts are due "
+            "in the next 35 s."
+        )
+        say("  Published posts appear below. Ctrl-C stops.\n")
+        server = uvicorn.Server(
+            uvicorn.Config(
+                create_app(settings, runtime=runtime, with_worker=True),
+                host="127.0.0.1",
+                port=port,
+                log_level="warning",
+                log_config=None,
+            )
+        )
+        await server.serve()
+    finally:
+        await runtime.close()
+
+
+async def _print_published(report: PassReport) -> None:
+    for decision in report.decisions:
+        transition = decision.transition
+        if transition.status is DeliveryStatus.PUBLISHED:
+            common.console.print(
+                f"  [green]published[/green] via {report.scheduler} pass: "
+                f"{decision.delivery.platform} -> {transition.platform_url}",
+                highlight=False,
+            )
+        elif transition.status in (DeliveryStatus.FAILED, DeliveryStatus.UNKNOWN):
+            common.console.print(f"  [red]{transition.status}[/red]: {transition.detail}")
+    await asyncio.sleep(0)

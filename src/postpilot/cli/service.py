@@ -1,0 +1,96 @@
+"""`postpilot serve`, `postpilot worker`, `postpilot run-once`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+
+import typer
+import uvicorn
+
+from postpilot.api.app import create_app
+from postpilot.cli import common
+from postpilot.scheduler.passes import SchedulerKind, run_pass
+from postpilot.scheduler.runtime import Runtime
+from postpilot.scheduler.worker import Worker
+from postpilot.store import schema
+
+
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Address to bind."),
+    port: int = typer.Option(8000, help="Port to listen on."),
+    worker: bool = typer.Option(True, "--worker/--no-worker", help="Run the worker in-process."),
+) -> None:
+    """Run the HTTP API (and, by default, the worker in the same process)."""
+    settings = common.settings()
+
+    async def check() -> None:
+        runtime = Runtime.open(settings)
+        try:
+            await schema.ensure_current(runtime.db)
+        finally:
+            await runtime.close()
+
+    common.run(check())
+    uvicorn.run(
+        create_app(settings, with_worker=worker),
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+    )
+
+
+def worker(
+    scheduler: SchedulerKind | None = typer.Option(
+        None, help="Pin a scheduler; by default follow `postpilot scheduler use`."
+    ),
+) -> None:
+    """Run passes continuously until SIGTERM/SIGINT; finish or release what is held, then stop."""
+    settings = common.settings()
+
+    async def go() -> None:
+        runtime = Runtime.open(settings)
+        try:
+            await schema.ensure_current(runtime.db)
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, stop.set)
+            await Worker(runtime, scheduler=scheduler.value if scheduler else None).run(stop)
+        finally:
+            await runtime.close()
+
+    common.run(go())
+
+
+def run_once(
+    scheduler: SchedulerKind = typer.Option(SchedulerKind.OPTIMIZED, help="Which scheduler."),
+    limit: int | None = typer.Option(None, min=1, max=10_000, help="Most deliveries to take."),
+    concurrency: int | None = typer.Option(None, min=1, max=1_000, help="Parallel publishes."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Run one pass of a scheduler and print what it did."""
+    settings = common.settings()
+
+    async def go() -> dict[str, object]:
+        runtime = Runtime.open(settings)
+        try:
+            await schema.ensure_current(runtime.db)
+            report = await run_pass(
+                runtime, scheduler=scheduler, limit=limit, concurrency=concurrency
+            )
+            return report.summary()
+        finally:
+            await runtime.close()
+
+    summary = common.run(go())
+    if as_json:
+        common.console.print_json(json.dumps(summary))
+        return
+    common.console.print(
+        "{scheduler} pass: claimed {claimed}, published {published}, failed {failed}, "
+        "retried {retried}, rate-limited {rate_limited}, unknown {unknown} "
+        "in {duration_ms} ms with {db_statements} DB statements".format(**summary)
+    )

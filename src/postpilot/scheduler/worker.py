@@ -1,0 +1,152 @@
+"""The long-running worker: passes back to back while work is due, asleep until the next due
+time otherwise, woken at once by a new or rescheduled post (PostgreSQL LISTEN/NOTIFY, or an
+in-process event on SQLite). It follows `postpilot scheduler use/tune` at its next pass, writes
+a heartbeat, and on stop finishes or releases what it holds."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator
+from datetime import datetime
+
+import asyncpg
+from sqlalchemy.engine import make_url
+
+from postpilot.scheduler.passes import run_pass
+from postpilot.scheduler.runtime import Runtime
+from postpilot.scheduler.summary import PassReport
+from postpilot.store import heartbeats, scheduler_config, work
+from postpilot.store.posts import NOTIFY_CHANNEL
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_SECONDS = 5.0
+
+
+class Worker:
+    def __init__(
+        self,
+        runtime: Runtime,
+        *,
+        worker_id: str | None = None,
+        scheduler: str | None = None,  # pin a scheduler; None follows the stored setting
+        max_passes: int | None = None,  # for tests and benchmarks: stop after this many
+    ) -> None:
+        self.runtime = runtime
+        self.worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.pinned = scheduler
+        self.max_passes = max_passes
+        self.started_at: datetime = runtime.now()
+        self.passes = 0
+        self.last_report: PassReport | None = None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        log.info("worker started", extra={"worker_id": self.worker_id})
+        async with self._heartbeat(stop), self._listen():
+            while not stop.is_set():
+                try:
+                    sleep = await self._one_pass(stop)
+                except Exception:
+                    log.exception("pass failed", extra={"worker_id": self.worker_id})
+                    sleep = self.runtime.settings.WORKER_POLL_SECONDS
+                if self.max_passes is not None and self.passes >= self.max_passes:
+                    break
+                if sleep > 0:
+                    await self._sleep(sleep, stop)
+        log.info("worker stopped", extra={"worker_id": self.worker_id, "passes": self.passes})
+
+    async def _one_pass(self, stop: asyncio.Event) -> float:
+        """Run a pass; return how long to sleep before the next one."""
+        async with self.runtime.db.engine.connect() as conn:
+            config = await scheduler_config.read(conn)
+        self.runtime.wakeup.clear()
+        report = await run_pass(
+            self.runtime,
+            scheduler=self.pinned or config.active,
+            limit=config.batch_size,
+            concurrency=config.concurrency,
+            stop=stop,
+        )
+        self.passes += 1
+        self.last_report = report
+        if report.claimed >= report.limit and not stop.is_set():
+            return 0.0  # a full batch: more is probably due
+        cap = config.interval_seconds or self.runtime.settings.WORKER_POLL_SECONDS
+        async with self.runtime.db.engine.connect() as conn:
+            next_due = await work.next_due_at(conn)
+        if next_due is None:
+            return cap
+        return max(0.0, min(cap, (next_due - self.runtime.now()).total_seconds()))
+
+    async def _sleep(self, seconds: float, stop: asyncio.Event) -> None:
+        waits = [
+            asyncio.create_task(self.runtime.wakeup.wait()),
+            asyncio.create_task(stop.wait()),
+        ]
+        try:
+            await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in waits:
+                task.cancel()
+
+    @contextlib.asynccontextmanager
+    async def _heartbeat(self, stop: asyncio.Event) -> AsyncIterator[None]:
+        async def beat(state: str = "running") -> None:
+            async with self.runtime.db.engine.begin() as conn:
+                await heartbeats.beat(
+                    conn,
+                    worker_id=self.worker_id,
+                    hostname=socket.gethostname(),
+                    pid=os.getpid(),
+                    started_at=self.started_at,
+                    now=self.runtime.now(),
+                    state=state,
+                )
+
+        async def loop() -> None:
+            while not stop.is_set():
+                try:
+                    await beat()
+                except Exception:
+                    log.exception("heartbeat failed", extra={"worker_id": self.worker_id})
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), HEARTBEAT_SECONDS)
+
+        task = asyncio.create_task(loop(), name=f"heartbeat-{self.worker_id}")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            with contextlib.suppress(Exception):
+                await beat("stopped")
+
+    @contextlib.asynccontextmanager
+    async def _listen(self) -> AsyncIterator[None]:
+        """On PostgreSQL, a dedicated connection LISTENs for new or rescheduled posts."""
+        if self.runtime.db.is_sqlite:
+            yield
+            return
+        url = make_url(self.runtime.db.url).set(drivername="postgresql")
+        connection: asyncpg.Connection | None = None
+        try:
+            connection = await asyncpg.connect(url.render_as_string(hide_password=False))
+
+            def wake(*_args: object) -> None:
+                self.runtime.wakeup.set()
+
+            await connection.add_listener(NOTIFY_CHANNEL, wake)
+        except (OSError, asyncpg.PostgresError):
+            log.warning("LISTEN unavailable: falling back to polling", exc_info=True)
+        try:
+            yield
+        finally:
+            if connection is not None:
+                with contextlib.suppress(Exception):
+                    await connection.close()
