@@ -11,6 +11,7 @@ import httpx
 
 from postpilot.core.outcomes import Outcome
 from postpilot.core.transitions import Recovery
+from postpilot.publishers.budgets import RateBudgets
 from postpilot.publishers.media import MediaFetcher
 
 
@@ -62,6 +63,9 @@ class PublishContext:
     now: Callable[[], datetime]
     # Overrides each platform's API base (the sandbox URL in demos, tests and benchmarks).
     base_urls: dict[str, str] = field(default_factory=dict)
+    # Rate-limit budgets per account and per app, updated from responses, consulted before
+    # sending. In-process by default; share one across a process (or back it by Redis).
+    budgets: RateBudgets = field(default_factory=RateBudgets)
 
     def base_url(self, platform: str, account: AccountContext, default: str) -> str:
         return (self.base_urls.get(platform) or account.base_url or default).rstrip("/")

@@ -47,6 +47,14 @@ def reset_from_epoch(value: str | None, fallback: datetime) -> datetime:
         return fallback
 
 
+def epoch_or_none(value: str | None) -> datetime | None:
+    """A reset given as Unix seconds (decimals allowed), or None when absent or garbled."""
+    try:
+        return datetime.fromtimestamp(float(value), UTC) if value else None
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
 def reset_from_iso(value: str | None, fallback: datetime) -> datetime:
     if not value:
         return fallback

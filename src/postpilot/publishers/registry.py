@@ -4,9 +4,18 @@ from __future__ import annotations
 
 from postpilot.publishers.base import Publisher
 from postpilot.publishers.mastodon import MastodonPublisher
+from postpilot.publishers.uploads import UploadCache
+from postpilot.publishers.x import XPublisher
+
+# Uploaded media ids, shared by every publisher of this process (keyed by platform and account).
+UPLOADS = UploadCache()
 
 PUBLISHERS: dict[str, Publisher] = {
-    publisher.platform: publisher for publisher in (MastodonPublisher(),)
+    publisher.platform: publisher
+    for publisher in (
+        MastodonPublisher(),
+        XPublisher(UPLOADS),
+    )
 }
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import asdict, fields
 from typing import Any
 
@@ -11,10 +10,10 @@ from fastapi.responses import JSONResponse, Response
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
 from postpilot.sandbox import images
-from postpilot.sandbox.platforms import mastodon
+from postpilot.sandbox.platforms import mastodon, x
 from postpilot.sandbox.state import FAULT_KINDS, Fault, SandboxState
 
-PLATFORM_ROUTERS = (mastodon.router,)
+PLATFORM_ROUTERS = (mastodon.router, x.router)
 
 
 def create_app(sandbox_state: SandboxState | None = None) -> FastAPI:
@@ -81,19 +80,29 @@ def create_app(sandbox_state: SandboxState | None = None) -> FastAPI:
         state.revoked_tokens.add(values["token"])
         return {"status": "revoked"}
 
+    @app.post("/_sandbox/tokens/issue")
+    async def issue(values: dict[str, Any]) -> dict[str, Any]:
+        """Tokens as the platform's grant would issue them: `platform`, `subject`, optional
+        `expires_in` (negative: already expired), `refresh` (bool), `refresh_expires_in`."""
+        return state.issue_tokens(
+            str(values["platform"]),
+            str(values.get("subject") or "sandbox-user"),
+            expires_in=values.get("expires_in"),
+            refresh=bool(values.get("refresh", True)),
+            refresh_expires_in=values.get("refresh_expires_in"),
+        )
+
+    @app.post("/_sandbox/tokens/expire")
+    async def expire(values: dict[str, str]) -> dict[str, str]:
+        state.expire_token(values["token"])
+        return {"status": "expired"}
+
     @app.get("/_sandbox/media/{name}")
     async def media(name: str) -> Response:
         """Media for posts: `*.png` is a small image (its colour derives from the name),
         `big-*.png` exceeds common limits, anything else is not an image."""
-        if name.endswith(".png"):
-            colour = hashlib.sha256(name.encode()).digest()[:3]
-            size = 2048 if name.startswith("big-") else 8
-            return Response(
-                images.png(size, size, (colour[0], colour[1], colour[2])),
-                200,
-                media_type="image/png",
-            )
-        return Response("this is not an image", media_type="text/plain")
+        content, content_type = images.sandbox_media(name)
+        return Response(content, 200, media_type=content_type)
 
     @app.exception_handler(KeyError)
     async def missing_field(_request: Request, exc: KeyError) -> JSONResponse:

@@ -43,6 +43,32 @@ class SandboxClient:
     def revoke(self, token: str) -> None:
         self._http.post("/_sandbox/tokens/revoke", json={"token": token}).raise_for_status()
 
+    def issue_token(
+        self,
+        platform: str,
+        subject: str = "sandbox-user",
+        *,
+        expires_in: float | None = None,
+        refresh: bool = True,
+        refresh_expires_in: float | None = None,
+    ) -> dict[str, Any]:
+        """Tokens the sandbox tracks (expiry, rotation), as the platform's grant gives them."""
+        response = self._http.post(
+            "/_sandbox/tokens/issue",
+            json={
+                "platform": platform,
+                "subject": subject,
+                "expires_in": expires_in,
+                "refresh": refresh,
+                "refresh_expires_in": refresh_expires_in,
+            },
+        )
+        response.raise_for_status()
+        return dict(response.json())
+
+    def expire_token(self, token: str) -> None:
+        self._http.post("/_sandbox/tokens/expire", json={"token": token}).raise_for_status()
+
     def close(self) -> None:
         self._http.close()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import struct
 import zlib
 
@@ -21,3 +22,13 @@ def png(width: int = 8, height: int = 8, rgb: tuple[int, int, int] = (40, 120, 2
         + chunk(b"IDAT", zlib.compress(raw))
         + chunk(b"IEND", b"")
     )
+
+
+def sandbox_media(name: str) -> tuple[bytes, str]:
+    """What `/_sandbox/media/{name}` serves: `*.png` is a small image (its colour derives from
+    the name), `big-*.png` a large one, anything else is not an image."""
+    if name.endswith(".png"):
+        colour = hashlib.sha256(name.encode()).digest()[:3]
+        size = 2048 if name.startswith("big-") else 8
+        return png(size, size, (colour[0], colour[1], colour[2])), "image/png"
+    return b"this is not an image", "text/plain"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
+import secrets
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -31,6 +32,9 @@ class Fault:
     status: int | None = None  # override the HTTP status where it makes sense
     hold_seconds: float = 30.0  # for timeouts
     retry_after_seconds: float = 60.0  # for rate limits
+    # Which request takes it: "publish" (the request that creates the post), "upload" (a media
+    # upload or a container), "refresh" (a token grant) or None: the first request that asks.
+    step: str | None = None
 
 
 @dataclass
@@ -56,6 +60,38 @@ class RequestLog:
     at: str
 
 
+DEFAULT_MAX_TEXT = {
+    "mastodon": 500,
+    "x": 280,
+    "bluesky": 300,
+    "facebook": 63_206,
+    "instagram": 2200,
+    "linkedin": 3000,
+    "threads": 500,
+    "telegram": 4096,
+    "discord": 2000,
+    "slack": 40_000,
+    "matrix": 65_536,
+}
+ACCESS_TOKEN_TTL = {
+    "x": 7200.0,
+    "bluesky": 7200.0,
+    "instagram": 5_184_000.0,
+    "linkedin": 5_184_000.0,
+    "threads": 5_184_000.0,
+    "slack": 43_200.0,
+    "matrix": 3600.0,
+}
+
+
+@dataclass
+class Token:
+    platform: str
+    subject: str  # the account it acts for
+    kind: str  # "access" or "refresh"
+    expires_at: float | None  # epoch seconds; None: never
+
+
 @dataclass
 class Settings:
     latency_ms: float = 0.0  # added to every platform request
@@ -63,7 +99,27 @@ class Settings:
     seed: int | None = None
     rate_limit: int = 300  # requests per window per token (Mastodon's default)
     rate_window_seconds: float = 300.0
-    max_text: dict[str, int] = field(default_factory=lambda: {"mastodon": 500})
+    # Per-platform [limit, window seconds], overriding the two above.
+    rate_limits: dict[str, list[float]] = field(default_factory=dict)
+    max_text: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_MAX_TEXT))
+    # Tokens the sandbox never issued are accepted as valid (demos, benchmarks); tokens it
+    # issued expire and rotate as the platform's do.
+    accept_unknown_tokens: bool = True
+    access_token_ttl: dict[str, float] = field(default_factory=lambda: dict(ACCESS_TOKEN_TTL))
+    # Polls of a media container (Instagram, Threads) that answer IN_PROGRESS before FINISHED.
+    container_polls_in_progress: int = 0
+    # --- behaviours platforms.md lists as unconfirmed ---
+    x_duplicate_window_seconds: float = 86_400.0  # how long X refuses repeated text
+    x_rate_limit_body: str = "v1"  # "v1" {"errors":[{"code":88}]} or "problem" (v2 form)
+    x_refresh_rotates: bool = True  # a refresh grant also returns a new refresh token
+    bluesky_retry_after: bool = True  # a 429 also carries Retry-After
+    graph_error_status: int = 400  # HTTP status of Graph API errors (Facebook, Instagram...)
+    facebook_unreachable_media_code: int = 324  # 100 or 324 for an unreachable `url`
+    linkedin_expired_code: str = "EXPIRED_ACCESS_TOKEN"  # the 401 body's code for expiry
+    linkedin_refresh_rotates: bool = False  # the RT keeps its 365-day clock
+    telegram_too_long: str = "Bad Request: message is too long"
+    discord_max_upload_bytes: int = 10 * 1024 * 1024
+    slack_rate_limit_error: str = "ratelimited"  # older docs: "rate_limited"
 
 
 class SandboxState:
@@ -73,6 +129,8 @@ class SandboxState:
         self.requests: list[RequestLog] = []
         self.faults: list[Fault] = []
         self.revoked_tokens: set[str] = set()
+        self.tokens: dict[str, Token] = {}
+        self.expired_tokens: set[str] = set()  # unknown tokens declared expired by a test
         self.media: dict[str, dict[str, Any]] = {}  # platform media id -> attachment
         self.idempotency: dict[tuple[str, str, str], tuple[float, dict[str, Any]]] = {}
         self.windows: dict[tuple[str, str], tuple[float, int]] = {}
@@ -87,21 +145,32 @@ class SandboxState:
         for key, value in values.items():
             if not hasattr(self.settings, key):
                 raise ValueError(f"unknown sandbox setting {key!r}")
-            setattr(self.settings, key, value)
+            current = getattr(self.settings, key)
+            if isinstance(current, dict) and isinstance(value, dict):
+                current.update(value)  # per-platform maps: change only the platforms named
+            else:
+                setattr(self.settings, key, value)
         if "seed" in values:
             self.rng = random.Random(values["seed"])
 
     def next_id(self) -> str:
         return str(next(self._ids))
 
-    def take_fault(self, platform: str) -> Fault | None:
-        """The next scripted fault for this platform, or a random one at `fault_rate`."""
+    def take_fault(self, platform: str, step: str | None = None) -> Fault | None:
+        """The next scripted fault for this platform and step, or a random one at
+        `fault_rate` (random faults only hit the publish step)."""
         for fault in self.faults:
-            if fault.platform in (None, platform) and fault.remaining > 0:
+            if (
+                fault.platform in (None, platform)
+                and (fault.step is None or step is None or fault.step == step)
+                and fault.remaining > 0
+            ):
                 fault.remaining -= 1
                 if fault.remaining == 0:
                     self.faults.remove(fault)
                 return fault
+        if step not in (None, "publish"):
+            return None
         if self.settings.fault_rate and self.rng.random() < self.settings.fault_rate:
             return Fault(kind="server_error", platform=platform)
         return None
@@ -109,14 +178,83 @@ class SandboxState:
     def hit_rate_limit(self, platform: str, subject: str) -> tuple[int, int, float, bool]:
         """Count a request in the subject's window: (limit, remaining, reset epoch s, over)."""
         now = time.time()
+        limit, window = self.settings.rate_limit, self.settings.rate_window_seconds
+        if override := self.settings.rate_limits.get(platform):
+            limit, window = int(override[0]), float(override[1])
         start, used = self.windows.get((platform, subject), (now, 0))
-        if now - start >= self.settings.rate_window_seconds:
+        if now - start >= window:
             start, used = now, 0
         used += 1
         self.windows[(platform, subject)] = (start, used)
-        limit = self.settings.rate_limit
-        reset = start + self.settings.rate_window_seconds
+        reset = start + window
         return limit, max(0, limit - used), reset, used > limit
+
+    def issue_tokens(
+        self,
+        platform: str,
+        subject: str,
+        *,
+        expires_in: float | None = None,
+        refresh: bool = True,
+        refresh_expires_in: float | None = None,
+    ) -> dict[str, Any]:
+        """A new access token (and refresh token) for `subject`, as the platform's grant
+        would give them. `expires_in` defaults to the platform's access-token lifetime."""
+        ttl = expires_in if expires_in is not None else self.settings.access_token_ttl.get(platform)
+        now = time.time()
+        access = f"{platform}-at-{secrets.token_urlsafe(12)}"
+        self.tokens[access] = Token(platform, subject, "access", now + ttl if ttl else None)
+        issued: dict[str, Any] = {
+            "access_token": access,
+            "expires_in": int(ttl) if ttl else None,
+            "subject": subject,
+        }
+        if refresh:
+            token = f"{platform}-rt-{secrets.token_urlsafe(12)}"
+            expires = now + refresh_expires_in if refresh_expires_in else None
+            self.tokens[token] = Token(platform, subject, "refresh", expires)
+            issued["refresh_token"] = token
+        return issued
+
+    def check_token(self, platform: str, token: str | None, kind: str = "access") -> str:
+        """ "ok", "expired" or "invalid" for a token presented to `platform`."""
+        if not token or token in self.revoked_tokens:
+            return "invalid"
+        if token in self.expired_tokens:
+            return "expired"
+        known = self.tokens.get(token)
+        if known is None:
+            return "ok" if self.settings.accept_unknown_tokens else "invalid"
+        if known.platform != platform or known.kind != kind:
+            return "invalid"
+        if known.expires_at is not None and known.expires_at <= time.time():
+            return "expired"
+        return "ok"
+
+    def refresh_grant(
+        self, platform: str, token: str | None, *, rotate: bool
+    ) -> dict[str, Any] | None:
+        """Trade a refresh token for new tokens; None when it is unknown, expired or revoked.
+        With `rotate`, the old refresh token is revoked and a new one issued."""
+        if not token or self.check_token(platform, token, "refresh") != "ok":
+            return None
+        issued = self.issue_tokens(platform, self.subject_of(token), refresh=rotate)
+        if rotate:
+            self.revoked_tokens.add(token)
+        else:
+            issued["refresh_token"] = token
+        return issued
+
+    def subject_of(self, token: str, default: str = "sandbox-user") -> str:
+        known = self.tokens.get(token)
+        return known.subject if known else default
+
+    def expire_token(self, token: str) -> None:
+        known = self.tokens.get(token)
+        if known is None:
+            self.expired_tokens.add(token)
+        else:
+            known.expires_at = time.time() - 1
 
     def remember(self, record: Record) -> Record:
         self.records.append(record)

@@ -1,0 +1,105 @@
+"""Pieces every publisher's flow shares: stop early with an outcome, fetch media, consult the
+rate budget, send a request and classify a transport failure by whether it could have published.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+
+from postpilot.core import outcomes
+from postpilot.publishers import errors
+from postpilot.publishers.base import PublishContext, RefreshFailed
+from postpilot.publishers.media import MediaError, MediaFile
+
+
+class Stop(Exception):
+    """Ends a publish (or refresh) early with the outcome it carries."""
+
+    def __init__(self, outcome: outcomes.Outcome) -> None:
+        super().__init__(outcome)
+        self.outcome = outcome
+
+
+async def fetch_media(ctx: PublishContext, url: str) -> MediaFile:
+    """The checked bytes of `url`; an unusable URL stops the publish for good."""
+    try:
+        return await ctx.media.fetch(url)
+    except MediaError as exc:
+        raise Stop(outcomes.Permanent(str(exc))) from exc
+
+
+async def check_budget(ctx: PublishContext, platform: str, keys: Iterable[str]) -> None:
+    """Stop with `RateLimited` when a budget is spent, without sending anything."""
+    spent = await ctx.budgets.blocked_until(keys, ctx.now())
+    if spent is not None:
+        why = f" ({spent.reason})" if spent.reason else ""
+        raise Stop(
+            outcomes.RateLimited(
+                until=spent.reset_at,
+                reason=f"{platform}: rate-limit budget spent until "
+                f"{spent.reset_at.isoformat()}{why}",
+            )
+        )
+
+
+async def send(
+    ctx: PublishContext, method: str, url: str, *, what: str, final: bool, **kwargs: Any
+) -> httpx.Response:
+    """One request. A transport failure of the `final` request (the one that publishes) may
+    have published; any earlier one (upload, container, login) cannot have."""
+    try:
+        return await ctx.http.request(method, url, **kwargs)
+    except httpx.TransportError as exc:
+        if final:
+            raise Stop(errors.transport_outcome(exc, what)) from exc
+        raise Stop(
+            outcomes.Transient(f"{what}: {type(exc).__name__}; nothing was published yet")
+        ) from exc
+
+
+def body_of(response: httpx.Response) -> dict[str, Any]:
+    """The JSON object a response carries, or {} when it carries none."""
+    try:
+        data = response.json()
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def expiry(now: datetime, expires_in: object) -> datetime | None:
+    """`expires_in` seconds from now, when the platform sent a usable number."""
+    if isinstance(expires_in, int | float) and not isinstance(expires_in, bool) and expires_in > 0:
+        return now + timedelta(seconds=float(expires_in))
+    return None
+
+
+def keep_refresh_token(old: dict[str, Any], new_token: object, key: str = "refresh_token") -> Any:
+    """The platform's new refresh token, or the one we had when it sent none."""
+    return new_token if isinstance(new_token, str) and new_token else old.get(key)
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshUnavailable(RefreshFailed):
+    """The refresh could not be tried (network error, 5xx, rate limit): the token may still be
+    fine, so the account does not need reconnecting; try again later."""
+
+    retry_after_seconds: float | None = None
+
+
+def refresh_unavailable(
+    platform: str, exc_or_response: Exception | httpx.Response
+) -> RefreshFailed:
+    if isinstance(exc_or_response, httpx.Response):
+        what = f"HTTP {exc_or_response.status_code}"
+        retry = errors.retry_after_seconds(exc_or_response)
+    else:
+        what, retry = type(exc_or_response).__name__, None
+    return RefreshUnavailable(
+        f"could not reach {platform} to refresh the token ({what}); it will be tried again",
+        retry_after_seconds=retry,
+    )

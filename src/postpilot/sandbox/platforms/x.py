@@ -1,0 +1,214 @@
+"""X API v2: `POST /2/tweets`, `POST /2/media/upload`, `POST /2/oauth2/token`; x-rate-limit-*
+headers (epoch seconds), 401 problem+json, 403 on duplicate text."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+
+from postpilot.sandbox.platforms import _kit
+from postpilot.sandbox.state import Fault, Record, SandboxState
+
+PLATFORM = "x"
+MEDIA_TTL_SECONDS = 86_400
+DUPLICATE = {
+    "detail": "You are not allowed to create a Tweet with duplicate content.",
+    "type": "about:blank",
+    "title": "Forbidden",
+    "status": 403,
+}
+UNAUTHORIZED = {
+    "title": "Unauthorized",
+    "type": "about:blank",
+    "status": 401,
+    "detail": "Unauthorized",
+}
+BAD_MEDIA = {
+    "errors": [{"parameters": {"media.media_ids": []}, "message": "Your media IDs are invalid."}],
+    "title": "Invalid Request",
+    "detail": "One or more parameters to your request was invalid.",
+    "type": "https://api.twitter.com/2/problems/invalid-request",
+}
+
+
+def router(state: SandboxState) -> APIRouter:
+    api = APIRouter(prefix=f"/{PLATFORM}")
+    recent: dict[tuple[str, str], float] = {}  # (subject, text) -> when posted
+
+    def problem(
+        body: dict[str, Any], status: int, headers: dict[str, str] | None = None
+    ) -> Response:
+        return JSONResponse(
+            body, status_code=status, headers=headers, media_type="application/problem+json"
+        )
+
+    def rate_limited(reset: float, limit: int) -> Response:
+        headers = {
+            "x-rate-limit-limit": str(limit),
+            "x-rate-limit-remaining": "0",
+            "x-rate-limit-reset": str(int(reset)),
+        }
+        if state.settings.x_rate_limit_body == "problem":
+            body = {
+                "title": "Too Many Requests",
+                "detail": "Too Many Requests",
+                "type": "about:blank",
+                "status": 429,
+            }
+            return problem(body, 429, headers)
+        return JSONResponse(
+            {"errors": [{"code": 88, "message": "Rate limit exceeded"}]}, 429, headers=headers
+        )
+
+    answers = _kit.Answers(
+        rate_limited=lambda f: rate_limited(time.time() + f.retry_after_seconds, 100),
+        expired=lambda: problem(UNAUTHORIZED, 401),
+        bad_media=lambda: problem(BAD_MEDIA, 400),
+        duplicate=lambda: problem(DUPLICATE, 403),
+        error=lambda status: problem(
+            {
+                "title": "Service Unavailable" if status == 503 else "Internal Error",
+                "status": status,
+            },
+            status,
+        ),
+    )
+
+    async def guard(
+        request: Request, step: str
+    ) -> tuple[str, dict[str, str], Fault | None] | Response:
+        await _kit.pause(state)
+        token = _kit.bearer(request)
+        if state.check_token(PLATFORM, token) != "ok":
+            return problem(UNAUTHORIZED, 401)
+        assert token is not None
+        subject = state.subject_of(token)
+        limit, remaining, reset, over = state.hit_rate_limit(PLATFORM, subject)
+        _, app_remaining, app_reset, _ = state.hit_rate_limit(PLATFORM, "app")
+        headers = {
+            "x-rate-limit-limit": str(limit),
+            "x-rate-limit-remaining": str(remaining),
+            "x-rate-limit-reset": str(int(reset)),
+            "x-app-limit-24hour-limit": str(limit),
+            "x-app-limit-24hour-remaining": str(app_remaining),
+            "x-app-limit-24hour-reset": str(int(app_reset)),
+        }
+        if over:
+            return rate_limited(reset, limit)
+        fault = state.take_fault(PLATFORM, step)
+        if (answer := await _kit.answer_fault(fault, answers)) is not None:
+            return answer
+        return subject, headers, fault
+
+    @api.post("/2/media/upload")
+    async def upload(request: Request) -> Response:
+        allowed = await guard(request, "upload")
+        if isinstance(allowed, Response):
+            return allowed
+        _subject, headers, _fault = allowed
+        form = await request.form()
+        upload = await _kit.upload_of(form.get("media"))
+        if upload is None or not upload[1].startswith("image/") or not upload[0]:
+            return problem(
+                {
+                    "errors": [{"message": "InvalidMedia: the file is not a supported image"}],
+                    "title": "Invalid Request",
+                    "type": "about:blank",
+                    "status": 400,
+                },
+                400,
+            )
+        media_id = state.next_id()
+        state.media[f"x:{media_id}"] = _kit.media_entry(
+            media_id, *upload, expires=time.time() + MEDIA_TTL_SECONDS
+        )
+        data = {
+            "id": media_id,
+            "media_key": f"3_{media_id}",
+            "size": len(upload[0]),
+            "expires_after_secs": MEDIA_TTL_SECONDS,
+        }
+        return JSONResponse({"data": data}, headers=headers)
+
+    @api.post("/2/tweets")
+    async def create_tweet(request: Request) -> Response:
+        allowed = await guard(request, "publish")
+        if isinstance(allowed, Response):
+            return allowed
+        subject, headers, fault = allowed
+        body = await _kit.body(request)
+        text = str(body.get("text") or "")
+        media_ids = [str(m) for m in (body.get("media") or {}).get("media_ids") or []]
+        media = [state.media.get(f"x:{m}") for m in media_ids]
+        if any(m is None or m["expires"] < time.time() for m in media):
+            return problem(BAD_MEDIA, 400, headers)
+        if not text.strip() and not media:
+            return problem(
+                {"title": "Invalid Request", "detail": "text or media is required", "status": 400},
+                400,
+                headers,
+            )
+        async with state.lock:
+            posted = recent.get((subject, text))
+            if text and posted and time.time() - posted < state.settings.x_duplicate_window_seconds:
+                return problem(DUPLICATE, 403, headers)
+            tweet_id = state.next_id()
+            recent[(subject, text)] = time.time()
+            state.remember(
+                Record(
+                    platform=PLATFORM,
+                    id=tweet_id,
+                    account=subject,
+                    text=text,
+                    media=[m for m in media if m],
+                    idempotency_key=None,
+                    received_at=datetime.now(UTC).isoformat(),
+                )
+            )
+        await _kit.hold_after_commit(fault)
+        data = {"id": tweet_id, "text": text, "edit_history_tweet_ids": [tweet_id]}
+        return JSONResponse({"data": data}, status_code=201, headers=headers)
+
+    @api.post("/2/oauth2/token")
+    async def token(request: Request) -> Response:
+        await _kit.pause(state)
+        body = await _kit.body(request)
+        fault = state.take_fault(PLATFORM, "refresh")
+        if (answer := await _kit.answer_fault(fault, answers)) is not None:
+            return answer
+        if body.get("grant_type") != "refresh_token" or (
+            not body.get("client_id") and not request.headers.get("authorization")
+        ):
+            return JSONResponse(
+                {
+                    "error": "invalid_request",
+                    "error_description": "Missing required parameter [client_id].",
+                },
+                400,
+            )
+        issued = state.refresh_grant(
+            PLATFORM, str(body.get("refresh_token") or ""), rotate=state.settings.x_refresh_rotates
+        )
+        if issued is None:
+            return JSONResponse(
+                {
+                    "error": "invalid_request",
+                    "error_description": "Value passed for the token was invalid.",
+                },
+                400,
+            )
+        return JSONResponse(
+            {
+                "token_type": "bearer",
+                "expires_in": issued["expires_in"],
+                "access_token": issued["access_token"],
+                "scope": "tweet.read tweet.write users.read media.write offline.access",
+                "refresh_token": issued.get("refresh_token"),
+            }
+        )
+
+    return api
