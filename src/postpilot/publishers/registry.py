@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from postpilot.publishers.base import Publisher
+from postpilot.publishers.bluesky import BlueskyPublisher
 from postpilot.publishers.mastodon import MastodonPublisher
 from postpilot.publishers.uploads import UploadCache
 from postpilot.publishers.x import XPublisher
@@ -15,6 +16,7 @@ PUBLISHERS: dict[str, Publisher] = {
     for publisher in (
         MastodonPublisher(),
         XPublisher(UPLOADS),
+        BlueskyPublisher(UPLOADS),
     )
 }
 

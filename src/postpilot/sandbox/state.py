@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
+import json
 import random
 import secrets
 import time
@@ -82,6 +84,23 @@ ACCESS_TOKEN_TTL = {
     "slack": 43_200.0,
     "matrix": 3600.0,
 }
+
+
+JWT_PLATFORMS = frozenset({"bluesky"})
+
+
+def _jwt_shaped(subject: str, expires_at: float | None) -> str:
+    def part(value: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+    claims: dict[str, Any] = {
+        "scope": "com.atproto.access",
+        "sub": subject,
+        "iat": int(time.time()),
+    }
+    if expires_at is not None:
+        claims["exp"] = int(expires_at)
+    return f"{part({'typ': 'at+jwt', 'alg': 'HS256'})}.{part(claims)}.{secrets.token_urlsafe(16)}"
 
 
 @dataclass
@@ -203,6 +222,8 @@ class SandboxState:
         ttl = expires_in if expires_in is not None else self.settings.access_token_ttl.get(platform)
         now = time.time()
         access = f"{platform}-at-{secrets.token_urlsafe(12)}"
+        if platform in JWT_PLATFORMS:  # a JWT-shaped token whose `exp` a client can read
+            access = _jwt_shaped(subject, now + ttl if ttl else None)
         self.tokens[access] = Token(platform, subject, "access", now + ttl if ttl else None)
         issued: dict[str, Any] = {
             "access_token": access,
