@@ -4,6 +4,7 @@ migrated template, and the real Redis (a test-only database number)."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -71,7 +72,9 @@ def pg_template() -> str:
         await upgrade(db)
         await db.dispose()
 
-    asyncio.run(build())
+    # Its own thread and loop: the fixture may be requested from inside a running test loop.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, build()).result()
     return PG_TEMPLATE
 
 

@@ -109,7 +109,7 @@ async def _with_deliveries(session: AsyncSession, posts: Sequence[Post]) -> list
         .order_by(Delivery.created_at, Delivery.id)
     )
     by_post: dict[str, list[tuple[Delivery, Account]]] = {p.id: [] for p in posts}
-    for delivery, account in rows.tuples():
+    for delivery, account in rows.all():
         by_post[delivery.post_id].append((delivery, account))
     return [PostView(post=p, deliveries=by_post[p.id]) for p in posts]
 
@@ -288,7 +288,7 @@ async def list_deliveries(
     if status is not None:
         query = query.where(Delivery.status == status.value)
     rows = await session.execute(query.order_by(Delivery.updated_at.desc()).limit(limit))
-    return list(rows.tuples())
+    return list(rows.all())
 
 
 async def get_delivery(

@@ -182,7 +182,13 @@ async def claim(
             accounts, accounts.c.id == claimed_cte.c.account_id
         )
         rows = (
-            await conn.execute(select(claimed_cte, *_content_columns()).select_from(joined))
+            await conn.execute(
+                # The CTE already carries post_id and account_id: take the rest of the content.
+                select(
+                    claimed_cte,
+                    *[c for c in _content_columns() if c.name not in ("post_id", "account_id")],
+                ).select_from(joined)
+            )
         ).all()
         return [_work_item(row, row) for row in rows]
     claimed = await claim_rows(conn, now=now, limit=limit, claimer=claimer, lease=lease)

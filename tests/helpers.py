@@ -1,0 +1,106 @@
+"""Test helpers: settings isolated from the developer's .env files, the API on a real socket."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import uvicorn
+
+from postpilot.api.app import create_app
+from postpilot.sandbox.client import SandboxClient
+from postpilot.sandbox.process import free_port
+from postpilot.scheduler.runtime import Runtime
+from postpilot.settings import Settings, load_settings
+from postpilot.store import workspaces
+from postpilot.store.database import Database
+
+TEST_SECRET_KEY = "test-secret-key-0123456789abcdef"
+TEST_CRON_SECRET = "test-cron-secret"
+
+
+def make_settings(db: Database, sandbox: SandboxClient | None = None, **extra: Any) -> Settings:
+    values: dict[str, Any] = {
+        "_env_file": None,  # never read the developer's .env / .env.local in tests
+        "DATABASE_URL": db.url,
+        "SECRET_KEY": TEST_SECRET_KEY,
+        "CRON_SECRET": TEST_CRON_SECRET,
+        "SCHEDULER_RETRY_BASE_SECONDS": 0,
+        "LOG_FORMAT": "text",
+    }
+    if sandbox is not None:
+        port = sandbox.url.rsplit(":", 1)[1]
+        values["SANDBOX_URL"] = sandbox.url
+        values["MEDIA_ALLOWED_HOSTS"] = f"127.0.0.1:{port}"
+    values.update(extra)
+    return load_settings(**values)
+
+
+@dataclass
+class ApiServer:
+    url: str
+    runtime: Runtime
+    client: httpx.AsyncClient  # authorized with the workspace's API key
+    workspace_id: str
+    api_key: str
+
+    def cron(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {TEST_CRON_SECRET}"}
+
+
+async def new_workspace(db: Database, name: str = "test") -> tuple[str, str]:
+    async with db.transaction() as session:
+        created = await workspaces.create_workspace(session, name=name)
+    return created.workspace.id, created.api_key
+
+
+@contextlib.asynccontextmanager
+async def api_server(
+    db: Database, sandbox: SandboxClient | None = None, **settings: Any
+) -> AsyncIterator[ApiServer]:
+    """The real app under uvicorn on a loopback port, sharing `db` with the test."""
+    runtime = Runtime.open(make_settings(db, sandbox, **settings), db=db)
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(runtime.settings, runtime=runtime),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            log_config=None,
+        )
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.02)
+    workspace_id, key = await new_workspace(db)
+    url = f"http://127.0.0.1:{port}"
+    async with httpx.AsyncClient(
+        base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=30
+    ) as client:
+        try:
+            yield ApiServer(url, runtime, client, workspace_id, key)
+        finally:
+            server.should_exit = True
+            await task
+            await runtime.close()
+
+
+async def mastodon_account(api: ApiServer, sandbox: SandboxClient, handle: str = "@me") -> str:
+    response = await api.client.post(
+        "/api/accounts",
+        json={
+            "platform": "mastodon",
+            "handle": handle,
+            "base_url": sandbox.platform_url("mastodon"),
+            "credentials": {"access_token": f"token-{handle}"},
+        },
+    )
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
