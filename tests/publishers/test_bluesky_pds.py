@@ -1,0 +1,267 @@
+"""Bluesky against the real thing: Bluesky's own PDS (@atproto/pds, unmodified) running offline on
+loopback, started by ../shared/peers/bluesky_pds/start.sh. The first run installs Node 22 and
+builds the server (about 90 s); later runs start in a few seconds."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select, update
+
+from postpilot.core import outcomes
+from postpilot.publishers.base import PublishContext, Refreshed
+from postpilot.publishers.bluesky import BlueskyPublisher, record_key
+from postpilot.publishers.media import MediaFetcher
+from postpilot.sandbox.client import SandboxClient
+from postpilot.store.database import Database
+from postpilot.store.tables import Account, Delivery
+from tests.publishers.conftest import account, publish_request, unique, utcnow
+
+pytestmark = pytest.mark.peer
+
+COLLECTION = "app.bsky.feed.post"
+INSTALL_DIR = Path(os.environ.get("POSTPILOT_PDS_DIR", "/tmp/postpilot-bluesky-pds"))
+
+
+def peer_dir() -> Path | None:
+    """The peers folder beside the repo (CI: ../shared), else the machine's /work/shared."""
+    repo = Path(__file__).resolve().parents[2]
+    for shared in (repo / ".." / "shared", Path("/work/shared")):
+        candidate = (shared / "peers" / "bluesky_pds").resolve()
+        if (candidate / "start.sh").is_file():
+            return candidate
+    return None
+
+
+def free_port_pair() -> int:
+    """A port p with p+1 free too (the PDS listens on p, its PLC directory on p+1)."""
+    for _ in range(50):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port >= 65535:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no two adjacent free ports")
+
+
+@pytest.fixture(scope="session")
+def pds() -> Iterator[dict[str, str]]:
+    folder = peer_dir()
+    if folder is None:
+        pytest.skip("the Bluesky PDS peer (../shared/peers/bluesky_pds) is not on this machine")
+    INSTALL_DIR.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "PDS_PORT": str(free_port_pair()), "FRESH": "1"}
+    started = subprocess.run(
+        ["bash", str(folder / "start.sh"), str(INSTALL_DIR)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    if started.returncode != 0:
+        pytest.fail(f"start.sh failed ({started.returncode}):\n{started.stderr[-3000:]}")
+    values = dict(line.split("=", 1) for line in started.stdout.splitlines() if "=" in line)
+    try:
+        yield values
+    finally:
+        subprocess.run(
+            ["bash", str(folder / "stop.sh"), str(INSTALL_DIR)],
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+
+
+@pytest.fixture
+async def pds_ctx(
+    pds: dict[str, str], sandbox: SandboxClient
+) -> AsyncIterator[tuple[PublishContext, dict[str, Any]]]:
+    """A context whose Bluesky base is the PDS, and a logged-in account's credentials."""
+    async with httpx.AsyncClient(timeout=15) as http:
+        media = MediaFetcher(http, max_bytes=1_000_000, allowed_hosts=frozenset({"127.0.0.1"}))
+        ctx = PublishContext(
+            http=http, media=media, now=utcnow, base_urls={"bluesky": pds["PDS_BASE_URL"]}
+        )
+        login = {"identifier": pds["PDS_HANDLE"], "password": pds["PDS_PASSWORD"]}
+        session = await BlueskyPublisher().refresh(account("bluesky", login), ctx)
+        assert isinstance(session, Refreshed), session
+        assert session.credentials["did"] == pds["PDS_DID"]
+        yield ctx, session.credentials
+
+
+async def xrpc_get(ctx: PublishContext, base: str, nsid: str, **params: Any) -> httpx.Response:
+    return await ctx.http.get(f"{base}/xrpc/{nsid}", params=params)
+
+
+async def count_records(ctx: PublishContext, base: str, did: str) -> list[dict[str, Any]]:
+    response = await xrpc_get(
+        ctx, base, "com.atproto.repo.listRecords", repo=did, collection=COLLECTION, limit=100
+    )
+    assert response.status_code == 200, response.text
+    return list(response.json()["records"])
+
+
+async def test_publish_with_image_and_retry_creates_one_record(
+    pds: dict[str, str],
+    pds_ctx: tuple[PublishContext, dict[str, Any]],
+    sandbox: SandboxClient,
+) -> None:
+    ctx, credentials = pds_ctx
+    base, did = pds["PDS_BASE_URL"], pds["PDS_DID"]
+    acct = account("bluesky", credentials, handle=pds["PDS_HANDLE"])
+    text = unique("hello from postpilot to a real PDS")
+    request = publish_request(acct, text, (sandbox.media_url("pds.png"),))
+    publisher = BlueskyPublisher()
+    before = len(await count_records(ctx, base, did))
+
+    outcome = await publisher.publish(request, ctx)
+    assert isinstance(outcome, outcomes.Published), outcome
+    assert not outcome.already_existed
+    rkey = record_key(request.idempotency_key, request.scheduled_at)
+    assert outcome.platform_post_id == f"at://{did}/{COLLECTION}/{rkey}"
+
+    stored = await xrpc_get(
+        ctx, base, "com.atproto.repo.getRecord", repo=did, collection=COLLECTION, rkey=rkey
+    )
+    assert stored.status_code == 200, stored.text
+    value = stored.json()["value"]
+    assert value["text"] == text
+    [image] = value["embed"]["images"]
+    assert image["image"]["mimeType"] == "image/png"
+    blob = await xrpc_get(
+        ctx, base, "com.atproto.sync.getBlob", did=did, cid=image["image"]["ref"]["$link"]
+    )
+    assert blob.status_code == 200 and blob.content.startswith(b"\x89PNG")
+
+    # The same delivery again: first as if the answer had been lost (the PDS answers 500 for
+    # the existing rkey and getRecord finds it), then as a later attempt (checked first).
+    again = await publisher.publish(request, ctx)
+    assert isinstance(again, outcomes.Published) and again.already_existed
+    retry = publish_request(
+        acct,
+        text,
+        request.media_urls,
+        key=request.idempotency_key,
+        attempt=2,
+        scheduled_at=request.scheduled_at,
+    )
+    third = await publisher.publish(retry, ctx)
+    assert isinstance(third, outcomes.Published) and third.already_existed
+    assert third.platform_post_id == outcome.platform_post_id
+
+    records = await count_records(ctx, base, did)
+    assert len(records) == before + 1
+    assert [r["uri"] for r in records].count(outcome.platform_post_id) == 1
+
+
+async def test_expired_access_token_is_renewed_by_refresh_session(
+    pds: dict[str, str], pds_ctx: tuple[PublishContext, dict[str, Any]]
+) -> None:
+    ctx, credentials = pds_ctx
+    stale = {**credentials, "access_jwt": "not-a-valid-token"}
+    publisher = BlueskyPublisher()
+    outcome = await publisher.publish(publish_request(account("bluesky", stale)), ctx)
+    assert isinstance(outcome, outcomes.TokenExpired), outcome
+    refreshed = await publisher.refresh(account("bluesky", stale), ctx)
+    assert isinstance(refreshed, Refreshed), refreshed
+    assert refreshed.expires_at is not None
+    assert refreshed.expires_at > datetime.now(UTC) + timedelta(minutes=30)
+    fresh = account("bluesky", refreshed.credentials, handle=pds["PDS_HANDLE"])
+    outcome = await publisher.publish(publish_request(fresh, unique("after refresh")), ctx)
+    assert isinstance(outcome, outcomes.Published), outcome
+
+
+async def test_scheduler_publishes_to_the_pds_once(
+    pds: dict[str, str], sqlite_db: Database, sandbox: SandboxClient
+) -> None:
+    """Through postpilot's scheduler: an account connected with an app password only (the
+    engine logs it in through `refresh`), a due post with an image, one optimized pass; then
+    the delivery is run again with the same record key and the PDS still has one record."""
+    from postpilot.scheduler.passes import run_pass
+    from postpilot.scheduler.runtime import Runtime
+    from postpilot.store import posts
+    from tests.helpers import make_settings, new_workspace
+
+    port = sandbox.url.rsplit(":", 1)[1]
+    settings = make_settings(sqlite_db, MEDIA_ALLOWED_HOSTS=f"127.0.0.1:{port}")
+    runtime = Runtime.open(settings, db=sqlite_db)
+    base, did = pds["PDS_BASE_URL"], pds["PDS_DID"]
+    try:
+        workspace_id, _ = await new_workspace(sqlite_db)
+        now = runtime.now()
+        text = unique("scheduled to a real PDS")
+        async with sqlite_db.transaction() as session:
+            acct = Account(
+                workspace_id=workspace_id,
+                platform="bluesky",
+                handle=pds["PDS_HANDLE"],
+                base_url=base,
+                options={"langs": ["en"]},
+                credentials=runtime.cipher.encrypt(
+                    {"identifier": pds["PDS_HANDLE"], "password": pds["PDS_PASSWORD"]}
+                ),
+            )
+            session.add(acct)
+            await session.flush()
+            post = await posts.create_post(
+                session,
+                workspace_id=workspace_id,
+                text_=text,
+                media_urls=[sandbox.media_url("scheduled.png")],
+                overrides={},
+                scheduled_at=now - timedelta(seconds=1),
+                timezone="UTC",
+                accounts=[acct],
+                now=now,
+            )
+            post_id = post.id
+        before = len(await count_records(runtime.publish, base, did))
+
+        report = await run_pass(runtime, scheduler="optimized", limit=10)
+        assert report.claimed == 1
+        async with sqlite_db.session() as session:
+            query = select(Delivery).where(Delivery.post_id == post_id)
+            [delivery] = (await session.execute(query)).scalars().all()
+        assert delivery.status == "published", delivery.error
+        uri = delivery.platform_post_id
+        rkey = uri.rsplit("/", 1)[1]
+        stored = await xrpc_get(
+            runtime.publish,
+            base,
+            "com.atproto.repo.getRecord",
+            repo=did,
+            collection=COLLECTION,
+            rkey=rkey,
+        )
+        assert stored.status_code == 200 and stored.json()["value"]["text"] == text
+        assert stored.json()["value"]["embed"]["images"][0]["image"]["mimeType"] == "image/png"
+
+        # Retry the same delivery (as after a lost answer): same idempotency key, same rkey.
+        async with sqlite_db.transaction() as session:
+            await session.execute(
+                update(Delivery)
+                .where(Delivery.id == delivery.id)
+                .values(status="scheduled", due_at=now - timedelta(seconds=1))
+            )
+        report = await run_pass(runtime, scheduler="reference", limit=10)
+        assert report.claimed == 1
+        records = await count_records(runtime.publish, base, did)
+        assert len(records) == before + 1
+        assert [r["uri"] for r in records].count(uri) == 1
+    finally:
+        await runtime.close()
