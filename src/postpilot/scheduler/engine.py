@@ -122,8 +122,8 @@ async def _attempt(
         return outcomes.Permanent(f"no publisher for platform {item.delivery.platform!r}")
     if item.account.status != AccountStatus.ACTIVE:
         return outcomes.Permanent(
-            f"account {item.account.handle} on {item.account.platform} is "
-            f"{item.account.status.replace('_', ' ')}: reconnect it, then retry this post"
+            f"account {item.account.handle} on {item.account.platform} cannot publish "
+            f"({item.account.status}): reconnect the account, then retry this post"
         )
     return await _publish(item, publisher, runtime, refresher, changes)
 

@@ -1,0 +1,209 @@
+"""Passes against a real database and the sandbox process: constant statement cost, leases,
+retries, rate limits and token failures, identical decisions from both schedulers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from postpilot.core.states import DeliveryStatus
+from postpilot.sandbox.client import SandboxClient
+from postpilot.scheduler.passes import run_pass
+from postpilot.scheduler.runtime import Runtime
+from postpilot.store import work
+from postpilot.store.database import Database
+from postpilot.store.tables import Account, Activity, Delivery
+from tests.factories import due_posts, workspace_with_accounts
+from tests.helpers import make_settings
+
+
+@pytest.fixture
+async def runtime(any_db: Database, sandbox: SandboxClient) -> AsyncIterator[Runtime]:
+    rt = Runtime.open(make_settings(any_db, sandbox), db=any_db)
+    yield rt
+    await rt.close()
+
+
+async def statuses(db: Database) -> dict[str, int]:
+    async with db.session() as session:
+        rows = (await session.execute(select(Delivery.status))).scalars().all()
+    counts: dict[str, int] = {}
+    for status in rows:
+        counts[status] = counts.get(status, 0) + 1
+    return counts
+
+
+async def only_delivery(db: Database) -> Delivery:
+    async with db.session() as session:
+        return (await session.execute(select(Delivery))).scalar_one()
+
+
+async def test_statement_count_is_the_same_at_batch_10_and_500(
+    runtime: Runtime, sandbox: SandboxClient
+) -> None:
+    db = runtime.db
+    workspace, accounts = await workspace_with_accounts(db, sandbox, count=5)
+    now = datetime.now(UTC)
+    await due_posts(db, workspace, accounts, count=102, at=now - timedelta(seconds=1))
+    small = await run_pass(runtime, scheduler="optimized", limit=10, concurrency=10)
+    large = await run_pass(runtime, scheduler="optimized", limit=500, concurrency=50)
+    assert (small.claimed, large.claimed) == (10, 500)
+    assert small.published == 10 and large.published == 500
+    assert small.db_statements == large.db_statements
+    assert large.db_statements <= 4  # claim(+load), apply outcomes, append activity
+    assert len(sandbox.records("mastodon")) == 510
+
+
+async def test_reference_costs_statements_per_delivery(
+    runtime: Runtime, sandbox: SandboxClient
+) -> None:
+    workspace, accounts = await workspace_with_accounts(runtime.db, sandbox)
+    await due_posts(runtime.db, workspace, accounts, count=6, at=datetime.now(UTC))
+    three = await run_pass(runtime, scheduler="reference", limit=3)
+    rest = await run_pass(runtime, scheduler="reference", limit=10)
+    assert (three.published, rest.published) == (3, 3)
+    per_delivery = three.db_statements / 3
+    assert per_delivery >= 4
+    assert rest.db_statements == pytest.approx(per_delivery * 3 + 1)  # + the empty final claim
+
+
+async def test_outcome_is_not_written_once_the_lease_was_taken_over(
+    runtime: Runtime, sandbox: SandboxClient
+) -> None:
+    db = runtime.db
+    workspace, accounts = await workspace_with_accounts(db, sandbox)
+    now = datetime.now(UTC)
+    await due_posts(db, workspace, accounts, count=1, at=now)
+    lease = timedelta(seconds=30)
+    async with db.engine.begin() as conn:
+        (first,) = await work.claim(conn, now=now, limit=1, claimer="pass-a", lease=lease)
+    later = now + lease + timedelta(seconds=1)
+    async with db.engine.begin() as conn:
+        (second,) = await work.claim(conn, now=later, limit=1, claimer="pass-b", lease=lease)
+    assert second.delivery.id == first.delivery.id and second.delivery.recovered
+    assert not first.delivery.recovered
+    from postpilot.core.transitions import Event, Transition
+
+    done = Transition(DeliveryStatus.PUBLISHED, 1, now, Event.PUBLISHED, "published", None, "1")
+    async with db.engine.begin() as conn:
+        written_a = await work.apply_decisions(
+            conn, [work.Decision(first.delivery, done)], claimer="pass-a", now=later
+        )
+        written_b = await work.apply_decisions(
+            conn, [work.Decision(second.delivery, done)], claimer="pass-b", now=later
+        )
+    assert written_a == set()
+    assert written_b == {first.delivery.id}
+
+
+async def test_nothing_is_claimed_before_it_is_due(
+    runtime: Runtime, sandbox: SandboxClient
+) -> None:
+    workspace, accounts = await workspace_with_accounts(runtime.db, sandbox)
+    await due_posts(
+        runtime.db, workspace, accounts, count=2, at=datetime.now(UTC) + timedelta(hours=1)
+    )
+    for scheduler in ("reference", "optimized"):
+        report = await run_pass(runtime, scheduler=scheduler)
+        assert report.claimed == 0
+    assert await statuses(runtime.db) == {"scheduled": 2}
+
+
+@pytest.mark.parametrize("scheduler", ["reference", "optimized"])
+async def test_server_error_is_retried_with_the_same_idempotency_key(
+    runtime: Runtime, sandbox: SandboxClient, scheduler: str
+) -> None:
+    workspace, accounts = await workspace_with_accounts(runtime.db, sandbox)
+    await due_posts(runtime.db, workspace, accounts, count=1, at=datetime.now(UTC))
+    sandbox.inject("unavailable", "mastodon")
+    # limit=1: the retry is due at once (base delay 0 in tests) and would be taken again.
+    first = await run_pass(runtime, scheduler=scheduler, limit=1)
+    assert (first.claimed, first.retried, first.published) == (1, 1, 0)
+    delivery = await only_delivery(runtime.db)
+    assert delivery.status == "scheduled" and delivery.attempts == 1
+    assert delivery.last_error is not None and "503" in delivery.last_error
+    second = await run_pass(runtime, scheduler=scheduler)  # retry base is 0 s in tests
+    assert second.published == 1
+    records = sandbox.records("mastodon")
+    assert len(records) == 1 and records[0]["idempotency_key"] == delivery.idempotency_key
+
+
+@pytest.mark.parametrize("scheduler", ["reference", "optimized"])
+async def test_ambiguous_500_is_retried_on_an_idempotent_platform_without_duplicate(
+    runtime: Runtime, sandbox: SandboxClient, scheduler: str
+) -> None:
+    workspace, accounts = await workspace_with_accounts(runtime.db, sandbox)
+    await due_posts(runtime.db, workspace, accounts, count=1, at=datetime.now(UTC))
+    sandbox.inject("timeout_after_commit", "mastodon", hold_seconds=3)
+    runtime.http.timeout = runtime.http.timeout.__class__(1.0)
+    first = await run_pass(runtime, scheduler=scheduler, limit=1)
+    assert first.retried == 1  # a read timeout after sending: ambiguous, safe to repeat here
+    second = await run_pass(runtime, scheduler=scheduler)
+    assert second.published == 1
+    assert len(sandbox.records("mastodon")) == 1  # the repeat replayed the first status
+
+
+@pytest.mark.parametrize("scheduler", ["reference", "optimized"])
+async def test_rate_limit_reschedules_at_the_reset_without_an_attempt(
+    runtime: Runtime, sandbox: SandboxClient, scheduler: str
+) -> None:
+    workspace, accounts = await workspace_with_accounts(runtime.db, sandbox)
+    await due_posts(runtime.db, workspace, accounts, count=1, at=datetime.now(UTC))
+    sandbox.inject("rate_limit", "mastodon", retry_after_seconds=120)
+    report = await run_pass(runtime, scheduler=scheduler)
+    assert report.rate_limited == 1
+    delivery = await only_delivery(runtime.db)
+    assert delivery.status == "scheduled" and delivery.attempts == 0
+    wait = delivery.due_at.replace(tzinfo=UTC) - datetime.now(UTC)
+    assert timedelta(seconds=100) < wait <= timedelta(seconds=121)
+    assert (await run_pass(runtime, scheduler=scheduler)).claimed == 0
+
+
+@pytest.mark.parametrize("scheduler", ["reference", "optimized"])
+async def test_rejected_token_fails_with_a_reason_and_flags_the_account(
+    runtime: Runtime, sandbox: SandboxClient, scheduler: str
+) -> None:
+    workspace, accounts = await workspace_with_accounts(runtime.db, sandbox)
+    await due_posts(runtime.db, workspace, accounts, count=2, at=datetime.now(UTC))
+    sandbox.revoke("token-0")
+    report = await run_pass(runtime, scheduler=scheduler)
+    assert report.failed == 2
+    async with runtime.db.session() as session:
+        account = (await session.execute(select(Account))).scalar_one()
+        errors = (await session.execute(select(Delivery.last_error))).scalars().all()
+    assert account.status == "needs_reconnect"
+    assert account.status_reason is not None and "access token" in account.status_reason
+    assert all(e is not None and "reconnect the account" in e for e in errors)
+
+
+@pytest.mark.parametrize("scheduler", ["reference", "optimized"])
+async def test_media_that_is_not_an_image_fails_naming_the_url(
+    runtime: Runtime, sandbox: SandboxClient, scheduler: str
+) -> None:
+    workspace, accounts = await workspace_with_accounts(runtime.db, sandbox)
+    bad = sandbox.media_url("notes.txt")
+    await due_posts(
+        runtime.db, workspace, accounts, count=1, at=datetime.now(UTC), media_urls=[bad]
+    )
+    report = await run_pass(runtime, scheduler=scheduler)
+    assert report.failed == 1
+    delivery = await only_delivery(runtime.db)
+    assert delivery.last_error is not None
+    assert bad in delivery.last_error and "not an image" in delivery.last_error
+    assert sandbox.records() == []
+
+
+async def test_activity_is_appended_for_every_decision(
+    runtime: Runtime, sandbox: SandboxClient
+) -> None:
+    workspace, accounts = await workspace_with_accounts(runtime.db, sandbox, count=2)
+    await due_posts(runtime.db, workspace, accounts, count=3, at=datetime.now(UTC))
+    report = await run_pass(runtime, scheduler="optimized", limit=50)
+    async with runtime.db.session() as session:
+        events = (
+            await session.execute(select(Activity.event).where(Activity.pass_id == report.pass_id))
+        ).scalars()
+        assert sorted(events) == ["published"] * 6
