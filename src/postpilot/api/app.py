@@ -11,12 +11,19 @@ from fastapi import FastAPI
 
 from postpilot import __version__
 from postpilot.api import errors
-from postpilot.api.routes import accounts, cron, deliveries, health, posts
+from postpilot.api.routes import accounts, cron, deliveries, health, posts, scheduler
 from postpilot.scheduler.runtime import Runtime
 from postpilot.settings import Settings, get_settings
 from postpilot.store import schema
 
-ROUTERS = (accounts.router, posts.router, deliveries.router, cron.router, health.router)
+ROUTERS = (
+    accounts.router,
+    posts.router,
+    deliveries.router,
+    cron.router,
+    health.router,
+    scheduler.router,
+)
 
 
 def create_app(

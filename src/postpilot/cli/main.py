@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from postpilot.cli import db, demo, sandbox_cmd, service, workspace
+from postpilot.cli import compare, db, demo, migration, sandbox_cmd, scheduler, service, workspace
 
 app = typer.Typer(
     name="postpilot",
@@ -16,6 +16,9 @@ app = typer.Typer(
 app.add_typer(db.app, name="db")
 app.add_typer(workspace.app, name="workspace")
 app.add_typer(demo.app, name="demo")
+app.add_typer(scheduler.app, name="scheduler")
+app.add_typer(migration.app, name="migration")
+app.command("compare")(compare.compare)
 app.command("serve")(service.serve)
 app.command("worker")(service.worker)
 app.command("run-once")(service.run_once)
