@@ -226,10 +226,11 @@ async def update_post(
         )
     except posts.NotEditable as exc:
         raise ApiError(409, "not_editable", str(exc)) from exc
+    workspace_id = workspace.id
     await session.commit()
     runtime.wakeup.set()
-    session.expire_all()
-    return public(await _view(session, workspace.id, post_id))
+    session.expire_all()  # re-read the deliveries as the database now has them
+    return public(await _view(session, workspace_id, post_id))
 
 
 @router.post("/{post_id}/cancel", response_model=CancelResult)
@@ -238,11 +239,11 @@ async def cancel_post(
 ) -> CancelResult:
     view = await _view(session, workspace.id, post_id)
     in_flight = await posts.cancel_post(session, view, now=runtime.now())
+    workspace_id = workspace.id
     await session.commit()
     session.expire_all()
-    return CancelResult(
-        post=public(await _view(session, workspace.id, post_id)), still_publishing=in_flight
-    )
+    view = await _view(session, workspace_id, post_id)
+    return CancelResult(post=public(view), still_publishing=in_flight)
 
 
 @router.get("/{post_id}/activity", response_model=list[ActivityPublic])
