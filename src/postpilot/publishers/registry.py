@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from postpilot.publishers.base import Publisher
 from postpilot.publishers.bluesky import BlueskyPublisher
+from postpilot.publishers.facebook import FacebookPublisher
+from postpilot.publishers.instagram import InstagramPublisher
 from postpilot.publishers.mastodon import MastodonPublisher
+from postpilot.publishers.threads import ThreadsPublisher
 from postpilot.publishers.uploads import UploadCache
 from postpilot.publishers.x import XPublisher
 
@@ -17,6 +20,9 @@ PUBLISHERS: dict[str, Publisher] = {
         MastodonPublisher(),
         XPublisher(UPLOADS),
         BlueskyPublisher(UPLOADS),
+        FacebookPublisher(),
+        InstagramPublisher(),
+        ThreadsPublisher(),
     )
 }
 

@@ -10,10 +10,17 @@ from fastapi.responses import JSONResponse, Response
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
 from postpilot.sandbox import images
-from postpilot.sandbox.platforms import bluesky, mastodon, x
+from postpilot.sandbox.platforms import bluesky, facebook, instagram, mastodon, threads, x
 from postpilot.sandbox.state import FAULT_KINDS, Fault, SandboxState
 
-PLATFORM_ROUTERS = (mastodon.router, x.router, bluesky.router)
+PLATFORM_ROUTERS = (
+    mastodon.router,
+    x.router,
+    bluesky.router,
+    facebook.router,
+    instagram.router,
+    threads.router,
+)
 
 
 def create_app(sandbox_state: SandboxState | None = None) -> FastAPI:

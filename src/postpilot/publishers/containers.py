@@ -1,0 +1,168 @@
+"""Two-step publishing through media containers (Instagram, Threads): create a container (the
+platform downloads the image by URL), wait until it is FINISHED, then publish it.
+
+Creating a container publishes nothing, so a failure before the publish call is always safe to
+retry (an orphan container expires after 24 h). Only the publish call can leave the post in
+doubt; the container id lives only in this process, so there is no honest way to check it
+after a restart: these platforms are NONE.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import httpx
+
+from postpilot.core import outcomes
+from postpilot.core.transitions import Recovery
+from postpilot.publishers import budgets, errors, flow, graph
+from postpilot.publishers.base import (
+    AccountContext,
+    PublishContext,
+    PublishRequest,
+    Refreshed,
+    RefreshFailed,
+    RefreshResult,
+)
+
+
+@dataclass(frozen=True)
+class Flavour:
+    platform: str
+    name: str  # as people write it
+    default_base: str
+    default_version: str
+    user_option: str  # the account option that holds the user id
+    create_path: str
+    publish_path: str
+    status_field: str
+    text_field: str
+    refresh_grant: str
+    refresh_base: str
+
+
+class ContainerPublisher:
+    flavour: ClassVar[Flavour]
+    recovery: ClassVar[Recovery] = Recovery.NONE
+    can_refresh: ClassVar[bool] = True
+
+    async def publish(self, request: PublishRequest, ctx: PublishContext) -> outcomes.Outcome:
+        try:
+            return await self._publish(request, ctx)
+        except flow.Stop as stop:
+            return stop.outcome
+
+    def _base(self, ctx: PublishContext, account: AccountContext) -> str:
+        version = account.options.get("graph_version") or self.flavour.default_version
+        return (
+            f"{ctx.base_url(self.flavour.platform, account, self.flavour.default_base)}/{version}"
+        )
+
+    def _container_fields(self, request: PublishRequest) -> dict[str, Any]:
+        fields: dict[str, Any] = {self.flavour.text_field: request.text}
+        if request.media_urls:
+            fields["image_url"] = request.media_urls[0]
+        return fields
+
+    async def _publish(self, request: PublishRequest, ctx: PublishContext) -> outcomes.Outcome:
+        f, account = self.flavour, request.account
+        token = account.credentials.get("access_token")
+        user_id = account.options.get(f.user_option)
+        if not user_id:
+            return outcomes.Permanent(f"{f.platform}: the account has no {f.user_option} option")
+        if not token:
+            return outcomes.TokenExpired(f"{f.platform}: the account has no access token")
+        base, headers = self._base(ctx, account), {"Authorization": f"Bearer {token}"}
+        keys = (
+            budgets.account_key(f.platform, account.id),
+            budgets.app_key(f.platform, str(account.options.get("app_id") or "app")),
+        )
+        await flow.check_budget(ctx, f.platform, keys)
+        for url in request.media_urls:
+            await flow.fetch_media(ctx, url)  # a URL the platform cannot use fails here, clearly
+        what = f"{f.platform} container"
+        response = await flow.send(
+            ctx,
+            "POST",
+            f"{base}/{user_id}/{f.create_path}",
+            what=what,
+            final=False,
+            data=self._container_fields(request),
+            headers=headers,
+        )
+        await graph.note_usage(response, ctx, *keys)
+        if response.status_code != 200:
+            return await self._refused(response, request, ctx, what, keys, final=False)
+        container = str(flow.body_of(response)["id"])
+        if request.media_urls:
+            await graph.wait_for_container(
+                ctx, f"{base}/{container}", headers, field=f.status_field, what=what, keys=keys
+            )
+        response = await flow.send(
+            ctx,
+            "POST",
+            f"{base}/{user_id}/{f.publish_path}",
+            what=f"{f.platform} publish",
+            final=True,
+            data={"creation_id": container},
+            headers=headers,
+        )
+        await graph.note_usage(response, ctx, *keys)
+        if response.status_code == 200:
+            media_id = str(flow.body_of(response)["id"])
+            return outcomes.Published(media_id, url=None)
+        return await self._refused(response, request, ctx, f"{f.platform} publish", keys, True)
+
+    async def _refused(
+        self,
+        response: httpx.Response,
+        request: PublishRequest,
+        ctx: PublishContext,
+        what: str,
+        keys: tuple[str, str],
+        final: bool,
+    ) -> outcomes.Outcome:
+        error = graph.error_of(response)
+        if request.media_urls and error.get("error_subcode") in (2207052, 2207003, 2207004):
+            return outcomes.Permanent(
+                f"{self.flavour.platform} could not use the image {request.media_urls[0]}: "
+                f"{graph.describe(response)}"
+            )
+        if error.get("code") == 9007:  # not ready yet
+            return outcomes.Transient(f"{what}: {graph.describe(response)}", 30)
+        return await graph.failure(response, ctx, what=what, keys=keys, final=final)
+
+    async def refresh(self, account: AccountContext, ctx: PublishContext) -> RefreshResult:
+        f = self.flavour
+        token = account.credentials.get("access_token")
+        if not token:
+            return RefreshFailed(f"the {f.name} account has no token: reconnect it")
+        if f.platform == "instagram" and account.options.get("login") == "facebook":
+            return RefreshFailed(
+                "this Instagram account is connected through Facebook Login, whose tokens "
+                "cannot be refreshed: reconnect it"
+            )
+        base = ctx.base_url(f.platform, account, f.refresh_base)
+        try:
+            response = await ctx.http.get(
+                f"{base}/refresh_access_token",
+                params={"grant_type": f.refresh_grant, "access_token": token},
+            )
+        except httpx.TransportError as exc:
+            return flow.refresh_unavailable(f.name, exc)
+        body = flow.body_of(response)
+        if response.status_code >= 500 or graph.error_of(response).get("is_transient"):
+            return flow.refresh_unavailable(f.name, response)
+        if response.status_code != 200 or not body.get("access_token"):
+            detail = (
+                graph.describe(response)
+                if graph.error_of(response)
+                else errors.error_text(response)
+            )
+            return RefreshFailed(
+                f"{f.name} would not refresh the token ({detail}); a long-lived token must be "
+                "refreshed before it expires: reconnect the account"
+            )
+        new = {**account.credentials, "access_token": body["access_token"]}
+        return Refreshed(credentials=new, expires_at=flow.expiry(ctx.now(), body.get("expires_in")))

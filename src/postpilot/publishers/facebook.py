@@ -1,0 +1,95 @@
+"""Facebook Pages (Graph API): text to `POST /{page-id}/feed`, a photo to `POST /{page-id}/photos`
+with `url=` (Meta downloads it; we check it first so a bad URL fails with a clear reason).
+
+Credentials: `page_access_token` (from a long-lived user token, it does not expire). Options:
+`page_id`, `graph_version` (default v21.0). No idempotency and no refresh grant: NONE.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from postpilot.core import outcomes
+from postpilot.core.transitions import Recovery
+from postpilot.publishers import budgets, flow, graph
+from postpilot.publishers.base import (
+    AccountContext,
+    PublishContext,
+    PublishRequest,
+    RefreshFailed,
+    RefreshResult,
+)
+
+DEFAULT_BASE = "https://graph.facebook.com"
+DEFAULT_VERSION = "v21.0"
+DUPLICATE_CODE = 506
+
+
+class FacebookPublisher:
+    platform: ClassVar[str] = "facebook"
+    recovery: ClassVar[Recovery] = Recovery.NONE
+    can_refresh: ClassVar[bool] = False
+
+    async def publish(self, request: PublishRequest, ctx: PublishContext) -> outcomes.Outcome:
+        try:
+            return await self._publish(request, ctx)
+        except flow.Stop as stop:
+            return stop.outcome
+
+    async def _publish(self, request: PublishRequest, ctx: PublishContext) -> outcomes.Outcome:
+        account = request.account
+        token = account.credentials.get("page_access_token") or account.credentials.get(
+            "access_token"
+        )
+        page_id = account.options.get("page_id")
+        if not page_id:
+            return outcomes.Permanent("facebook: the account has no page_id option")
+        if not token:
+            return outcomes.TokenExpired("facebook: the account has no Page access token")
+        version = account.options.get("graph_version") or DEFAULT_VERSION
+        base = f"{ctx.base_url(self.platform, account, DEFAULT_BASE)}/{version}/{page_id}"
+        keys = (
+            budgets.account_key(self.platform, account.id),
+            budgets.app_key(self.platform, str(account.options.get("app_id") or "app")),
+        )
+        await flow.check_budget(ctx, self.platform, keys)
+        headers = {"Authorization": f"Bearer {token}"}
+        if request.media_urls:
+            url = request.media_urls[0]
+            await flow.fetch_media(ctx, url)  # a URL Meta cannot use fails here, clearly
+            endpoint, data = "photos", {"url": url, "caption": request.text, "published": "true"}
+        else:
+            endpoint, data = "feed", {"message": request.text, "published": "true"}
+        response = await flow.send(
+            ctx,
+            "POST",
+            f"{base}/{endpoint}",
+            what="facebook post",
+            final=True,
+            data=data,
+            headers=headers,
+        )
+        await graph.note_usage(response, ctx, *keys)
+        if response.status_code == 200:
+            body = flow.body_of(response)
+            post_id = str(body.get("post_id") or body["id"])
+            return outcomes.Published(post_id, url=f"https://www.facebook.com/{post_id}")
+        if graph.error_of(response).get("code") == DUPLICATE_CODE:
+            earlier = " (probably an earlier attempt of this post)" if request.attempt > 1 else ""
+            return outcomes.Permanent(
+                "facebook refused a duplicate of the Page's latest post"
+                + earlier
+                + "; check the Page, and change the text to post it again"
+            )
+        if request.media_urls and graph.error_of(response).get("code") in (100, 324):
+            return outcomes.Permanent(
+                f"facebook could not use the image {request.media_urls[0]}: "
+                f"{graph.describe(response)}"
+            )
+        return await graph.failure(response, ctx, what="facebook post", keys=keys, final=True)
+
+    async def refresh(self, account: AccountContext, ctx: PublishContext) -> RefreshResult:
+        return RefreshFailed(
+            "Facebook Page tokens cannot be refreshed; this one was invalidated (password "
+            "change, lost Page role or removed app): reconnect the Page"
+        )

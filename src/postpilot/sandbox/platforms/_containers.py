@@ -1,0 +1,131 @@
+"""Two-step publishing through media containers (Instagram, Threads): create a container (Meta
+downloads the media by URL), poll its status, then publish it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+
+from postpilot.sandbox.platforms import _graph, _kit
+from postpilot.sandbox.state import Record, SandboxState
+
+
+@dataclass(frozen=True)
+class Flavour:
+    platform: str
+    create_path: str  # "media" or "threads"
+    publish_path: str  # "media_publish" or "threads_publish"
+    status_field: str  # "status_code" or "status"
+    text_field: str  # "caption" or "text"
+    usage_type: str
+    throttle_code: int
+    refresh_grant: str  # "ig_refresh_token" or "th_refresh_token"
+    media_required: bool
+
+
+def container_router(state: SandboxState, flavour: Flavour) -> APIRouter:
+    api = APIRouter(prefix=f"/{flavour.platform}")
+    containers: dict[str, dict[str, Any]] = {}
+
+    def bad_media() -> Response:
+        return _graph.error(
+            state,
+            "Media download has failed. The media URI doesn't meet our requirements.",
+            9004,
+            2207052,
+        )
+
+    def duplicate() -> Response:  # no duplicate detection on these platforms
+        return _graph.error(state, "An unknown error occurred", 1, 2207001, transient=True)
+
+    graph = _graph.Graph(
+        state, flavour.platform, flavour.usage_type, flavour.throttle_code, bad_media, duplicate
+    )
+
+    @api.post(f"/{{version}}/{{user_id}}/{flavour.create_path}")
+    async def create_container(user_id: str, request: Request) -> Response:
+        allowed = await graph.guard(request, "upload")
+        if isinstance(allowed, Response):
+            return allowed
+        _subject, values, headers, _fault = allowed
+        text = str(values.get(flavour.text_field) or "")
+        image_url = values.get("image_url")
+        media = []
+        if image_url:
+            downloaded = await _kit.download(str(image_url))
+            if downloaded is None:
+                return bad_media()
+            media.append(_kit.media_entry(state.next_id(), *downloaded, url=image_url))
+        elif flavour.media_required or values.get("media_type") not in (None, "TEXT"):
+            return _graph.error(state, "(#100) The parameter image_url is required", 100)
+        if len(text) > state.settings.max_text.get(flavour.platform, 500):
+            return _graph.error(state, "The caption is too long", 36004, 2207010)
+        container_id = state.next_id()
+        containers[container_id] = {
+            "owner": user_id,
+            "text": text,
+            "media": media,
+            "status": "FINISHED",
+            "polls_left": state.settings.container_polls_in_progress,
+        }
+        return JSONResponse({"id": container_id}, headers=headers)
+
+    @api.get("/{version}/{container_id}")
+    async def container_status(container_id: str, request: Request) -> Response:
+        allowed = await graph.guard(request, None)
+        if isinstance(allowed, Response):
+            return allowed
+        container = containers.get(container_id)
+        if container is None:
+            return _graph.error(state, "Unsupported get request.", 100, 33)
+        status = container["status"]
+        if container["polls_left"] > 0 and status == "FINISHED":
+            container["polls_left"] -= 1
+            status = "IN_PROGRESS"
+        return JSONResponse({flavour.status_field: status, "id": container_id}, headers=allowed[2])
+
+    @api.post(f"/{{version}}/{{user_id}}/{flavour.publish_path}")
+    async def publish(user_id: str, request: Request) -> Response:
+        allowed = await graph.guard(request, "publish")
+        if isinstance(allowed, Response):
+            return allowed
+        subject, values, headers, fault = allowed
+        container_id = str(values.get("creation_id") or "")
+        async with state.lock:
+            container = containers.get(container_id)
+            if container is None or container["owner"] != user_id:
+                return _graph.error(state, "Invalid parameter: creation_id", 100)
+            if container["polls_left"] > 0:
+                return _graph.error(state, "Media ID is not available", 9007, 2207027)
+            if container["status"] == "PUBLISHED":
+                return _graph.error(state, "The media has already been published", 100, 2207006)
+            media_id = state.next_id()
+            container["status"] = "PUBLISHED"
+            state.remember(
+                Record(
+                    platform=flavour.platform,
+                    id=media_id,
+                    account=user_id,
+                    text=container["text"],
+                    media=container["media"],
+                    idempotency_key=None,
+                    received_at=datetime.now(UTC).isoformat(),
+                    extra={"container_id": container_id, "token_subject": subject},
+                )
+            )
+        await _kit.hold_after_commit(fault)
+        return JSONResponse({"id": media_id}, headers=headers)
+
+    @api.get("/refresh_access_token")
+    async def refresh(request: Request) -> Response:
+        await _kit.pause(state)
+        fault = state.take_fault(flavour.platform, "refresh")
+        if (answer := await _kit.answer_fault(fault, graph.answers)) is not None:
+            return answer
+        return graph.refresh(request, flavour.refresh_grant)
+
+    return api

@@ -1,0 +1,75 @@
+"""Facebook Pages (Graph API): `POST /{version}/{page-id}/feed` and `/{page-id}/photos` (Meta
+fetches `url`), code-190 token errors, BUC usage headers and code 80001, 506 on duplicate text."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+
+from postpilot.sandbox.platforms import _graph, _kit
+from postpilot.sandbox.state import Record, SandboxState
+
+PLATFORM = "facebook"
+
+
+def router(state: SandboxState) -> APIRouter:
+    api = APIRouter(prefix=f"/{PLATFORM}")
+    last_message: dict[str, str] = {}  # page id -> its latest post's text
+
+    def bad_media() -> Response:
+        code = state.settings.facebook_unreachable_media_code
+        return _graph.error(state, f"(#{code}) Missing or invalid image file", code)
+
+    def duplicate() -> Response:
+        return _graph.error(state, "Duplicate status message", 506)
+
+    graph = _graph.Graph(state, PLATFORM, "pages", 80001, bad_media, duplicate)
+
+    async def publish(request: Request, page_id: str, photo: bool) -> Response:
+        allowed = await graph.guard(request, "publish")
+        if isinstance(allowed, Response):
+            return allowed
+        subject, values, headers, fault = allowed
+        message = str(values.get("message") or values.get("caption") or "")
+        media = []
+        if photo:
+            downloaded = await _kit.download(str(values.get("url") or ""))
+            if downloaded is None:
+                return bad_media()
+            media.append(_kit.media_entry(state.next_id(), *downloaded, url=values.get("url")))
+        elif not message.strip() and not values.get("link"):
+            return _graph.error(state, "(#100) Missing message or attachment", 100)
+        if len(message) > state.settings.max_text.get(PLATFORM, 63_206):
+            return _graph.error(state, "(#100) The message is too long", 100)
+        async with state.lock:
+            if message and last_message.get(page_id) == message:
+                return duplicate()
+            post_id = f"{page_id}_{state.next_id()}"
+            last_message[page_id] = message
+            state.remember(
+                Record(
+                    platform=PLATFORM,
+                    id=post_id,
+                    account=page_id,
+                    text=message,
+                    media=media,
+                    idempotency_key=None,
+                    received_at=datetime.now(UTC).isoformat(),
+                    extra={"token_subject": subject},
+                )
+            )
+        await _kit.hold_after_commit(fault)
+        body = {"id": media[0]["id"], "post_id": post_id} if photo else {"id": post_id}
+        return JSONResponse(body, headers=headers)
+
+    @api.post("/{version}/{page_id}/feed")
+    async def feed(page_id: str, request: Request) -> Response:
+        return await publish(request, page_id, photo=False)
+
+    @api.post("/{version}/{page_id}/photos")
+    async def photos(page_id: str, request: Request) -> Response:
+        return await publish(request, page_id, photo=True)
+
+    return api
