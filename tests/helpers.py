@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -13,7 +14,6 @@ import uvicorn
 
 from postpilot.api.app import create_app
 from postpilot.sandbox.client import SandboxClient
-from postpilot.sandbox.process import free_port
 from postpilot.scheduler.runtime import Runtime
 from postpilot.settings import Settings, load_settings
 from postpilot.store import workspaces
@@ -64,17 +64,18 @@ async def api_server(
 ) -> AsyncIterator[ApiServer]:
     """The real app under uvicorn on a loopback port, sharing `db` with the test."""
     runtime = Runtime.open(make_settings(db, sandbox, **settings), db=db)
-    port = free_port()
+    # Bind first and hand the socket over: no window for another process to take the port.
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
     server = uvicorn.Server(
         uvicorn.Config(
             create_app(runtime.settings, runtime=runtime),
-            host="127.0.0.1",
-            port=port,
             log_level="warning",
             log_config=None,
         )
     )
-    task = asyncio.create_task(server.serve())
+    task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
         if task.done():
             task.result()
