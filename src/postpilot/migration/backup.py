@@ -1,0 +1,358 @@
+"""Back up and restore the database, checked by row counts per table.
+
+SQLite: the sqlite3 online-backup API, which copies a consistent snapshot while other processes
+keep writing; the backup is one self-contained file (rollback journal, no -wal beside it).
+
+PostgreSQL: `pg_dump --format=custom` and `pg_restore`. The backup opens a REPEATABLE READ
+transaction, exports its snapshot, counts every table in it and runs `pg_dump --snapshot`, so
+the counts describe exactly the rows in the dump; the dump is then read back (`pg_restore
+--data-only -f -`) and its rows counted again. A restore runs in one transaction
+(`--single-transaction --clean --if-exists --no-owner --no-privileges`): it applies completely
+or not at all.
+
+Either way a backup is written to a temporary file and renamed into place, and a restore is
+verified afterwards: the row count of every table in the database must equal its count in the
+backup. A restore refuses a database that holds any row unless forced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import shutil
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import inspect, text
+from sqlalchemy.engine import Connection, make_url
+
+from postpilot.store import schema
+from postpilot.store.database import Database
+from postpilot.store.tables import Base
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+PG_CUSTOM_MAGIC = b"PGDMP"
+# Tables in dependency order, parents first: the order rows are counted and shown in.
+TABLES = tuple(table.name for table in Base.metadata.sorted_tables)
+
+
+class BackupError(Exception):
+    """The backup or restore could not be done; nothing was overwritten."""
+
+
+@dataclass(frozen=True, slots=True)
+class BackupResult:
+    path: Path
+    dialect: str
+    revision: str | None
+    counts: dict[str, int]
+    size_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class RestoreResult:
+    path: Path
+    dialect: str
+    revision: str | None
+    expected: dict[str, int]  # rows per table in the backup
+    counts: dict[str, int]  # rows per table in the database after the restore
+    replaced: dict[str, int] = field(default_factory=dict)  # rows there before (with --force)
+
+    @property
+    def mismatches(self) -> dict[str, tuple[int, int]]:
+        names = set(self.expected) | set(self.counts)
+        return {
+            name: (self.expected.get(name, 0), self.counts.get(name, 0))
+            for name in sorted(names)
+            if self.expected.get(name, 0) != self.counts.get(name, 0)
+        }
+
+
+async def row_counts(db: Database) -> dict[str, int]:
+    """Rows per postpilot table that exists in the database (none: an empty database)."""
+    async with db.engine.connect() as conn:
+        existing = await conn.run_sync(_existing_tables)
+        counts = {}
+        for name in TABLES:
+            if name in existing:
+                counts[name] = int(
+                    (await conn.execute(text(f'SELECT count(*) FROM "{name}"'))).scalar_one()
+                )
+        return counts
+
+
+def _existing_tables(conn: Connection) -> set[str]:
+    return set(inspect(conn).get_table_names())
+
+
+async def backup(db: Database, path: Path, *, force: bool = False) -> BackupResult:
+    path = path.expanduser()
+    if path.exists() and not force:
+        raise BackupError(f"{path} exists: choose another path or add --force to replace it")
+    if path.is_dir():
+        raise BackupError(f"{path} is a directory: give a file path")
+    if not path.parent.is_dir():
+        raise BackupError(f"{path.parent} does not exist")
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        if db.is_sqlite:
+            counts = await asyncio.to_thread(_sqlite_backup, _sqlite_file(db.url), partial)
+        else:
+            counts = await _pg_backup(db, partial)
+            found = await _pg_dump_counts(partial)
+            if wrong := _differences(counts, found):
+                raise BackupError(f"the dump does not hold the rows counted: {wrong}")
+        os.replace(partial, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            partial.unlink()
+    return BackupResult(
+        path=path,
+        dialect=db.dialect,
+        revision=await schema.current_revision(db),
+        counts=counts,
+        size_bytes=path.stat().st_size,
+    )
+
+
+async def backup_counts(path: Path) -> tuple[str, dict[str, int]]:
+    """The dialect of a backup file and its rows per table."""
+    kind = backup_kind(path)
+    if kind == "sqlite":
+        return kind, await asyncio.to_thread(_sqlite_file_counts, path)
+    return kind, await _pg_dump_counts(path)
+
+
+def backup_kind(path: Path) -> str:
+    if not path.is_file():
+        raise BackupError(f"{path} does not exist or is not a file")
+    with path.open("rb") as handle:
+        head = handle.read(len(SQLITE_MAGIC))
+    if head.startswith(SQLITE_MAGIC):
+        return "sqlite"
+    if head.startswith(PG_CUSTOM_MAGIC):
+        return "postgresql"
+    raise BackupError(f"{path} is neither a SQLite database nor a pg_dump custom-format archive")
+
+
+async def restore(db: Database, path: Path, *, force: bool = False) -> RestoreResult:
+    path = path.expanduser()
+    kind, expected = await backup_counts(path)
+    if kind != db.dialect:
+        raise BackupError(
+            f"{path} is a {kind} backup and DATABASE_URL points at {db.dialect}: restore it "
+            f"into a {kind} database"
+        )
+    if not expected:
+        raise BackupError(f"{path} holds no postpilot tables")
+    before = await row_counts(db)
+    filled = {name: count for name, count in before.items() if count}
+    if filled and not force:
+        shown = ", ".join(f"{name} {count}" for name, count in filled.items())
+        raise BackupError(
+            f"the database is not empty ({shown} rows): add --force to replace its contents"
+        )
+    if db.is_sqlite:
+        target = _sqlite_file(db.url)
+        await db.dispose()  # our own pooled connections must not hold the file meanwhile
+        await asyncio.to_thread(_sqlite_restore, path, target)
+    else:
+        await db.dispose()
+        await _pg_restore(db, path)
+    after = await row_counts(db)
+    return RestoreResult(
+        path=path,
+        dialect=db.dialect,
+        revision=await schema.current_revision(db),
+        expected=expected,
+        counts=after,
+        replaced=filled,
+    )
+
+
+def _differences(expected: dict[str, int], found: dict[str, int]) -> str:
+    names = sorted(set(expected) | set(found))
+    return ", ".join(
+        f"{n}: {expected.get(n, 0)} vs {found.get(n, 0)}"
+        for n in names
+        if expected.get(n, 0) != found.get(n, 0)
+    )
+
+
+# --- SQLite -----------------------------------------------------------------------------------
+
+
+def _sqlite_file(url: str) -> Path:
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file::memory:"):
+        raise BackupError("an in-memory SQLite database cannot be backed up or restored")
+    return Path(database)
+
+
+def _sqlite_counts(conn: sqlite3.Connection) -> dict[str, int]:
+    existing = {
+        row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+    }
+    return {
+        name: int(conn.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0])
+        for name in TABLES
+        if name in existing
+    }
+
+
+def _sqlite_backup(source: Path, partial: Path) -> dict[str, int]:
+    if not source.is_file():
+        raise BackupError(f"the SQLite database {source} does not exist")
+    with contextlib.closing(sqlite3.connect(f"file:{source}?mode=ro", uri=True)) as src:
+        src.execute("PRAGMA busy_timeout = 30000")
+        with contextlib.closing(sqlite3.connect(partial)) as dst:
+            src.backup(dst)
+            dst.execute("PRAGMA journal_mode = DELETE")  # one self-contained file
+            _sqlite_check(dst, partial)
+            return _sqlite_counts(dst)
+
+
+def _sqlite_file_counts(path: Path) -> dict[str, int]:
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+        _sqlite_check(conn, path)
+        return _sqlite_counts(conn)
+
+
+def _sqlite_check(conn: sqlite3.Connection, path: Path) -> None:
+    try:
+        result = conn.execute("PRAGMA quick_check").fetchone()[0]
+    except sqlite3.DatabaseError as exc:
+        raise BackupError(f"{path} is not a readable SQLite database: {exc}") from exc
+    if result != "ok":
+        raise BackupError(f"{path} failed SQLite's integrity check: {result}")
+
+
+def _sqlite_restore(path: Path, target: Path) -> None:
+    if not target.parent.is_dir():
+        raise BackupError(f"{target.parent} does not exist")
+    with (
+        contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as src,
+        contextlib.closing(sqlite3.connect(target)) as dst,
+    ):
+        dst.execute("PRAGMA busy_timeout = 30000")
+        src.backup(dst)  # replaces the whole database, in one step, under SQLite's locks
+        dst.execute("PRAGMA journal_mode = WAL")
+
+
+# --- PostgreSQL -------------------------------------------------------------------------------
+
+
+def _libpq(db: Database) -> tuple[str, dict[str, str]]:
+    """A libpq URL without the password, and the environment that carries the password."""
+    url = make_url(db.url)
+    env = dict(os.environ)
+    if url.password:
+        env["PGPASSWORD"] = str(url.password)
+    plain = url.set(drivername="postgresql", password=None)
+    return plain.render_as_string(hide_password=False), env
+
+
+def _tool(name: str) -> str:
+    found = shutil.which(name)
+    if found is None:
+        raise BackupError(f"{name} is not installed or not on PATH (it ships with PostgreSQL)")
+    return found
+
+
+async def _run(*args: str, env: dict[str, str]) -> None:
+    process = await asyncio.create_subprocess_exec(
+        *args, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+    )
+    _, stderr = await process.communicate()
+    if process.returncode != 0:
+        lines = [line for line in stderr.decode(errors="replace").splitlines() if line.strip()]
+        detail = lines[0] if lines else f"exit code {process.returncode}"
+        raise BackupError(f"{Path(args[0]).name} failed: {detail}")
+
+
+async def _pg_backup(db: Database, partial: Path) -> dict[str, int]:
+    pg_dump = _tool("pg_dump")
+    dsn, env = _libpq(db)
+    async with db.engine.connect() as conn:
+        await conn.execution_options(isolation_level="REPEATABLE READ")
+        async with conn.begin():
+            snapshot = (await conn.execute(text("SELECT pg_export_snapshot()"))).scalar_one()
+            existing = await conn.run_sync(_existing_tables)
+            counts = {}
+            for name in TABLES:
+                if name in existing:
+                    counts[name] = int(
+                        (await conn.execute(text(f'SELECT count(*) FROM "{name}"'))).scalar_one()
+                    )
+            # The snapshot lives as long as this transaction: pg_dump must run inside it.
+            await _run(
+                pg_dump,
+                "--format=custom",
+                f"--snapshot={snapshot}",
+                f"--file={partial}",
+                f"--dbname={dsn}",
+                env=env,
+            )
+    return counts
+
+
+_COPY = re.compile(r'^COPY (?:"?[^".]+"?\.)?"?([^" (]+)"? \(')
+
+
+async def _pg_dump_counts(path: Path) -> dict[str, int]:
+    """Rows per table in a custom-format dump, read from its data section: COPY text format
+    writes one line per row (newlines inside values are escaped)."""
+    pg_restore = _tool("pg_restore")
+    process = await asyncio.create_subprocess_exec(
+        pg_restore,
+        "--data-only",
+        "--file=-",
+        str(path),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        limit=2**24,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    errors = asyncio.create_task(process.stderr.read())
+    counts: dict[str, int] = {}
+    table: str | None = None
+    try:
+        while raw := await process.stdout.readline():
+            line = raw.decode(errors="replace").rstrip("\n")
+            if table is None:
+                if match := _COPY.match(line):
+                    table = match.group(1)
+                    counts[table] = 0
+            elif line == "\\.":
+                table = None
+            else:
+                counts[table] += 1
+    finally:
+        if process.returncode is None and not process.stdout.at_eof():
+            process.kill()
+        code = await process.wait()
+        message = (await errors).decode(errors="replace")
+    if code != 0:
+        lines = [line for line in message.splitlines() if line.strip()]
+        raise BackupError(f"pg_restore could not read {path}: {lines[0] if lines else code}")
+    return {name: counts[name] for name in TABLES if name in counts}
+
+
+async def _pg_restore(db: Database, path: Path) -> None:
+    pg_restore = _tool("pg_restore")
+    dsn, env = _libpq(db)
+    await _run(
+        pg_restore,
+        "--clean",
+        "--if-exists",
+        "--no-owner",
+        "--no-privileges",
+        "--single-transaction",
+        "--exit-on-error",
+        f"--dbname={dsn}",
+        str(path),
+        env=env,
+    )
