@@ -1,0 +1,207 @@
+"""The worker: wakes when a post is created, shares work with other workers and cron passes
+without publishing anything twice, survives SIGKILL, and releases what it holds on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from postpilot.sandbox.client import SandboxClient
+from postpilot.scheduler.passes import run_pass
+from postpilot.scheduler.runtime import Runtime
+from postpilot.scheduler.worker import Worker
+from postpilot.store import posts
+from postpilot.store.database import Database
+from postpilot.store.tables import Delivery
+from tests.factories import due_posts, workspace_with_accounts
+from tests.helpers import TEST_SECRET_KEY, make_settings
+
+
+def worker_env(db: Database, sandbox: SandboxClient, **extra: str) -> dict[str, str]:
+    port = sandbox.url.rsplit(":", 1)[1]
+    env = {
+        **os.environ,
+        "DATABASE_URL": db.url,
+        "SECRET_KEY": TEST_SECRET_KEY,
+        "SANDBOX_URL": sandbox.url,
+        "MEDIA_ALLOWED_HOSTS": f"127.0.0.1:{port}",
+        "SCHEDULER_RETRY_BASE_SECONDS": "0",
+        "LOG_FORMAT": "text",
+        "LOG_LEVEL": "WARNING",
+    }
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def spawn(tmp_path: Path) -> Iterator[object]:
+    """Start `postpilot worker` processes; whatever is left is killed at the end."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(env: dict[str, str]) -> subprocess.Popen[bytes]:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "postpilot.cli.main", "worker"], env=env, cwd=tmp_path
+        )
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+async def delivery_counts(db: Database) -> dict[str, int]:
+    async with db.session() as session:
+        rows = await session.execute(
+            select(Delivery.status, func.count()).group_by(Delivery.status)
+        )
+        return {status: n for status, n in rows.all()}
+
+
+async def wait_until(predicate, timeout: float, every: float = 0.1) -> None:  # type: ignore[no-untyped-def]
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"not reached within {timeout} s")
+        await asyncio.sleep(every)
+
+
+async def test_worker_wakes_for_a_new_post_long_before_its_poll_interval(
+    any_db: Database, sandbox: SandboxClient
+) -> None:
+    """SQLite: the in-process event; PostgreSQL: LISTEN/NOTIFY from another connection."""
+    runtime = Runtime.open(make_settings(any_db, sandbox, WORKER_POLL_SECONDS=60), db=any_db)
+    workspace, accounts = await workspace_with_accounts(any_db, sandbox)
+    stop = asyncio.Event()
+    worker = Worker(runtime)
+    task = asyncio.create_task(worker.run(stop))
+    try:
+        await wait_until(lambda: _passes_at_least(worker, 1), timeout=10)
+        await asyncio.sleep(0.3)  # the worker is now asleep for up to 60 s
+        await due_posts(any_db, workspace, accounts, count=1, at=datetime.now(UTC))
+        if any_db.is_sqlite:
+            runtime.wakeup.set()  # what the API does after creating a post in this process
+        await wait_until(lambda: _published(any_db, 1), timeout=10)
+    finally:
+        stop.set()
+        await task
+        await runtime.close()
+    assert len(sandbox.records("mastodon")) == 1
+
+
+async def _passes_at_least(worker: Worker, n: int) -> bool:
+    return worker.passes >= n
+
+
+async def _published(db: Database, n: int) -> bool:
+    return (await delivery_counts(db)).get("published", 0) >= n
+
+
+@pytest.mark.slow
+async def test_four_workers_and_cron_passes_publish_2000_deliveries_exactly_once(
+    pg_db: Database, sandbox: SandboxClient, spawn
+) -> None:
+    workspace, accounts = await workspace_with_accounts(pg_db, sandbox, count=20)
+    await due_posts(
+        pg_db, workspace, accounts, count=100, at=datetime.now(UTC) + timedelta(seconds=3)
+    )
+    assert sum((await delivery_counts(pg_db)).values()) == 2000
+    env = worker_env(pg_db, sandbox, SCHEDULER_BATCH_SIZE="50", SCHEDULER_CONCURRENCY="10")
+    workers = [spawn(env) for _ in range(4)]
+    runtime = Runtime.open(make_settings(pg_db, sandbox), db=pg_db)
+    try:
+        kinds = ["reference", "optimized"]
+        turn = 0
+        while (await delivery_counts(pg_db)).get("published", 0) < 2000:
+            await run_pass(runtime, scheduler=kinds[turn % 2], limit=25, concurrency=5)
+            turn += 1
+            assert all(w.poll() is None for w in workers), "a worker died"
+            assert turn < 2000
+    finally:
+        await runtime.close()
+    assert await delivery_counts(pg_db) == {"published": 2000}
+    records = sandbox.records("mastodon")
+    keys = [r["idempotency_key"] for r in records]
+    assert len(records) == 2000 and len(set(keys)) == 2000
+    creates = [
+        r
+        for r in sandbox.requests("mastodon")
+        if r["path"].endswith("/api/v1/statuses") and r["status"] == 200
+    ]
+    assert len(creates) == 2000, "each delivery was sent exactly once"
+
+
+async def test_sigkill_mid_pass_loses_nothing_and_duplicates_nothing(
+    any_db: Database, sandbox: SandboxClient, spawn
+) -> None:
+    workspace, accounts = await workspace_with_accounts(any_db, sandbox, count=2)
+    await due_posts(any_db, workspace, accounts, count=5, at=datetime.now(UTC))
+    sandbox.configure(latency_ms=1500)
+    env = worker_env(
+        any_db,
+        sandbox,
+        SCHEDULER_BATCH_SIZE="10",
+        SCHEDULER_CONCURRENCY="4",
+        SCHEDULER_LEASE_SECONDS="5",
+    )
+    worker = spawn(env)
+
+    async def claimed() -> bool:
+        return (await delivery_counts(any_db)).get("claimed", 0) == 10
+
+    await wait_until(claimed, timeout=20, every=0.05)
+    await asyncio.sleep(0.5)  # four publishes are in flight at the sandbox now
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+    assert (await delivery_counts(any_db)) == {"claimed": 10}
+
+    sandbox.configure(latency_ms=0)
+    runtime = Runtime.open(make_settings(any_db, sandbox, SCHEDULER_LEASE_SECONDS=5), db=any_db)
+    try:
+        early = await run_pass(runtime, scheduler="optimized")
+        assert early.claimed == 0, "the dead worker's lease still holds"
+        await asyncio.sleep(5.2)
+        report = await run_pass(runtime, scheduler="optimized")
+    finally:
+        await runtime.close()
+    assert report.claimed == 10 and report.published == 10
+    assert await delivery_counts(any_db) == {"published": 10}
+    records = sandbox.records("mastodon")
+    assert len(records) == 10, "the in-flight ones were replayed by their Idempotency-Key"
+
+
+async def test_sigterm_finishes_what_is_in_flight_and_releases_the_rest(
+    any_db: Database, sandbox: SandboxClient, spawn
+) -> None:
+    workspace, accounts = await workspace_with_accounts(any_db, sandbox)
+    await due_posts(any_db, workspace, accounts, count=8, at=datetime.now(UTC))
+    sandbox.configure(latency_ms=1500)
+    worker = spawn(worker_env(any_db, sandbox, SCHEDULER_BATCH_SIZE="8", SCHEDULER_CONCURRENCY="2"))
+
+    async def claimed() -> bool:
+        return (await delivery_counts(any_db)).get("claimed", 0) == 8
+
+    await wait_until(claimed, timeout=20, every=0.05)
+    await asyncio.sleep(0.5)
+    worker.send_signal(signal.SIGTERM)
+    assert await asyncio.to_thread(worker.wait, 20) == 0
+    counts = await delivery_counts(any_db)
+    # each status takes 1.5 s: the two in flight finish, the six not started go back untouched
+    assert counts == {"published": 2, "scheduled": 6}, counts
+    assert len(sandbox.records("mastodon")) == 2
+    async with any_db.session() as session:
+        held = (
+            await session.execute(select(Delivery.claimed_by).where(Delivery.status == "scheduled"))
+        ).scalars()
+        assert set(held) == {None}
