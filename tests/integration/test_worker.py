@@ -19,7 +19,6 @@ from postpilot.sandbox.client import SandboxClient
 from postpilot.scheduler.passes import run_pass
 from postpilot.scheduler.runtime import Runtime
 from postpilot.scheduler.worker import Worker
-from postpilot.store import posts
 from postpilot.store.database import Database
 from postpilot.store.tables import Delivery
 from tests.factories import due_posts, workspace_with_accounts
@@ -66,7 +65,7 @@ async def delivery_counts(db: Database) -> dict[str, int]:
         rows = await session.execute(
             select(Delivery.status, func.count()).group_by(Delivery.status)
         )
-        return {status: n for status, n in rows.all()}
+        return dict(rows.all())
 
 
 async def wait_until(predicate, timeout: float, every: float = 0.1) -> None:  # type: ignore[no-untyped-def]
