@@ -10,7 +10,19 @@ from fastapi.responses import JSONResponse, Response
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
 from postpilot.sandbox import images
-from postpilot.sandbox.platforms import bluesky, facebook, instagram, mastodon, threads, x
+from postpilot.sandbox.platforms import (
+    bluesky,
+    discord,
+    facebook,
+    instagram,
+    linkedin,
+    mastodon,
+    matrix,
+    slack,
+    telegram,
+    threads,
+    x,
+)
 from postpilot.sandbox.state import FAULT_KINDS, Fault, SandboxState
 
 PLATFORM_ROUTERS = (
@@ -20,6 +32,11 @@ PLATFORM_ROUTERS = (
     facebook.router,
     instagram.router,
     threads.router,
+    linkedin.router,
+    telegram.router,
+    discord.router,
+    slack.router,
+    matrix.router,
 )
 
 

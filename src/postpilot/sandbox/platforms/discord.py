@@ -1,0 +1,149 @@
+"""Discord webhooks: `POST /api/webhooks/{id}/{token}?wait=true` with JSON or multipart
+(`payload_json` + `files[n]`), X-RateLimit-* bucket headers, 429 with Retry-After and
+`retry_after`, 404 Unknown Webhook / 401 Invalid Webhook Token."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+
+from postpilot.sandbox.platforms import _kit
+from postpilot.sandbox.state import Fault, Record, SandboxState
+
+PLATFORM = "discord"
+
+
+def _error(status: int, message: str, code: int, **extra: Any) -> Response:
+    return JSONResponse({"message": message, "code": code, **extra}, status_code=status)
+
+
+def _throttled(retry_after: float, limit: int) -> Response:
+    return JSONResponse(
+        {
+            "message": "You are being rate limited.",
+            "retry_after": round(retry_after, 3),
+            "global": False,
+        },
+        status_code=429,
+        headers={
+            "Retry-After": str(max(1, int(retry_after + 0.999))),
+            "X-RateLimit-Limit": str(limit),
+            "X-RateLimit-Remaining": "0",
+            "X-RateLimit-Reset": f"{time.time() + retry_after:.3f}",
+            "X-RateLimit-Reset-After": f"{retry_after:.3f}",
+            "X-RateLimit-Bucket": "sandbox-webhook",
+            "X-RateLimit-Global": "false",
+            "X-RateLimit-Scope": "user",
+        },
+    )
+
+
+def router(state: SandboxState) -> APIRouter:
+    api = APIRouter(prefix=f"/{PLATFORM}")
+
+    def throttled(fault: Fault) -> Response:
+        return _throttled(fault.retry_after_seconds, state.settings.rate_limit)
+
+    answers = _kit.Answers(
+        rate_limited=throttled,
+        expired=lambda: _error(401, "Invalid Webhook Token", 50027),
+        bad_media=lambda: _error(400, "Invalid Form Body", 50035, errors={"files": {}}),
+        duplicate=lambda: _error(400, "Invalid Form Body", 50035),
+        error=lambda status: _error(status, "Internal Server Error", 0),
+    )
+
+    @api.post("/api/webhooks/{webhook_id}/{token}")
+    async def execute(webhook_id: str, token: str, request: Request) -> Response:
+        await _kit.pause(state)
+        if token in state.revoked_tokens:
+            return _error(404, "Unknown Webhook", 10015)
+        if state.check_token(PLATFORM, token) != "ok":
+            return _error(401, "Invalid Webhook Token", 50027)
+        limit, remaining, reset, over = state.hit_rate_limit(PLATFORM, webhook_id)
+        if over:
+            return _throttled(reset - time.time(), limit)
+        fault = state.take_fault(PLATFORM, "publish")
+        if (answer := await _kit.answer_fault(fault, answers)) is not None:
+            return answer
+        payload, files = await _payload(request)
+        content = str(payload.get("content") or "")
+        if not content and not files and not payload.get("embeds"):
+            return _error(400, "Cannot send an empty message", 50006)
+        if len(content) > state.settings.max_text.get(PLATFORM, 2000):
+            return _error(
+                400,
+                "Invalid Form Body",
+                50035,
+                errors={
+                    "content": {
+                        "_errors": [
+                            {
+                                "code": "BASE_TYPE_MAX_LENGTH",
+                                "message": "Must be 2000 or fewer in length.",
+                            }
+                        ]
+                    }
+                },
+            )
+        if any(len(f["content"]) > state.settings.discord_max_upload_bytes for f in files):
+            return _error(413, "Request entity too large", 40005)
+        message_id = state.next_id()
+        attachments = [
+            _kit.media_entry(
+                state.next_id(), f["content"], f["content_type"], filename=f["filename"]
+            )
+            for f in files
+        ]
+        state.remember(
+            Record(
+                platform=PLATFORM,
+                id=message_id,
+                account=webhook_id,
+                text=content,
+                media=attachments,
+                idempotency_key=None,
+                received_at=datetime.now(UTC).isoformat(),
+            )
+        )
+        await _kit.hold_after_commit(fault)
+        headers = {
+            "X-RateLimit-Limit": str(limit),
+            "X-RateLimit-Remaining": str(remaining),
+            "X-RateLimit-Reset": f"{reset:.3f}",
+            "X-RateLimit-Reset-After": f"{max(0.0, reset - time.time()):.3f}",
+            "X-RateLimit-Bucket": "sandbox-webhook",
+        }
+        if request.query_params.get("wait") != "true":
+            return Response(status_code=204, headers=headers)
+        message = {
+            "id": message_id,
+            "type": 0,
+            "channel_id": "200000000000000001",
+            "webhook_id": webhook_id,
+            "content": content,
+            "timestamp": datetime.now(UTC).isoformat(),
+            "attachments": [
+                {k: a[k] for k in ("id", "size", "content_type", "filename")} for a in attachments
+            ],
+        }
+        return JSONResponse(message, headers=headers)
+
+    return api
+
+
+async def _payload(request: Request) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        return await _kit.body(request), []
+    form = await request.form()
+    payload = _kit.json_field(form.get("payload_json")) or {}
+    files = []
+    for key, value in form.multi_items():
+        upload = await _kit.upload_of(value) if key.startswith("files[") else None
+        if upload is not None:
+            filename = getattr(value, "filename", None) or "file"
+            files.append({"content": upload[0], "content_type": upload[1], "filename": filename})
+    return payload if isinstance(payload, dict) else {}, files

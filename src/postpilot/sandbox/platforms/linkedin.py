@@ -1,0 +1,220 @@
+"""LinkedIn Posts API: `POST /rest/posts` (201, URN in x-restli-id), images through
+`/rest/images?action=initializeUpload` then a PUT of the bytes, 422 DUPLICATE_POST naming the
+existing post, 429 without headers, refresh at `/oauth/v2/accessToken`."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+
+from postpilot.sandbox.platforms import _kit
+from postpilot.sandbox.state import Fault, Record, SandboxState
+
+PLATFORM = "linkedin"
+
+
+def _error(
+    status: int, message: str, code: str | None = None, service: int | None = None
+) -> Response:
+    body: dict[str, Any] = {"status": status, "message": message}
+    if code:
+        body["code"] = code
+    if service:
+        body["serviceErrorCode"] = service
+    return JSONResponse(body, status_code=status)
+
+
+def router(state: SandboxState) -> APIRouter:
+    api = APIRouter(prefix=f"/{PLATFORM}")
+    posted: dict[tuple[str, str], str] = {}  # (author, commentary) -> urn
+
+    def expired() -> Response:
+        code = state.settings.linkedin_expired_code
+        return _error(401, "The token used in the request has expired", code, 65602)
+
+    def duplicate(urn: str = "urn:li:share:7141138937766391808") -> Response:
+        return JSONResponse(
+            {
+                "errorDetailType": "com.linkedin.common.error.BadRequest",
+                "message": f"ERROR :: /commentary :: Content is a duplicate of {urn}",
+                "errorDetails": {
+                    "inputErrors": [
+                        {
+                            "description": "Duplicate post is detected",
+                            "input": {},
+                            "code": "DUPLICATE_POST",
+                        }
+                    ]
+                },
+                "status": 422,
+            },
+            status_code=422,
+        )
+
+    def throttled(_fault: Fault | None = None) -> Response:
+        return _error(
+            429,
+            "Resource level throttle APPLICATION DAY limit for calls to this resource is reached.",
+        )
+
+    answers = _kit.Answers(
+        rate_limited=throttled,
+        expired=expired,
+        bad_media=lambda: _error(400, "Invalid image: urn:li:image:unknown", "INVALID_IMAGE"),
+        duplicate=duplicate,
+        error=lambda status: _error(status, "Internal Server Error"),
+    )
+
+    async def guard(request: Request, step: str | None) -> tuple[str, Fault | None] | Response:
+        await _kit.pause(state)
+        token = _kit.bearer(request)
+        status = state.check_token(PLATFORM, token)
+        if status == "expired":
+            return expired()
+        if token in state.revoked_tokens:
+            return _error(
+                401,
+                "The token used in the request has been revoked by the user",
+                "REVOKED_ACCESS_TOKEN",
+                65601,
+            )
+        if status != "ok" or token is None:
+            return _error(401, "Invalid access token", "INVALID_ACCESS_TOKEN", 65600)
+        subject = state.subject_of(token)
+        if state.hit_rate_limit(PLATFORM, subject)[3]:
+            return throttled()
+        fault = state.take_fault(PLATFORM, step) if step else None
+        if (answer := await _kit.answer_fault(fault, answers)) is not None:
+            return answer
+        return subject, fault
+
+    @api.post("/rest/images")
+    async def initialize_upload(request: Request) -> Response:
+        allowed = await guard(request, "upload")
+        if isinstance(allowed, Response):
+            return allowed
+        body = await _kit.body(request)
+        owner = (body.get("initializeUploadRequest") or {}).get("owner")
+        if request.query_params.get("action") != "initializeUpload" or not owner:
+            return _error(400, "initializeUploadRequest.owner is required")
+        image_id = state.next_id()
+        state.media[f"linkedin:urn:li:image:{image_id}"] = {
+            "id": image_id,
+            "owner": owner,
+            "uploaded": False,
+        }
+        return JSONResponse(
+            {
+                "value": {
+                    "uploadUrlExpiresAt": int((time.time() + 3600) * 1000),
+                    "uploadUrl": f"{request.base_url}{PLATFORM}/upload/{image_id}",
+                    "image": f"urn:li:image:{image_id}",
+                }
+            }
+        )
+
+    @api.put("/upload/{image_id}")
+    async def upload(image_id: str, request: Request) -> Response:
+        allowed = await guard(request, None)
+        if isinstance(allowed, Response):
+            return allowed
+        entry = state.media.get(f"linkedin:urn:li:image:{image_id}")
+        content = await request.body()
+        content_type = request.headers.get("content-type", "")
+        if entry is None:
+            return _error(404, "Upload URL not found")
+        if not content or not content_type.startswith("image/"):
+            return _error(400, "The uploaded file is not a supported image")
+        entry.update(_kit.media_entry(image_id, content, content_type), uploaded=True)
+        return Response(status_code=201)
+
+    @api.post("/rest/posts")
+    async def create_post(request: Request) -> Response:
+        allowed = await guard(request, "publish")
+        if isinstance(allowed, Response):
+            return allowed
+        subject, fault = allowed
+        if not request.headers.get("linkedin-version"):
+            return _error(
+                426,
+                "A version must be present. Please specify a version by adding the "
+                "LinkedIn-Version header.",
+                "VERSION_MISSING",
+            )
+        body = await _kit.body(request)
+        author, commentary = str(body.get("author") or ""), str(body.get("commentary") or "")
+        if not author.startswith("urn:li:"):
+            return _error(422, "/author :: invalid URN", "UNPROCESSABLE_ENTITY")
+        if len(commentary) > state.settings.max_text.get(PLATFORM, 3000):
+            return _error(
+                422, "/commentary :: length exceeds the maximum allowed", "UNPROCESSABLE_ENTITY"
+            )
+        media_id = ((body.get("content") or {}).get("media") or {}).get("id")
+        media = []
+        if media_id:
+            entry = state.media.get(f"linkedin:{media_id}")
+            if entry is None or not entry.get("uploaded"):
+                return _error(400, f"Invalid image: {media_id}", "INVALID_IMAGE")
+            media.append(entry)
+        async with state.lock:
+            if existing := posted.get((author, commentary)):
+                return duplicate(existing)
+            urn = f"urn:li:share:{state.next_id()}"
+            posted[(author, commentary)] = urn
+            state.remember(
+                Record(
+                    platform=PLATFORM,
+                    id=urn,
+                    account=author,
+                    text=commentary,
+                    media=media,
+                    idempotency_key=None,
+                    received_at=datetime.now(UTC).isoformat(),
+                    extra={"token_subject": subject},
+                )
+            )
+        await _kit.hold_after_commit(fault)
+        return Response(status_code=201, headers={"x-restli-id": urn, "x-linkedin-id": urn})
+
+    @api.post("/oauth/v2/accessToken")
+    async def access_token(request: Request) -> Response:
+        await _kit.pause(state)
+        fault = state.take_fault(PLATFORM, "refresh")
+        if (answer := await _kit.answer_fault(fault, answers)) is not None:
+            return answer
+        body = await _kit.body(request)
+        issued = None
+        if (
+            body.get("grant_type") == "refresh_token"
+            and body.get("client_id")
+            and body.get("client_secret")
+        ):
+            issued = state.refresh_grant(
+                PLATFORM,
+                str(body.get("refresh_token") or ""),
+                rotate=state.settings.linkedin_refresh_rotates,
+            )
+        if issued is None:
+            return JSONResponse(
+                {
+                    "error": "invalid_request",
+                    "error_description": "The provided authorization grant or refresh token "
+                    "is invalid, expired or revoked",
+                },
+                400,
+            )
+        return JSONResponse(
+            {
+                "access_token": issued["access_token"],
+                "expires_in": issued["expires_in"],
+                "refresh_token": issued["refresh_token"],
+                "refresh_token_expires_in": 31_536_000,
+                "scope": "w_member_social",
+            }
+        )
+
+    return api

@@ -1,0 +1,122 @@
+"""Slack Web API: `chat.postMessage` (HTTP 200 with `ok`/`error`, image blocks Slack downloads),
+HTTP 429 with Retry-After, token rotation through `oauth.v2.access`."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+
+from postpilot.sandbox.platforms import _kit
+from postpilot.sandbox.state import Fault, Record, SandboxState
+
+PLATFORM = "slack"
+
+
+def _error(error: str, status: int = 200, **extra: Any) -> Response:
+    return JSONResponse({"ok": False, "error": error, **extra}, status_code=status)
+
+
+def router(state: SandboxState) -> APIRouter:
+    api = APIRouter(prefix=f"/{PLATFORM}/api")
+
+    def throttled(seconds: float) -> Response:
+        response = _error(state.settings.slack_rate_limit_error, 429)
+        response.headers["Retry-After"] = str(max(1, int(seconds + 0.999)))
+        return response
+
+    def rate_limited(fault: Fault) -> Response:
+        return throttled(fault.retry_after_seconds)
+
+    answers = _kit.Answers(
+        rate_limited=rate_limited,
+        expired=lambda: _error("token_expired"),
+        bad_media=lambda: _error(
+            "invalid_blocks", errors=["downloading image failed [json-pointer:/blocks/1/image_url]"]
+        ),
+        duplicate=lambda: _error("duplicate_message_not_found"),
+        error=lambda status: _error("internal_error", status),
+    )
+
+    @api.post("/chat.postMessage")
+    async def post_message(request: Request) -> Response:
+        await _kit.pause(state)
+        token = _kit.bearer(request)
+        status = state.check_token(PLATFORM, token)
+        if status == "expired":
+            return _error("token_expired")
+        if status != "ok" or token is None:
+            return _error("token_revoked" if token in state.revoked_tokens else "invalid_auth")
+        values = await _kit.body(request)
+        channel = str(values.get("channel") or "")
+        _limit, _remaining, reset, over = state.hit_rate_limit(PLATFORM, f"{token}:{channel}")
+        if over:
+            return throttled(reset - time.time())
+        fault = state.take_fault(PLATFORM, "publish")
+        if (answer := await _kit.answer_fault(fault, answers)) is not None:
+            return answer
+        if not channel:
+            return _error("channel_not_found")
+        text = str(values.get("text") or "")
+        blocks = _kit.json_field(values.get("blocks")) or []
+        if not text.strip() and not blocks:
+            return _error("no_text")
+        if len(text) > state.settings.max_text.get(PLATFORM, 40_000):
+            return _error("msg_too_long")
+        media = []
+        for index, block in enumerate(blocks if isinstance(blocks, list) else []):
+            if isinstance(block, dict) and block.get("type") == "image":
+                downloaded = await _kit.download(str(block.get("image_url") or ""))
+                if downloaded is None:
+                    return _error(
+                        "invalid_blocks",
+                        errors=[
+                            f"downloading image failed [json-pointer:/blocks/{index}/image_url]"
+                        ],
+                    )
+                media.append(_kit.media_entry(state.next_id(), *downloaded, url=block["image_url"]))
+        ts = f"{time.time():.6f}"
+        state.remember(
+            Record(
+                platform=PLATFORM,
+                id=ts,
+                account=channel,
+                text=text,
+                media=media,
+                idempotency_key=None,
+                received_at=datetime.now(UTC).isoformat(),
+                extra={"token_subject": state.subject_of(token)},
+            )
+        )
+        await _kit.hold_after_commit(fault)
+        message = {"type": "message", "text": text, "ts": ts, "bot_id": "B0SANDBOX"}
+        return JSONResponse({"ok": True, "channel": channel, "ts": ts, "message": message})
+
+    @api.post("/oauth.v2.access")
+    async def oauth_access(request: Request) -> Response:
+        await _kit.pause(state)
+        fault = state.take_fault(PLATFORM, "refresh")
+        if (answer := await _kit.answer_fault(fault, answers)) is not None:
+            return answer
+        values = await _kit.body(request)
+        if values.get("grant_type") != "refresh_token":
+            return _error("invalid_grant_type")
+        if not values.get("client_id") or not values.get("client_secret"):
+            return _error("invalid_client_id")
+        issued = state.refresh_grant(PLATFORM, str(values.get("refresh_token") or ""), rotate=True)
+        if issued is None:
+            return _error("invalid_refresh_token")
+        return JSONResponse(
+            {
+                "ok": True,
+                "access_token": issued["access_token"],
+                "refresh_token": issued["refresh_token"],
+                "expires_in": issued["expires_in"],
+                "token_type": "bot",
+            }
+        )
+
+    return api
