@@ -1,0 +1,144 @@
+"""Discord webhooks: `POST /api/webhooks/{id}/{token}?wait=true` (so the message id comes back),
+images uploaded as `files[n]` with `payload_json`. The secret is the webhook URL; nothing to
+refresh. Buckets are per webhook: X-RateLimit-Remaining / -Reset-After feed the budget.
+
+Credentials: `webhook_url`, or `webhook_id` + `webhook_token`. Options: `username`,
+`guild_id` and `channel_id` (to build a link). No idempotency for webhooks: NONE.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+import httpx
+
+from postpilot.core import outcomes
+from postpilot.core.transitions import Recovery
+from postpilot.publishers import budgets, errors, flow
+from postpilot.publishers.base import (
+    AccountContext,
+    PublishContext,
+    PublishRequest,
+    RefreshFailed,
+    RefreshResult,
+)
+
+DEFAULT_BASE = "https://discord.com"
+GONE_CODES = (10015, 50027)  # Unknown Webhook, Invalid Webhook Token
+
+
+def webhook_parts(credentials: dict[str, Any]) -> tuple[str, str] | None:
+    """(id, token) from `webhook_id` + `webhook_token` or from a pasted webhook URL."""
+    if credentials.get("webhook_id") and credentials.get("webhook_token"):
+        return str(credentials["webhook_id"]), str(credentials["webhook_token"])
+    parts = urlsplit(str(credentials.get("webhook_url") or "")).path.strip("/").split("/")
+    if "webhooks" in parts and len(parts) >= parts.index("webhooks") + 3:
+        at = parts.index("webhooks")
+        return parts[at + 1], parts[at + 2]
+    return None
+
+
+class DiscordPublisher:
+    platform: ClassVar[str] = "discord"
+    recovery: ClassVar[Recovery] = Recovery.NONE
+    can_refresh: ClassVar[bool] = False
+
+    async def publish(self, request: PublishRequest, ctx: PublishContext) -> outcomes.Outcome:
+        try:
+            return await self._publish(request, ctx)
+        except flow.Stop as stop:
+            return stop.outcome
+
+    async def _publish(self, request: PublishRequest, ctx: PublishContext) -> outcomes.Outcome:
+        account = request.account
+        webhook = webhook_parts(account.credentials)
+        if webhook is None:
+            return outcomes.Permanent("discord: the account has no webhook URL")
+        webhook_id, token = webhook
+        key = budgets.account_key(self.platform, webhook_id)
+        await flow.check_budget(ctx, self.platform, [key])
+        payload: dict[str, Any] = {"content": request.text, "allowed_mentions": {"parse": []}}
+        if username := account.options.get("username"):
+            payload["username"] = username
+        files = {}
+        for index, url in enumerate(request.media_urls):
+            media = await flow.fetch_media(ctx, url)
+            name = f"image{index}.{media.filename.rsplit('.', 1)[-1]}"
+            files[f"files[{index}]"] = (name, media.content, media.content_type)
+        payload["attachments"] = [{"id": i, "filename": f[0]} for i, f in enumerate(files.values())]
+        base = ctx.base_url(self.platform, account, DEFAULT_BASE)
+        kwargs: dict[str, Any] = (
+            {"data": {"payload_json": json.dumps(payload)}, "files": files}
+            if files
+            else {"json": payload}
+        )
+        response = await flow.send(
+            ctx,
+            "POST",
+            f"{base}/api/webhooks/{webhook_id}/{token}",
+            what="discord webhook",
+            final=True,
+            params={"wait": "true"},
+            **kwargs,
+        )
+        await _note_budget(response, ctx, key)
+        if response.status_code == 200:
+            message = flow.body_of(response)
+            return outcomes.Published(str(message["id"]), url=_message_url(account, message))
+        return await _failure(response, ctx, key)
+
+    async def refresh(self, account: AccountContext, ctx: PublishContext) -> RefreshResult:
+        return RefreshFailed(
+            "the Discord webhook was deleted or its token reset: create a new webhook in the "
+            "channel's settings and reconnect it"
+        )
+
+
+def _message_url(account: AccountContext, message: dict[str, Any]) -> str | None:
+    guild = account.options.get("guild_id")
+    channel = message.get("channel_id") or account.options.get("channel_id")
+    if guild and channel:
+        return f"https://discord.com/channels/{guild}/{channel}/{message['id']}"
+    return None
+
+
+def _seconds(response: httpx.Response) -> float | None:
+    body = flow.body_of(response)
+    for value in (body.get("retry_after"), response.headers.get("x-ratelimit-reset-after")):
+        try:
+            if value is not None:
+                return float(value)
+        except (TypeError, ValueError):
+            continue
+    return errors.retry_after_seconds(response)
+
+
+async def _note_budget(response: httpx.Response, ctx: PublishContext, key: str) -> None:
+    reset_after = response.headers.get("x-ratelimit-reset-after")
+    if reset_after is None:
+        return
+    await ctx.budgets.update(
+        key,
+        remaining=budgets.parse_int(response.headers.get("x-ratelimit-remaining")),
+        reset_at=ctx.now() + timedelta(seconds=float(reset_after)),
+        reason=f"discord bucket {response.headers.get('x-ratelimit-bucket', '')}".strip(),
+    )
+
+
+async def _failure(response: httpx.Response, ctx: PublishContext, key: str) -> outcomes.Outcome:
+    body = flow.body_of(response)
+    message = f"discord: {body.get('message') or errors.error_text(response)}"
+    if code := body.get("code"):
+        message += f" (code {code})"
+    if response.status_code in (401, 404) and body.get("code") in GONE_CODES:
+        return outcomes.TokenExpired(message)
+    if response.status_code == 429:
+        until = ctx.now() + timedelta(seconds=_seconds(response) or 5.0)
+        await ctx.budgets.spend(key, until=until, reason=message)
+        return outcomes.RateLimited(until=until, reason=message)
+    if response.status_code >= 500:
+        return errors.server_error_outcome(response, "discord")
+    return outcomes.Permanent(message)

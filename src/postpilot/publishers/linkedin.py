@@ -1,0 +1,215 @@
+"""LinkedIn Posts API: `POST /rest/posts` (201, the URN in `x-restli-id`), an image through
+`/rest/images?action=initializeUpload` and a PUT of its bytes (image URNs reused per account),
+refresh at `/oauth/v2/accessToken` for partner apps.
+
+Credentials: `access_token`, and for refresh `refresh_token`, `client_id`, `client_secret`.
+Options: `author_urn` (`urn:li:person:...` or `urn:li:organization:...`), `linkedin_version`.
+VERIFIABLE: a repeat is refused with 422 DUPLICATE_POST naming the existing post.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
+
+import httpx
+
+from postpilot.core import outcomes
+from postpilot.core.transitions import Recovery
+from postpilot.publishers import budgets, errors, flow
+from postpilot.publishers.base import (
+    AccountContext,
+    PublishContext,
+    PublishRequest,
+    Refreshed,
+    RefreshFailed,
+    RefreshResult,
+)
+from postpilot.publishers.uploads import UploadCache, UploadStore
+
+DEFAULT_BASE = "https://api.linkedin.com"
+DEFAULT_OAUTH_BASE = "https://www.linkedin.com"
+DEFAULT_VERSION = "202410"
+IMAGE_TTL_SECONDS = 7 * 86_400.0
+_DUPLICATE_OF = re.compile(r"duplicate of (urn:li:[A-Za-z]+:[\w-]+)")
+# "little text format": these characters must be escaped or the text is cut.
+_RESERVED = re.compile(r"([\\|{}@\[\]()<>*_~])")
+
+
+def escape_commentary(text: str) -> str:
+    return _RESERVED.sub(r"\\\1", text)
+
+
+def next_utc_midnight(now: datetime) -> datetime:
+    """LinkedIn's daily quotas reset at 00:00 UTC."""
+    day = now.astimezone(UTC).date() + timedelta(days=1)
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+class LinkedInPublisher:
+    platform: ClassVar[str] = "linkedin"
+    recovery: ClassVar[Recovery] = Recovery.VERIFIABLE
+    can_refresh: ClassVar[bool] = True
+
+    def __init__(self, uploads: UploadStore | None = None) -> None:
+        self.uploads: UploadStore = uploads or UploadCache()
+
+    async def publish(self, request: PublishRequest, ctx: PublishContext) -> outcomes.Outcome:
+        try:
+            return await self._publish(request, ctx)
+        except flow.Stop as stop:
+            return stop.outcome
+
+    async def _publish(self, request: PublishRequest, ctx: PublishContext) -> outcomes.Outcome:
+        account = request.account
+        token, author = account.credentials.get("access_token"), account.options.get("author_urn")
+        if not author:
+            return outcomes.Permanent("linkedin: the account has no author_urn option")
+        if not token:
+            return outcomes.TokenExpired("linkedin: the account has no access token")
+        base = ctx.base_url(self.platform, account, DEFAULT_BASE)
+        headers = {
+            "Authorization": f"Bearer {token}",
+            "LinkedIn-Version": str(account.options.get("linkedin_version") or DEFAULT_VERSION),
+            "X-Restli-Protocol-Version": "2.0.0",
+        }
+        key = budgets.account_key(self.platform, account.id)
+        await flow.check_budget(ctx, self.platform, [key])
+        body: dict[str, Any] = {
+            "author": author,
+            "commentary": escape_commentary(request.text),
+            "visibility": account.options.get("visibility", "PUBLIC"),
+            "distribution": {
+                "feedDistribution": "MAIN_FEED",
+                "targetEntities": [],
+                "thirdPartyDistributionChannels": [],
+            },
+            "lifecycleState": "PUBLISHED",
+            "isReshareDisabledByAuthor": False,
+        }
+        if request.media_urls:
+            image = await self._image(base, request.media_urls[0], author, headers, account, ctx)
+            body["content"] = {"media": {"id": image, "altText": ""}}
+        response = await flow.send(
+            ctx,
+            "POST",
+            f"{base}/rest/posts",
+            what="linkedin post",
+            final=True,
+            json=body,
+            headers=headers,
+        )
+        if response.status_code == 201:
+            urn = response.headers.get("x-restli-id") or response.headers.get("x-linkedin-id", "")
+            return outcomes.Published(urn, url=f"https://www.linkedin.com/feed/update/{urn}/")
+        message = f"linkedin post: {errors.error_text(response)}"
+        if response.status_code == 422 and (match := _DUPLICATE_OF.search(response.text)):
+            urn = match.group(1)
+            if request.recovered or request.attempt > 1:
+                return outcomes.Published(
+                    urn, url=f"https://www.linkedin.com/feed/update/{urn}/", already_existed=True
+                )
+            return outcomes.Permanent(
+                f"linkedin refused the post as a duplicate of {urn}; change the text to post it "
+                "again"
+            )
+        if response.status_code == 400 and "image" in message.lower() and request.media_urls:
+            await self.uploads.forget(self.platform, account.id, request.media_urls[0])
+        return await _failure(response, ctx, key, message)
+
+    async def _image(
+        self,
+        base: str,
+        url: str,
+        author: str,
+        headers: dict[str, str],
+        account: AccountContext,
+        ctx: PublishContext,
+    ) -> str:
+        cached = await self.uploads.get(self.platform, account.id, url)
+        if isinstance(cached, str):
+            return cached
+        media = await flow.fetch_media(ctx, url)
+        key = budgets.account_key(self.platform, account.id)
+        response = await flow.send(
+            ctx,
+            "POST",
+            f"{base}/rest/images",
+            what="linkedin image",
+            final=False,
+            params={"action": "initializeUpload"},
+            json={"initializeUploadRequest": {"owner": author}},
+            headers=headers,
+        )
+        if response.status_code != 200:
+            raise flow.Stop(
+                await _failure(
+                    response, ctx, key, f"linkedin image of {url}: {errors.error_text(response)}"
+                )
+            )
+        value = flow.body_of(response).get("value") or flow.body_of(response)
+        upload = await flow.send(
+            ctx,
+            "PUT",
+            str(value["uploadUrl"]),
+            what="linkedin image upload",
+            final=False,
+            content=media.content,
+            headers={"Authorization": headers["Authorization"], "Content-Type": media.content_type},
+        )
+        if upload.status_code not in (200, 201):
+            message = f"linkedin image upload of {url}: {errors.error_text(upload)}"
+            if upload.status_code == 400:
+                raise flow.Stop(outcomes.Permanent(message))
+            raise flow.Stop(await _failure(upload, ctx, key, message))
+        image = str(value["image"])
+        await self.uploads.put(self.platform, account.id, url, image, IMAGE_TTL_SECONDS)
+        return image
+
+    async def refresh(self, account: AccountContext, ctx: PublishContext) -> RefreshResult:
+        credentials = account.credentials
+        needed = ("refresh_token", "client_id", "client_secret")
+        if not all(credentials.get(name) for name in needed):
+            return RefreshFailed(
+                "LinkedIn access tokens last 60 days and this app cannot refresh them "
+                "(refresh tokens are for approved partners): reconnect the account"
+            )
+        base = ctx.base_urls.get(self.platform) or DEFAULT_OAUTH_BASE
+        try:
+            response = await ctx.http.post(
+                f"{base.rstrip('/')}/oauth/v2/accessToken",
+                data={"grant_type": "refresh_token", **{n: credentials[n] for n in needed}},
+            )
+        except httpx.TransportError as exc:
+            return flow.refresh_unavailable("LinkedIn", exc)
+        if response.status_code == 429 or response.status_code >= 500:
+            return flow.refresh_unavailable("LinkedIn", response)
+        body = flow.body_of(response)
+        if response.status_code != 200 or not body.get("access_token"):
+            return RefreshFailed(
+                f"LinkedIn refused to refresh the token ({errors.error_text(response)}): "
+                "reconnect the account"
+            )
+        new = {
+            **credentials,
+            "access_token": body["access_token"],
+            "refresh_token": flow.keep_refresh_token(credentials, body.get("refresh_token")),
+        }
+        return Refreshed(credentials=new, expires_at=flow.expiry(ctx.now(), body.get("expires_in")))
+
+
+async def _failure(
+    response: httpx.Response, ctx: PublishContext, key: str, message: str
+) -> outcomes.Outcome:
+    code = response.status_code
+    if code == 401:
+        return outcomes.TokenExpired(f"linkedin rejected the access token ({message})")
+    if code == 429:
+        # No headers: LinkedIn's quotas are daily and reset at midnight UTC.
+        until = next_utc_midnight(ctx.now())
+        await ctx.budgets.spend(key, until=until, reason=message)
+        return outcomes.RateLimited(until=until, reason=message)
+    if code >= 500:
+        return errors.server_error_outcome(response, "linkedin")
+    return outcomes.Permanent(message)

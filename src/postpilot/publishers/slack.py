@@ -1,0 +1,139 @@
+"""Slack: `chat.postMessage` with a bot token; images as image blocks that Slack downloads
+itself (the URL is checked first). Errors arrive as HTTP 200 `{"ok": false, "error": ...}`,
+rate limits as HTTP 429 with Retry-After. With token rotation on, tokens last 12 h and refresh
+through `oauth.v2.access` (the old refresh token is revoked).
+
+Credentials: `access_token`, and with rotation `refresh_token`, `client_id`, `client_secret`.
+Options: `channel` (an id). No idempotency: NONE.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any, ClassVar
+
+import httpx
+
+from postpilot.core import outcomes
+from postpilot.core.transitions import Recovery
+from postpilot.publishers import budgets, errors, flow
+from postpilot.publishers.base import (
+    AccountContext,
+    PublishContext,
+    PublishRequest,
+    Refreshed,
+    RefreshFailed,
+    RefreshResult,
+)
+
+DEFAULT_BASE = "https://slack.com"
+TOKEN_ERRORS = frozenset(
+    {"not_authed", "invalid_auth", "token_revoked", "token_expired", "account_inactive"}
+)
+RATE_ERRORS = frozenset({"ratelimited", "rate_limited"})
+SERVER_ERRORS = frozenset({"internal_error", "fatal_error", "service_unavailable"})
+
+
+class SlackPublisher:
+    platform: ClassVar[str] = "slack"
+    recovery: ClassVar[Recovery] = Recovery.NONE
+    can_refresh: ClassVar[bool] = True
+
+    async def publish(self, request: PublishRequest, ctx: PublishContext) -> outcomes.Outcome:
+        try:
+            return await self._publish(request, ctx)
+        except flow.Stop as stop:
+            return stop.outcome
+
+    async def _publish(self, request: PublishRequest, ctx: PublishContext) -> outcomes.Outcome:
+        account = request.account
+        token, channel = account.credentials.get("access_token"), account.options.get("channel")
+        if not channel:
+            return outcomes.Permanent("slack: the account has no channel option")
+        if not token:
+            return outcomes.TokenExpired("slack: the account has no bot token")
+        key = budgets.account_key(self.platform, f"{account.id}:{channel}")
+        await flow.check_budget(ctx, self.platform, [key])
+        body: dict[str, Any] = {"channel": channel, "text": request.text}
+        if request.media_urls:
+            blocks: list[dict[str, Any]] = []
+            if request.text.strip():
+                blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": request.text}})
+            for url in request.media_urls:
+                await flow.fetch_media(ctx, url)  # a URL Slack cannot use fails here, clearly
+                blocks.append({"type": "image", "image_url": url, "alt_text": "image"})
+            body["blocks"] = blocks
+        base = ctx.base_url(self.platform, account, DEFAULT_BASE)
+        response = await flow.send(
+            ctx,
+            "POST",
+            f"{base}/api/chat.postMessage",
+            what="slack message",
+            final=True,
+            json=body,
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        answer = flow.body_of(response)
+        if response.status_code == 200 and answer.get("ok"):
+            return outcomes.Published(f"{answer['channel']}:{answer['ts']}", url=None)
+        return await _failure(response, answer, request, ctx, key)
+
+    async def refresh(self, account: AccountContext, ctx: PublishContext) -> RefreshResult:
+        credentials = account.credentials
+        needed = ("refresh_token", "client_id", "client_secret")
+        if not all(credentials.get(name) for name in needed):
+            return RefreshFailed(
+                "Slack rejected the bot token and it has no refresh token (token rotation is "
+                "off): reinstall the app in the workspace and reconnect"
+            )
+        base = ctx.base_url(self.platform, account, DEFAULT_BASE)
+        try:
+            response = await ctx.http.post(
+                f"{base}/api/oauth.v2.access",
+                data={"grant_type": "refresh_token", **{n: credentials[n] for n in needed}},
+            )
+        except httpx.TransportError as exc:
+            return flow.refresh_unavailable("Slack", exc)
+        body = flow.body_of(response)
+        if response.status_code == 429 or response.status_code >= 500:
+            return flow.refresh_unavailable("Slack", response)
+        if not body.get("ok") or not body.get("access_token"):
+            return RefreshFailed(
+                f"Slack refused to refresh the token ({body.get('error', 'no answer')}): "
+                "reinstall the app in the workspace and reconnect"
+            )
+        new = {
+            **credentials,
+            "access_token": body["access_token"],
+            "refresh_token": flow.keep_refresh_token(credentials, body.get("refresh_token")),
+        }
+        return Refreshed(credentials=new, expires_at=flow.expiry(ctx.now(), body.get("expires_in")))
+
+
+async def _failure(
+    response: httpx.Response,
+    answer: dict[str, Any],
+    request: PublishRequest,
+    ctx: PublishContext,
+    key: str,
+) -> outcomes.Outcome:
+    error = str(answer.get("error") or f"HTTP {response.status_code}")
+    message = f"slack chat.postMessage: {error}"
+    if details := answer.get("errors"):
+        message += f" ({'; '.join(str(d) for d in details)})"
+    if error in TOKEN_ERRORS:
+        return outcomes.TokenExpired(message)
+    if response.status_code == 429 or error in RATE_ERRORS:
+        seconds = errors.retry_after_seconds(response) or 1.0
+        until = ctx.now() + timedelta(seconds=seconds)
+        await ctx.budgets.spend(key, until=until, reason=message)
+        return outcomes.RateLimited(until=until, reason=message)
+    if response.status_code >= 500:
+        return errors.server_error_outcome(response, "slack chat.postMessage")
+    if error in SERVER_ERRORS:
+        return outcomes.Ambiguous(message)
+    if error == "invalid_blocks" and "image" in message and request.media_urls:
+        return outcomes.Permanent(
+            f"slack could not download the image {', '.join(request.media_urls)}: {message}"
+        )
+    return outcomes.Permanent(message)
