@@ -8,7 +8,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./postpilot.db"
@@ -44,6 +44,31 @@ class Settings(BaseSettings):
     SANDBOX_URL: str | None = None
     LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     LOG_FORMAT: Literal["json", "text"] = "json"
+    # Monitor, cache and alerts (issue 5).
+    REDIS_KEY_PREFIX: Annotated[str, Field(min_length=1, max_length=100)] = "postpilot:"
+    REDIS_RETRY_SECONDS: Annotated[float, Field(ge=1, le=3600)] = 30.0
+    METRICS_RETENTION_DAYS: Annotated[int, Field(ge=1, le=3650)] = 14
+    METRICS_PUBLIC: bool = False
+    WORKER_METRICS_PORT: Annotated[int | None, Field(ge=1, le=65535)] = None
+    WORKER_METRICS_HOST: str = "127.0.0.1"
+    HEALTH_HEARTBEAT_SECONDS: Annotated[float, Field(gt=0, le=86_400)] = 30.0
+    ALERT_EVALUATE_SECONDS: Annotated[float, Field(ge=0, le=86_400)] = 30.0
+    ALERT_WINDOW_SECONDS: Annotated[float, Field(gt=0, le=86_400)] = 300.0
+    ALERT_MIN_DELIVERIES: Annotated[int, Field(ge=1)] = 20
+    ALERT_ERROR_RATE: Annotated[float, Field(ge=0, le=1)] = 0.05
+    ALERT_PROCESSING_SECONDS: Annotated[float, Field(gt=0)] = 5.0
+    ALERT_DB_CONNECTIONS_RATIO: Annotated[float, Field(gt=0, le=1)] = 0.8
+    ALERT_CACHE_HIT_RATE: Annotated[float, Field(ge=0, le=1)] = 0.7
+    ALERT_CACHE_WARMUP_SECONDS: Annotated[float, Field(ge=0)] = 300.0
+    ALERT_CACHE_MIN_LOOKUPS: Annotated[int, Field(ge=1)] = 50
+    ALERT_OVERDUE_SECONDS: Annotated[float, Field(gt=0)] = 120.0
+    ALERT_WEBHOOK_URL: str | None = None
+    ALERT_WEBHOOK_SECRET: str | None = Field(default=None, validate_default=True)
+    EVENTS_WEBHOOK_URL: str | None = None
+    EVENTS_WEBHOOK_SECRET: str | None = Field(default=None, validate_default=True)
+    WEBHOOK_MAX_ATTEMPTS: Annotated[int, Field(ge=1, le=20)] = 5
+    WEBHOOK_TIMEOUT_SECONDS: Annotated[float, Field(gt=0, le=300)] = 10.0
+    WEBHOOK_QUEUE_SIZE: Annotated[int, Field(ge=1, le=1_000_000)] = 10_000
 
     @field_validator("DATABASE_URL")
     @classmethod
@@ -60,6 +85,36 @@ class Settings(BaseSettings):
     def _strong_enough(cls, value: str | None) -> str | None:
         if value is not None and any(len(part.strip()) < 16 for part in value.split(",")):
             raise ValueError("each comma-separated key must be at least 16 characters")
+        return value
+
+    @field_validator(
+        "ALERT_WEBHOOK_URL",
+        "ALERT_WEBHOOK_SECRET",
+        "EVENTS_WEBHOOK_URL",
+        "EVENTS_WEBHOOK_SECRET",
+        "WORKER_METRICS_PORT",
+        mode="before",
+    )
+    @classmethod
+    def _empty_monitor_setting_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("ALERT_WEBHOOK_URL", "EVENTS_WEBHOOK_URL")
+    @classmethod
+    def _webhook_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL")
+        return value
+
+    @field_validator("ALERT_WEBHOOK_SECRET", "EVENTS_WEBHOOK_SECRET")
+    @classmethod
+    def _webhook_is_signed(cls, value: str | None, info: ValidationInfo) -> str | None:
+        url_field = str(info.field_name).replace("_SECRET", "_URL")
+        if info.data.get(url_field) and len(value or "") < 16:
+            raise ValueError(
+                f"{url_field} is set: this secret must be set too (at least 16 characters), "
+                "it signs every request"
+            )
         return value
 
     @property
@@ -84,7 +139,16 @@ def normalize_database_url(url: str) -> str:
     raise ValueError("must start with postgresql:// or sqlite:/// (e.g. sqlite:///./postpilot.db)")
 
 
-_SECRET_NAMES = frozenset({"SECRET_KEY", "CRON_SECRET", "DATABASE_URL", "REDIS_URL"})
+_SECRET_NAMES = frozenset(
+    {
+        "SECRET_KEY",
+        "CRON_SECRET",
+        "DATABASE_URL",
+        "REDIS_URL",
+        "ALERT_WEBHOOK_SECRET",
+        "EVENTS_WEBHOOK_SECRET",
+    }
+)
 
 
 class SettingsError(Exception):

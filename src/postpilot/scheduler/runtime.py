@@ -11,12 +11,15 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from postpilot.cache.memory import TTLCache
+from postpilot.cache.memory import CacheStats, TTLCache
+from postpilot.cache.service import CacheService
 from postpilot.core.retry import RetryPolicy
 from postpilot.crypto import CredentialCipher
+from postpilot.monitor.service import Monitor
 from postpilot.publishers.base import PublishContext
+from postpilot.publishers.budgets import RateBudgets
 from postpilot.publishers.media import MediaFetcher
-from postpilot.publishers.registry import supported_platforms
+from postpilot.publishers.registry import PUBLISHERS, supported_platforms
 from postpilot.settings import Settings
 from postpilot.store.database import Database
 
@@ -43,7 +46,9 @@ class Runtime:
     http: httpx.AsyncClient
     publish: PublishContext
     policy: RetryPolicy
-    credentials: TTLCache[dict[str, Any]]
+    credentials: TTLCache[dict[str, Any]]  # in-process only: decrypted secrets
+    cache: CacheService  # every cache of this process; Redis-backed ones when REDIS_URL is set
+    monitor: Monitor  # per-pass figures, Prometheus, alerts, event webhooks
     clock: Callable[[], datetime] = utcnow
     observers: list[PassObserver] = field(default_factory=list)
     # Set when a post is created or rescheduled in this process: the worker wakes at once.
@@ -80,19 +85,32 @@ class Runtime:
             cache_ttl_seconds=settings.SCHEDULER_CACHE_TTL,
         )
         base_urls = sandbox_base_urls(settings.SANDBOX_URL, supported_platforms())
+        cache = CacheService.open(settings)
+        cache.track("media", lambda: CacheStats(media.hits, media.misses))
+        cache.share_uploads(PUBLISHERS.values())
+        monitor = Monitor(settings=settings, db=database, clock=clock, cache=cache)
         return cls(
             settings=settings,
             db=database,
             cipher=CredentialCipher(settings.SECRET_KEY),
             http=http,
-            publish=PublishContext(http=http, media=media, now=clock, base_urls=base_urls),
+            publish=PublishContext(
+                http=http,
+                media=media,
+                now=clock,
+                base_urls=base_urls,
+                budgets=RateBudgets(cache.budgets),
+            ),
             policy=RetryPolicy(
                 max_attempts=settings.SCHEDULER_MAX_ATTEMPTS,
                 base_delay_seconds=settings.SCHEDULER_RETRY_BASE_SECONDS,
                 max_delay_seconds=max(3600.0, settings.SCHEDULER_RETRY_BASE_SECONDS),
             ),
-            credentials=TTLCache("credentials", ttl_seconds=settings.SCHEDULER_CACHE_TTL),
+            credentials=cache.credentials,
+            cache=cache,
+            monitor=monitor,
             clock=clock,
+            observers=[monitor.observe],
             _owns_db=owns_db,
         )
 
@@ -100,6 +118,8 @@ class Runtime:
         return self.clock()
 
     async def close(self) -> None:
+        await self.monitor.close()
+        await self.cache.close()
         await self.http.aclose()
         if self._owns_db:
             await self.db.dispose()

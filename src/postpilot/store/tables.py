@@ -204,3 +204,74 @@ class WorkerHeartbeat(Base):
     started_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     last_beat_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     state: Mapped[str] = mapped_column(String(16), default="running")  # running, stopped
+
+
+class PassMetric(Base):
+    """One row per scheduler pass that claimed something (ENABLE_PERFORMANCE_MONITORING), written
+    by the monitor after the pass. Samples are kept so windowed percentiles are exact."""
+
+    __tablename__ = "pass_metrics"
+
+    pass_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    scheduler: Mapped[str] = mapped_column(String(16))
+    started_at: Mapped[datetime] = mapped_column(Timestamp)
+    duration_ms: Mapped[float] = mapped_column()
+    batch_limit: Mapped[int] = mapped_column(Integer)
+    concurrency: Mapped[int] = mapped_column(Integer)
+    claimed: Mapped[int] = mapped_column(Integer, default=0)
+    published: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    retried: Mapped[int] = mapped_column(Integer, default=0)
+    rate_limited: Mapped[int] = mapped_column(Integer, default=0)
+    unknown: Mapped[int] = mapped_column(Integer, default=0)
+    released: Mapped[int] = mapped_column(Integer, default=0)
+    lost_lease: Mapped[int] = mapped_column(Integer, default=0)
+    processing_count: Mapped[int] = mapped_column(Integer, default=0)
+    processing_total_ms: Mapped[float] = mapped_column(default=0.0)
+    processing_p50_ms: Mapped[float | None] = mapped_column()
+    processing_p95_ms: Mapped[float | None] = mapped_column()
+    processing_p99_ms: Mapped[float | None] = mapped_column()
+    processing_samples: Mapped[list[float]] = mapped_column(JSON, default=list)
+    db_statements: Mapped[int] = mapped_column(Integer, default=0)
+    cache_hits: Mapped[int] = mapped_column(Integer, default=0)
+    cache_misses: Mapped[int] = mapped_column(Integer, default=0)
+    peak_db_connections: Mapped[int] = mapped_column(Integer, default=0)
+    max_db_connections: Mapped[int] = mapped_column(Integer, default=0)
+    lateness_count: Mapped[int] = mapped_column(Integer, default=0)
+    lateness_p50_ms: Mapped[float | None] = mapped_column()
+    lateness_p99_ms: Mapped[float | None] = mapped_column()
+    lateness_samples: Mapped[list[float]] = mapped_column(JSON, default=list)
+
+    __table_args__ = (Index(None, "started_at"), Index(None, "scheduler", "started_at"))
+
+
+class MonitorAlert(Base):
+    """One row per time an alert rule fired for a subject (a scheduler, an account, or '');
+    at most one firing row per (rule, subject), so two processes never notify twice."""
+
+    __tablename__ = "monitor_alerts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    rule: Mapped[str] = mapped_column(String(32))
+    subject: Mapped[str] = mapped_column(String(200), default="")
+    status: Mapped[str] = mapped_column(String(16), default="firing")  # firing, resolved
+    severity: Mapped[str] = mapped_column(String(16), default="warning")
+    value: Mapped[float | None] = mapped_column()
+    threshold: Mapped[float | None] = mapped_column()
+    message: Mapped[str] = mapped_column(Text, default="")
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    fired_at: Mapped[datetime] = mapped_column(Timestamp)
+    last_seen_at: Mapped[datetime] = mapped_column(Timestamp)
+    resolved_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+    __table_args__ = (
+        Index(
+            "uq_monitor_alerts_firing",
+            "rule",
+            "subject",
+            unique=True,
+            postgresql_where=text("status = 'firing'"),
+            sqlite_where=text("status = 'firing'"),
+        ),
+        Index(None, "fired_at"),
+    )

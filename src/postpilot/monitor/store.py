@@ -1,0 +1,258 @@
+"""The monitor's queries: pass figures in and out, alert states, and the few facts the alert
+rules read from the scheduling tables (overdue deliveries, accounts that need reconnecting)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Table, delete, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from postpilot.core.states import AccountStatus
+from postpilot.core.timezones import as_utc
+from postpilot.monitor.figures import PassFigures
+from postpilot.store.tables import Account, Delivery, MonitorAlert, PassMetric
+from postpilot.store.work import PENDING
+
+pass_metrics: Table = PassMetric.__table__  # type: ignore[assignment]
+alerts: Table = MonitorAlert.__table__  # type: ignore[assignment]
+deliveries: Table = Delivery.__table__  # type: ignore[assignment]
+accounts: Table = Account.__table__  # type: ignore[assignment]
+
+FIRING, RESOLVED = "firing", "resolved"
+
+
+async def insert_pass(conn: AsyncConnection, figures: PassFigures) -> None:
+    await conn.execute(insert(pass_metrics).values(**figures.row()))
+
+
+async def passes_since(
+    conn: AsyncConnection, since: datetime, *, scheduler: str | None = None
+) -> list[PassFigures]:
+    query = select(pass_metrics).where(pass_metrics.c.started_at >= since)
+    if scheduler:
+        query = query.where(pass_metrics.c.scheduler == scheduler)
+    rows = await conn.execute(query.order_by(pass_metrics.c.started_at))
+    return [PassFigures.from_row(dict(row._mapping)) for row in rows]
+
+
+async def recent_passes(
+    conn: AsyncConnection, *, limit: int, scheduler: str | None = None
+) -> list[PassFigures]:
+    query = select(pass_metrics)
+    if scheduler:
+        query = query.where(pass_metrics.c.scheduler == scheduler)
+    rows = await conn.execute(
+        query.order_by(pass_metrics.c.started_at.desc(), pass_metrics.c.pass_id).limit(limit)
+    )
+    return [PassFigures.from_row(dict(row._mapping)) for row in rows]
+
+
+async def prune(conn: AsyncConnection, *, before: datetime) -> int:
+    """Forget pass figures and resolved alerts older than `before`."""
+    removed = await conn.execute(delete(pass_metrics).where(pass_metrics.c.started_at < before))
+    resolved = await conn.execute(
+        delete(alerts).where(alerts.c.status == RESOLVED, alerts.c.resolved_at < before)
+    )
+    return int(removed.rowcount) + int(resolved.rowcount)
+
+
+# --- alerts -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRecord:
+    id: int
+    rule: str
+    subject: str
+    status: str
+    severity: str
+    value: float | None
+    threshold: float | None
+    message: str
+    details: dict[str, Any]
+    fired_at: datetime
+    last_seen_at: datetime
+    resolved_at: datetime | None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.rule, self.subject)
+
+    @classmethod
+    def from_row(cls, row: Any) -> AlertRecord:
+        data = dict(row._mapping)
+        for name in ("fired_at", "last_seen_at", "resolved_at"):
+            if data[name] is not None:
+                data[name] = as_utc(data[name])
+        data["details"] = dict(data["details"] or {})
+        return cls(**data)
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "rule": self.rule,
+            "subject": self.subject,
+            "status": self.status,
+            "severity": self.severity,
+            "value": self.value,
+            "threshold": self.threshold,
+            "message": self.message,
+            "details": self.details,
+            "fired_at": self.fired_at.isoformat(),
+            "last_seen_at": self.last_seen_at.isoformat(),
+            "resolved_at": self.resolved_at.isoformat() if self.resolved_at else None,
+        }
+
+
+async def firing_alerts(conn: AsyncConnection) -> list[AlertRecord]:
+    rows = await conn.execute(
+        select(alerts).where(alerts.c.status == FIRING).order_by(alerts.c.fired_at, alerts.c.id)
+    )
+    return [AlertRecord.from_row(row) for row in rows]
+
+
+async def recent_alerts(
+    conn: AsyncConnection, *, limit: int, status: str | None = None
+) -> list[AlertRecord]:
+    query = select(alerts)
+    if status:
+        query = query.where(alerts.c.status == status)
+    rows = await conn.execute(
+        query.order_by(alerts.c.fired_at.desc(), alerts.c.id.desc()).limit(limit)
+    )
+    return [AlertRecord.from_row(row) for row in rows]
+
+
+async def fire(
+    conn: AsyncConnection,
+    *,
+    rule: str,
+    subject: str,
+    severity: str,
+    value: float | None,
+    threshold: float | None,
+    message: str,
+    details: dict[str, Any],
+    now: datetime,
+) -> AlertRecord | None:
+    """Open a firing alert; None when one is already firing for (rule, subject) — another
+    process got there first, and it is the one that notifies."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = (
+        dialect.insert(alerts)
+        .values(
+            rule=rule,
+            subject=subject,
+            status=FIRING,
+            severity=severity,
+            value=value,
+            threshold=threshold,
+            message=message,
+            details=details,
+            fired_at=now,
+            last_seen_at=now,
+        )
+        .on_conflict_do_nothing()
+        .returning(*alerts.c)
+    )
+    row = (await conn.execute(stmt)).first()
+    return AlertRecord.from_row(row) if row is not None else None
+
+
+async def resolve(conn: AsyncConnection, alert_id: int, *, now: datetime) -> AlertRecord | None:
+    """Resolve a firing alert; None when it was already resolved (by another process)."""
+    row = (
+        await conn.execute(
+            update(alerts)
+            .where(alerts.c.id == alert_id, alerts.c.status == FIRING)
+            .values(status=RESOLVED, resolved_at=now, last_seen_at=now)
+            .returning(*alerts.c)
+        )
+    ).first()
+    return AlertRecord.from_row(row) if row is not None else None
+
+
+async def still_firing(
+    conn: AsyncConnection,
+    alert_id: int,
+    *,
+    value: float | None,
+    message: str,
+    details: dict[str, Any],
+    now: datetime,
+) -> None:
+    await conn.execute(
+        update(alerts)
+        .where(alerts.c.id == alert_id, alerts.c.status == FIRING)
+        .values(value=value, message=message, details=details, last_seen_at=now)
+    )
+
+
+# --- facts the rules read -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Overdue:
+    count: int
+    oldest_due_at: datetime | None
+
+
+async def overdue_deliveries(conn: AsyncConnection, *, due_before: datetime) -> Overdue:
+    """Deliveries still waiting (scheduled, or claimed under a lease that ran out) whose due
+    time passed before `due_before`: one range scan of the pending-due index."""
+    row = (
+        await conn.execute(
+            select(func.count(), func.min(deliveries.c.due_at)).where(
+                deliveries.c.status.in_(PENDING), deliveries.c.due_at < due_before
+            )
+        )
+    ).one()
+    count, oldest = int(row[0] or 0), row[1]
+    return Overdue(count, as_utc(oldest) if oldest is not None else None)
+
+
+@dataclass(frozen=True, slots=True)
+class ReconnectNeeded:
+    account_id: str
+    workspace_id: str
+    platform: str
+    handle: str
+    reason: str | None
+    since: datetime | None
+
+
+async def accounts_needing_reconnect(
+    conn: AsyncConnection, *, limit: int = 500
+) -> Sequence[ReconnectNeeded]:
+    rows = await conn.execute(
+        select(
+            accounts.c.id,
+            accounts.c.workspace_id,
+            accounts.c.platform,
+            accounts.c.handle,
+            accounts.c.status_reason,
+            accounts.c.updated_at,
+        )
+        .where(
+            accounts.c.status == AccountStatus.NEEDS_RECONNECT.value,
+            accounts.c.deleted_at.is_(None),
+        )
+        .order_by(accounts.c.updated_at)
+        .limit(limit)
+    )
+    return [
+        ReconnectNeeded(
+            account_id=row.id,
+            workspace_id=row.workspace_id,
+            platform=row.platform,
+            handle=row.handle,
+            reason=row.status_reason,
+            since=as_utc(row.updated_at) if row.updated_at else None,
+        )
+        for row in rows
+    ]

@@ -1,0 +1,317 @@
+"""Windowed summaries per scheduler, time series for charts, and the reference-beside-optimized
+comparison. Pure: stored pass figures in, numbers out.
+
+Definitions (the API and the alerts use the same ones):
+
+- outcomes: published + failed + retried + rate_limited + unknown (what passes decided);
+- error rate: (failed + retried + unknown) / outcomes; a rate limit is flow control, not an error;
+- success rate: published / outcomes;
+- processing time per job: per-delivery time from claim to decision, over every delivery;
+- response time: a pass's duration (what a cron caller waits for);
+- throughput: outcomes per second of pass time (speed while working), and published per minute
+  of the window (what went out);
+- DB queries per batch: statements per pass; lateness: published_at - scheduled_at;
+- DB connections: the most in use during any pass, against DATABASE_MAX_CONNECTIONS.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from postpilot.monitor.figures import PassFigures, mean, percentile, ratio
+
+SCHEDULERS = ("reference", "optimized")
+Window = Literal["1h", "24h", "7d"]
+WINDOWS: dict[str, timedelta] = {
+    "1h": timedelta(hours=1),
+    "24h": timedelta(hours=24),
+    "7d": timedelta(days=7),
+}
+# Chart resolution per window: 60, 96 and 168 points.
+BUCKETS: dict[str, timedelta] = {
+    "1h": timedelta(minutes=1),
+    "24h": timedelta(minutes=15),
+    "7d": timedelta(hours=1),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Distribution:
+    count: int
+    mean: float | None
+    p50: float | None
+    p95: float | None
+    p99: float | None
+    max: float | None
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Distribution:
+        return cls(
+            count=len(values),
+            mean=_round(mean(values)),
+            p50=_round(percentile(values, 50)),
+            p95=_round(percentile(values, 95)),
+            p99=_round(percentile(values, 99)),
+            max=_round(max(values)) if values else None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulerSummary:
+    scheduler: str
+    passes: int
+    claimed: int
+    published: int
+    failed: int
+    retried: int
+    rate_limited: int
+    unknown: int
+    released: int
+    lost_lease: int
+    outcomes: int
+    error_rate: float | None
+    success_rate: float | None
+    processing_ms: Distribution
+    response_time_ms: Distribution
+    db_statements_total: int
+    db_statements_per_pass: float | None
+    db_statements_per_delivery: float | None
+    cache_hits: int
+    cache_misses: int
+    cache_hit_rate: float | None
+    busy_seconds: float
+    throughput_per_second: float | None
+    published_per_minute: float | None
+    lateness_ms: Distribution
+    db_connections_peak: int
+    db_connections_max: int
+    db_connections_ratio: float | None
+    first_pass_at: datetime | None
+    last_pass_at: datetime | None
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        for name in ("first_pass_at", "last_pass_at"):
+            moment = data[name]
+            data[name] = moment.isoformat() if moment else None
+        return data
+
+
+def summarize(
+    scheduler: str, passes: Sequence[PassFigures], *, window: timedelta | None = None
+) -> SchedulerSummary:
+    """One scheduler's figures over `passes` (all of one scheduler, any order). `window` is the
+    wall-clock span they cover, for per-minute rates."""
+    total = _Totals.of(passes)
+    processing = [s for p in passes for s in p.processing_samples]
+    lateness = [s for p in passes for s in p.lateness_samples]
+    busy_seconds = sum(p.duration_ms for p in passes) / 1000
+    peak = max(passes, key=_connection_ratio, default=None)
+    starts = [p.started_at for p in passes]
+    return SchedulerSummary(
+        scheduler=scheduler,
+        passes=len(passes),
+        claimed=total.claimed,
+        published=total.published,
+        failed=total.failed,
+        retried=total.retried,
+        rate_limited=total.rate_limited,
+        unknown=total.unknown,
+        released=total.released,
+        lost_lease=total.lost_lease,
+        outcomes=total.outcomes,
+        error_rate=_round(ratio(total.errors, total.outcomes), 6),
+        success_rate=_round(ratio(total.published, total.outcomes), 6),
+        processing_ms=Distribution.of(processing),
+        response_time_ms=Distribution.of([p.duration_ms for p in passes]),
+        db_statements_total=total.db_statements,
+        db_statements_per_pass=_round(ratio(total.db_statements, len(passes))),
+        db_statements_per_delivery=_round(ratio(total.db_statements, total.claimed)),
+        cache_hits=total.cache_hits,
+        cache_misses=total.cache_misses,
+        cache_hit_rate=_round(ratio(total.cache_hits, total.cache_hits + total.cache_misses), 6),
+        busy_seconds=round(busy_seconds, 3),
+        throughput_per_second=_round(ratio(total.outcomes, busy_seconds)),
+        published_per_minute=(
+            _round(ratio(total.published, window.total_seconds() / 60)) if window else None
+        ),
+        lateness_ms=Distribution.of(lateness),
+        db_connections_peak=peak.peak_db_connections if peak else 0,
+        db_connections_max=peak.max_db_connections if peak else 0,
+        db_connections_ratio=_round(_connection_ratio(peak), 6) if peak else None,
+        first_pass_at=min(starts, default=None),
+        last_pass_at=max(starts, default=None),
+    )
+
+
+def by_scheduler(
+    passes: Iterable[PassFigures], *, window: timedelta | None = None
+) -> dict[str, SchedulerSummary]:
+    """A summary for each scheduler; both known schedulers are always present (maybe empty)."""
+    groups: dict[str, list[PassFigures]] = {name: [] for name in SCHEDULERS}
+    for figures in passes:
+        groups.setdefault(figures.scheduler, []).append(figures)
+    return {name: summarize(name, group, window=window) for name, group in groups.items()}
+
+
+def series(
+    passes: Iterable[PassFigures], *, start: datetime, end: datetime, bucket: timedelta
+) -> dict[str, list[dict[str, Any]]]:
+    """Per scheduler, one point per `bucket` from `start` to `end` (empty buckets included, so
+    a chart's x axis is regular)."""
+    count = max(1, int((end - start) / bucket) + (1 if (end - start) % bucket else 0))
+    groups: dict[str, list[list[PassFigures]]] = {
+        name: [[] for _ in range(count)] for name in SCHEDULERS
+    }
+    for figures in passes:
+        index = int((figures.started_at - start) / bucket)
+        if 0 <= index < count:
+            buckets = groups.setdefault(figures.scheduler, [[] for _ in range(count)])
+            buckets[index].append(figures)
+    result: dict[str, list[dict[str, Any]]] = {}
+    for name, buckets in groups.items():
+        points = []
+        for index, members in enumerate(buckets):
+            point = summarize(name, members, window=bucket)
+            points.append(
+                {
+                    "at": (start + bucket * index).isoformat(),
+                    "passes": point.passes,
+                    "published": point.published,
+                    "failed": point.failed,
+                    "outcomes": point.outcomes,
+                    "error_rate": point.error_rate,
+                    "processing_p95_ms": point.processing_ms.p95,
+                    "lateness_p99_ms": point.lateness_ms.p99,
+                    "db_statements_per_pass": point.db_statements_per_pass,
+                    "cache_hit_rate": point.cache_hit_rate,
+                    "throughput_per_second": point.throughput_per_second,
+                }
+            )
+        result[name] = points
+    return result
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    metric: str
+    label: str
+    unit: str  # ms, ratio, count, per_second
+    better: Literal["lower", "higher"]
+    reference: float | None
+    optimized: float | None
+    change_pct: float | None  # optimized against reference, signed
+    improved: bool | None
+    improvement: str | None  # for the table: "83.2 % lower", "+4.0 pp", "6.0x higher"
+
+
+# (attribute path in a summary, label, unit, which way is better)
+_COMPARED: tuple[tuple[str, str, str, Literal["lower", "higher"]], ...] = (
+    ("processing_ms.mean", "Processing time per job (mean)", "ms", "lower"),
+    ("processing_ms.p95", "Processing time per job (p95)", "ms", "lower"),
+    ("error_rate", "Error rate", "ratio", "lower"),
+    ("success_rate", "Success rate", "ratio", "higher"),
+    ("db_statements_per_pass", "DB queries per batch", "count", "lower"),
+    ("db_statements_per_delivery", "DB queries per delivery", "count", "lower"),
+    ("cache_hit_rate", "Cache hit rate", "ratio", "higher"),
+    ("response_time_ms.mean", "Response time (pass duration, mean)", "ms", "lower"),
+    ("throughput_per_second", "Throughput (deliveries per second of work)", "per_second", "higher"),
+    ("lateness_ms.p50", "Lateness (p50)", "ms", "lower"),
+    ("lateness_ms.p99", "Lateness (p99)", "ms", "lower"),
+    ("db_connections_peak", "Peak DB connections", "count", "lower"),
+)
+
+
+def compare(reference: SchedulerSummary, optimized: SchedulerSummary) -> list[Comparison]:
+    """The before/after table: reference (before) beside optimized (after), with improvement."""
+    rows = []
+    for metric, label, unit, better in _COMPARED:
+        before, after = _read(reference, metric), _read(optimized, metric)
+        rows.append(_comparison(metric, label, unit, better, before, after))
+    return rows
+
+
+def _comparison(
+    metric: str,
+    label: str,
+    unit: str,
+    better: Literal["lower", "higher"],
+    before: float | None,
+    after: float | None,
+) -> Comparison:
+    if before is None or after is None:
+        return Comparison(metric, label, unit, better, before, after, None, None, None)
+    change = (after - before) / before * 100 if before else None
+    improved = after < before if better == "lower" else after > before
+    if after == before:
+        improved, text = False, "no change"
+    elif unit == "ratio":
+        points = (after - before) * 100
+        text = f"{points:+.1f} pp"
+    elif change is None:
+        text = None
+    else:
+        direction = "lower" if change < 0 else "higher"
+        factor = (before / after if after else None) if change < 0 else after / before
+        text = f"{abs(change):.1f} % {direction}"
+        if factor is not None and factor >= 2:
+            text = f"{factor:.1f}x {direction}"
+        if not improved:
+            text += " (worse)"
+    return Comparison(metric, label, unit, better, before, after, _round(change), improved, text)
+
+
+def _read(summary: SchedulerSummary, metric: str) -> float | None:
+    value: Any = summary
+    for part in metric.split("."):
+        value = getattr(value, part)
+    return None if value is None else float(value)
+
+
+def _connection_ratio(figures: PassFigures | None) -> float:
+    if figures is None or not figures.max_db_connections:
+        return 0.0
+    return figures.peak_db_connections / figures.max_db_connections
+
+
+def _round(value: float | None, digits: int = 3) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+@dataclass
+class _Totals:
+    claimed: int = 0
+    published: int = 0
+    failed: int = 0
+    retried: int = 0
+    rate_limited: int = 0
+    unknown: int = 0
+    released: int = 0
+    lost_lease: int = 0
+    outcomes: int = 0
+    errors: int = 0
+    db_statements: int = 0
+    cache_hits: int = 0
+    cache_misses: int = 0
+
+    @classmethod
+    def of(cls, passes: Iterable[PassFigures]) -> _Totals:
+        total = cls()
+        for p in passes:
+            total.claimed += p.claimed
+            total.published += p.published
+            total.failed += p.failed
+            total.retried += p.retried
+            total.rate_limited += p.rate_limited
+            total.unknown += p.unknown
+            total.released += p.released
+            total.lost_lease += p.lost_lease
+            total.outcomes += p.outcomes
+            total.errors += p.errors
+            total.db_statements += p.db_statements
+            total.cache_hits += p.cache_hits
+            total.cache_misses += p.cache_misses
+        return total

@@ -1,0 +1,232 @@
+"""Signed webhooks, sent in the background so a pass never waits for (or breaks on) a receiver.
+
+Each request is a JSON POST with these headers:
+
+    X-Postpilot-Event: alert.firing | alert.resolved | delivery.published | ...
+    X-Postpilot-Id: a stable id for the message (the same on every retry: deduplicate on it)
+    X-Postpilot-Timestamp: unix seconds when this attempt was signed
+    X-Postpilot-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<raw body>" under the secret>
+
+A receiver recomputes the HMAC over the raw body (`verify()` does it, with a replay window).
+Network errors, timeouts, 408, 429 and 5xx are retried with exponential backoff (tenacity), up
+to WEBHOOK_MAX_ATTEMPTS; any other answer ends the message. The queue is in memory and bounded:
+when it is full new messages are dropped and counted, and what is still queued at shutdown is
+sent for a few seconds, then given up (logged).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+)
+
+log = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "X-Postpilot-Signature"
+TIMESTAMP_HEADER = "X-Postpilot-Timestamp"
+EVENT_HEADER = "X-Postpilot-Event"
+ID_HEADER = "X-Postpilot-Id"
+REPLAY_TOLERANCE_SECONDS = 300
+
+
+def sign(secret: str, timestamp: int, body: bytes) -> str:
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return f"sha256={digest.hexdigest()}"
+
+
+def verify(
+    secret: str,
+    *,
+    body: bytes,
+    timestamp: str,
+    signature: str,
+    now: float | None = None,
+    tolerance_seconds: float = REPLAY_TOLERANCE_SECONDS,
+) -> bool:
+    """What a receiver does: the signature matches and the timestamp is recent."""
+    try:
+        moment = int(timestamp)
+    except ValueError:
+        return False
+    current = time.time() if now is None else now
+    if abs(current - moment) > tolerance_seconds:
+        return False
+    return hmac.compare_digest(sign(secret, moment, body), signature)
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    kind: str  # the event name, e.g. "alert.firing"
+    id: str
+    payload: dict[str, Any]
+
+    def body(self) -> bytes:
+        return json.dumps(self.payload, default=str, separators=(",", ":")).encode()
+
+
+class Retryable(Exception):
+    """The receiver may accept the message later."""
+
+
+@dataclass
+class SenderStats:
+    sent: int = 0
+    failed: int = 0  # gave up after retries, or refused
+    dropped: int = 0  # the queue was full
+    attempts: int = 0
+
+
+class WebhookSender:
+    """A bounded queue and a few background tasks that POST signed messages to one URL."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        url: str,
+        secret: str,
+        max_attempts: int = 5,
+        timeout_seconds: float = 10.0,
+        queue_size: int = 10_000,
+        concurrency: int = 2,
+        backoff_seconds: float = 0.5,
+        max_backoff_seconds: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.name = name
+        self.url = url
+        self._secret = secret
+        self.max_attempts = max_attempts
+        self._backoff = backoff_seconds
+        self._max_backoff = max_backoff_seconds
+        self._http = httpx.AsyncClient(
+            timeout=timeout_seconds,
+            transport=transport,
+            headers={"User-Agent": "postpilot-webhooks/0.1"},
+        )
+        self._queue: asyncio.Queue[Message] = asyncio.Queue(maxsize=queue_size)
+        self._concurrency = concurrency
+        self._tasks: list[asyncio.Task[None]] = []
+        self._clock = clock
+        self.stats = SenderStats()
+
+    def enqueue(self, message: Message) -> bool:
+        """Queue a message without waiting; False when the queue is full (it is dropped)."""
+        try:
+            self._queue.put_nowait(message)
+        except asyncio.QueueFull:
+            self.stats.dropped += 1
+            log.warning(
+                "webhook queue full: message dropped",
+                extra={"webhook": self.name, "event": message.kind, "message_id": message.id},
+            )
+            return False
+        self._start()
+        return True
+
+    async def send(self, message: Message) -> bool:
+        """Deliver one message now, with retries. True when the receiver accepted it."""
+        body = message.body()
+        try:
+            async for attempt in AsyncRetrying(
+                stop=stop_after_attempt(self.max_attempts),
+                wait=wait_exponential(multiplier=self._backoff, max=self._max_backoff),
+                retry=retry_if_exception_type(Retryable),
+                reraise=True,
+            ):
+                with attempt:
+                    await self._post(message, body)
+        except Exception as exc:
+            self.stats.failed += 1
+            log.warning(
+                "webhook not delivered",
+                extra={
+                    "webhook": self.name,
+                    "event": message.kind,
+                    "message_id": message.id,
+                    "error": str(exc),
+                },
+            )
+            return False
+        self.stats.sent += 1
+        return True
+
+    async def _post(self, message: Message, body: bytes) -> None:
+        self.stats.attempts += 1
+        timestamp = int(self._clock())
+        headers = {
+            "Content-Type": "application/json",
+            EVENT_HEADER: message.kind,
+            ID_HEADER: message.id,
+            TIMESTAMP_HEADER: str(timestamp),
+            SIGNATURE_HEADER: sign(self._secret, timestamp, body),
+        }
+        try:
+            response = await self._http.post(self.url, content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            raise Retryable(f"{type(exc).__name__}: {exc}") from exc
+        status = response.status_code
+        if status in (408, 429) or status >= 500:
+            raise Retryable(f"HTTP {status}")
+        if status >= 300:
+            raise RuntimeError(f"refused with HTTP {status}")
+
+    def _start(self) -> None:
+        self._tasks = [task for task in self._tasks if not task.done()]
+        while len(self._tasks) < self._concurrency:
+            name = f"webhook-{self.name}-{len(self._tasks)}"
+            self._tasks.append(asyncio.create_task(self._work(), name=name))
+
+    async def _work(self) -> None:
+        while True:
+            message = await self._queue.get()
+            try:
+                await self.send(message)
+            except Exception:  # never let one message stop the sender
+                log.exception("webhook sender failed", extra={"webhook": self.name})
+            finally:
+                self._queue.task_done()
+
+    @property
+    def pending(self) -> int:
+        return self._queue.qsize()
+
+    async def drain(self, timeout_seconds: float = 5.0) -> bool:
+        """Wait until every queued message is handled; False on timeout."""
+        if not self._tasks:
+            return self._queue.empty()
+        try:
+            await asyncio.wait_for(self._queue.join(), timeout_seconds)
+        except TimeoutError:
+            return False
+        return True
+
+    async def close(self, timeout_seconds: float = 5.0) -> None:
+        if not await self.drain(timeout_seconds):
+            log.warning(
+                "webhook messages abandoned at shutdown",
+                extra={"webhook": self.name, "pending": self.pending},
+            )
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        await self._http.aclose()
