@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
+from postpilot import logs
 from postpilot.core import outcomes
 from postpilot.core.states import AccountStatus
 from postpilot.core.transitions import (
@@ -80,6 +81,11 @@ class Refresher:
 
 
 async def process(item: WorkItem, runtime: Runtime, refresher: Refresher) -> Processed:
+    with logs.context(delivery_id=item.delivery.id):
+        return await _process(item, runtime, refresher)
+
+
+async def _process(item: WorkItem, runtime: Runtime, refresher: Refresher) -> Processed:
     started = time.perf_counter()
     changes: list[AccountChange] = []
     publisher = PUBLISHERS.get(item.delivery.platform)

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
 from enum import StrEnum
 
+from postpilot import logs
 from postpilot.core.states import DeliveryStatus
 from postpilot.core.transitions import Event
 from postpilot.scheduler import engine
@@ -51,7 +52,7 @@ async def run_pass(
     media_before = (runtime.publish.media.hits, runtime.publish.media.misses)
     cred_before = (runtime.credentials.stats.hits, runtime.credentials.stats.misses)
     runtime.db.reset_peak_connections()
-    with counting() as statements:
+    with counting() as statements, logs.context(pass_id=report.pass_id):
         if kind is SchedulerKind.REFERENCE:
             await _reference(runtime, report, stop)
         else:
