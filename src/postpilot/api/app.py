@@ -11,7 +11,16 @@ from fastapi import FastAPI
 
 from postpilot import __version__
 from postpilot.api import errors
-from postpilot.api.routes import accounts, cron, deliveries, health, posts, scheduler
+from postpilot.api.routes import (
+    accounts,
+    cron,
+    deliveries,
+    health,
+    metrics,
+    performance,
+    posts,
+    scheduler,
+)
 from postpilot.scheduler.runtime import Runtime
 from postpilot.settings import Settings, get_settings
 from postpilot.store import schema
@@ -23,6 +32,8 @@ ROUTERS = (
     cron.router,
     health.router,
     scheduler.router,
+    performance.router,
+    metrics.router,
 )
 
 
@@ -45,12 +56,15 @@ def create_app(
             from postpilot.scheduler.worker import Worker
 
             worker_task = asyncio.create_task(Worker(active).run(stop), name="worker")
+        # Alerts are evaluated on a timer too: the overdue rule must fire when nothing polls.
+        monitor_task = asyncio.create_task(active.monitor.run(stop), name="monitor")
         try:
             yield
         finally:
             stop.set()
             if worker_task is not None:
                 await worker_task
+            await monitor_task
             if runtime is None:
                 await active.close()
 

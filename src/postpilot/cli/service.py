@@ -11,6 +11,7 @@ import uvicorn
 
 from postpilot.api.app import create_app
 from postpilot.cli import common
+from postpilot.monitor import prometheus
 from postpilot.scheduler.passes import SchedulerKind, run_pass
 from postpilot.scheduler.runtime import Runtime
 from postpilot.scheduler.worker import Worker
@@ -58,7 +59,24 @@ def worker(
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, stop.set)
-            await Worker(runtime, scheduler=scheduler.value if scheduler else None).run(stop)
+            stop_metrics = (
+                prometheus.serve(
+                    runtime.monitor.prometheus,
+                    host=settings.WORKER_METRICS_HOST,
+                    port=settings.WORKER_METRICS_PORT,
+                )
+                if settings.WORKER_METRICS_PORT
+                else None
+            )
+            # Alerts on a timer as well as after passes: the overdue rule fires when none runs.
+            monitor = asyncio.create_task(runtime.monitor.run(stop), name="monitor")
+            try:
+                await Worker(runtime, scheduler=scheduler.value if scheduler else None).run(stop)
+            finally:
+                stop.set()
+                await monitor
+                if stop_metrics is not None:
+                    stop_metrics()
         finally:
             await runtime.close()
 

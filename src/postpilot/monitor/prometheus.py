@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    start_http_server,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -167,3 +174,16 @@ class _LiveCollector(Collector):
                 queued.add_metric([sender.name], sender.pending)
             yield sent
             yield queued
+
+
+def serve(metrics: PrometheusMetrics, *, host: str, port: int) -> Callable[[], None]:
+    """Serve `metrics` on host:port in a background thread (for `postpilot worker`, which has
+    no HTTP API); returns the function that stops it."""
+    server, thread = start_http_server(port, addr=host, registry=metrics.registry)
+
+    def stop() -> None:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+    return stop
