@@ -9,7 +9,8 @@ import socket
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from urllib.parse import urljoin, urlsplit
+from typing import Any
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import httpx
 
@@ -127,10 +128,16 @@ class MediaFetcher:
     async def _download(self, url: str) -> MediaFile:
         current = url
         for _ in range(MAX_REDIRECTS + 1):
-            await self._check_destination(url, current)
+            address = await self._check_destination(url, current)
+            target, headers, extensions = pinned(current, address)
             try:
                 async with self._http.stream(
-                    "GET", current, follow_redirects=False, timeout=self._timeout
+                    "GET",
+                    target,
+                    headers=headers,
+                    extensions=extensions,
+                    follow_redirects=False,
+                    timeout=self._timeout,
                 ) as response:
                     if response.is_redirect:
                         location = response.headers.get("location")
@@ -165,23 +172,44 @@ class MediaFetcher:
     def _too_big(self) -> str:
         return f"larger than the {self._max_bytes // 1024} KiB limit"
 
-    async def _check_destination(self, original: str, url: str) -> None:
+    async def _check_destination(self, original: str, url: str) -> str | None:
+        """The public address to connect to (every address the name resolves to must be
+        public), or None for an allow-listed host, which is fetched as named."""
         check_url_shape(url)
         parts = urlsplit(url)
         host = (parts.hostname or "").lower()
         port = parts.port or (443 if parts.scheme == "https" else 80)
         if host in self._allowed_hosts or f"{host}:{port}" in self._allowed_hosts:
-            return
+            return None
         try:
             infos = await asyncio.get_running_loop().getaddrinfo(
                 host, port, type=socket.SOCK_STREAM
             )
         except OSError as exc:
             raise MediaError(original, f"host {host} does not resolve") from exc
-        for info in infos:
-            address = str(info[4][0])
+        addresses = [str(info[4][0]) for info in infos]
+        for address in addresses:
             if not is_public_address(address):
                 raise MediaError(
                     original,
                     f"{host} resolves to {address}, which is not a public address",
                 )
+        if not addresses:
+            raise MediaError(original, f"host {host} does not resolve")
+        return addresses[0]
+
+
+def pinned(url: str, address: str | None) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """Connect to the address that was checked, not to whatever the name resolves to a moment
+    later (DNS rebinding): the URL names the IP, the Host header and TLS (SNI and certificate
+    check) keep the original host name."""
+    if address is None:
+        return url, {}, {}
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    literal = f"[{address}]" if ":" in address else address
+    netloc = f"{literal}:{parts.port}" if parts.port else literal
+    target = urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
+    host_header = f"{host}:{parts.port}" if parts.port else host
+    extensions: dict[str, Any] = {"sni_hostname": host} if parts.scheme == "https" else {}
+    return target, {"Host": host_header}, extensions

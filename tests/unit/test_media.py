@@ -1,0 +1,181 @@
+"""The media fetcher against a real local HTTP server: what it refuses and why, in words a person
+can act on."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx
+import pytest
+
+from postpilot.publishers.media import MediaError, MediaFetcher, is_public_address, pinned
+from postpilot.sandbox.images import png
+
+IMAGE = png(8, 8)
+
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        port = self.server.server_address[1]
+        routes = {
+            "/ok.png": (200, "image/png", IMAGE, {}),
+            "/big.png": (200, "image/png", b"\x89PNG" + b"\0" * 200_000, {}),
+            "/page": (200, "text/html", b"<html>not an image</html>", {}),
+            "/missing.png": (404, "text/plain", b"gone", {}),
+            "/to-loopback": (
+                302,
+                "text/plain",
+                b"",
+                {"Location": f"http://127.0.0.1:{port}/ok.png"},
+            ),
+            "/to-ok": (302, "text/plain", b"", {"Location": "/ok.png"}),
+            "/loop": (302, "text/plain", b"", {"Location": "/loop"}),
+        }
+        status, content_type, body, headers = routes.get(self.path, (404, "text/plain", b"", {}))
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(body)
+        self.server.hits.append(self.path)  # type: ignore[attr-defined]
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[ThreadingHTTPServer]:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.hits = []  # type: ignore[attr-defined]
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield httpd
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=5) as client:
+        yield client
+
+
+def url(server: ThreadingHTTPServer, path: str, host: str = "127.0.0.1") -> str:
+    return f"http://{host}:{server.server_address[1]}{path}"
+
+
+def fetcher(http: httpx.AsyncClient, *allowed: str, max_bytes: int = 64 * 1024) -> MediaFetcher:
+    return MediaFetcher(http, max_bytes=max_bytes, allowed_hosts=frozenset(allowed))
+
+
+async def refused(fetch: MediaFetcher, address: str) -> MediaError:
+    with pytest.raises(MediaError) as caught:
+        await fetch.fetch(address)
+    assert caught.value.url == address
+    assert address in str(caught.value)
+    return caught.value
+
+
+async def test_allow_list_lets_the_sandbox_through(
+    server: ThreadingHTTPServer, http: httpx.AsyncClient
+) -> None:
+    media = await fetcher(http, "127.0.0.1").fetch(url(server, "/ok.png"))
+    assert media.content == IMAGE and media.content_type == "image/png"
+    assert media.filename == "media.png"
+    port = server.server_address[1]
+    by_port = await fetcher(http, f"127.0.0.1:{port}").fetch(url(server, "/ok.png"))
+    assert by_port.content == IMAGE
+
+
+async def test_loopback_and_private_addresses_are_refused(
+    server: ThreadingHTTPServer, http: httpx.AsyncClient
+) -> None:
+    before = len(server.hits)  # type: ignore[attr-defined]
+    error = await refused(fetcher(http), url(server, "/ok.png"))
+    assert "127.0.0.1, which is not a public address" in error.reason
+    error = await refused(fetcher(http), url(server, "/ok.png", host="localhost"))
+    assert "not a public address" in error.reason
+    for private in ("http://10.0.0.8/a.png", "http://169.254.169.254/latest/meta-data"):
+        error = await refused(fetcher(http), private)
+        assert "not a public address" in error.reason
+    assert len(server.hits) == before  # type: ignore[attr-defined]  # nothing was requested
+
+
+async def test_redirect_to_loopback_is_refused(
+    server: ThreadingHTTPServer, http: httpx.AsyncClient
+) -> None:
+    """The first hop is allowed (by name); where it redirects is checked again."""
+    fetch = fetcher(http, "localhost")
+    error = await refused(fetch, url(server, "/to-loopback", host="localhost"))
+    assert "127.0.0.1, which is not a public address" in error.reason
+    followed = await fetch.fetch(url(server, "/to-ok", host="localhost"))
+    assert followed.content == IMAGE
+    error = await refused(fetch, url(server, "/loop", host="localhost"))
+    assert "redirects" in error.reason
+
+
+async def test_too_big_wrong_type_and_missing(
+    server: ThreadingHTTPServer, http: httpx.AsyncClient
+) -> None:
+    fetch = fetcher(http, "127.0.0.1", max_bytes=100_000)
+    error = await refused(fetch, url(server, "/big.png"))
+    assert "larger than the 97 KiB limit" in error.reason
+    error = await refused(fetch, url(server, "/page"))
+    assert "content type text/html is not an image" in error.reason
+    error = await refused(fetch, url(server, "/missing.png"))
+    assert "HTTP 404" in error.reason
+    error = await refused(fetch, "http://127.0.0.1:9/nothing.png")
+    assert "could not download it" in error.reason
+
+
+async def test_only_http_and_https(http: httpx.AsyncClient) -> None:
+    for address in ("file:///etc/passwd", "ftp://example.com/a.png", "gopher://x/"):
+        error = await refused(fetcher(http), address)
+        assert "only http and https" in error.reason
+    error = await refused(fetcher(http), "http://user:pw@example.com/a.png")
+    assert "credentials" in error.reason
+
+
+async def test_downloaded_once_per_url(
+    server: ThreadingHTTPServer, http: httpx.AsyncClient
+) -> None:
+    fetch = fetcher(http, "127.0.0.1")
+    before = server.hits.count("/ok.png")  # type: ignore[attr-defined]
+    for _ in range(3):
+        await fetch.fetch(url(server, "/ok.png"))
+    assert server.hits.count("/ok.png") == before + 1  # type: ignore[attr-defined]
+    assert (fetch.hits, fetch.misses) == (2, 1)
+
+
+def test_public_addresses() -> None:
+    assert is_public_address("93.184.216.34")
+    assert is_public_address("2606:2800:220:1:248:1893:25c8:1946")
+    for address in (
+        "127.0.0.1",
+        "10.1.2.3",
+        "192.168.0.1",
+        "172.16.0.1",
+        "169.254.169.254",
+        "::1",
+        "fe80::1",
+        "fc00::1",
+        "::ffff:127.0.0.1",
+        "0.0.0.0",
+        "224.0.0.1",
+    ):
+        assert not is_public_address(address), address
+
+
+def test_connection_is_pinned_to_the_checked_address() -> None:
+    target, headers, extensions = pinned("https://media.example.com/a/b.png?x=1", "93.184.216.34")
+    assert target == "https://93.184.216.34/a/b.png?x=1"
+    assert headers == {"Host": "media.example.com"}
+    assert extensions == {"sni_hostname": "media.example.com"}
+    target, headers, extensions = pinned("http://media.example.com:8080/a.png", "2606:2800::1")
+    assert target == "http://[2606:2800::1]:8080/a.png"
+    assert headers == {"Host": "media.example.com:8080"} and extensions == {}
+    assert pinned("http://127.0.0.1:1/a.png", None) == ("http://127.0.0.1:1/a.png", {}, {})
