@@ -14,11 +14,14 @@ from postpilot import demo as demo_data
 from postpilot.api.app import create_app
 from postpilot.cli import common
 from postpilot.core.states import DeliveryStatus
+from postpilot.migration import testdata
+from postpilot.migration.durations import parse_duration
 from postpilot.sandbox.process import start_sandbox
 from postpilot.scheduler.runtime import Runtime
 from postpilot.scheduler.summary import PassReport
 from postpilot.settings import Settings
 from postpilot.store import schema
+from postpilot.store.database import Database
 
 app = typer.Typer(
     help="Demo data and a one-command demo against the sandbox.", no_args_is_help=True
@@ -131,3 +134,77 @@ async def _print_published(report: PassReport) -> None:
         elif transition.status in (DeliveryStatus.FAILED, DeliveryStatus.UNKNOWN):
             common.console.print(f"  [red]{transition.status}[/red]: {transition.detail}")
     await asyncio.sleep(0)
+
+
+@app.command("seed")
+def seed(
+    posts: int = typer.Option(..., "--posts", help="How many posts (1-10000)."),
+    spread: str = typer.Option("1m", help="Due times spread evenly over this span: 0s, 1m, 2h."),
+    start_in: str = typer.Option("0s", help="The first post is due this long from now."),
+    sandbox_url: str | None = typer.Option(
+        None, help="The sandbox the demo accounts publish to (default: SANDBOX_URL, else :8765)."
+    ),
+) -> None:
+    """Create realistic test posts (source=demo) to sandbox accounts on Mastodon, X and Bluesky,
+    for rehearsing a migration; `postpilot demo clean` removes exactly them."""
+    try:
+        if not 1 <= posts <= testdata.MAX_POSTS:
+            raise ValueError(f"--posts must be between 1 and {testdata.MAX_POSTS} (got {posts})")
+        span = timedelta(seconds=parse_duration(spread))
+        offset = timedelta(seconds=parse_duration(start_in))
+    except ValueError as exc:
+        common.fail(str(exc))
+    settings = common.settings()
+    url = (sandbox_url or settings.SANDBOX_URL or "http://127.0.0.1:8765").rstrip("/")
+    if not url.startswith(("http://", "https://")):
+        common.fail(f"--sandbox-url must be an http(s) URL (got {url!r})")
+
+    async def go() -> testdata.Seeded:
+        runtime = Runtime.open(settings)
+        try:
+            await schema.ensure_current(runtime.db)
+            now = runtime.now()
+            return await testdata.seed(
+                runtime.db,
+                runtime.cipher,
+                sandbox_url=url,
+                count=posts,
+                start=now + offset,
+                spread=span,
+                now=now,
+            )
+        finally:
+            await runtime.close()
+
+    seeded = common.run(go())
+    common.console.print(
+        f"seeded {len(seeded.post_ids)} posts ({seeded.deliveries} deliveries) to "
+        f"{len(seeded.account_ids)} sandbox accounts in workspace {seeded.workspace_id}, due "
+        f"{seeded.first_due:%H:%M:%S} to {seeded.last_due:%H:%M:%S} UTC; they publish to {url}",
+        highlight=False,
+    )
+
+
+@app.command("clean")
+def clean() -> None:
+    """Remove the demo posts (source=demo) with their deliveries and activity, the demo accounts
+    no other post targets, and the demo workspace once empty. Nothing else."""
+    settings = common.settings()
+
+    async def go() -> testdata.Cleaned:
+        db = Database(settings.DATABASE_URL)
+        try:
+            await schema.ensure_current(db)
+            return await testdata.clean(db)
+        finally:
+            await db.dispose()
+
+    cleaned = common.run(go())
+    common.console.print(
+        f"removed {cleaned.posts} demo posts, {cleaned.deliveries} deliveries, "
+        f"{cleaned.activity} activity entries, {cleaned.accounts} demo accounts, "
+        f"{cleaned.workspaces} demo workspace(s)",
+        highlight=False,
+    )
+    for account in cleaned.kept_accounts:
+        common.console.print(f"kept demo account {account}: a non-demo post targets it")
