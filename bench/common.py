@@ -150,7 +150,13 @@ def machine() -> dict[str, Any]:
         "postgresql": pg_version(),
         "sqlite": __import__("sqlite3").sqlite_version,
         "git_commit": _git_commit(),
+        "load_average_at_start": load_average(),
     }
+
+
+def load_average() -> list[float]:
+    """1, 5 and 15 minute load: other work on the machine skews every number."""
+    return [round(value, 2) for value in os.getloadavg()]
 
 
 def _git_commit() -> str:

@@ -187,7 +187,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     with common.running_sandbox() as sandbox, Progress(*columns, console=console) as progress:
         for name in names:
+            load_before = common.load_average()
             result, markdown = run_scenario(name, args, sandbox, progress, command)
+            result["load_average"] = {"before": load_before, "after": common.load_average()}
+            markdown += (
+                f"\nLoad average (1/5/15 min) before {load_before}, after "
+                f"{result['load_average']['after']} on {output['machine']['cores']} cores.\n"
+            )
             result["markdown"] = markdown
             output["scenarios"][name] = result
             sections.append(markdown)
