@@ -1,0 +1,145 @@
+"""What the monitor and cache tests share: a clock the test moves, a real HTTP receiver for
+webhooks on a loopback socket, the real app serving a runtime the test built, synthetic passes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import uvicorn
+
+from postpilot.api.app import create_app
+from postpilot.sandbox.process import free_port
+from postpilot.scheduler.runtime import Runtime
+from postpilot.scheduler.summary import PassReport
+from tests.helpers import TEST_CRON_SECRET
+
+OPERATOR = {"Authorization": f"Bearer {TEST_CRON_SECRET}"}
+WEBHOOK_SECRET = "webhook-secret-0123456789"
+
+
+class Clock:
+    """`runtime.now()` under the test's control."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.current = start or datetime.now(UTC).replace(microsecond=0)
+
+    def __call__(self) -> datetime:
+        return self.current
+
+    def advance(self, **delta: float) -> datetime:
+        self.current += timedelta(**delta)
+        return self.current
+
+
+@dataclass
+class Received:
+    headers: dict[str, str]
+    body: bytes
+    status: int
+
+
+@dataclass
+class Receiver:
+    """A webhook receiver on a real loopback socket: records every request, answers
+    `fail_status` to the first `fail_first` of them, optionally after `delay` seconds."""
+
+    fail_first: int = 0
+    fail_status: int = 503
+    delay: float = 0.0
+    received: list[Received] = field(default_factory=list)
+    url: str = ""
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        assert scope["type"] == "http"
+        chunks = []
+        while True:
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body"):
+                break
+        status = self.fail_status if len(self.received) < self.fail_first else 200
+        headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
+        self.received.append(Received(headers, b"".join(chunks), status))
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        await send({"type": "http.response.start", "status": status, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    def accepted(self) -> list[Received]:
+        return [r for r in self.received if r.status == 200]
+
+
+@contextlib.asynccontextmanager
+async def running(app: Any) -> AsyncIterator[str]:
+    """Serve an ASGI app under uvicorn on a free loopback port; yields its base URL."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", log_config=None, lifespan="auto"
+        )
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+@contextlib.asynccontextmanager
+async def receiver(**options: Any) -> AsyncIterator[Receiver]:
+    hook = Receiver(**options)
+    async with running(_no_lifespan(hook)) as url:
+        hook.url = f"{url}/hook"
+        yield hook
+
+
+def _no_lifespan(hook: Receiver) -> Any:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                else:
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        await hook(scope, receive, send)
+
+    return app
+
+
+@contextlib.asynccontextmanager
+async def api_for(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
+    """The real app over HTTP, on a runtime the test built (its clock, its settings)."""
+    async with (
+        running(create_app(runtime.settings, runtime=runtime)) as url,
+        httpx.AsyncClient(base_url=url, timeout=30) as client,
+    ):
+        yield client
+
+
+def synthetic_pass(clock: Clock, scheduler: str = "optimized", **figures: Any) -> PassReport:
+    """A pass report with the given figures, started now by `clock`."""
+    report = PassReport(
+        pass_id=str(uuid.uuid4()),
+        scheduler=scheduler,
+        started_at=clock(),
+        limit=figures.pop("limit", 20),
+        concurrency=figures.pop("concurrency", 5),
+    )
+    for name, value in figures.items():
+        assert hasattr(report, name), name
+        setattr(report, name, value)
+    return report
