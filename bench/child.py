@@ -6,7 +6,10 @@ client and concurrency, and no scheduler). Prints JSON lines: progress, then the
 from __future__ import annotations
 
 import asyncio
+import cProfile
+import io
 import json
+import pstats
 import resource
 import sys
 import time
@@ -271,7 +274,14 @@ async def _publish_requests(runtime: Runtime, spec: dict[str, Any]) -> list[dict
 def main() -> None:
     spec = json.loads(sys.argv[1])
     runner = bare_run if spec["mode"] == "bare" else scheduler_run
-    result = asyncio.run(runner(spec))
+    if not spec.get("profile"):
+        emit("result", result=asyncio.run(runner(spec)))
+        return
+    profiler = cProfile.Profile()
+    result = profiler.runcall(asyncio.run, runner(spec))
+    text = io.StringIO()
+    pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(25)
+    result["profile_top"] = text.getvalue().splitlines()
     emit("result", result=result)
 
 

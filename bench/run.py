@@ -63,6 +63,7 @@ def throughput_params(name: str, smoke: bool) -> throughput.Params:
             concurrency=10,
             latency_ms=20,
             databases=both,
+            reference_deliveries=500,
         ),
         "c20": throughput.Params(
             deliveries=2000,
@@ -121,6 +122,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workers", help="worker counts for `workers`, comma-separated")
     parser.add_argument("--rows", help="table sizes for `claim`, comma-separated")
     parser.add_argument("--seconds", type=float, help="busy phase length for `memory`")
+    parser.add_argument(
+        "--profile", action="store_true", help="cProfile each measured child (top 25 in the JSON)"
+    )
     parser.add_argument("--output", type=Path, help="JSON file (default bench/results/...)")
     return parser.parse_args(argv)
 
@@ -142,6 +146,8 @@ def overrides(params: throughput.Params, args: argparse.Namespace) -> throughput
             changes[field] = value
     if args.platforms:
         changes["platforms"] = tuple(args.platforms.split(","))
+    if args.profile:
+        changes["profile"] = True
     if args.dbs:
         changes["databases"] = tuple(args.dbs)
     return replace(params, **changes)

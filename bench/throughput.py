@@ -57,6 +57,7 @@ class Params:
     reference_deliveries: int | None = None
     modes: tuple[str, ...] = MODES
     timeout_s: float = 1800.0
+    profile: bool = False  # cProfile each child (slows it: for finding causes, not for numbers)
 
 
 def run(params: Params, sandbox: common.Sandbox, progress: Progress) -> dict[str, Any]:
@@ -103,6 +104,7 @@ def one_run(
             "batch": params.batch,
             "concurrency": params.concurrency,
             "max_deliveries": most,
+            "profile": params.profile,
         }
         expected = min(params.deliveries, most or params.deliveries)
         task = progress.add_task(f"{kind} {mode} #{repeat + 1}", total=expected)
