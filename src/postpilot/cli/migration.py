@@ -1,12 +1,121 @@
-"""`postpilot migration`: the migration report."""
+"""`postpilot migration report`: the plan's metric tables and success criteria, measured."""
 
 from __future__ import annotations
 
-import typer
+import os
+import tempfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
-app = typer.Typer(help="The migration plan's report.", no_args_is_help=True)
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
+from sqlalchemy.exc import SQLAlchemyError
+
+from postpilot.cli import common
+from postpilot.cli.compare import STAGES
+from postpilot.migration import compare as comparing
+from postpilot.migration import report as reporting
+from postpilot.migration.durations import parse_duration
+from postpilot.migration.errors import db_error_line
+from postpilot.settings import Settings
+from postpilot.store import schema
+from postpilot.store.database import Database
+
+app = typer.Typer(help="The migration plan's report, from measured data.", no_args_is_help=True)
+
+MAX_WINDOW = timedelta(days=366)
 
 
 @app.command()
-def report() -> None:
-    """Not finished yet."""
+def report(
+    output: Path | None = typer.Option(
+        None, "--output", "-o", help="Write the Markdown here (default: print it)."
+    ),
+    window: str = typer.Option(
+        "24h", help="How far back to read stored pass figures: 1h, 24h, 7d."
+    ),
+    from_compare: bool = typer.Option(
+        False, "--from-compare", help="Also run `postpilot compare` now and use its figures."
+    ),
+    limit: int = typer.Option(50, min=1, max=10_000, help="With --from-compare: most deliveries."),
+    concurrency: int = typer.Option(5, min=1, max=1_000, help="With --from-compare."),
+    latency_ms: float = typer.Option(50.0, min=0, max=10_000, help="With --from-compare."),
+) -> None:
+    """Write the migration report: during-migration targets (current, met or not), the
+    before/after table (reference vs optimized) and the success criteria, each with its source."""
+    try:
+        span = timedelta(seconds=parse_duration(window))
+        if not timedelta(seconds=1) <= span <= MAX_WINDOW:
+            raise ValueError("--window must be between 1s and 366d")
+    except ValueError as exc:
+        common.fail(str(exc))
+    if output is not None and (output.is_dir() or not output.parent.is_dir()):
+        common.fail(f"cannot write {output}: give a file in an existing directory")
+    settings = common.settings(LOG_LEVEL="WARNING")
+    comparison: comparing.Comparison | None = None
+    try:
+        if from_compare:
+            comparison = _compare(
+                settings, limit=limit, concurrency=concurrency, latency_ms=latency_ms
+            )
+        data = common.run(_gather(settings, span, comparison))
+    except comparing.CompareError as exc:
+        common.fail(str(exc))
+    except SQLAlchemyError as exc:
+        common.fail(db_error_line(exc))
+    markdown = reporting.render(data)
+    if output is None:
+        common.console.print(markdown, markup=False, highlight=False)
+        return
+    with tempfile.NamedTemporaryFile(
+        "w", dir=output.parent, prefix=f".{output.name}.", delete=False, encoding="utf-8"
+    ) as handle:
+        handle.write(markdown)
+    os.replace(handle.name, output)
+    met = [c for c in data.criteria() if c.met]
+    common.console.print(
+        f"wrote {output}: {len(met)} of {len(data.criteria())} success criteria met"
+        + (f"; {len(data.missing)} gaps listed under Missing" if data.missing else ""),
+        highlight=False,
+    )
+
+
+async def _gather(
+    settings: Settings, span: timedelta, comparison: comparing.Comparison | None
+) -> reporting.ReportData:
+    db = Database(settings.DATABASE_URL)
+    try:
+        await schema.ensure_current(db)
+        return await reporting.gather(
+            db, settings, now=datetime.now(UTC), window=span, comparison=comparison
+        )
+    finally:
+        await db.dispose()
+
+
+def _compare(
+    settings: Settings, *, limit: int, concurrency: int, latency_ms: float
+) -> comparing.Comparison:
+    with Progress(
+        TextColumn("{task.description:<24}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=common.errors,
+        transient=True,
+    ) as bar:
+        tasks: dict[str, TaskID] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(STAGES.get(stage, stage), total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        return common.run(
+            comparing.compare(
+                settings,
+                limit=limit,
+                concurrency=concurrency,
+                latency_ms=latency_ms,
+                progress=progress,
+            )
+        )

@@ -427,6 +427,10 @@ def child_settings(settings: Settings, *, database_url: str, sandbox_url: str) -
         SANDBOX_URL=sandbox_url,
         MEDIA_ALLOWED_HOSTS=",".join(allowed),
         REDIS_URL=None,  # a cache shared between the two runs would warm the second one
+        # Passes over a copy must not notify anyone, nor mix their figures into the monitor's.
+        ENABLE_PERFORMANCE_MONITORING=False,
+        ALERT_WEBHOOK_URL=None,
+        EVENTS_WEBHOOK_URL=None,
         LOG_LEVEL="WARNING",
         LOG_FORMAT="text",
     )
@@ -565,7 +569,7 @@ def _notes(comparison: Comparison) -> list[str]:
         "Both passes ran with the clock stopped at that moment: the workload is exactly what was "
         "due then, and a retry never comes due within the pass.",
         "Media URLs point at the sandbox in the copies (same count and file names), so nothing "
-        "was fetched from the internet.",
+        "was fetched from the internet; the runs had the monitor, its webhooks and Redis off.",
         f"Each pass ran in its own process, reference first, against a sandbox process of its "
         f"own (simulated platform latency {comparison.latency_ms:g} ms per request); the "
         f"optimized pass used concurrency {comparison.concurrency}, the reference takes one "
