@@ -140,12 +140,13 @@ def backup_kind(path: Path) -> str:
 
 async def restore(db: Database, path: Path, *, force: bool = False) -> RestoreResult:
     path = path.expanduser()
-    kind, expected = await backup_counts(path)
+    kind = backup_kind(path)
     if kind != db.dialect:
         raise BackupError(
             f"{path} is a {kind} backup and DATABASE_URL points at {db.dialect}: restore it "
             f"into a {kind} database"
         )
+    _, expected = await backup_counts(path)
     if not expected:
         raise BackupError(f"{path} holds no postpilot tables")
     before = await row_counts(db)
