@@ -11,6 +11,7 @@ still targets, then the demo workspace if nothing is left in it; nothing else.
 from __future__ import annotations
 
 import hashlib
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -112,9 +113,11 @@ async def _accounts(
     return sorted(existing + made, key=lambda a: (a.platform, a.handle))
 
 
-def post_text(index: int) -> str:
+def post_text(index: int, batch: str) -> str:
+    """Varied texts, unique per seeding (`batch`): X refuses a repeated text for a day, so a
+    second seeding must not repeat the first one's."""
     base = demo.DEMO_TEXTS[index % len(demo.DEMO_TEXTS)]
-    return f"{base} {HASHTAGS[index % len(HASHTAGS)]} ({index + 1})"
+    return f"{base} {HASHTAGS[index % len(HASHTAGS)]} ({batch}-{index + 1})"
 
 
 async def seed(
@@ -135,6 +138,7 @@ async def seed(
     if spread < timedelta(0):
         raise ValueError("--spread must not be negative")
     step = spread / (count - 1) if count > 1 else timedelta(0)
+    batch = secrets.token_hex(2)
     ids: list[str] = []
     deliveries = 0
     async with db.transaction() as session:
@@ -143,7 +147,7 @@ async def seed(
         for index in range(count):
             fanout = 1 + index % 3
             targets = [accounts[(index + k) % len(accounts)] for k in range(fanout)]
-            text = post_text(index)
+            text = post_text(index, batch)
             media = [f"{sandbox_url.rstrip('/')}/_sandbox/media/seed-{index}.png"]
             post = await posts.create_post(
                 session,
