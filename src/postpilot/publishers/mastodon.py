@@ -10,7 +10,7 @@ import httpx
 
 from postpilot.core import outcomes
 from postpilot.core.transitions import Recovery
-from postpilot.publishers import errors
+from postpilot.publishers import budgets, errors
 from postpilot.publishers.base import (
     AccountContext,
     PublishContext,
@@ -41,6 +41,13 @@ class MastodonPublisher:
         if not base:
             return outcomes.Permanent("mastodon: the account has no instance URL (base_url)")
         headers = {"Authorization": f"Bearer {request.account.credentials.get('access_token', '')}"}
+        key = budgets.account_key(self.platform, request.account.id)
+        spent = await ctx.budgets.blocked_until([key], ctx.now())
+        if spent is not None:
+            return outcomes.RateLimited(
+                until=spent.reset_at,
+                reason=f"mastodon: rate-limit budget spent until {spent.reset_at.isoformat()}",
+            )
         try:
             media_ids = [await self._upload(base, url, headers, ctx) for url in request.media_urls]
             body = {
@@ -57,6 +64,12 @@ class MastodonPublisher:
             return stop.outcome
         except httpx.TransportError as exc:
             return errors.transport_outcome(exc, "mastodon status")
+        await ctx.budgets.update(
+            key,
+            remaining=budgets.parse_int(response.headers.get("x-ratelimit-remaining")),
+            reset_at=errors.reset_from_iso(response.headers.get("x-ratelimit-reset"), ctx.now()),
+            reason="mastodon limit",
+        )
         if response.status_code == 200:
             status = response.json()
             return outcomes.Published(platform_post_id=str(status["id"]), url=status.get("url"))
