@@ -348,8 +348,8 @@ async def compare(
         # windows, idempotency keys) carries over from the first run to the second. Both start
         # at once: starting one takes seconds.
         async with (
-            _sandboxes(SCHEDULERS) as sandboxes,
             workloads.scratch_databases(source, SCHEDULERS) as urls,
+            _sandboxes(SCHEDULERS) as sandboxes,
         ):
             say("copy", 1, 1)
             for name in SCHEDULERS:

@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import Table, insert, select, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from postpilot.store import schema, work
@@ -42,6 +43,10 @@ TABLES: tuple[Table, ...] = (workspaces_table, work.accounts, work.posts, work.d
 
 class NothingDue(ValueError):
     """No delivery is due in the source database."""
+
+
+class ScratchUnavailable(ValueError):
+    """A scratch database could not be created."""
 
 
 @dataclass
@@ -83,7 +88,6 @@ async def take(source: Database, *, now: datetime, limit: int) -> Workload:
             accounts = await _by_id(conn, work.accounts, {r["account_id"] for r in rows})
             spaces = {r["workspace_id"] for r in rows} | {a["workspace_id"] for a in accounts}
             workspaces = await _by_id(conn, workspaces_table, spaces)
-            await conn.rollback()  # read only: nothing to commit
     workload.rows = {
         "workspaces": workspaces,
         "accounts": accounts,
@@ -145,12 +149,18 @@ async def scratch_databases(
     prefix = f"postpilot_compare_{uuid.uuid4().hex[:10]}"
     base = make_url(source.url)
     created: list[str] = []
-    admin = create_async_engine(base, isolation_level="AUTOCOMMIT", poolclass=None)
+    admin = create_async_engine(base, isolation_level="AUTOCOMMIT")
     try:
         async with admin.connect() as conn:
             for name in names:
                 database = f"{prefix}_{name}"
-                await conn.execute(text(f'CREATE DATABASE "{database}"'))
+                try:
+                    await conn.execute(text(f'CREATE DATABASE "{database}"'))
+                except DBAPIError as exc:
+                    raise ScratchUnavailable(
+                        f"cannot create the scratch database {database} on the source's server "
+                        f"(compare needs the CREATEDB privilege): {str(exc.orig).strip()}"
+                    ) from exc
                 created.append(database)
         urls = {
             name: base.set(database=f"{prefix}_{name}").render_as_string(hide_password=False)
