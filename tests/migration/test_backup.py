@@ -139,3 +139,28 @@ async def test_backup_is_consistent_while_a_writer_is_busy(
     _, in_file = await backup.backup_counts(path)
     assert in_file == counts, "the backup holds committed rows only"
     assert (await backup.row_counts(any_db))["workspaces"] == counts["workspaces"] + 1
+
+
+async def test_restore_rolls_the_schema_back_to_the_backups(
+    any_db: Database, other_db: Database, tmp_path: Path
+) -> None:
+    """The migration rollback: back up at an older schema version, upgrade, restore. The restored
+    database is the backup, schema included, and upgrades again."""
+    await schema.upgrade(other_db, "0002")
+    async with other_db.transaction() as session:
+        await workspaces.create_workspace(session, name="before the upgrade")
+    path = tmp_path / "at-0002.backup"
+    assert (await run_cli(other_db, "db", "backup", str(path))).exit_code == 0
+    await schema.upgrade(other_db)  # adds the monitor's tables (0003 and later)
+    assert "pass_metrics" in await backup.row_counts(other_db)
+
+    restored = await run_cli(other_db, "db", "restore", str(path), "--force")
+    assert restored.exit_code == 0, restored.output
+    assert "run `postpilot db upgrade`" in restored.stdout
+    assert await schema.current_revision(other_db) == "0002"
+    counts = await backup.row_counts(other_db)
+    assert "pass_metrics" not in counts and counts["workspaces"] == 1
+
+    upgraded = await run_cli(other_db, "db", "upgrade")
+    assert upgraded.exit_code == 0, upgraded.output
+    assert await schema.current_revision(other_db) == schema.head_revision()

@@ -7,8 +7,9 @@ PostgreSQL: `pg_dump --format=custom` and `pg_restore`. The backup opens a REPEA
 transaction, exports its snapshot, counts every table in it and runs `pg_dump --snapshot`, so
 the counts describe exactly the rows in the dump; the dump is then read back (`pg_restore
 --data-only -f -`) and its rows counted again. A restore runs in one transaction
-(`--single-transaction --clean --if-exists --no-owner --no-privileges`): it applies completely
-or not at all.
+(`pg_restore --clean --if-exists --no-owner --no-privileges` piped into
+`psql --single-transaction`, after dropping postpilot tables the backup does not have): it
+applies completely or not at all, and leaves exactly the backup's schema.
 
 Either way a backup is written to a temporary file and renamed into place, and a restore is
 verified afterwards: the row count of every table in the database must equal its count in the
@@ -343,17 +344,84 @@ async def _pg_dump_counts(path: Path) -> dict[str, int]:
 
 
 async def _pg_restore(db: Database, path: Path) -> None:
-    pg_restore = _tool("pg_restore")
+    """The archive's SQL (`pg_restore --clean --if-exists -f -`) piped into one psql transaction,
+    preceded by dropping the postpilot tables the archive does not have (say, a table a later
+    migration added): afterwards the schema is exactly the backup's, so `postpilot db upgrade`
+    can take it forward again. Any error rolls the whole restore back."""
+    pg_restore, psql = _tool("pg_restore"), _tool("psql")
     dsn, env = _libpq(db)
-    await _run(
+    in_archive = await _archive_tables(pg_restore, path)
+    async with db.engine.connect() as conn:
+        present = await conn.run_sync(_existing_tables)
+    ours = set(TABLES) | {"alembic_version"}
+    extra = sorted((present & ours) - in_archive)
+    prelude = "".join(f'DROP TABLE IF EXISTS "{name}" CASCADE;\n' for name in extra)
+    source = await asyncio.create_subprocess_exec(
         pg_restore,
         "--clean",
         "--if-exists",
         "--no-owner",
         "--no-privileges",
-        "--single-transaction",
-        "--exit-on-error",
-        f"--dbname={dsn}",
+        "--file=-",
         str(path),
-        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
+    sink = await asyncio.create_subprocess_exec(
+        psql,
+        "--no-psqlrc",
+        "--quiet",
+        "--single-transaction",
+        "--set=ON_ERROR_STOP=1",
+        f"--dbname={dsn}",
+        env=env,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert source.stdout and source.stderr and sink.stdin and sink.stderr
+    source_errors = asyncio.create_task(source.stderr.read())
+    sink_errors = asyncio.create_task(sink.stderr.read())
+    try:
+        sink.stdin.write(prelude.encode())
+        while chunk := await source.stdout.read(1 << 16):
+            sink.stdin.write(chunk)
+            await sink.stdin.drain()
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # psql stopped at an error: reported below
+    finally:
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            sink.stdin.close()
+        if source.returncode is None and not source.stdout.at_eof():
+            source.kill()
+        read_code, write_code = await source.wait(), await sink.wait()
+    for code, errors, tool in (
+        (write_code, await sink_errors, "psql"),
+        (read_code, await source_errors, "pg_restore"),
+    ):
+        if code != 0:
+            lines = [line for line in errors.decode(errors="replace").splitlines() if line.strip()]
+            detail = lines[0] if lines else f"exit code {code}"
+            raise BackupError(f"{tool} failed, nothing was restored: {detail}")
+
+
+_TOC_TABLE = re.compile(r"^\d+; \d+ \d+ TABLE (?!DATA )\S+ (\S+) ")
+
+
+async def _archive_tables(pg_restore: str, path: Path) -> set[str]:
+    process = await asyncio.create_subprocess_exec(
+        pg_restore,
+        "--list",
+        str(path),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await process.communicate()
+    if process.returncode != 0:
+        lines = [line for line in err.decode(errors="replace").splitlines() if line.strip()]
+        raise BackupError(f"pg_restore could not list {path}: {lines[0] if lines else ''}")
+    return {
+        match.group(1).strip('"')
+        for line in out.decode(errors="replace").splitlines()
+        if (match := _TOC_TABLE.match(line))
+    }
