@@ -120,7 +120,10 @@ class MastodonPublisher:
         message = f"mastodon {what}: {errors.error_text(response)}"
         code = response.status_code
         if code == 401:
-            return outcomes.TokenExpired(f"mastodon rejected the access token ({message})")
+            # The step does not matter to a person fixing a token: keep the message stable.
+            return outcomes.TokenExpired(
+                f"mastodon rejected the access token: {errors.error_text(response)}"
+            )
         if code == 429:
             fallback = ctx.now() + timedelta(minutes=5)
             until = errors.reset_from_iso(response.headers.get("x-ratelimit-reset"), fallback)

@@ -20,6 +20,7 @@ from postpilot.core.transitions import (
 )
 from postpilot.crypto import CredentialsError
 from postpilot.publishers.base import AccountContext, Publisher, PublishRequest, Refreshed
+from postpilot.publishers.flow import RefreshUnavailable
 from postpilot.publishers.registry import PUBLISHERS
 from postpilot.scheduler.runtime import Runtime
 from postpilot.store.work import AccountChange, AccountRecord, Decision, WorkItem
@@ -38,18 +39,24 @@ class Processed:
 
 
 class Refresher:
-    """One token refresh per account per pass, however many of its deliveries ask at once:
-    platforms that rotate refresh tokens would reject the second refresh."""
+    """What a pass learns about its accounts, shared by all its deliveries. One token refresh per
+    account per pass, however many of its deliveries ask at once (platforms that rotate refresh
+    tokens would reject the second); and once a platform rejected an account's token, its other
+    deliveries in the pass fail the same way without asking the platform again, exactly as the
+    reference scheduler decides after reading the account's stored state."""
 
     def __init__(self, runtime: Runtime) -> None:
         self._runtime = runtime
         self._locks: dict[str, asyncio.Lock] = {}
-        self._results: dict[str, AccountContext | str] = {}
+        self._results: dict[str, AccountContext | outcomes.Outcome] = {}
+        self.rejected: dict[str, str] = {}  # account id -> why its token is dead
 
     async def refresh(
         self, publisher: Publisher, account: AccountContext, record: AccountRecord
-    ) -> tuple[AccountContext | str, AccountChange | None]:
-        """Returns the refreshed account, or the reason the refresh failed."""
+    ) -> tuple[AccountContext | outcomes.Outcome, AccountChange | None]:
+        """The refreshed account, or the outcome a failed refresh means for its deliveries:
+        `TokenExpired` when the platform refused (reconnect needed), `Transient` when it could
+        not be reached (the token may be fine: try later, keep the account active)."""
         lock = self._locks.setdefault(account.id, asyncio.Lock())
         async with lock:
             if account.id in self._results:
@@ -75,9 +82,13 @@ class Refresher:
                 )
                 self._results[account.id] = fresh
                 return fresh, change
-            reason = f"token refresh failed: {result.reason}"
-            self._results[account.id] = reason
-            return reason, AccountChange(account_id=account.id, needs_reconnect=reason)
+            if isinstance(result, RefreshUnavailable):
+                retry = outcomes.Transient(result.reason, result.retry_after_seconds)
+                self._results[account.id] = retry
+                return retry, None
+            reason = f"{account.platform} token refresh failed: {result.reason}"
+            self._results[account.id] = outcomes.TokenExpired(reason)
+            return outcomes.TokenExpired(reason), None
 
 
 async def process(item: WorkItem, runtime: Runtime, refresher: Refresher) -> Processed:
@@ -97,8 +108,10 @@ async def _process(item: WorkItem, runtime: Runtime, refresher: Refresher) -> Pr
     transition = apply_outcome(
         snapshot, outcome, runtime.now(), policy=runtime.policy, recovery=recovery
     )
-    if transition.account_needs_reconnect and not any(c.needs_reconnect for c in changes):
-        changes.append(AccountChange(item.account.id, needs_reconnect=transition.error))
+    if isinstance(outcome, outcomes.TokenExpired):
+        refresher.rejected.setdefault(item.account.id, outcome.reason)
+        if not any(c.needs_reconnect for c in changes):
+            changes.append(AccountChange(item.account.id, needs_reconnect=outcome.reason))
     return _processed(item, transition, outcomes.outcome_kind(outcome), started, changes)
 
 
@@ -126,10 +139,12 @@ async def _attempt(
 ) -> outcomes.Outcome:
     if publisher is None:
         return outcomes.Permanent(f"no publisher for platform {item.delivery.platform!r}")
+    if reason := refresher.rejected.get(item.account.id):
+        return outcomes.TokenExpired(reason)
     if item.account.status != AccountStatus.ACTIVE:
-        return outcomes.Permanent(
-            f"account {item.account.handle} on {item.account.platform} cannot publish "
-            f"({item.account.status}): reconnect the account, then retry this post"
+        return outcomes.TokenExpired(
+            item.account.status_reason
+            or f"account {item.account.handle} on {item.account.platform} is {item.account.status}"
         )
     return await _publish(item, publisher, runtime, refresher, changes)
 
@@ -150,8 +165,8 @@ async def _publish(
     if publisher.can_refresh and expires and expires - runtime.now() < REFRESH_MARGIN:
         result, change = await refresher.refresh(publisher, account, item.account)
         changes.extend([change] if change else [])
-        if isinstance(result, str):
-            return outcomes.TokenExpired(result)
+        if not isinstance(result, AccountContext):
+            return result
         account, refreshed = result, True
     request = PublishRequest(
         delivery_id=item.delivery.id,
@@ -167,8 +182,8 @@ async def _publish(
     if isinstance(outcome, outcomes.TokenExpired) and publisher.can_refresh and not refreshed:
         result, change = await refresher.refresh(publisher, account, item.account)
         changes.extend([change] if change else [])
-        if isinstance(result, str):
-            return outcomes.TokenExpired(result)
+        if not isinstance(result, AccountContext):
+            return result
         return await _guarded_publish(publisher, replace(request, account=result), runtime)
     return outcome
 

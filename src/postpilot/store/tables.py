@@ -144,6 +144,7 @@ class Delivery(Base):
         Index(
             "ix_deliveries_pending_due",
             "due_at",
+            "id",
             postgresql_where=text("status IN ('scheduled', 'claimed')"),
             sqlite_where=text("status IN ('scheduled', 'claimed')"),
         ),

@@ -65,6 +65,7 @@ class AccountRecord:
     credentials_version: int
     token_expires_at: datetime | None
     status: str
+    status_reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +113,7 @@ def _claim_statement(*, now: datetime, limit: int, claimer: str, lease: timedelt
     due = (
         select(deliveries.c.id)
         .where(deliveries.c.status.in_(PENDING), deliveries.c.due_at <= now)
-        .order_by(deliveries.c.due_at)
+        .order_by(deliveries.c.due_at, deliveries.c.id)  # a total order: same for every pass
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
@@ -150,6 +151,7 @@ _ACCOUNT_COLUMNS = (
     accounts.c.credentials_version,
     accounts.c.token_expires_at,
     accounts.c.status.label("account_status"),
+    accounts.c.status_reason.label("account_status_reason"),
 )
 
 
@@ -264,6 +266,7 @@ def _account(loaded: Any) -> AccountRecord:
         credentials_version=loaded.credentials_version,
         token_expires_at=as_utc(loaded.token_expires_at) if loaded.token_expires_at else None,
         status=loaded.account_status,
+        status_reason=loaded.account_status_reason,
     )
 
 

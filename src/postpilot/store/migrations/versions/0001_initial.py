@@ -173,7 +173,7 @@ def upgrade() -> None:
         )
         batch_op.create_index(
             "ix_deliveries_pending_due",
-            ["due_at"],
+            ["due_at", "id"],
             unique=False,
             postgresql_where=sa.text("status IN ('scheduled', 'claimed')"),
             sqlite_where=sa.text("status IN ('scheduled', 'claimed')"),
