@@ -9,6 +9,7 @@ Scenarios (each runs alone; `--scenario all` runs them in turn):
   workers   1, 2 and 4 `postpilot worker` processes on one PostgreSQL
   lateness  1,000 posts due at one instant and 1,000 over one minute, through the worker
   memory    RSS of a worker process with 100,000 scheduled posts
+  client    the scheduler's httpx client alone: requests/s and CPU per request by concurrency
 
 Results: JSON under bench/results/ and a Markdown section for BENCHMARKS.md on stdout."""
 
@@ -28,7 +29,7 @@ if __package__ in (None, ""):  # run as a script: make `bench` and `postpilot` i
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from bench import claim, common, report, throughput, workers
+from bench import claim, client, common, report, throughput, workers
 from postpilot.publishers.registry import supported_platforms
 
 console = Console(stderr=True)
@@ -99,7 +100,7 @@ def throughput_params(name: str, smoke: bool) -> throughput.Params:
 
 
 THROUGHPUT = ("plan", "c10", "c20", "c50")
-SCENARIOS = (*THROUGHPUT, "claim", "workers", "lateness", "memory")
+SCENARIOS = (*THROUGHPUT, "claim", "workers", "lateness", "memory", "client")
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -160,6 +161,9 @@ def run_scenario(
         params = overrides(throughput_params(name, args.smoke), args)
         result = throughput.run(params, sandbox, progress)
         return result, report.throughput(name, result, command)
+    if name == "client":
+        result = client.run(client.params(args), sandbox, progress)
+        return result, client.markdown(result, command)
     if name == "claim":
         result = claim.run(claim.params(args), sandbox, progress)
         return result, claim.markdown(result, command)

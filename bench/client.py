@@ -1,0 +1,167 @@
+"""The HTTP client's own cost: the scheduler's httpx client (built as `Runtime.open` builds it)
+sending N publish requests to the sandbox at several concurrencies, no database, no scheduler.
+CPU time per request is the client process's, so it holds even on a busy machine; with
+`--profile` the share of httpcore's connection-pool bookkeeping is measured too."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import pstats
+import resource
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from rich.progress import Progress
+
+from bench import common, report
+from postpilot.scheduler.runtime import Runtime
+
+POOL_FUNCTION = "_assign_requests_to_connections"
+
+
+@dataclass(frozen=True)
+class Params:
+    requests: int = 1000
+    concurrencies: tuple[int, ...] = (1, 5, 10, 20, 50)
+    latency_ms: float = 20.0
+    repeat: int = 3
+    profile: bool = False
+
+
+def params(args: argparse.Namespace) -> Params:
+    p = Params(requests=60, repeat=1) if args.smoke else Params()
+    changes: dict[str, Any] = {}
+    if args.deliveries:
+        changes["requests"] = args.deliveries
+    if args.latency_ms is not None:
+        changes["latency_ms"] = args.latency_ms
+    if args.repeat:
+        changes["repeat"] = args.repeat
+    if args.concurrency:
+        changes["concurrencies"] = (args.concurrency,)
+    if args.profile:
+        changes["profile"] = True
+    return Params(**{**asdict(p), **changes})
+
+
+def cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def burst(sandbox_url: str, requests: int, concurrency: int) -> dict[str, Any]:
+    settings = common.bench_settings(
+        database_url="sqlite+aiosqlite:///./never-opened.db",  # the client needs no database
+        sandbox_url=sandbox_url,
+        concurrency=concurrency,
+    )
+    runtime = Runtime.open(settings)
+    gate = asyncio.Semaphore(concurrency)
+    durations: list[float] = []
+
+    async def one(index: int) -> None:
+        async with gate:
+            began = time.perf_counter()
+            response = await runtime.http.post(
+                f"{sandbox_url}/mastodon/api/v1/statuses",
+                json={"status": f"client probe {index}", "media_ids": [], "visibility": "public"},
+                headers={"Authorization": "Bearer bench-client", "Idempotency-Key": str(index)},
+            )
+            response.raise_for_status()
+            durations.append((time.perf_counter() - began) * 1000)
+
+    try:
+        cpu_start, started = cpu(), time.perf_counter()
+        await asyncio.gather(*(one(i) for i in range(requests)))
+        wall, used = time.perf_counter() - started, cpu() - cpu_start
+    finally:
+        await runtime.close()
+    return {
+        "concurrency": concurrency,
+        "wall_s": wall,
+        "requests_per_s": requests / wall,
+        "cpu_ms_per_request": used * 1000 / requests,
+        "p50_ms": common.percentile(durations, 50),
+        "p99_ms": common.percentile(durations, 99),
+    }
+
+
+def run(p: Params, sandbox: common.Sandbox, progress: Progress) -> dict[str, Any]:
+    runs: dict[str, list[dict[str, Any]]] = {str(c): [] for c in p.concurrencies}
+    task = progress.add_task("client", total=p.repeat * len(p.concurrencies))
+    for repeat in range(p.repeat):
+        shift = repeat % len(p.concurrencies)
+        for c in p.concurrencies[shift:] + p.concurrencies[:shift]:
+            sandbox.prepare(latency_ms=p.latency_ms, fault_rate=0, seed=repeat)
+            runs[str(c)].append(asyncio.run(burst(sandbox.url, p.requests, c)))
+            progress.advance(task)
+    progress.remove_task(task)
+    summary = {
+        c: common.medians(rs, ("requests_per_s", "cpu_ms_per_request", "p50_ms", "p99_ms"))
+        for c, rs in runs.items()
+    }
+    result: dict[str, Any] = {"params": asdict(p), "runs": runs, "summary": summary}
+    if p.profile:
+        result["profile"] = {str(c): profile(sandbox, p, c) for c in p.concurrencies}
+    return result
+
+
+def profile(sandbox: common.Sandbox, p: Params, concurrency: int) -> dict[str, Any]:
+    sandbox.prepare(latency_ms=p.latency_ms, fault_rate=0, seed=0)
+    profiler = cProfile.Profile()
+    profiler.runcall(asyncio.run, burst(sandbox.url, p.requests, concurrency))
+    stats = pstats.Stats(profiler)
+    total = sum(row[2] for row in stats.stats.values())  # type: ignore[attr-defined]
+    pool = sum(
+        row[3]
+        for (_, _, name), row in stats.stats.items()  # type: ignore[attr-defined]
+        if name == POOL_FUNCTION
+    )
+    return {"pool_cumulative_s": pool, "total_s": total, "pool_share": pool / total}
+
+
+def markdown(result: dict[str, Any], command: str) -> str:
+    p = result["params"]
+    profiled = result.get("profile", {})
+    rows = [
+        [
+            c,
+            report.fmt(s["requests_per_s"]),
+            report.fmt(s["cpu_ms_per_request"], 2),
+            report.fmt(s["p50_ms"]),
+            report.fmt(s["p99_ms"]),
+            report.fmt(1000 * int(c) / p["latency_ms"]),
+            report.pct(profiled[c]["pool_share"]) if c in profiled else "-",
+        ]
+        for c, s in result["summary"].items()
+    ]
+    return (
+        "\n".join(
+            [
+                "### client",
+                "",
+                f"`{command}`",
+                "",
+                f"{p['requests']:,} Mastodon publish requests per run through the scheduler's "
+                f"httpx client (as `Runtime.open` builds it), sandbox latency "
+                f"{report.fmt(p['latency_ms'])} ms, no database; medians of {p['repeat']} runs.",
+                "",
+                report.table(
+                    [
+                        "concurrency",
+                        "requests/s",
+                        "client CPU ms/request",
+                        "p50 ms",
+                        "p99 ms",
+                        "latency bound C/L per s",
+                        "CPU in httpcore pool assignment (profiled)",
+                    ],
+                    rows,
+                ),
+            ]
+        )
+        + "\n"
+    )
