@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     MEDIA_ALLOWED_HOSTS: str = ""
     # When set, every publisher talks to this sandbox instead of the real platform.
     SANDBOX_URL: str | None = None
+    # Meta does not document the Page post length limit: 63,206 is the commonly quoted one.
+    FACEBOOK_MAX_TEXT: Annotated[int, Field(ge=1, le=1_000_000)] = 63_206
     LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     LOG_FORMAT: Literal["json", "text"] = "json"
     # Monitor, cache and alerts (issue 5).

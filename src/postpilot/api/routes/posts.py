@@ -18,11 +18,12 @@ from postpilot.api.schemas import (
     PostPublic,
     PostUpdate,
 )
-from postpilot.core.limits import LIMITS
+from postpilot.core.limits import LIMITS, limits_for
 from postpilot.core.states import DeliveryStatus, PostStatus
 from postpilot.core.timezones import as_utc, in_zone, to_utc
 from postpilot.publishers.media import MediaError, check_url_shape
 from postpilot.publishers.registry import supported_platforms
+from postpilot.scheduler.runtime import Runtime
 from postpilot.store import accounts, posts
 from postpilot.store.tables import Account
 
@@ -86,7 +87,11 @@ async def _targets(session: Any, workspace_id: str, ids: list[str]) -> list[Acco
 
 
 def _check_content(
-    text: str, media_urls: list[str], overrides: dict[str, str], targets: list[Account]
+    text: str,
+    media_urls: list[str],
+    overrides: dict[str, str],
+    targets: list[Account],
+    max_text: dict[str, int],
 ) -> None:
     problems = []
     platforms = {a.platform for a in targets}
@@ -101,11 +106,15 @@ def _check_content(
         except MediaError as exc:
             problems.append(f"media_urls: {exc}")
     for platform in sorted(platforms):
-        limits = LIMITS.get(platform)
-        if limits is not None:
+        if platform in LIMITS:
+            limits = limits_for(platform, max_text=max_text)
             problems.extend(limits.problems(overrides.get(platform, text), len(media_urls)))
     if problems:
         raise _invalid(problems, "content_not_allowed")
+
+
+def _max_text(runtime: Runtime) -> dict[str, int]:
+    return {"facebook": runtime.settings.FACEBOOK_MAX_TEXT}
 
 
 def _when(value: datetime | None, timezone: str, now: datetime) -> datetime:
@@ -128,7 +137,7 @@ async def create_post(
 ) -> PostPublic:
     now = runtime.now()
     targets = await _targets(session, workspace.id, body.targets)
-    _check_content(body.text, body.media_urls, body.overrides, targets)
+    _check_content(body.text, body.media_urls, body.overrides, targets, _max_text(runtime))
     post = await posts.create_post(
         session,
         workspace_id=workspace.id,
@@ -214,6 +223,7 @@ async def update_post(
         changes.get("media_urls", list(post.media_urls)),
         changes.get("overrides", dict(post.overrides)),
         targets,
+        _max_text(runtime),
     )
     try:
         await posts.update_post(
