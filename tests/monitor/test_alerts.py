@@ -337,3 +337,18 @@ def test_rules_respect_their_thresholds() -> None:
     assert alerts.evaluate(limited, limits) == []
     full = observed(claimed=1, published=1, peak_db_connections=9)  # 90 % of 10
     assert [f.rule for f in alerts.evaluate(full, limits)] == [alerts.Rule.DB_CONNECTIONS]
+
+
+async def test_old_figures_and_resolved_alerts_are_pruned(runtime: Runtime, clock: Clock) -> None:
+    await runtime.monitor.record(synthetic_pass(clock, claimed=10, failed=10))
+    assert await evaluate(runtime) == [("firing", "error_rate", "optimized")]
+    clock.advance(minutes=10)
+    assert await evaluate(runtime) == [("resolved", "error_rate", "optimized")]
+    clock.advance(days=1)
+    await runtime.monitor.record(synthetic_pass(clock, claimed=1, published=1))
+    clock.advance(days=13, hours=1)  # METRICS_RETENTION_DAYS is 14 by default
+    await runtime.monitor.evaluate()
+    async with runtime.db.engine.connect() as conn:
+        kept = await store.recent_passes(conn, limit=10)
+        assert await store.recent_alerts(conn, limit=10) == []
+    assert [p.published for p in kept] == [1], "only the pass younger than 14 days is kept"

@@ -102,10 +102,18 @@ async def test_summary_shape_for_a_dashboard(sqlite_db: Database, sandbox: Sandb
             await api.client.get("/api/performance?scheduler=reference", headers=OPERATOR)
         ).json()
         assert set(only["schedulers"]) == {"reference"}
+        assert set(only["series"]["points"]) == {"reference"}
+        compared = await api.client.get(
+            "/api/performance?type=compare&scheduler=reference", headers=OPERATOR
+        )
+        assert compared.status_code == 200 and set(compared.json()["passes"]) == {
+            "reference",
+            "optimized",
+        }
 
 
-async def test_liveness_and_readiness(sqlite_db: Database, sandbox: SandboxClient) -> None:
-    async with api_server(sqlite_db, sandbox, HEALTH_HEARTBEAT_SECONDS=2) as api:
+async def test_liveness_and_readiness(any_db: Database, sandbox: SandboxClient) -> None:
+    async with api_server(any_db, sandbox, HEALTH_HEARTBEAT_SECONDS=2) as api:
         assert (await api.client.get("/api/health")).json() == {"status": "ok"}
         assert (await api.client.get("/api/health/live")).status_code == 200
 
@@ -138,7 +146,7 @@ async def test_liveness_and_readiness(sqlite_db: Database, sandbox: SandboxClien
         assert stopped.status_code == 503
         assert stopped.json()["checks"]["worker"] == "no worker has sent a heartbeat"
 
-        async with sqlite_db.engine.begin() as conn:  # a worker that went silent
+        async with any_db.engine.begin() as conn:  # a worker that went silent
             await heartbeats.beat(
                 conn,
                 worker_id="silent",

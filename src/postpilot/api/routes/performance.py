@@ -59,16 +59,15 @@ async def performance(
     if type == "alerts":
         return await _alerts(runtime, limit=limit, status=status)
     now = runtime.now()
-    start = now - summary.WINDOWS[window]
-    async with runtime.db.engine.connect() as conn:
-        passes = await store.passes_since(conn, start, scheduler=scheduler)
-        firing = await store.firing_alerts(conn)
     span = summary.WINDOWS[window]
+    start = now - span
+    compared = type == "compare"  # always both schedulers, whatever `scheduler` says
+    async with runtime.db.engine.connect() as conn:
+        passes = await store.passes_since(conn, start, scheduler=None if compared else scheduler)
+        firing = await store.firing_alerts(conn)
     per_scheduler = summary.by_scheduler(passes, window=span)
-    if scheduler:
-        per_scheduler = {scheduler: per_scheduler[scheduler]}
     head = _head(runtime, type, window, start, now)
-    if type == "compare":
+    if compared:
         rows = summary.compare(per_scheduler["reference"], per_scheduler["optimized"])
         return {
             **head,
@@ -79,6 +78,7 @@ async def performance(
     bucket = summary.BUCKETS[window]
     points = summary.series(passes, start=start, end=now, bucket=bucket)
     if scheduler:
+        per_scheduler = {scheduler: per_scheduler[scheduler]}
         points = {scheduler: points[scheduler]}
     return {
         **head,
