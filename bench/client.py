@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import cProfile
 import pstats
 import resource
+import sys
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -20,6 +23,29 @@ from bench import common, report
 from postpilot.scheduler.runtime import Runtime
 
 POOL_FUNCTION = "_assign_requests_to_connections"
+
+
+class _Sniffio:
+    """Stands in for the `sniffio` package, which is not installed: httpcore's
+    `current_async_library()` tries `import sniffio` on every lock and semaphore it sets up, and a
+    failed import is not cached, so each try searches sys.path again. The `+sniffio` runs measure
+    the client with that import succeeding (what installing sniffio would do)."""
+
+    @staticmethod
+    def current_async_library() -> str:
+        return "asyncio"
+
+
+@contextlib.contextmanager
+def sniffio_importable(enabled: bool) -> Iterator[None]:
+    if not enabled or "sniffio" in sys.modules:
+        yield
+        return
+    sys.modules["sniffio"] = _Sniffio  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        del sys.modules["sniffio"]
 
 
 @dataclass(frozen=True)
@@ -90,13 +116,15 @@ async def burst(sandbox_url: str, requests: int, concurrency: int) -> dict[str, 
 
 
 def run(p: Params, sandbox: common.Sandbox, progress: Progress) -> dict[str, Any]:
-    runs: dict[str, list[dict[str, Any]]] = {str(c): [] for c in p.concurrencies}
-    task = progress.add_task("client", total=p.repeat * len(p.concurrencies))
+    keys = [(c, stub) for c in p.concurrencies for stub in (False, True)]
+    runs: dict[str, list[dict[str, Any]]] = {label(c, stub): [] for c, stub in keys}
+    task = progress.add_task("client", total=p.repeat * len(keys))
     for repeat in range(p.repeat):
-        shift = repeat % len(p.concurrencies)
-        for c in p.concurrencies[shift:] + p.concurrencies[:shift]:
+        shift = repeat % len(keys)
+        for c, stub in keys[shift:] + keys[:shift]:
             sandbox.prepare(latency_ms=p.latency_ms, fault_rate=0, seed=repeat)
-            runs[str(c)].append(asyncio.run(burst(sandbox.url, p.requests, c)))
+            with sniffio_importable(stub):
+                runs[label(c, stub)].append(asyncio.run(burst(sandbox.url, p.requests, c)))
             progress.advance(task)
     progress.remove_task(task)
     summary = {
@@ -107,6 +135,10 @@ def run(p: Params, sandbox: common.Sandbox, progress: Progress) -> dict[str, Any
     if p.profile:
         result["profile"] = {str(c): profile(sandbox, p, c) for c in p.concurrencies}
     return result
+
+
+def label(concurrency: int, stub: bool) -> str:
+    return f"{concurrency}+sniffio" if stub else str(concurrency)
 
 
 def profile(sandbox: common.Sandbox, p: Params, concurrency: int) -> dict[str, Any]:
@@ -133,7 +165,7 @@ def markdown(result: dict[str, Any], command: str) -> str:
             report.fmt(s["cpu_ms_per_request"], 2),
             report.fmt(s["p50_ms"]),
             report.fmt(s["p99_ms"]),
-            report.fmt(1000 * int(c) / p["latency_ms"]),
+            report.fmt(1000 * int(c.split("+")[0]) / p["latency_ms"]),
             report.pct(profiled[c]["pool_share"]) if c in profiled else "-",
         ]
         for c, s in result["summary"].items()
@@ -147,7 +179,9 @@ def markdown(result: dict[str, Any], command: str) -> str:
                 "",
                 f"{p['requests']:,} Mastodon publish requests per run through the scheduler's "
                 f"httpx client (as `Runtime.open` builds it), sandbox latency "
-                f"{report.fmt(p['latency_ms'])} ms, no database; medians of {p['repeat']} runs.",
+                f"{report.fmt(p['latency_ms'])} ms, no database; medians of {p['repeat']} runs. "
+                "`C+sniffio`: the same with `import sniffio` succeeding (sniffio is not "
+                "installed, and httpcore retries that failed import on every lock it sets up).",
                 "",
                 report.table(
                     [
