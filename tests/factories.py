@@ -15,7 +15,12 @@ cipher = CredentialCipher(TEST_SECRET_KEY)
 
 
 async def workspace_with_accounts(
-    db: Database, sandbox: SandboxClient, count: int = 1, platform: str = "mastodon"
+    db: Database,
+    sandbox: SandboxClient,
+    count: int = 1,
+    platform: str = "mastodon",
+    credentials: dict[str, str] | None = None,
+    options: dict[str, str] | None = None,
 ) -> tuple[str, list[Account]]:
     async with db.transaction() as session:
         created = await workspaces.create_workspace(session, name="factory")
@@ -25,8 +30,8 @@ async def workspace_with_accounts(
                 platform=platform,
                 handle=f"@user{i}",
                 base_url=sandbox.platform_url(platform),
-                options={},
-                credentials=cipher.encrypt({"access_token": f"token-{i}"}),
+                options=options or {},
+                credentials=cipher.encrypt(credentials or {"access_token": f"token-{i}"}),
             )
             for i in range(count)
         ]

@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     MEDIA_ALLOWED_HOSTS: str = ""
     # When set, every publisher talks to this sandbox instead of the real platform.
     SANDBOX_URL: str | None = None
+    # Where passes record, before sending, which non-idempotent deliveries they started (so a
+    # crashed pass's unsent deliveries are published, not marked unknown). Default: next to a
+    # SQLite file, or in ~/.local/state/postpilot/journal/<database> for PostgreSQL.
+    JOURNAL_DIR: str | None = None
     # Meta does not document the Page post length limit: 63,206 is the commonly quoted one.
     FACEBOOK_MAX_TEXT: Annotated[int, Field(ge=1, le=1_000_000)] = 63_206
     LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

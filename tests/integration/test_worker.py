@@ -204,3 +204,56 @@ async def test_sigterm_finishes_what_is_in_flight_and_releases_the_rest(
             await session.execute(select(Delivery.claimed_by).where(Delivery.status == "scheduled"))
         ).scalars()
         assert set(held) == {None}
+
+
+async def test_sigkill_on_a_platform_without_idempotency_marks_only_what_was_in_flight(
+    any_db: Database, sandbox: SandboxClient, spawn
+) -> None:
+    """Telegram cannot deduplicate: the two sends in flight become `unknown` for a person to
+    check; the four the dead pass held but never sent are published normally."""
+    workspace, accounts = await workspace_with_accounts(
+        any_db,
+        sandbox,
+        platform="telegram",
+        credentials={"bot_token": "123:secret"},
+        options={"chat_id": "@news"},
+    )
+    await due_posts(any_db, workspace, accounts, count=6, at=datetime.now(UTC))
+    sandbox.configure(latency_ms=1500)
+    env = worker_env(
+        any_db,
+        sandbox,
+        SCHEDULER_BATCH_SIZE="6",
+        SCHEDULER_CONCURRENCY="2",
+        SCHEDULER_LEASE_SECONDS="5",
+    )
+    worker = spawn(env)
+
+    async def claimed() -> bool:
+        return (await delivery_counts(any_db)).get("claimed", 0) == 6
+
+    await wait_until(claimed, timeout=20, every=0.05)
+    await asyncio.sleep(0.5)
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+
+    sandbox.configure(latency_ms=0)
+    runtime = Runtime.open(make_settings(any_db, sandbox, SCHEDULER_LEASE_SECONDS=5), db=any_db)
+    try:
+        await asyncio.sleep(5.2)
+        report = await run_pass(runtime, scheduler="optimized")
+    finally:
+        await runtime.close()
+    assert (report.claimed, report.unknown, report.published) == (6, 2, 4)
+    assert await delivery_counts(any_db) == {"unknown": 2, "published": 4}
+    async with any_db.session() as session:
+        published = set(
+            (
+                await session.execute(
+                    select(Delivery.platform_post_id).where(Delivery.status == "published")
+                )
+            ).scalars()
+        )
+    records = {r["id"] for r in sandbox.records("telegram")}
+    assert published <= records and len(published) == 4
+    assert len(records) <= 6  # the two in flight may have reached the platform, never twice

@@ -98,6 +98,8 @@ def test_expired_lease_is_republished_only_where_safe() -> None:
     held = recover_expired_lease(snapshot(1), recovery=Recovery.NONE)
     assert held is not None and held.status is DeliveryStatus.UNKNOWN
     assert held.attempts == 1
+    never_sent = recover_expired_lease(snapshot(1), recovery=Recovery.NONE, may_have_sent=False)
+    assert never_sent is None
 
 
 def test_jitter_stays_within_its_fraction() -> None:

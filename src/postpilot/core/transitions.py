@@ -123,13 +123,15 @@ def apply_outcome(
     raise TypeError(f"not an outcome: {outcome!r}")
 
 
-def recover_expired_lease(delivery: DeliverySnapshot, *, recovery: Recovery) -> Transition | None:
+def recover_expired_lease(
+    delivery: DeliverySnapshot, *, recovery: Recovery, may_have_sent: bool = True
+) -> Transition | None:
     """A delivery was reclaimed after its previous holder's lease ran out.
 
-    Return None when it is safe to publish again (the platform deduplicates), or the
-    `unknown` transition when a repeat could double-post.
+    Return None when it is safe to publish again (the platform deduplicates, or the previous
+    holder provably never sent it), or the `unknown` transition when a repeat could double-post.
     """
-    if recovery is not Recovery.NONE:
+    if recovery is not Recovery.NONE or not may_have_sent:
         return None
     return _unknown(
         delivery,

@@ -38,18 +38,31 @@ class Processed:
     account_changes: list[AccountChange] = field(default_factory=list)
 
 
-class Refresher:
-    """What a pass learns about its accounts, shared by all its deliveries. One token refresh per
+class PassState:
+    """What a pass shares between its deliveries. Its in-flight journal (begun lazily, before the
+    first send to a platform that cannot deduplicate). One token refresh per
     account per pass, however many of its deliveries ask at once (platforms that rotate refresh
     tokens would reject the second); and once a platform rejected an account's token, its other
     deliveries in the pass fail the same way without asking the platform again, exactly as the
     reference scheduler decides after reading the account's stored state."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, pass_id: str) -> None:
         self._runtime = runtime
+        self.pass_id = pass_id
+        self.journal_begun = False
+        self._journal_lock = asyncio.Lock()
         self._locks: dict[str, asyncio.Lock] = {}
         self._results: dict[str, AccountContext | outcomes.Outcome] = {}
         self.rejected: dict[str, str] = {}  # account id -> why its token is dead
+
+    async def before_send(self, delivery_id: str) -> None:
+        """Record durably that this delivery may reach a platform without idempotency."""
+        journal = self._runtime.journal
+        async with self._journal_lock:
+            if not self.journal_begun:
+                await journal.begin(self.pass_id)
+                self.journal_begun = True
+        await journal.mark(self.pass_id, delivery_id)
 
     async def refresh(
         self, publisher: Publisher, account: AccountContext, record: AccountRecord
@@ -91,25 +104,27 @@ class Refresher:
             return outcomes.TokenExpired(reason), None
 
 
-async def process(item: WorkItem, runtime: Runtime, refresher: Refresher) -> Processed:
+async def process(item: WorkItem, runtime: Runtime, state: PassState) -> Processed:
     with logs.context(delivery_id=item.delivery.id):
-        return await _process(item, runtime, refresher)
+        return await _process(item, runtime, state)
 
 
-async def _process(item: WorkItem, runtime: Runtime, refresher: Refresher) -> Processed:
+async def _process(item: WorkItem, runtime: Runtime, state: PassState) -> Processed:
     started = time.perf_counter()
     changes: list[AccountChange] = []
     publisher = PUBLISHERS.get(item.delivery.platform)
     recovery = publisher.recovery if publisher else Recovery.NONE
     snapshot = item.delivery.snapshot
-    if item.delivery.recovered and (held := recover_expired_lease(snapshot, recovery=recovery)):
-        return _processed(item, held, "recovered", started, changes)
-    outcome = await _attempt(item, publisher, runtime, refresher, changes)
+    if item.delivery.recovered and recovery is Recovery.NONE:
+        sent = await runtime.journal.may_have_sent(item.delivery.previous_claimer, item.delivery.id)
+        if held := recover_expired_lease(snapshot, recovery=recovery, may_have_sent=sent):
+            return _processed(item, held, "recovered", started, changes)
+    outcome = await _attempt(item, publisher, runtime, state, changes)
     transition = apply_outcome(
         snapshot, outcome, runtime.now(), policy=runtime.policy, recovery=recovery
     )
     if isinstance(outcome, outcomes.TokenExpired):
-        refresher.rejected.setdefault(item.account.id, outcome.reason)
+        state.rejected.setdefault(item.account.id, outcome.reason)
         if not any(c.needs_reconnect for c in changes):
             changes.append(AccountChange(item.account.id, needs_reconnect=outcome.reason))
     return _processed(item, transition, outcomes.outcome_kind(outcome), started, changes)
@@ -134,26 +149,26 @@ async def _attempt(
     item: WorkItem,
     publisher: Publisher | None,
     runtime: Runtime,
-    refresher: Refresher,
+    state: PassState,
     changes: list[AccountChange],
 ) -> outcomes.Outcome:
     if publisher is None:
         return outcomes.Permanent(f"no publisher for platform {item.delivery.platform!r}")
-    if reason := refresher.rejected.get(item.account.id):
+    if reason := state.rejected.get(item.account.id):
         return outcomes.TokenExpired(reason)
     if item.account.status != AccountStatus.ACTIVE:
         return outcomes.TokenExpired(
             item.account.status_reason
             or f"account {item.account.handle} on {item.account.platform} is {item.account.status}"
         )
-    return await _publish(item, publisher, runtime, refresher, changes)
+    return await _publish(item, publisher, runtime, state, changes)
 
 
 async def _publish(
     item: WorkItem,
     publisher: Publisher,
     runtime: Runtime,
-    refresher: Refresher,
+    state: PassState,
     changes: list[AccountChange],
 ) -> outcomes.Outcome:
     try:
@@ -163,7 +178,7 @@ async def _publish(
     refreshed = False
     expires = account.token_expires_at
     if publisher.can_refresh and expires and expires - runtime.now() < REFRESH_MARGIN:
-        result, change = await refresher.refresh(publisher, account, item.account)
+        result, change = await state.refresh(publisher, account, item.account)
         changes.extend([change] if change else [])
         if not isinstance(result, AccountContext):
             return result
@@ -178,9 +193,11 @@ async def _publish(
         attempt=item.delivery.attempts + 1,
         recovered=item.delivery.recovered,
     )
+    if publisher.recovery is Recovery.NONE:
+        await state.before_send(item.delivery.id)
     outcome = await _guarded_publish(publisher, request, runtime)
     if isinstance(outcome, outcomes.TokenExpired) and publisher.can_refresh and not refreshed:
-        result, change = await refresher.refresh(publisher, account, item.account)
+        result, change = await state.refresh(publisher, account, item.account)
         changes.extend([change] if change else [])
         if not isinstance(result, AccountContext):
             return result

@@ -83,24 +83,25 @@ async def run_pass(
 
 
 async def _reference(runtime: Runtime, report: PassReport, stop: asyncio.Event | None) -> None:
-    refresher = engine.Refresher(runtime)
+    state = engine.PassState(runtime, report.pass_id)
     lease = timedelta(seconds=runtime.settings.SCHEDULER_LEASE_SECONDS)
     for _ in range(report.limit):
         if stop is not None and stop.is_set():
-            return
+            break
         async with runtime.db.engine.begin() as conn:
             rows = await work.claim_rows(
                 conn, now=runtime.now(), limit=1, claimer=report.pass_id, lease=lease
             )
         if not rows:
-            return
+            break
         report.claimed += 1
         async with runtime.db.engine.connect() as conn:
             item = await work.load_separately(conn, rows[0])
         if item is None:  # its post was deleted in the meantime: the cascade removed it too
             continue
-        processed = await engine.process(item, runtime, refresher)
+        processed = await engine.process(item, runtime, state)
         await _write(runtime, report, [processed], released=[])
+    await _end_journal(runtime, state)
 
 
 async def _optimized(runtime: Runtime, report: PassReport, stop: asyncio.Event | None) -> None:
@@ -116,19 +117,26 @@ async def _optimized(runtime: Runtime, report: PassReport, stop: asyncio.Event |
     report.claimed = len(items)
     if not items:
         return
-    refresher = engine.Refresher(runtime)
+    state = engine.PassState(runtime, report.pass_id)
     gate = asyncio.Semaphore(report.concurrency)
 
     async def publish(item: work.WorkItem) -> engine.Processed | None:
         async with gate:
             if stop is not None and stop.is_set():
                 return None  # not started: hand it back untouched
-            return await engine.process(item, runtime, refresher)
+            return await engine.process(item, runtime, state)
 
     async with _lease_keeper(runtime, report.pass_id, lease_seconds):
         results = await asyncio.gather(*(publish(item) for item in items))
     released = [item.delivery.id for item, result in zip(items, results, strict=True) if not result]
     await _write(runtime, report, [r for r in results if r is not None], released=released)
+    await _end_journal(runtime, state)
+
+
+async def _end_journal(runtime: Runtime, state: engine.PassState) -> None:
+    """Every outcome is written: the journal has nothing left to tell a recovery."""
+    if state.journal_begun:
+        await runtime.journal.end(state.pass_id)
 
 
 @contextlib.asynccontextmanager

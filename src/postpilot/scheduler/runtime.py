@@ -4,12 +4,16 @@ cipher, caches, retry policy, and the observers that receive each pass's summary
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import os
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
+from sqlalchemy.engine import make_url
 
 from postpilot.cache.memory import CacheStats, TTLCache
 from postpilot.cache.service import CacheService
@@ -20,6 +24,7 @@ from postpilot.publishers.base import PublishContext
 from postpilot.publishers.budgets import RateBudgets
 from postpilot.publishers.media import MediaFetcher
 from postpilot.publishers.registry import PUBLISHERS, supported_platforms
+from postpilot.scheduler.journal import InFlightJournal
 from postpilot.settings import Settings
 from postpilot.store.database import Database
 
@@ -53,6 +58,7 @@ class Runtime:
     observers: list[PassObserver] = field(default_factory=list)
     # Set when a post is created or rescheduled in this process: the worker wakes at once.
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    journal: InFlightJournal = field(default_factory=lambda: InFlightJournal(Path(".journal")))
     _owns_db: bool = True
 
     @classmethod
@@ -111,6 +117,7 @@ class Runtime:
             monitor=monitor,
             clock=clock,
             observers=[monitor.observe],
+            journal=InFlightJournal(journal_directory(settings)),
             _owns_db=owns_db,
         )
 
@@ -123,6 +130,22 @@ class Runtime:
         await self.http.aclose()
         if self._owns_db:
             await self.db.dispose()
+
+
+def journal_directory(settings: Settings) -> Path:
+    """Every worker of one database on this machine must share the directory."""
+    if settings.JOURNAL_DIR:
+        return Path(settings.JOURNAL_DIR)
+    url = make_url(settings.DATABASE_URL)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        return (
+            Path(str(url.database)).resolve().with_name(Path(str(url.database)).name + ".journal")
+        )
+    state_home = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+    where = hashlib.sha256(
+        url.set(password=None).render_as_string(hide_password=False).encode()
+    ).hexdigest()[:16]
+    return state_home / "postpilot" / "journal" / where
 
 
 def sandbox_base_urls(sandbox_url: str | None, platforms: Sequence[str]) -> dict[str, str]:

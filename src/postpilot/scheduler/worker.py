@@ -47,6 +47,7 @@ class Worker:
 
     async def run(self, stop: asyncio.Event) -> None:
         log.info("worker started", extra={"worker_id": self.worker_id})
+        await asyncio.to_thread(self.runtime.journal.sweep)
         async with self._heartbeat(stop), self._listen():
             while not stop.is_set():
                 try:

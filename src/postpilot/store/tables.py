@@ -130,6 +130,8 @@ class Delivery(Base):
     claimed_until: Mapped[datetime | None] = mapped_column(Timestamp)
     # Set by the claim when it took over an expired lease: the last attempt may be in flight.
     recovered: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The pass whose lease ran out, so recovery can ask its in-flight journal what it sent.
+    previous_claimer: Mapped[str | None] = mapped_column(String(64))
     platform_post_id: Mapped[str | None] = mapped_column(String(500))
     platform_url: Mapped[str | None] = mapped_column(String(1000))
     last_error: Mapped[str | None] = mapped_column(Text)

@@ -36,6 +36,7 @@ class ClaimedDelivery:
     due_at: datetime
     idempotency_key: str
     recovered: bool  # its previous holder's lease ran out: an attempt may be in flight
+    previous_claimer: str | None = None  # that holder's pass id, when recovered
 
     @property
     def snapshot(self) -> DeliverySnapshot:
@@ -104,6 +105,7 @@ _CLAIM_COLUMNS = (
     deliveries.c.due_at,
     deliveries.c.idempotency_key,
     deliveries.c.recovered,
+    deliveries.c.previous_claimer,
 )
 
 
@@ -123,6 +125,7 @@ def _claim_statement(*, now: datetime, limit: int, claimer: str, lease: timedelt
         .values(
             # SET sees the old row: a row that was already claimed is a recovered lease.
             recovered=deliveries.c.status == DeliveryStatus.CLAIMED.value,
+            previous_claimer=deliveries.c.claimed_by,
             status=DeliveryStatus.CLAIMED.value,
             claimed_by=claimer,
             claimed_until=now + lease,
@@ -241,6 +244,7 @@ def _claimed(claimed: Any) -> ClaimedDelivery:
         due_at=as_utc(claimed.due_at),
         idempotency_key=claimed.idempotency_key,
         recovered=bool(claimed.recovered),
+        previous_claimer=claimed.previous_claimer if claimed.recovered else None,
     )
 
 
