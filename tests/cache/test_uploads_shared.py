@@ -67,3 +67,18 @@ async def test_second_worker_reuses_the_first_workers_upload(
     assert uploads(sandbox) == 1, "the second worker found the blob in Redis"
     records = sandbox.records("bluesky")
     assert len(records) == 2 and all(len(r["media"]) == 1 for r in records)
+
+
+async def test_runtimes_closed_in_any_order_leave_the_in_process_store(
+    sqlite_db: Database, redis_url: str
+) -> None:
+    settings = make_settings(sqlite_db, REDIS_URL=redis_url)
+    before = {name: getattr(p, "uploads", None) for name, p in PUBLISHERS.items()}
+    first = Runtime.open(settings, db=sqlite_db)
+    second = Runtime.open(settings, db=sqlite_db)
+    outer = PUBLISHERS["x"].uploads  # type: ignore[attr-defined]
+    assert isinstance(outer, RedisUploadStore) and isinstance(outer.fallback, RedisUploadStore)
+    await first.close()  # not the last one opened
+    assert PUBLISHERS["x"].uploads is outer and outer.fallback is UPLOADS  # type: ignore[attr-defined]
+    await second.close()
+    assert {name: getattr(p, "uploads", None) for name, p in PUBLISHERS.items()} == before

@@ -94,7 +94,7 @@ class CacheService:
             if current is None:
                 continue
             store = shared.setdefault(id(current), RedisUploadStore(self.link, fallback=current))
-            self._restore.append((publisher, current))
+            self._restore.append((publisher, store))
             publisher.uploads = store  # type: ignore[attr-defined]
         stores = list(shared.values())
         if stores:
@@ -107,11 +107,25 @@ class CacheService:
             self.track("uploads", lambda: _sum(CacheStats(s.hits, s.misses) for s in counted))
 
     async def close(self) -> None:
-        for publisher, original in reversed(self._restore):
-            publisher.uploads = original
+        for publisher, ours in self._restore:
+            _unwrap(publisher, ours)
         self._restore.clear()
         if self.link is not None:
             await self.link.close()
+
+
+def _unwrap(publisher: Any, ours: RedisUploadStore) -> None:
+    """Take `ours` out of the publisher's chain of stores, wherever it is (another runtime of
+    this process may have wrapped it since)."""
+    if publisher.uploads is ours:
+        publisher.uploads = ours.fallback
+        return
+    outer = publisher.uploads
+    while isinstance(outer, RedisUploadStore):
+        if outer.fallback is ours:
+            outer.fallback = ours.fallback
+            return
+        outer = outer.fallback
 
 
 def _sum(stats: Iterable[CacheStats]) -> CacheStats:
