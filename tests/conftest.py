@@ -19,7 +19,8 @@ from postpilot.store.database import Database
 from postpilot.store.schema import upgrade
 
 PG_ADMIN_DSN = os.environ.get("POSTPILOT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
-PG_TEMPLATE = "postpilot_test_template"
+# One template per test session: sessions of several engineers may run at once.
+PG_TEMPLATE = f"postpilot_test_template_{os.getpid()}"
 REDIS_TEST_URL = os.environ.get("POSTPILOT_TEST_REDIS", "redis://127.0.0.1:6379/13")
 TEST_SECRET_KEY = "test-secret-key-0123456789abcdef"
 
@@ -62,7 +63,7 @@ async def _admin(sql: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def pg_template() -> str:
+def pg_template() -> Iterator[str]:
     """Migrate a template database once; each test copies it (CREATE DATABASE ... TEMPLATE)."""
 
     async def build() -> None:
@@ -75,7 +76,11 @@ def pg_template() -> str:
     # Its own thread and loop: the fixture may be requested from inside a running test loop.
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         pool.submit(asyncio.run, build()).result()
-    return PG_TEMPLATE
+    yield PG_TEMPLATE
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(
+            asyncio.run, _admin(f'DROP DATABASE IF EXISTS "{PG_TEMPLATE}" WITH (FORCE)')
+        ).result()
 
 
 @pytest.fixture

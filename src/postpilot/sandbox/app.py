@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, fields
 from typing import Any
 
@@ -58,8 +59,8 @@ def create_app(sandbox_state: SandboxState | None = None) -> FastAPI:
     app.add_middleware(LogRequests)
 
     @app.get("/_sandbox/health")
-    async def health() -> dict[str, str]:
-        return {"status": "ok"}
+    async def health() -> dict[str, object]:
+        return {"status": "ok", "pid": os.getpid()}
 
     @app.get("/_sandbox/records")
     async def records(platform: str | None = None) -> list[dict[str, Any]]:

@@ -37,18 +37,40 @@ class SandboxProcess:
 
 
 def start_sandbox(port: int | None = None, *, timeout: float = 30.0) -> SandboxProcess:
-    port = port or free_port()
+    """Start a sandbox; with no port given, on a free one (retried if another process takes it
+    between the check and the bind)."""
+    attempts = 1 if port else 3
+    for attempt in range(attempts):
+        try:
+            return _start(port or free_port(), timeout)
+        except _PortTaken:
+            if attempt == attempts - 1:
+                raise RuntimeError("the sandbox could not bind a free port") from None
+    raise AssertionError("unreachable")
+
+
+class _PortTaken(Exception):
+    pass
+
+
+def _start(port: int, timeout: float) -> SandboxProcess:
     process = subprocess.Popen(
-        [sys.executable, "-m", "postpilot.cli.main", "sandbox", "--port", str(port), "--quiet"],
+        [sys.executable, "-m", "postpilot.sandbox", "--port", str(port), "--quiet"],
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"the sandbox exited with code {process.returncode}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{url}/_sandbox/health", timeout=1).status_code == 200:
+            raise (
+                _PortTaken
+                if process.returncode == 1
+                else RuntimeError(f"the sandbox exited with code {process.returncode}")
+            )
+        with contextlib.suppress(httpx.HTTPError, ValueError):
+            answer = httpx.get(f"{url}/_sandbox/health", timeout=1)
+            # The pid tells our sandbox from another one already listening on that port.
+            if answer.status_code == 200 and answer.json().get("pid") == process.pid:
                 return SandboxProcess(url=url, process=process)
         time.sleep(0.1)
     process.kill()

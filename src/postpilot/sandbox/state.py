@@ -9,6 +9,7 @@ import json
 import random
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -156,9 +157,15 @@ class SandboxState:
         self._ids = itertools.count(int(time.time() * 1000) << 4)
         self.rng = random.Random()
         self.lock = asyncio.Lock()
+        self.on_reset: list[Callable[[], None]] = []
 
     def reset(self) -> None:
+        """Forget everything, including what platform routers keep (they register a hook)."""
+        hooks = self.on_reset
         self.__init__()  # type: ignore[misc]
+        self.on_reset = hooks
+        for hook in hooks:
+            hook()
 
     def configure(self, values: dict[str, Any]) -> None:
         for key, value in values.items():

@@ -35,6 +35,7 @@ def router(state: SandboxState) -> APIRouter:
     api = APIRouter(prefix=f"/{PLATFORM}/xrpc")
     repos: dict[tuple[str, str], dict[str, Any]] = {}  # (did, rkey) -> {"cid", "value"}
     handles: dict[str, str] = {}  # did -> handle
+    state.on_reset.append(handles.clear)
 
     def rate_limited(fault: Fault) -> Response:
         reset = time.time() + fault.retry_after_seconds

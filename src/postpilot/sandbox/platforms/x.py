@@ -38,6 +38,7 @@ BAD_MEDIA = {
 def router(state: SandboxState) -> APIRouter:
     api = APIRouter(prefix=f"/{PLATFORM}")
     recent: dict[tuple[str, str], float] = {}  # (subject, text) -> when posted
+    state.on_reset.append(recent.clear)
 
     def problem(
         body: dict[str, Any], status: int, headers: dict[str, str] | None = None
