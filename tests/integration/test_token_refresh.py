@@ -73,7 +73,7 @@ async def test_expired_token_is_refreshed_once_and_stored(
 async def test_token_close_to_expiry_is_refreshed_before_publishing(
     runtime: Runtime, sandbox: SandboxClient
 ) -> None:
-    workspace, account, tokens = await x_account(runtime, sandbox)
+    workspace, account, _tokens = await x_account(runtime, sandbox)
     async with runtime.db.transaction() as session:
         await session.execute(
             update(Account).values(token_expires_at=datetime.now(UTC) + timedelta(minutes=1))

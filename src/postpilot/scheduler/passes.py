@@ -49,8 +49,7 @@ async def run_pass(
         concurrency=concurrency or settings.SCHEDULER_CONCURRENCY,
     )
     started = time.perf_counter()
-    media_before = (runtime.publish.media.hits, runtime.publish.media.misses)
-    cred_before = (runtime.credentials.stats.hits, runtime.credentials.stats.misses)
+    hits_before, misses_before = _cache_totals(runtime)
     runtime.db.reset_peak_connections()
     with counting() as statements, logs.context(pass_id=report.pass_id):
         if kind is SchedulerKind.REFERENCE:
@@ -60,18 +59,9 @@ async def run_pass(
     report.db_statements = statements.count
     report.duration_ms = (time.perf_counter() - started) * 1000
     report.peak_db_connections = runtime.db.peak_connections_in_use
-    report.cache_hits = (
-        runtime.publish.media.hits
-        - media_before[0]
-        + runtime.credentials.stats.hits
-        - cred_before[0]
-    )
-    report.cache_misses = (
-        runtime.publish.media.misses
-        - media_before[1]
-        + runtime.credentials.stats.misses
-        - cred_before[1]
-    )
+    hits_after, misses_after = _cache_totals(runtime)
+    report.cache_hits = hits_after - hits_before
+    report.cache_misses = misses_after - misses_before
     if report.claimed:
         log.info("pass finished", extra={"pass_id": report.pass_id, **report.summary()})
     for observer in runtime.observers:
@@ -80,6 +70,13 @@ async def run_pass(
         except Exception:
             log.exception("pass observer failed", extra={"pass_id": report.pass_id})
     return report
+
+
+def _cache_totals(runtime: Runtime) -> tuple[int, int]:
+    """Hits and misses over every cache of the process (credentials, media, uploads, budgets).
+    Another pass running in the same process at the same time would be counted in both."""
+    stats = runtime.cache.stats().values()
+    return sum(s.hits for s in stats), sum(s.misses for s in stats)
 
 
 async def _reference(runtime: Runtime, report: PassReport, stop: asyncio.Event | None) -> None:
