@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Coroutine
 from typing import Any, NoReturn, TypeVar
 
@@ -40,5 +41,7 @@ def settings(**overrides: Any) -> Settings:
 def run(coroutine: Coroutine[Any, Any, T]) -> T:
     try:
         return asyncio.run(coroutine)
+    except (ConnectionError, socket.gaierror) as exc:
+        fail(f"could not connect: {exc} (is the server named in DATABASE_URL running?)")
     except EXPECTED as exc:
         fail(str(exc))

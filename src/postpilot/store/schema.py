@@ -53,8 +53,8 @@ async def current_revision(db: Database) -> str | None:
 async def ensure_current(db: Database) -> None:
     current, head = await current_revision(db), head_revision()
     if current != head:
-        where = "an empty database" if current is None else f"schema version {current}"
+        where = "is empty" if current is None else f"is at schema version {current}"
         raise SchemaOutOfDate(
-            f"the database at {db.engine.url.render_as_string(hide_password=True)} has {where}, "
+            f"the database at {db.engine.url.render_as_string(hide_password=True)} {where}, "
             f"this postpilot needs {head}: run `postpilot db upgrade` first"
         )
