@@ -33,7 +33,6 @@ from postpilot.publishers.base import (
     RefreshFailed,
     RefreshResult,
 )
-from postpilot.publishers.uploads import UploadCache, UploadStore
 
 DEFAULT_BASE = "https://bsky.social"
 COLLECTION = "app.bsky.feed.post"
@@ -79,19 +78,10 @@ def link_facets(text: str) -> list[dict[str, Any]]:
     return facets
 
 
-class BlueskyPublisher:
+class BlueskyPublisher(flow.UploadingPublisher):
     platform: ClassVar[str] = "bluesky"
     recovery: ClassVar[Recovery] = Recovery.IDEMPOTENT
     can_refresh: ClassVar[bool] = True
-
-    def __init__(self, uploads: UploadStore | None = None) -> None:
-        self.uploads: UploadStore = uploads or UploadCache()
-
-    async def publish(self, request: PublishRequest, ctx: PublishContext) -> outcomes.Outcome:
-        try:
-            return await self._publish(request, ctx)
-        except flow.Stop as stop:
-            return stop.outcome
 
     async def _publish(self, request: PublishRequest, ctx: PublishContext) -> outcomes.Outcome:
         account = request.account

@@ -42,16 +42,10 @@ class Flavour:
     refresh_base: str
 
 
-class ContainerPublisher:
+class ContainerPublisher(flow.StepwisePublisher):
     flavour: ClassVar[Flavour]
     recovery: ClassVar[Recovery] = Recovery.NONE
     can_refresh: ClassVar[bool] = True
-
-    async def publish(self, request: PublishRequest, ctx: PublishContext) -> outcomes.Outcome:
-        try:
-            return await self._publish(request, ctx)
-        except flow.Stop as stop:
-            return stop.outcome
 
     def _base(self, ctx: PublishContext, account: AccountContext) -> str:
         version = account.options.get("graph_version") or self.flavour.default_version

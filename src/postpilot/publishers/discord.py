@@ -41,16 +41,10 @@ def webhook_parts(credentials: dict[str, Any]) -> tuple[str, str] | None:
     return None
 
 
-class DiscordPublisher:
+class DiscordPublisher(flow.StepwisePublisher):
     platform: ClassVar[str] = "discord"
     recovery: ClassVar[Recovery] = Recovery.NONE
     can_refresh: ClassVar[bool] = False
-
-    async def publish(self, request: PublishRequest, ctx: PublishContext) -> outcomes.Outcome:
-        try:
-            return await self._publish(request, ctx)
-        except flow.Stop as stop:
-            return stop.outcome
 
     async def _publish(self, request: PublishRequest, ctx: PublishContext) -> outcomes.Outcome:
         account = request.account

@@ -25,16 +25,10 @@ DEFAULT_VERSION = "v21.0"
 DUPLICATE_CODE = 506
 
 
-class FacebookPublisher:
+class FacebookPublisher(flow.StepwisePublisher):
     platform: ClassVar[str] = "facebook"
     recovery: ClassVar[Recovery] = Recovery.NONE
     can_refresh: ClassVar[bool] = False
-
-    async def publish(self, request: PublishRequest, ctx: PublishContext) -> outcomes.Outcome:
-        try:
-            return await self._publish(request, ctx)
-        except flow.Stop as stop:
-            return stop.outcome
 
     async def _publish(self, request: PublishRequest, ctx: PublishContext) -> outcomes.Outcome:
         account = request.account

@@ -13,8 +13,9 @@ import httpx
 
 from postpilot.core import outcomes
 from postpilot.publishers import errors
-from postpilot.publishers.base import PublishContext, RefreshFailed
+from postpilot.publishers.base import PublishContext, PublishRequest, RefreshFailed
 from postpilot.publishers.media import MediaError, MediaFile
+from postpilot.publishers.uploads import UploadCache, UploadStore
 
 
 class Stop(Exception):
@@ -103,3 +104,24 @@ def refresh_unavailable(
         f"could not reach {platform} to refresh the token ({what}); it will be tried again",
         retry_after_seconds=retry,
     )
+
+
+class StepwisePublisher:
+    """The shape of a publisher whose flow has several requests: any step may end it early by
+    raising `Stop(outcome)`, and `publish` turns that into the outcome it carries."""
+
+    async def publish(self, request: PublishRequest, ctx: PublishContext) -> outcomes.Outcome:
+        try:
+            return await self._publish(request, ctx)
+        except Stop as stop:
+            return stop.outcome
+
+    async def _publish(self, request: PublishRequest, ctx: PublishContext) -> outcomes.Outcome:
+        raise NotImplementedError
+
+
+class UploadingPublisher(StepwisePublisher):
+    """A stepwise publisher that remembers the media ids it uploaded, to reuse them."""
+
+    def __init__(self, uploads: UploadStore | None = None) -> None:
+        self.uploads: UploadStore = uploads or UploadCache()

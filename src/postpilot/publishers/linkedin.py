@@ -26,7 +26,6 @@ from postpilot.publishers.base import (
     RefreshFailed,
     RefreshResult,
 )
-from postpilot.publishers.uploads import UploadCache, UploadStore
 
 DEFAULT_BASE = "https://api.linkedin.com"
 DEFAULT_OAUTH_BASE = "https://www.linkedin.com"
@@ -47,19 +46,10 @@ def next_utc_midnight(now: datetime) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
-class LinkedInPublisher:
+class LinkedInPublisher(flow.UploadingPublisher):
     platform: ClassVar[str] = "linkedin"
     recovery: ClassVar[Recovery] = Recovery.VERIFIABLE
     can_refresh: ClassVar[bool] = True
-
-    def __init__(self, uploads: UploadStore | None = None) -> None:
-        self.uploads: UploadStore = uploads or UploadCache()
-
-    async def publish(self, request: PublishRequest, ctx: PublishContext) -> outcomes.Outcome:
-        try:
-            return await self._publish(request, ctx)
-        except flow.Stop as stop:
-            return stop.outcome
 
     async def _publish(self, request: PublishRequest, ctx: PublishContext) -> outcomes.Outcome:
         account = request.account

@@ -26,26 +26,16 @@ from postpilot.publishers.base import (
     RefreshFailed,
     RefreshResult,
 )
-from postpilot.publishers.uploads import UploadCache, UploadStore
 
 DEFAULT_BASE = "https://matrix.org"
 CLIENT = "/_matrix/client/v3"
 CONTENT_URI_TTL_SECONDS = 30 * 86_400.0
 
 
-class MatrixPublisher:
+class MatrixPublisher(flow.UploadingPublisher):
     platform: ClassVar[str] = "matrix"
     recovery: ClassVar[Recovery] = Recovery.IDEMPOTENT
     can_refresh: ClassVar[bool] = True
-
-    def __init__(self, uploads: UploadStore | None = None) -> None:
-        self.uploads: UploadStore = uploads or UploadCache()
-
-    async def publish(self, request: PublishRequest, ctx: PublishContext) -> outcomes.Outcome:
-        try:
-            return await self._publish(request, ctx)
-        except flow.Stop as stop:
-            return stop.outcome
 
     async def _publish(self, request: PublishRequest, ctx: PublishContext) -> outcomes.Outcome:
         account = request.account

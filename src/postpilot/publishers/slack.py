@@ -34,16 +34,10 @@ RATE_ERRORS = frozenset({"ratelimited", "rate_limited"})
 SERVER_ERRORS = frozenset({"internal_error", "fatal_error", "service_unavailable"})
 
 
-class SlackPublisher:
+class SlackPublisher(flow.StepwisePublisher):
     platform: ClassVar[str] = "slack"
     recovery: ClassVar[Recovery] = Recovery.NONE
     can_refresh: ClassVar[bool] = True
-
-    async def publish(self, request: PublishRequest, ctx: PublishContext) -> outcomes.Outcome:
-        try:
-            return await self._publish(request, ctx)
-        except flow.Stop as stop:
-            return stop.outcome
 
     async def _publish(self, request: PublishRequest, ctx: PublishContext) -> outcomes.Outcome:
         account = request.account

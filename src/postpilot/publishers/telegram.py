@@ -23,26 +23,17 @@ from postpilot.publishers.base import (
     RefreshFailed,
     RefreshResult,
 )
-from postpilot.publishers.uploads import UploadCache, UploadStore
+from postpilot.publishers.uploads import UploadStore
 
 DEFAULT_BASE = "https://api.telegram.org"
 FILE_ID_TTL_SECONDS = 30 * 86_400.0
 _RETRY_AFTER = re.compile(r"retry after (\d+)")
 
 
-class TelegramPublisher:
+class TelegramPublisher(flow.UploadingPublisher):
     platform: ClassVar[str] = "telegram"
     recovery: ClassVar[Recovery] = Recovery.NONE
     can_refresh: ClassVar[bool] = False
-
-    def __init__(self, uploads: UploadStore | None = None) -> None:
-        self.uploads: UploadStore = uploads or UploadCache()
-
-    async def publish(self, request: PublishRequest, ctx: PublishContext) -> outcomes.Outcome:
-        try:
-            return await self._publish(request, ctx)
-        except flow.Stop as stop:
-            return stop.outcome
 
     async def _publish(self, request: PublishRequest, ctx: PublishContext) -> outcomes.Outcome:
         account = request.account

@@ -25,26 +25,16 @@ from postpilot.publishers.base import (
     RefreshFailed,
     RefreshResult,
 )
-from postpilot.publishers.uploads import UploadCache, UploadStore
 
 DEFAULT_BASE = "https://api.x.com"
 MEDIA_ID_MARGIN_SECONDS = 600.0  # stop reusing a media id this long before X forgets it
 DUPLICATE_CODE = 187
 
 
-class XPublisher:
+class XPublisher(flow.UploadingPublisher):
     platform: ClassVar[str] = "x"
     recovery: ClassVar[Recovery] = Recovery.VERIFIABLE
     can_refresh: ClassVar[bool] = True
-
-    def __init__(self, uploads: UploadStore | None = None) -> None:
-        self.uploads: UploadStore = uploads or UploadCache()
-
-    async def publish(self, request: PublishRequest, ctx: PublishContext) -> outcomes.Outcome:
-        try:
-            return await self._publish(request, ctx)
-        except flow.Stop as stop:
-            return stop.outcome
 
     async def _publish(self, request: PublishRequest, ctx: PublishContext) -> outcomes.Outcome:
         account = request.account
