@@ -13,7 +13,7 @@ import httpx
 
 from postpilot.core import outcomes
 from postpilot.publishers import errors
-from postpilot.publishers.base import PublishContext, PublishRequest, RefreshFailed
+from postpilot.publishers.base import PublishContext, PublishRequest, Refreshed, RefreshFailed
 from postpilot.publishers.media import MediaError, MediaFile
 from postpilot.publishers.uploads import UploadCache, UploadStore
 
@@ -103,6 +103,19 @@ def refresh_unavailable(
     return RefreshUnavailable(
         f"could not reach {platform} to refresh the token ({what}); it will be tried again",
         retry_after_seconds=retry,
+    )
+
+
+def refreshed(credentials: dict[str, Any], body: dict[str, Any], now: datetime) -> Refreshed:
+    """The stored credentials with a token grant's new pair; the old refresh token is kept when
+    the platform sent none, so a refresh can never leave the account without one."""
+    return Refreshed(
+        credentials={
+            **credentials,
+            "access_token": body["access_token"],
+            "refresh_token": keep_refresh_token(credentials, body.get("refresh_token")),
+        },
+        expires_at=expiry(now, body.get("expires_in")),
     )
 
 

@@ -22,7 +22,6 @@ from postpilot.publishers.base import (
     AccountContext,
     PublishContext,
     PublishRequest,
-    Refreshed,
     RefreshFailed,
     RefreshResult,
 )
@@ -181,12 +180,7 @@ class LinkedInPublisher(flow.UploadingPublisher):
                 f"LinkedIn refused to refresh the token ({errors.error_text(response)}): "
                 "reconnect the account"
             )
-        new = {
-            **credentials,
-            "access_token": body["access_token"],
-            "refresh_token": flow.keep_refresh_token(credentials, body.get("refresh_token")),
-        }
-        return Refreshed(credentials=new, expires_at=flow.expiry(ctx.now(), body.get("expires_in")))
+        return flow.refreshed(credentials, body, ctx.now())
 
 
 async def _failure(

@@ -21,7 +21,6 @@ from postpilot.publishers.base import (
     AccountContext,
     PublishContext,
     PublishRequest,
-    Refreshed,
     RefreshFailed,
     RefreshResult,
 )
@@ -96,12 +95,7 @@ class SlackPublisher(flow.StepwisePublisher):
                 f"Slack refused to refresh the token ({body.get('error', 'no answer')}): "
                 "reinstall the app in the workspace and reconnect"
             )
-        new = {
-            **credentials,
-            "access_token": body["access_token"],
-            "refresh_token": flow.keep_refresh_token(credentials, body.get("refresh_token")),
-        }
-        return Refreshed(credentials=new, expires_at=flow.expiry(ctx.now(), body.get("expires_in")))
+        return flow.refreshed(credentials, body, ctx.now())
 
 
 async def _failure(

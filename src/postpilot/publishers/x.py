@@ -21,7 +21,6 @@ from postpilot.publishers.base import (
     AccountContext,
     PublishContext,
     PublishRequest,
-    Refreshed,
     RefreshFailed,
     RefreshResult,
 )
@@ -147,12 +146,7 @@ class XPublisher(flow.UploadingPublisher):
                 f"X refused to refresh the token ({errors.error_text(response)}): "
                 "reconnect the account"
             )
-        new = {
-            **credentials,
-            "access_token": body["access_token"],
-            "refresh_token": flow.keep_refresh_token(credentials, body.get("refresh_token")),
-        }
-        return Refreshed(credentials=new, expires_at=flow.expiry(ctx.now(), body.get("expires_in")))
+        return flow.refreshed(credentials, body, ctx.now())
 
 
 def _budget_keys(account: AccountContext) -> list[str]:
