@@ -215,7 +215,11 @@ async def _guarded_publish(
             "publisher crashed",
             extra={"delivery_id": request.delivery_id, "platform": publisher.platform},
         )
-        return outcomes.Ambiguous(f"internal error in the {publisher.platform} publisher: {exc}")
+        # Only the type: an exception's text may carry a URL with a token (Telegram, Discord).
+        return outcomes.Ambiguous(
+            f"internal error in the {publisher.platform} publisher ({type(exc).__name__}); "
+            "the worker log has the details"
+        )
 
 
 def account_context(record: AccountRecord, runtime: Runtime) -> AccountContext:
