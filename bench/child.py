@@ -282,6 +282,9 @@ def main() -> None:
     text = io.StringIO()
     pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(25)
     result["profile_top"] = text.getvalue().splitlines()
+    text = io.StringIO()
+    pstats.Stats(profiler, stream=text).sort_stats("cumulative").print_stats(60)
+    result["profile_cumulative"] = text.getvalue().splitlines()
     emit("result", result=result)
 
 
