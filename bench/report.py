@@ -52,6 +52,11 @@ def throughput(name: str, result: dict[str, Any], command: str) -> str:
         f"{p['fault_rate']}; media: {_media(p['media_every'])}; "
         f"medians of {p['repeat']} runs per mode, modes interleaved."
         + (
+            " Every process ran with `import sniffio` succeeding (the proposed fix)."
+            if p.get("sniffio_importable")
+            else ""
+        )
+        + (
             f" The reference is measured on its first {p['reference_deliveries']:,} deliveries "
             "(it publishes one at a time)."
             if p.get("reference_deliveries")

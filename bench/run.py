@@ -126,6 +126,11 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--profile", action="store_true", help="cProfile each measured child (top 25 in the JSON)"
     )
+    parser.add_argument(
+        "--sniffio-importable",
+        action="store_true",
+        help="measure with `import sniffio` succeeding in each child (see `--scenario client`)",
+    )
     parser.add_argument("--output", type=Path, help="JSON file (default bench/results/...)")
     return parser.parse_args(argv)
 
@@ -149,6 +154,8 @@ def overrides(params: throughput.Params, args: argparse.Namespace) -> throughput
         changes["platforms"] = tuple(args.platforms.split(","))
     if args.profile:
         changes["profile"] = True
+    if args.sniffio_importable:
+        changes["sniffio_importable"] = True
     if args.dbs:
         changes["databases"] = tuple(args.dbs)
     return replace(params, **changes)

@@ -58,6 +58,7 @@ class Params:
     modes: tuple[str, ...] = MODES
     timeout_s: float = 1800.0
     profile: bool = False  # cProfile each child (slows it: for finding causes, not for numbers)
+    sniffio_importable: bool = False  # each child with `import sniffio` succeeding (a fix)
 
 
 def run(params: Params, sandbox: common.Sandbox, progress: Progress) -> dict[str, Any]:
@@ -105,6 +106,7 @@ def one_run(
             "concurrency": params.concurrency,
             "max_deliveries": most,
             "profile": params.profile,
+            "sniffio_importable": params.sniffio_importable,
         }
         expected = min(params.deliveries, most or params.deliveries)
         task = progress.add_task(f"{kind} {mode} #{repeat + 1}", total=expected)
