@@ -165,7 +165,6 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("deliveries", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_deliveries_account_id"), ["account_id"], unique=False)
-        batch_op.create_index(batch_op.f("ix_deliveries_post_id"), ["post_id"], unique=False)
         batch_op.create_index(
             batch_op.f("ix_deliveries_workspace_id_status"),
             ["workspace_id", "status"],
@@ -184,7 +183,6 @@ def downgrade() -> None:
     with op.batch_alter_table("deliveries", schema=None) as batch_op:
         batch_op.drop_index("ix_deliveries_pending_due")
         batch_op.drop_index(batch_op.f("ix_deliveries_workspace_id_status"))
-        batch_op.drop_index(batch_op.f("ix_deliveries_post_id"))
         batch_op.drop_index(batch_op.f("ix_deliveries_account_id"))
 
     op.drop_table("deliveries")
