@@ -13,6 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from postpilot.cli import common
 from postpilot.migration import compare as comparing
 from postpilot.migration.errors import db_error_line
+from postpilot.settings import Settings
 
 STAGES = {
     "copy": "copy the due workload",
@@ -41,6 +42,24 @@ def compare(
     against a sandbox started for the purpose, and compare speed, cost and outcomes. The
     database itself is only read."""
     settings = common.settings(LOG_LEVEL="WARNING")
+    try:
+        result = run_with_progress(
+            settings, limit=limit, concurrency=concurrency, latency_ms=latency_ms
+        )
+    except comparing.CompareError as exc:
+        common.fail(str(exc))
+    except SQLAlchemyError as exc:
+        common.fail(db_error_line(exc))
+    if as_json:
+        common.console.print_json(json.dumps(result.to_json(), default=str))
+        return
+    render(result)
+
+
+def run_with_progress(
+    settings: Settings, *, limit: int, concurrency: int, latency_ms: float
+) -> comparing.Comparison:
+    """The comparison, with a progress bar per stage on stderr (shared with the report)."""
     with Progress(
         TextColumn("{task.description:<24}"),
         BarColumn(),
@@ -55,24 +74,15 @@ def compare(
                 tasks[stage] = bar.add_task(STAGES.get(stage, stage), total=total)
             bar.update(tasks[stage], completed=done, total=total)
 
-        try:
-            result = common.run(
-                comparing.compare(
-                    settings,
-                    limit=limit,
-                    concurrency=concurrency,
-                    latency_ms=latency_ms,
-                    progress=progress,
-                )
+        return common.run(
+            comparing.compare(
+                settings,
+                limit=limit,
+                concurrency=concurrency,
+                latency_ms=latency_ms,
+                progress=progress,
             )
-        except comparing.CompareError as exc:
-            common.fail(str(exc))
-        except SQLAlchemyError as exc:
-            common.fail(db_error_line(exc))
-    if as_json:
-        common.console.print_json(json.dumps(result.to_json(), default=str))
-        return
-    render(result)
+        )
 
 
 def _number(value: float | None, unit: str) -> str:

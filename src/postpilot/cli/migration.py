@@ -8,11 +8,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from sqlalchemy.exc import SQLAlchemyError
 
 from postpilot.cli import common
-from postpilot.cli.compare import STAGES
+from postpilot.cli.compare import run_with_progress
 from postpilot.migration import compare as comparing
 from postpilot.migration import report as reporting
 from postpilot.migration.durations import parse_duration
@@ -96,26 +95,4 @@ async def _gather(
 def _compare(
     settings: Settings, *, limit: int, concurrency: int, latency_ms: float
 ) -> comparing.Comparison:
-    with Progress(
-        TextColumn("{task.description:<24}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        console=common.errors,
-        transient=True,
-    ) as bar:
-        tasks: dict[str, TaskID] = {}
-
-        def progress(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(STAGES.get(stage, stage), total=total)
-            bar.update(tasks[stage], completed=done, total=total)
-
-        return common.run(
-            comparing.compare(
-                settings,
-                limit=limit,
-                concurrency=concurrency,
-                latency_ms=latency_ms,
-                progress=progress,
-            )
-        )
+    return run_with_progress(settings, limit=limit, concurrency=concurrency, latency_ms=latency_ms)
