@@ -186,6 +186,15 @@ async def populate(url: str, load: Load, sandbox: SandboxClient) -> str:
     now = datetime.now(UTC)
     workspace_id = str(uuid.uuid4())
     accounts = account_rows(load, workspace_id=workspace_id, sandbox=sandbox, now=now)
+    db = Database(url)
+    try:
+        async with db.engine.begin() as conn:
+            await conn.execute(
+                insert(workspaces_table), [{"id": workspace_id, "name": "bench", "created_at": now}]
+            )
+            await conn.execute(insert(accounts_table), accounts)
+    finally:
+        await db.dispose()
     if url.startswith("postgresql"):
         await _populate_pg(url, load, workspace_id, accounts, sandbox.url, now)
     else:
@@ -204,10 +213,6 @@ async def _populate_sqlite(
     db = Database(url)
     try:
         async with db.engine.begin() as conn:
-            await conn.execute(
-                insert(workspaces_table), [{"id": workspace_id, "name": "bench", "created_at": now}]
-            )
-            await conn.execute(insert(accounts_table), accounts)
             chunk = 20_000
             for first in range(0, load.deliveries, chunk):
                 posts, deliveries = [], []
@@ -282,15 +287,6 @@ async def _populate_pg(
     sandbox_url: str,
     now: datetime,
 ) -> None:
-    db = Database(url)
-    try:
-        async with db.engine.begin() as conn:
-            await conn.execute(
-                insert(workspaces_table), [{"id": workspace_id, "name": "bench", "created_at": now}]
-            )
-            await conn.execute(insert(accounts_table), accounts)
-    finally:
-        await db.dispose()
     conn = await asyncpg.connect(common.pg_dsn(url.rsplit("/", 1)[1]))
     try:
         async with conn.transaction():
