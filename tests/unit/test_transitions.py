@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from postpilot.core import outcomes
+from postpilot.core import outcomes, readback
 from postpilot.core.retry import RetryPolicy
 from postpilot.core.states import DeliveryStatus
 from postpilot.core.transitions import (
@@ -15,6 +15,7 @@ from postpilot.core.transitions import (
     Event,
     Recovery,
     apply_outcome,
+    reconcile,
     recover_expired_lease,
 )
 
@@ -121,3 +122,42 @@ def test_backoff_is_capped() -> None:
 def test_policy_rejects_nonsense(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         RetryPolicy(**kwargs)  # type: ignore[arg-type]
+
+
+def unknown(attempts: int = 1) -> DeliverySnapshot:
+    return DeliverySnapshot(status=DeliveryStatus.UNKNOWN, attempts=attempts, due_at=NOW)
+
+
+def test_found_on_the_platform_is_published_with_its_id_and_no_attempt_spent() -> None:
+    found = readback.Found(
+        "C1:171.5", "https://x/171", "slack history: C1:171.5 carries our marker"
+    )
+    for settled in (True, False):
+        t = reconcile(unknown(2), found, NOW, settled=settled)
+        assert t is not None
+        assert (t.status, t.event, t.attempts) == (DeliveryStatus.PUBLISHED, Event.RECONCILED, 2)
+        assert (t.platform_post_id, t.platform_url, t.published_at) == (
+            "C1:171.5",
+            "https://x/171",
+            NOW,
+        )
+        assert "carries our marker" in t.detail
+
+
+def test_not_found_is_published_again_only_once_no_send_can_still_land() -> None:
+    missing = readback.NotFound("slack history: nothing since then")
+    assert reconcile(unknown(), missing, NOW, settled=False) is None
+    t = reconcile(unknown(1), missing, NOW, settled=True)
+    assert t is not None
+    assert (t.status, t.due_at, t.attempts, t.event) == (
+        DeliveryStatus.SCHEDULED,
+        NOW,
+        1,
+        Event.RECONCILED,
+    )
+    assert "never published" in t.detail and t.platform_post_id is None
+
+
+def test_cannot_tell_leaves_the_delivery_to_a_person() -> None:
+    doubt = readback.CannotTell("missing_scope")
+    assert reconcile(unknown(), doubt, NOW, settled=True) is None

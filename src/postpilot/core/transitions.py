@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from postpilot.core import outcomes
+from postpilot.core import outcomes, readback
 from postpilot.core.retry import RetryPolicy
 from postpilot.core.states import DeliveryStatus
 
@@ -34,6 +34,7 @@ class Event(StrEnum):
     CANCELLED = "cancelled"
     RESOLVED = "resolved"
     LEASE_RECOVERED = "lease_recovered"
+    RECONCILED = "reconciled"  # settled by reading the platform back
     TOKEN_REFRESHED = "token_refreshed"
 
 
@@ -139,6 +140,44 @@ def recover_expired_lease(
         "the scheduler holding this delivery stopped mid-publish and the platform cannot "
         "deduplicate a repeat",
     )
+
+
+def reconcile(
+    delivery: DeliverySnapshot,
+    answer: readback.ReadBack,
+    now: datetime,
+    *,
+    settled: bool,
+) -> Transition | None:
+    """Settle a delivery that may have reached the platform from what reading it back said.
+
+    Found: published, with the platform's id. NotFound: publish again now, but only once
+    `settled` (no send of it can still land on the platform: its pass is gone and the platform
+    has had time to show it), else a late post could still appear and a retry would double it.
+    None: we cannot tell, leave it to a later look or to a person. No attempt is spent.
+    """
+    match answer:
+        case readback.Found(platform_post_id=post_id, url=url, evidence=evidence):
+            return Transition(
+                status=DeliveryStatus.PUBLISHED,
+                attempts=delivery.attempts,
+                due_at=delivery.due_at,
+                event=Event.RECONCILED,
+                detail=f"found on the platform, so it was published: {evidence}",
+                platform_post_id=post_id,
+                platform_url=url,
+                published_at=now,
+            )
+        case readback.NotFound(evidence=evidence) if settled:
+            return Transition(
+                status=DeliveryStatus.SCHEDULED,
+                attempts=delivery.attempts,
+                due_at=now,
+                event=Event.RECONCILED,
+                detail=f"not on the platform, so it was never published; publishing it again "
+                f"now: {evidence}",
+            )
+    return None
 
 
 def _unknown(delivery: DeliverySnapshot, attempts: int, reason: str) -> Transition:
