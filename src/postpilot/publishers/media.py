@@ -4,7 +4,6 @@ resolution and again on every redirect), within size, type and time limits, once
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import socket
 import time
 from collections import OrderedDict
@@ -13,6 +12,11 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import httpx
+
+from postpilot.publishers.addresses import AddressPolicy, is_public_address
+from postpilot.publishers.urls import UnusableUrl, check_media_url, parse_http_url
+
+__all__ = ["MediaError", "MediaFetcher", "MediaFile", "check_url_shape", "is_public_address"]
 
 ALLOWED_TYPES = {
     "image/jpeg": "jpg",
@@ -23,13 +27,26 @@ ALLOWED_TYPES = {
 MAX_REDIRECTS = 5
 
 
+def shown(url: str, limit: int = 300) -> str:
+    """A URL as it may appear in an error: control characters escaped (a NUL cannot be stored in
+    PostgreSQL text), and not endless."""
+    text = "".join(
+        ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in url
+    )
+    return text if len(text) <= limit else f"{text[:limit]}..."
+
+
 class MediaError(Exception):
     """A media URL that cannot be used; `reason` says why in words a person can act on."""
 
     def __init__(self, url: str, reason: str) -> None:
-        super().__init__(f"media {url}: {reason}")
+        super().__init__(f"media {shown(url)}: {reason}")
         self.url = url
         self.reason = reason
+
+
+class _LeaderGone(Exception):
+    """The download other callers were waiting for was cancelled: one of them starts over."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,22 +60,13 @@ class MediaFile:
         return f"media.{ALLOWED_TYPES.get(self.content_type, 'bin')}"
 
 
-def check_url_shape(url: str) -> None:
-    """The checks that need no network: used when a post is created, too."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https"):
-        raise MediaError(url, "only http and https URLs can be fetched")
-    if not parts.hostname:
-        raise MediaError(url, "the URL has no host")
-    if parts.username or parts.password:
-        raise MediaError(url, "URLs with credentials are not allowed")
-
-
-def is_public_address(address: str) -> bool:
-    ip = ipaddress.ip_address(address)
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
-    return ip.is_global and not ip.is_multicast
+def check_url_shape(url: str, policy: AddressPolicy | None = None) -> None:
+    """The checks that need no network (when a post is created, too): an http(s) URL that
+    parses, without credentials, not naming a private address literally."""
+    try:
+        check_media_url(url, policy or AddressPolicy())
+    except UnusableUrl as exc:
+        raise MediaError(url, str(exc)) from None
 
 
 class MediaFetcher:
@@ -67,14 +75,15 @@ class MediaFetcher:
         http: httpx.AsyncClient,
         *,
         max_bytes: int,
-        allowed_hosts: frozenset[str] = frozenset(),
+        policy: AddressPolicy | None = None,
+        allowed_hosts: frozenset[str] = frozenset(),  # shorthand for `policy`
         timeout_seconds: float = 15.0,
         cache_ttl_seconds: float = 300.0,
         cache_max_bytes: int = 64 * 1024 * 1024,
     ) -> None:
         self._http = http
         self._max_bytes = max_bytes
-        self._allowed_hosts = allowed_hosts
+        self.policy = policy or AddressPolicy.allowing(*allowed_hosts)
         self._timeout = timeout_seconds
         self._ttl = cache_ttl_seconds
         self._cache_max_bytes = cache_max_bytes
@@ -86,31 +95,46 @@ class MediaFetcher:
 
     async def fetch(self, url: str) -> MediaFile:
         """The media at `url`, downloaded at most once per TTL even when many deliveries of a
-        batch ask for it at the same moment."""
-        cached = self._cache.get(url)
-        if cached and cached[0] > time.monotonic():
+        batch ask for it at the same moment. Whatever goes wrong, every caller gets an answer:
+        a `MediaError` (the same one for all of them), never a wait without end."""
+        while True:
+            cached = self._cache.get(url)
+            if cached and cached[0] > time.monotonic():
+                self.hits += 1
+                self._cache.move_to_end(url)
+                return cached[1]
+            inflight = self._inflight.get(url)
+            if inflight is None:
+                return await self._lead(url)
             self.hits += 1
-            self._cache.move_to_end(url)
-            return cached[1]
-        if url in self._inflight:
-            self.hits += 1
-            return await asyncio.shield(self._inflight[url])
+            try:
+                return await asyncio.shield(inflight)
+            except _LeaderGone:
+                continue  # its download was cancelled, not failed: try it ourselves
+
+    async def _lead(self, url: str) -> MediaFile:
         self.misses += 1
         future: asyncio.Future[MediaFile] = asyncio.get_running_loop().create_future()
         self._inflight[url] = future
         try:
             media = await asyncio.wait_for(self._download(url), self._timeout)
-        except TimeoutError:
-            error = MediaError(url, f"download took longer than {self._timeout:g} s")
-            future.set_exception(error)
-            future.exception()  # mark retrieved: waiters re-raise it themselves
-            raise error from None
         except MediaError as error:
-            future.set_exception(error)
-            future.exception()
+            _settle(future, error)
+            raise
+        except TimeoutError:
+            slow = MediaError(url, f"download took longer than {self._timeout:g} s")
+            _settle(future, slow)
+            raise slow from None
+        except Exception as exc:  # a URL httpx cannot take, or a bug: an answer all the same
+            broken = MediaError(url, f"could not download it ({type(exc).__name__})")
+            _settle(future, broken)
+            raise broken from exc
+        except BaseException:  # cancelled: the waiters must not wait for us
+            _settle(future, _LeaderGone())
             raise
         finally:
-            self._inflight.pop(url, None)
+            if self._inflight.get(url) is future:
+                del self._inflight[url]
         future.set_result(media)
         self._remember(url, media)
         return media
@@ -175,21 +199,23 @@ class MediaFetcher:
     async def _check_destination(self, original: str, url: str) -> str | None:
         """The public address to connect to (every address the name resolves to must be
         public), or None for an allow-listed host, which is fetched as named."""
-        check_url_shape(url)
-        parts = urlsplit(url)
-        host = (parts.hostname or "").lower()
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        if host in self._allowed_hosts or f"{host}:{port}" in self._allowed_hosts:
+        try:
+            check_media_url(url, self.policy)
+            parts = parse_http_url(url)
+        except UnusableUrl as exc:
+            raise MediaError(original, str(exc)) from None
+        host, port = parts.host, parts.effective_port
+        if self.policy.is_allowed_host(host, port):
             return None
         try:
             infos = await asyncio.get_running_loop().getaddrinfo(
                 host, port, type=socket.SOCK_STREAM
             )
-        except OSError as exc:
+        except (OSError, UnicodeError) as exc:
             raise MediaError(original, f"host {host} does not resolve") from exc
         addresses = [str(info[4][0]) for info in infos]
         for address in addresses:
-            if not is_public_address(address):
+            if not self.policy.may_connect(address, port):
                 raise MediaError(
                     original,
                     f"{host} resolves to {address}, which is not a public address",
@@ -197,6 +223,12 @@ class MediaFetcher:
         if not addresses:
             raise MediaError(original, f"host {host} does not resolve")
         return addresses[0]
+
+
+def _settle(future: asyncio.Future[MediaFile], error: BaseException) -> None:
+    if not future.done():
+        future.set_exception(error)
+        future.exception()  # mark retrieved: waiters re-raise it themselves
 
 
 def pinned(url: str, address: str | None) -> tuple[str, dict[str, str], dict[str, Any]]:
