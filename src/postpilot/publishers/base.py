@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import httpx
 
 from postpilot.core.outcomes import Outcome
+from postpilot.core.readback import ReadBack
 from postpilot.core.transitions import Recovery
 from postpilot.publishers.budgets import RateBudgets
 from postpilot.publishers.media import MediaFetcher
@@ -79,3 +80,25 @@ class Publisher(Protocol):
     async def publish(self, request: PublishRequest, ctx: PublishContext) -> Outcome: ...
 
     async def refresh(self, account: AccountContext, ctx: PublishContext) -> RefreshResult: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """What to look for when reading a platform back (see `FindsPublished`)."""
+
+    request: PublishRequest
+    since: datetime  # the earliest moment a send of this delivery could have been posted
+    taken: frozenset[str] = frozenset()  # platform ids that other deliveries already hold
+
+
+@runtime_checkable
+class FindsPublished(Protocol):
+    """Optional: the platform lets us read back what the account posted, so a delivery that
+    may have been sent can be settled without a person. Each implementation documents when
+    its "not found" is authoritative; anywhere else it answers `CannotTell`."""
+
+    async def find_published(self, lookup: Lookup, ctx: PublishContext) -> ReadBack: ...
+
+
+def finder(publisher: object) -> FindsPublished | None:
+    return publisher if isinstance(publisher, FindsPublished) else None

@@ -5,6 +5,13 @@ Creating a container publishes nothing, so a failure before the publish call is 
 retry (an orphan container expires after 24 h). Only the publish call can leave the post in
 doubt; the container id lives only in this process, so there is no honest way to check it
 after a restart: these platforms are NONE.
+
+Read-back: the account's media listing (`GET /{user-id}/media` on Instagram, `/threads` on
+Threads) since the delivery was due, every page (up to listing.MAX_PAGES). Posts carry no
+marker, so ours is the one post with exactly our text in that window (posts other deliveries
+already hold are left out); two such posts, a cut listing or an error: we cannot tell. Meta
+does not promise the listing is immediately consistent, so "not found" only leads to a retry
+after the settle delay (RECONCILE_SETTLE_SECONDS).
 """
 
 from __future__ import annotations
@@ -14,11 +21,12 @@ from typing import Any, ClassVar
 
 import httpx
 
-from postpilot.core import outcomes
+from postpilot.core import outcomes, readback
 from postpilot.core.transitions import Recovery
-from postpilot.publishers import budgets, errors, flow, graph
+from postpilot.publishers import budgets, errors, flow, graph, listing
 from postpilot.publishers.base import (
     AccountContext,
+    Lookup,
     PublishContext,
     PublishRequest,
     Refreshed,
@@ -126,6 +134,21 @@ class ContainerPublisher(flow.StepwisePublisher):
         if error.get("code") == 9007:  # not ready yet
             return outcomes.Transient(f"{what}: {graph.describe(response)}", 30)
         return await graph.failure(response, ctx, what=what, keys=keys, final=final)
+
+    async def find_published(self, lookup: Lookup, ctx: PublishContext) -> readback.ReadBack:
+        f, account = self.flavour, lookup.request.account
+        token = account.credentials.get("access_token")
+        user_id = account.options.get(f.user_option)
+        if not token or not user_id:
+            return readback.CannotTell(f"{f.platform}: the account has no token or {f.user_option}")
+        return await listing.read(
+            ctx,
+            f"{self._base(ctx, account)}/{user_id}/{f.create_path}",
+            {"Authorization": f"Bearer {token}"},
+            edge=listing.Edge(f.text_field, time_field="timestamp", url_field="permalink"),
+            lookup=lookup,
+            where=f"{f.platform} account {user_id} posts",
+        )
 
     async def refresh(self, account: AccountContext, ctx: PublishContext) -> RefreshResult:
         f = self.flavour

@@ -3,17 +3,24 @@ with `url=` (Meta downloads it; we check it first so a bad URL fails with a clea
 
 Credentials: `page_access_token` (from a long-lived user token, it does not expire). Options:
 `page_id`, `graph_version` (default v21.0). No idempotency and no refresh grant: NONE.
+
+Read-back: `GET /{page-id}/published_posts` since the delivery was due, every page (up to
+listing.MAX_PAGES). Posts carry no marker, so ours is the one post with exactly our text in
+that window (posts other deliveries already hold are left out); two such posts, a cut listing
+or an error: we cannot tell. Meta does not promise the listing is immediately consistent, so
+"not found" only leads to a retry after the settle delay (RECONCILE_SETTLE_SECONDS).
 """
 
 from __future__ import annotations
 
 from typing import ClassVar
 
-from postpilot.core import outcomes
+from postpilot.core import outcomes, readback
 from postpilot.core.transitions import Recovery
-from postpilot.publishers import budgets, flow, graph
+from postpilot.publishers import budgets, flow, graph, listing
 from postpilot.publishers.base import (
     AccountContext,
+    Lookup,
     PublishContext,
     PublishRequest,
     RefreshFailed,
@@ -23,6 +30,7 @@ from postpilot.publishers.base import (
 DEFAULT_BASE = "https://graph.facebook.com"
 DEFAULT_VERSION = "v21.0"
 DUPLICATE_CODE = 506
+EDGE = listing.Edge(text_field="message", time_field="created_time", url_field="permalink_url")
 
 
 class FacebookPublisher(flow.StepwisePublisher):
@@ -81,6 +89,32 @@ class FacebookPublisher(flow.StepwisePublisher):
                 f"{graph.describe(response)}"
             )
         return await graph.failure(response, ctx, what="facebook post", keys=keys, final=True)
+
+    async def find_published(self, lookup: Lookup, ctx: PublishContext) -> readback.ReadBack:
+        account = lookup.request.account
+        token = account.credentials.get("page_access_token") or account.credentials.get(
+            "access_token"
+        )
+        page_id = account.options.get("page_id")
+        if not token or not page_id:
+            return readback.CannotTell("facebook: the account has no Page token or page_id")
+        version = account.options.get("graph_version") or DEFAULT_VERSION
+        base = f"{ctx.base_url(self.platform, account, DEFAULT_BASE)}/{version}/{page_id}"
+        found = await listing.read(
+            ctx,
+            f"{base}/published_posts",
+            {"Authorization": f"Bearer {token}"},
+            edge=EDGE,
+            lookup=lookup,
+            where=f"facebook Page {page_id} published posts",
+        )
+        if isinstance(found, readback.Found) and not found.url:
+            return readback.Found(
+                found.platform_post_id,
+                f"https://www.facebook.com/{found.platform_post_id}",
+                found.evidence,
+            )
+        return found
 
     async def refresh(self, account: AccountContext, ctx: PublishContext) -> RefreshResult:
         return RefreshFailed(

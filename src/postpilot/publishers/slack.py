@@ -5,20 +5,28 @@ through `oauth.v2.access` (the old refresh token is revoked).
 
 Credentials: `access_token`, and with rotation `refresh_token`, `client_id`, `client_secret`.
 Options: `channel` (an id). No idempotency: NONE.
+
+Read-back: every message carries the delivery id in its message metadata. `conversations.history`
+(scope `channels:history`, `include_all_metadata`) from the moment the delivery was due is
+strongly consistent and, read until `has_more` is false, complete: our marker there means
+published; no marker and no message with our text means not published. A message with our
+text but no marker (sent before markers, or by a person), a listing longer than MAX_PAGES, a
+missing scope or any error: we cannot tell.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 import httpx
 
-from postpilot.core import outcomes
+from postpilot.core import outcomes, readback
 from postpilot.core.transitions import Recovery
 from postpilot.publishers import budgets, errors, flow
 from postpilot.publishers.base import (
     AccountContext,
+    Lookup,
     PublishContext,
     PublishRequest,
     RefreshFailed,
@@ -31,6 +39,9 @@ TOKEN_ERRORS = frozenset(
 )
 RATE_ERRORS = frozenset({"ratelimited", "rate_limited"})
 SERVER_ERRORS = frozenset({"internal_error", "fatal_error", "service_unavailable"})
+MARKER_EVENT = "postpilot_delivery"  # message metadata event type carrying the delivery id
+HISTORY_PAGE = 200
+MAX_PAGES = 10
 
 
 class SlackPublisher(flow.StepwisePublisher):
@@ -48,6 +59,10 @@ class SlackPublisher(flow.StepwisePublisher):
         key = budgets.account_key(self.platform, f"{account.id}:{channel}")
         await flow.check_budget(ctx, self.platform, [key])
         body: dict[str, Any] = {"channel": channel, "text": request.text}
+        body["metadata"] = {
+            "event_type": MARKER_EVENT,
+            "event_payload": {"delivery_id": request.delivery_id},
+        }
         if request.media_urls:
             blocks: list[dict[str, Any]] = []
             if request.text.strip():
@@ -70,6 +85,51 @@ class SlackPublisher(flow.StepwisePublisher):
         if response.status_code == 200 and answer.get("ok"):
             return outcomes.Published(f"{answer['channel']}:{answer['ts']}", url=None)
         return await _failure(response, answer, request, ctx, key)
+
+    async def find_published(self, lookup: Lookup, ctx: PublishContext) -> readback.ReadBack:
+        account = lookup.request.account
+        token, channel = account.credentials.get("access_token"), account.options.get("channel")
+        if not token or not channel:
+            return readback.CannotTell("slack: the account has no bot token or channel")
+        base = ctx.base_url(self.platform, account, DEFAULT_BASE)
+        params = {
+            "channel": str(channel),
+            "oldest": f"{lookup.since.timestamp():.6f}",
+            "limit": str(HISTORY_PAGE),
+            "include_all_metadata": "true",
+        }
+        where = f"slack channel {channel} history"
+        candidates: list[readback.Candidate] = []
+        for _ in range(MAX_PAGES):
+            try:
+                response = await ctx.http.get(
+                    f"{base}/api/conversations.history",
+                    params=params,
+                    headers={"Authorization": f"Bearer {token}"},
+                )
+            except httpx.TransportError as exc:
+                return readback.CannotTell(f"{where}: {type(exc).__name__}")
+            answer = flow.body_of(response)
+            if response.status_code != 200 or not answer.get("ok"):
+                error = answer.get("error") or f"HTTP {response.status_code}"
+                return readback.CannotTell(f"{where}: {error}")
+            candidates.extend(_candidate(str(channel), m) for m in answer.get("messages") or [])
+            cursor = (answer.get("response_metadata") or {}).get("next_cursor")
+            if not answer.get("has_more"):
+                listing = readback.Listing(tuple(candidates), complete=True, where=where)
+                break
+            if not cursor:
+                return readback.CannotTell(f"{where}: more messages but no cursor")
+            params["cursor"] = str(cursor)
+        else:
+            listing = readback.Listing(tuple(candidates), complete=False, where=where)
+        return readback.decide(
+            listing,
+            text=lookup.request.text,
+            since=lookup.since,
+            marker=lookup.request.delivery_id,
+            taken=lookup.taken,
+        )
 
     async def refresh(self, account: AccountContext, ctx: PublishContext) -> RefreshResult:
         credentials = account.credentials
@@ -125,3 +185,19 @@ async def _failure(
             f"slack could not download the image {', '.join(request.media_urls)}: {message}"
         )
     return outcomes.Permanent(message)
+
+
+def _candidate(channel: str, message: dict[str, Any]) -> readback.Candidate:
+    """A history message, its id `channel:ts` as `publish` records it."""
+    metadata = message.get("metadata") or {}
+    payload = metadata.get("event_payload") or {}
+    marker = payload.get("delivery_id") if metadata.get("event_type") == MARKER_EVENT else None
+    ts = str(message.get("ts") or "")
+    try:
+        at: datetime | None = datetime.fromtimestamp(float(ts), UTC)
+    except ValueError:
+        at = None
+    text = str(message.get("text") or "")
+    text = text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    marker = str(marker) if marker else None
+    return readback.Candidate(id=f"{channel}:{ts}", text=text, at=at, marker=marker)

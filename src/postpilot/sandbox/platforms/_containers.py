@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from postpilot.sandbox.platforms import _graph, _kit
+from postpilot.sandbox.platforms import _graph, _kit, _listing
 from postpilot.sandbox.state import Record, SandboxState
 
 
@@ -73,6 +73,29 @@ def container_router(state: SandboxState, flavour: Flavour) -> APIRouter:
             "polls_left": state.settings.container_polls_in_progress,
         }
         return JSONResponse({"id": container_id}, headers=headers)
+
+    @api.get(f"/{{version}}/{{user_id}}/{flavour.create_path}")
+    async def posts(user_id: str, request: Request) -> Response:
+        """The account's published posts (not its containers)."""
+        allowed = await graph.guard(request, "read")
+        if isinstance(allowed, Response):
+            return allowed
+        _subject, values, headers, _fault = allowed
+        records = [
+            r for r in state.records if r.platform == flavour.platform and r.account == user_id
+        ]
+        return _listing.page(
+            request,
+            values,
+            records,
+            fields={
+                "id": lambda r: r.id,
+                flavour.text_field: lambda r: r.text,
+                "timestamp": _listing.graph_time,
+                "permalink": lambda r: f"https://www.{flavour.platform}.com/p/{r.id}/",
+            },
+            headers=headers,
+        )
 
     @api.get("/{version}/{container_id}")
     async def container_status(container_id: str, request: Request) -> Response:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from postpilot.sandbox.platforms import _graph, _kit
+from postpilot.sandbox.platforms import _graph, _kit, _listing
 from postpilot.sandbox.state import Record, SandboxState
 
 PLATFORM = "facebook"
@@ -63,6 +63,26 @@ def router(state: SandboxState) -> APIRouter:
         await _kit.hold_after_commit(fault)
         body = {"id": media[0]["id"], "post_id": post_id} if photo else {"id": post_id}
         return JSONResponse(body, headers=headers)
+
+    @api.get("/{version}/{page_id}/published_posts")
+    async def published_posts(page_id: str, request: Request) -> Response:
+        allowed = await graph.guard(request, "read")
+        if isinstance(allowed, Response):
+            return allowed
+        _subject, values, headers, _fault = allowed
+        records = [r for r in state.records if r.platform == PLATFORM and r.account == page_id]
+        return _listing.page(
+            request,
+            values,
+            records,
+            fields={
+                "id": lambda r: r.id,
+                "message": lambda r: r.text,
+                "created_time": _listing.graph_time,
+                "permalink_url": lambda r: f"https://www.facebook.com/{r.id}",
+            },
+            headers=headers,
+        )
 
     @api.post("/{version}/{page_id}/feed")
     async def feed(page_id: str, request: Request) -> Response:

@@ -88,12 +88,70 @@ def router(state: SandboxState) -> APIRouter:
                 media=media,
                 idempotency_key=None,
                 received_at=datetime.now(UTC).isoformat(),
-                extra={"token_subject": state.subject_of(token)},
+                extra={
+                    "token_subject": state.subject_of(token),
+                    "metadata": _kit.json_field(values.get("metadata")),
+                },
             )
         )
         await _kit.hold_after_commit(fault)
         message = {"type": "message", "text": text, "ts": ts, "bot_id": "B0SANDBOX"}
         return JSONResponse({"ok": True, "channel": channel, "ts": ts, "message": message})
+
+    @api.api_route("/conversations.history", methods=["GET", "POST"])
+    async def history(request: Request) -> Response:
+        """Newest first, after `oldest`, `limit` per page with a cursor; message metadata only
+        with `include_all_metadata`. Text comes back with &, < and > escaped, as Slack's does."""
+        await _kit.pause(state)
+        token = _kit.bearer(request)
+        status = state.check_token(PLATFORM, token)
+        if status != "ok" or token is None:
+            return _error("token_expired" if status == "expired" else "invalid_auth")
+        fault = state.take_fault(PLATFORM, "read")
+        if (answer := await _kit.answer_fault(fault, answers)) is not None:
+            return answer
+        values = await _kit.body(request)
+        channel = str(values.get("channel") or "")
+        if not channel:
+            return _error("channel_not_found")
+        try:
+            oldest = float(values.get("oldest") or 0)
+            limit = max(1, min(int(values.get("limit") or 100), 999))
+            offset = int(values.get("cursor") or 0)
+        except ValueError:
+            return _error("invalid_arguments")
+        metadata = str(values.get("include_all_metadata")).lower() in ("true", "1")
+        found = sorted(
+            (
+                r
+                for r in state.records
+                if r.platform == PLATFORM and r.account == channel and float(r.id) > oldest
+            ),
+            key=lambda r: float(r.id),
+            reverse=True,
+        )
+        page = found[offset : offset + limit]
+        more = offset + limit < len(found)
+        messages = []
+        for record in page:
+            text = record.text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            message: dict[str, Any] = {
+                "type": "message",
+                "text": text,
+                "ts": record.id,
+                "bot_id": "B0SANDBOX",
+            }
+            if metadata and record.extra.get("metadata"):
+                message["metadata"] = record.extra["metadata"]
+            messages.append(message)
+        return JSONResponse(
+            {
+                "ok": True,
+                "messages": messages,
+                "has_more": more,
+                "response_metadata": {"next_cursor": str(offset + limit) if more else ""},
+            }
+        )
 
     @api.post("/oauth.v2.access")
     async def oauth_access(request: Request) -> Response:
