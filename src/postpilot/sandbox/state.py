@@ -110,6 +110,7 @@ class Token:
     subject: str  # the account it acts for
     kind: str  # "access" or "refresh"
     expires_at: float | None  # epoch seconds; None: never
+    pair: str | None = None  # for a refresh token: the access token issued with it
 
 
 @dataclass
@@ -132,6 +133,12 @@ class Settings:
     x_duplicate_window_seconds: float = 86_400.0  # how long X refuses repeated text
     x_rate_limit_body: str = "v1"  # "v1" {"errors":[{"code":88}]} or "problem" (v2 form)
     x_refresh_rotates: bool = True  # a refresh grant also returns a new refresh token
+    # A refresh grant also ends the access token issued with the refresh token it used (Synapse
+    # does once the new token is used): a worker still holding it gets the expired answer.
+    refresh_revokes_access: bool = False
+    # The status of Matrix's answer to a refresh token a rotation already spent (M_UNKNOWN_TOKEN,
+    # "refresh token isn't valid anymore"); homeservers differ: 401, 403, 404 were seen.
+    matrix_spent_refresh_status: int = 401
     bluesky_retry_after: bool = True  # a 429 also carries Retry-After
     graph_error_status: int = 400  # HTTP status of Graph API errors (Facebook, Instagram...)
     facebook_unreachable_media_code: int = 324  # 100 or 324 for an unreachable `url`
@@ -151,6 +158,7 @@ class SandboxState:
         self.revoked_tokens: set[str] = set()
         self.tokens: dict[str, Token] = {}
         self.expired_tokens: set[str] = set()  # unknown tokens declared expired by a test
+        self.spent_tokens: set[str] = set()  # refresh tokens a rotation used up
         self.media: dict[str, dict[str, Any]] = {}  # platform media id -> attachment
         self.idempotency: dict[tuple[str, str, str], tuple[float, dict[str, Any]]] = {}
         self.windows: dict[tuple[str, str], tuple[float, int]] = {}
@@ -240,7 +248,7 @@ class SandboxState:
         if refresh:
             token = f"{platform}-rt-{secrets.token_urlsafe(12)}"
             expires = now + refresh_expires_in if refresh_expires_in else None
-            self.tokens[token] = Token(platform, subject, "refresh", expires)
+            self.tokens[token] = Token(platform, subject, "refresh", expires, pair=access)
             issued["refresh_token"] = token
         return issued
 
@@ -267,10 +275,15 @@ class SandboxState:
         if not token or self.check_token(platform, token, "refresh") != "ok":
             return None
         issued = self.issue_tokens(platform, self.subject_of(token), refresh=rotate)
+        known = self.tokens[token]
+        if self.settings.refresh_revokes_access and known.pair:
+            self.revoked_tokens.add(known.pair)
         if rotate:
             self.revoked_tokens.add(token)
+            self.spent_tokens.add(token)
         else:
             issued["refresh_token"] = token
+            known.pair = issued["access_token"]
         return issued
 
     def subject_of(self, token: str, default: str = "sandbox-user") -> str:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, Table, and_, func, select, text, update
+from sqlalchemy import Row, Table, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from postpilot.core.states import DeliveryStatus
@@ -92,6 +92,20 @@ class AccountChange:
     credentials: str | None = None  # encrypted, after a successful refresh
     token_expires_at: datetime | None = None
     needs_reconnect: str | None = None  # the reason, after a failed refresh
+    # The credentials version the change was decided on: written only while it is still the
+    # stored one, so a change never undoes another worker's newer credentials.
+    credentials_version: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCredentials:
+    """An account's credentials as stored now (re-read to renew a token across workers)."""
+
+    credentials: str  # encrypted
+    credentials_version: int
+    token_expires_at: datetime | None
+    status: str
+    status_reason: str | None
 
 
 _CLAIM_COLUMNS = (
@@ -378,12 +392,16 @@ async def extend_lease(conn: AsyncConnection, *, claimer: str, until: datetime) 
 async def apply_account_changes(
     conn: AsyncConnection, changes: Sequence[AccountChange], *, now: datetime
 ) -> None:
-    """Rare (a refresh, a dead token): one statement per change is fine here."""
+    """Rare (a refresh, a dead token): one statement per change is fine here. A change that
+    names a credentials version applies only while that version is still the stored one."""
     for change in changes:
+        where = [accounts.c.id == change.account_id]
+        if change.credentials_version is not None:
+            where.append(accounts.c.credentials_version == change.credentials_version)
         if change.credentials is not None:
             await conn.execute(
                 update(accounts)
-                .where(accounts.c.id == change.account_id)
+                .where(*where)
                 .values(
                     credentials=change.credentials,
                     credentials_version=accounts.c.credentials_version + 1,
@@ -396,8 +414,66 @@ async def apply_account_changes(
         elif change.needs_reconnect is not None:
             await conn.execute(
                 update(accounts)
-                .where(and_(accounts.c.id == change.account_id, accounts.c.status == "active"))
+                .where(*where, accounts.c.status == "active")
                 .values(
                     status="needs_reconnect", status_reason=change.needs_reconnect, updated_at=now
                 )
             )
+
+
+async def read_credentials(
+    conn: AsyncConnection, account_id: str, *, lock: bool = False
+) -> StoredCredentials | None:
+    """The account's stored credentials. With `lock` (PostgreSQL), the row stays locked until
+    the transaction ends: other workers renewing the same token wait here, then see the new
+    version. NO KEY UPDATE, so inserting deliveries for the account (a foreign key) still goes on.
+    """
+    query = select(
+        accounts.c.credentials,
+        accounts.c.credentials_version,
+        accounts.c.token_expires_at,
+        accounts.c.status,
+        accounts.c.status_reason,
+    ).where(accounts.c.id == account_id, accounts.c.deleted_at.is_(None))
+    if lock and conn.dialect.name == "postgresql":
+        query = query.with_for_update(key_share=True)
+    row = (await conn.execute(query)).one_or_none()
+    if row is None:
+        return None
+    return StoredCredentials(
+        credentials=row.credentials,
+        credentials_version=row.credentials_version,
+        token_expires_at=as_utc(row.token_expires_at) if row.token_expires_at else None,
+        status=row.status,
+        status_reason=row.status_reason,
+    )
+
+
+async def swap_credentials(
+    conn: AsyncConnection,
+    account_id: str,
+    *,
+    expected_version: int,
+    credentials: str,
+    token_expires_at: datetime | None,
+    now: datetime,
+) -> bool:
+    """Store renewed credentials only if `expected_version` is still the stored one (compare and
+    swap): False when another worker (or a person) changed them first."""
+    result = await conn.execute(
+        update(accounts)
+        .where(
+            accounts.c.id == account_id,
+            accounts.c.credentials_version == expected_version,
+            accounts.c.deleted_at.is_(None),
+        )
+        .values(
+            credentials=credentials,
+            credentials_version=expected_version + 1,
+            token_expires_at=token_expires_at,
+            status="active",
+            status_reason=None,
+            updated_at=now,
+        )
+    )
+    return int(result.rowcount) == 1

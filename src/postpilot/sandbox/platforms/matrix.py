@@ -98,7 +98,11 @@ def router(state: SandboxState) -> APIRouter:
         if (answer := await _kit.answer_fault(fault, answers)) is not None:
             return answer
         body = await _kit.body(request)
-        issued = state.refresh_grant(PLATFORM, str(body.get("refresh_token") or ""), rotate=True)
+        token = str(body.get("refresh_token") or "")
+        issued = state.refresh_grant(PLATFORM, token, rotate=True)
+        if issued is None and token in state.spent_tokens:
+            status = state.settings.matrix_spent_refresh_status
+            return _error("M_UNKNOWN_TOKEN", "refresh token isn't valid anymore", status)
         if issued is None:
             return _error("M_UNKNOWN_TOKEN", "Unknown refresh token", 401, soft_logout=False)
         return JSONResponse(tokens_body(issued))
