@@ -5,13 +5,17 @@ Only entry points (CLI, ASGI app factory) read them; everything else receives va
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./postpilot.db"
+# host, host:port, IPv6, or [IPv6]:port
+_HOST_ENTRY = re.compile(r"[\w.-]+(:\d{1,5})?|[0-9a-fA-F:]+|\[[0-9a-fA-F:.]+\](:\d{1,5})?")
 
 
 class Settings(BaseSettings):
@@ -37,8 +41,11 @@ class Settings(BaseSettings):
     SECRET_KEY: str | None = None
     HTTP_TIMEOUT_SECONDS: Annotated[float, Field(gt=0, le=300)] = 15.0
     MEDIA_MAX_BYTES: Annotated[int, Field(ge=1024)] = 8 * 1024 * 1024
-    # Hosts (host or host:port) whose media may be fetched although they are not public
-    # addresses: the sandbox in demos and tests. Empty in production.
+    # Hosts (host, host:port or [v6]:port, comma-separated) that publishing and media fetching
+    # may reach although they are not public addresses: a self-hosted instance on the private
+    # network. SANDBOX_URL's host is allowed without being listed.
+    PRIVATE_HOSTS_ALLOWED: str = ""
+    # The older name of the same list, from when it covered media only; both are read.
     MEDIA_ALLOWED_HOSTS: str = ""
     # When set, every publisher talks to this sandbox instead of the real platform.
     SANDBOX_URL: str | None = None
@@ -86,6 +93,19 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
 
+    @field_validator("SANDBOX_URL")
+    @classmethod
+    def _sandbox_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                parts = urlsplit(value)
+                parts.port  # noqa: B018 - raises on a bad port
+            except ValueError as exc:
+                raise ValueError(f"is not a valid URL ({exc})") from None
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError("must be an http(s) URL such as http://127.0.0.1:8765")
+        return value
+
     @field_validator("SECRET_KEY")
     @classmethod
     def _strong_enough(cls, value: str | None) -> str | None:
@@ -123,11 +143,25 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("PRIVATE_HOSTS_ALLOWED", "MEDIA_ALLOWED_HOSTS")
+    @classmethod
+    def _host_list(cls, value: str) -> str:
+        for entry in filter(None, (e.strip() for e in value.split(","))):
+            if not _HOST_ENTRY.fullmatch(entry):
+                raise ValueError(f"{entry!r} is not a host, host:port or [IPv6]:port")
+        return value
+
     @property
-    def media_allowed_hosts(self) -> frozenset[str]:
-        return frozenset(
-            h.strip().lower() for h in self.MEDIA_ALLOWED_HOSTS.split(",") if h.strip()
-        )
+    def private_hosts_allowed(self) -> tuple[str, ...]:
+        """Every host or host:port allowed although not public, SANDBOX_URL's included."""
+        listed = f"{self.PRIVATE_HOSTS_ALLOWED},{self.MEDIA_ALLOWED_HOSTS}".split(",")
+        entries = [e.strip() for e in listed if e.strip()]
+        if self.SANDBOX_URL:  # the operator's own server, not tenant input
+            sandbox = urlsplit(self.SANDBOX_URL)
+            port = sandbox.port or (443 if sandbox.scheme == "https" else 80)
+            host = sandbox.hostname or ""
+            entries.append(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+        return tuple(entries)
 
 
 def normalize_database_url(url: str) -> str:

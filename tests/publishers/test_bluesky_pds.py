@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -198,7 +199,8 @@ async def test_scheduler_publishes_to_the_pds_once(
     from tests.helpers import make_settings, new_workspace
 
     port = sandbox.url.rsplit(":", 1)[1]
-    settings = make_settings(sqlite_db, MEDIA_ALLOWED_HOSTS=f"127.0.0.1:{port}")
+    pds_host = urlsplit(pds["PDS_BASE_URL"]).netloc  # the operator allows its own server
+    settings = make_settings(sqlite_db, PRIVATE_HOSTS_ALLOWED=f"127.0.0.1:{port},{pds_host}")
     runtime = Runtime.open(settings, db=sqlite_db)
     base, did = pds["PDS_BASE_URL"], pds["PDS_DID"]
     try:

@@ -12,6 +12,8 @@ import httpx
 from postpilot.core.outcomes import Outcome
 from postpilot.core.readback import ReadBack
 from postpilot.core.transitions import Recovery
+from postpilot.publishers import urls
+from postpilot.publishers.addresses import AddressPolicy
 from postpilot.publishers.budgets import RateBudgets
 from postpilot.publishers.media import MediaFetcher
 
@@ -67,9 +69,15 @@ class PublishContext:
     # Rate-limit budgets per account and per app, updated from responses, consulted before
     # sending. In-process by default; share one across a process (or back it by Redis).
     budgets: RateBudgets = field(default_factory=RateBudgets)
+    # Which non-public hosts may be reached (the runtime's client enforces it on every
+    # connection; the API checks account and media URLs against it when they are saved).
+    addresses: AddressPolicy = field(default_factory=AddressPolicy)
 
     def base_url(self, platform: str, account: AccountContext, default: str) -> str:
-        return (self.base_urls.get(platform) or account.base_url or default).rstrip("/")
+        """The base of `platform`'s API for `account`, rebuilt from its parts: what is appended
+        is the API path, which a base URL ending in `#` or `?` or holding `..` cannot change.
+        Segments we do not control are added with `urls.segment`."""
+        return urls.api_base(self.base_urls.get(platform) or account.base_url or default)
 
 
 class Publisher(Protocol):

@@ -23,7 +23,7 @@ import httpx
 
 from postpilot.core import outcomes, readback
 from postpilot.core.transitions import Recovery
-from postpilot.publishers import budgets, errors, flow, graph, listing
+from postpilot.publishers import budgets, errors, flow, graph, listing, urls
 from postpilot.publishers.base import (
     AccountContext,
     Lookup,
@@ -58,7 +58,8 @@ class ContainerPublisher(flow.StepwisePublisher):
     def _base(self, ctx: PublishContext, account: AccountContext) -> str:
         version = account.options.get("graph_version") or self.flavour.default_version
         return (
-            f"{ctx.base_url(self.flavour.platform, account, self.flavour.default_base)}/{version}"
+            f"{ctx.base_url(self.flavour.platform, account, self.flavour.default_base)}"
+            f"/{urls.segment(version)}"
         )
 
     def _container_fields(self, request: PublishRequest) -> dict[str, Any]:
@@ -87,7 +88,7 @@ class ContainerPublisher(flow.StepwisePublisher):
         response = await flow.send(
             ctx,
             "POST",
-            f"{base}/{user_id}/{f.create_path}",
+            f"{base}/{urls.segment(user_id)}/{f.create_path}",
             what=what,
             final=False,
             data=self._container_fields(request),
@@ -99,12 +100,17 @@ class ContainerPublisher(flow.StepwisePublisher):
         container = str(flow.body_of(response)["id"])
         if request.media_urls:
             await graph.wait_for_container(
-                ctx, f"{base}/{container}", headers, field=f.status_field, what=what, keys=keys
+                ctx,
+                f"{base}/{urls.segment(container)}",
+                headers,
+                field=f.status_field,
+                what=what,
+                keys=keys,
             )
         response = await flow.send(
             ctx,
             "POST",
-            f"{base}/{user_id}/{f.publish_path}",
+            f"{base}/{urls.segment(user_id)}/{f.publish_path}",
             what=f"{f.platform} publish",
             final=True,
             data={"creation_id": container},
@@ -143,7 +149,7 @@ class ContainerPublisher(flow.StepwisePublisher):
             return readback.CannotTell(f"{f.platform}: the account has no token or {f.user_option}")
         return await listing.read(
             ctx,
-            f"{self._base(ctx, account)}/{user_id}/{f.create_path}",
+            f"{self._base(ctx, account)}/{urls.segment(user_id)}/{f.create_path}",
             {"Authorization": f"Bearer {token}"},
             edge=listing.Edge(f.text_field, time_field="timestamp", url_field="permalink"),
             lookup=lookup,

@@ -17,7 +17,7 @@ import httpx
 
 from postpilot.core import outcomes
 from postpilot.core.transitions import Recovery
-from postpilot.publishers import budgets, errors, flow
+from postpilot.publishers import budgets, errors, flow, urls
 from postpilot.publishers.base import (
     AccountContext,
     PublishContext,
@@ -72,7 +72,7 @@ class DiscordPublisher(flow.StepwisePublisher):
         response = await flow.send(
             ctx,
             "POST",
-            f"{base}/api/webhooks/{webhook_id}/{token}",
+            f"{base}/api/webhooks/{urls.segment(webhook_id)}/{urls.segment(token)}",
             what="discord webhook",
             final=True,
             params={"wait": "true"},

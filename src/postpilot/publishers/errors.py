@@ -8,14 +8,24 @@ from email.utils import parsedate_to_datetime
 import httpx
 
 from postpilot.core import outcomes
+from postpilot.publishers.transport import NotPublicAddress
 
 
 def transport_outcome(exc: httpx.TransportError, what: str) -> outcomes.Outcome:
     """A request that failed below HTTP. Connecting failed: it never reached the platform.
     Anything after the request was sent may have reached it."""
+    if isinstance(exc, NotPublicAddress):  # will not change by trying again
+        return outcomes.Permanent(f"{what}: {exc.reason}")
     if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
         return outcomes.Transient(f"{what}: could not connect ({type(exc).__name__})")
     return outcomes.Ambiguous(f"{what}: no answer after sending ({type(exc).__name__})")
+
+
+def unsent_outcome(exc: httpx.TransportError, what: str) -> outcomes.Outcome:
+    """A request before the publishing one failed below HTTP: nothing was published."""
+    if isinstance(exc, NotPublicAddress):
+        return outcomes.Permanent(f"{what}: {exc.reason}")
+    return outcomes.Transient(f"{what}: {type(exc).__name__}; nothing was published yet")
 
 
 def server_error_outcome(response: httpx.Response, what: str) -> outcomes.Outcome:

@@ -17,7 +17,7 @@ from typing import ClassVar
 
 from postpilot.core import outcomes, readback
 from postpilot.core.transitions import Recovery
-from postpilot.publishers import budgets, flow, graph, listing
+from postpilot.publishers import budgets, flow, graph, listing, urls
 from postpilot.publishers.base import (
     AccountContext,
     Lookup,
@@ -49,7 +49,10 @@ class FacebookPublisher(flow.StepwisePublisher):
         if not token:
             return outcomes.TokenExpired("facebook: the account has no Page access token")
         version = account.options.get("graph_version") or DEFAULT_VERSION
-        base = f"{ctx.base_url(self.platform, account, DEFAULT_BASE)}/{version}/{page_id}"
+        base = (
+            f"{ctx.base_url(self.platform, account, DEFAULT_BASE)}"
+            f"/{urls.segment(version)}/{urls.segment(page_id)}"
+        )
         keys = (
             budgets.account_key(self.platform, account.id),
             budgets.app_key(self.platform, str(account.options.get("app_id") or "app")),
@@ -99,7 +102,10 @@ class FacebookPublisher(flow.StepwisePublisher):
         if not token or not page_id:
             return readback.CannotTell("facebook: the account has no Page token or page_id")
         version = account.options.get("graph_version") or DEFAULT_VERSION
-        base = f"{ctx.base_url(self.platform, account, DEFAULT_BASE)}/{version}/{page_id}"
+        base = (
+            f"{ctx.base_url(self.platform, account, DEFAULT_BASE)}"
+            f"/{urls.segment(version)}/{urls.segment(page_id)}"
+        )
         found = await listing.read(
             ctx,
             f"{base}/published_posts",

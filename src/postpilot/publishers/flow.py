@@ -58,9 +58,7 @@ async def send(
     except httpx.TransportError as exc:
         if final:
             raise Stop(errors.transport_outcome(exc, what)) from exc
-        raise Stop(
-            outcomes.Transient(f"{what}: {type(exc).__name__}; nothing was published yet")
-        ) from exc
+        raise Stop(errors.unsent_outcome(exc, what)) from exc
 
 
 def body_of(response: httpx.Response) -> dict[str, Any]:

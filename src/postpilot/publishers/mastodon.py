@@ -10,7 +10,7 @@ import httpx
 
 from postpilot.core import outcomes
 from postpilot.core.transitions import Recovery
-from postpilot.publishers import budgets, errors
+from postpilot.publishers import budgets, errors, urls
 from postpilot.publishers.base import (
     AccountContext,
     PublishContext,
@@ -100,13 +100,15 @@ class MastodonPublisher:
             return media_id
         except httpx.TransportError as exc:
             # The status was not sent yet, so nothing can have been published: retry is safe.
-            raise _Stop(outcomes.Transient(f"mastodon media upload: {type(exc).__name__}")) from exc
+            raise _Stop(errors.unsent_outcome(exc, "mastodon media upload")) from exc
 
     async def _wait_processed(
         self, base: str, media_id: str, headers: dict[str, str], ctx: PublishContext
     ) -> None:
         for _ in range(MEDIA_POLL_ATTEMPTS):
-            response = await ctx.http.get(f"{base}/api/v1/media/{media_id}", headers=headers)
+            response = await ctx.http.get(
+                f"{base}/api/v1/media/{urls.segment(media_id)}", headers=headers
+            )
             if response.status_code == 200:
                 return
             if response.status_code != 206:

@@ -17,7 +17,7 @@ import httpx
 
 from postpilot.core import outcomes
 from postpilot.core.transitions import Recovery
-from postpilot.publishers import budgets, errors, flow
+from postpilot.publishers import budgets, errors, flow, urls
 from postpilot.publishers.base import (
     AccountContext,
     PublishContext,
@@ -61,7 +61,7 @@ class MatrixPublisher(flow.UploadingPublisher):
         if request.text.strip():
             text = {"msgtype": "m.text", "body": request.text}
             events.insert(0, (request.idempotency_key, text))
-        room_path = f"{base}{CLIENT}/rooms/{quote(str(room), safe='')}/send/m.room.message"
+        room_path = f"{base}{CLIENT}/rooms/{urls.segment(room)}/send/m.room.message"
         first: str | None = None
         for txn_id, content in events:
             response = await flow.send(

@@ -15,7 +15,7 @@ import httpx
 
 from postpilot.core import outcomes
 from postpilot.core.transitions import Recovery
-from postpilot.publishers import budgets, errors, flow
+from postpilot.publishers import budgets, errors, flow, urls
 from postpilot.publishers.base import (
     AccountContext,
     PublishContext,
@@ -42,7 +42,7 @@ class TelegramPublisher(flow.UploadingPublisher):
             return outcomes.Permanent("telegram: the account has no chat_id option")
         if not token:
             return outcomes.TokenExpired("telegram: the account has no bot token")
-        base = f"{ctx.base_url(self.platform, account, DEFAULT_BASE)}/bot{token}"
+        base = f"{ctx.base_url(self.platform, account, DEFAULT_BASE)}/bot{urls.segment(token)}"
         key = budgets.account_key(self.platform, f"{account.id}:{chat_id}")
         await flow.check_budget(ctx, self.platform, [key])
         fields: dict[str, Any] = {"chat_id": str(chat_id)}

@@ -20,10 +20,12 @@ from postpilot.cache.service import CacheService
 from postpilot.core.retry import RetryPolicy
 from postpilot.crypto import CredentialCipher
 from postpilot.monitor.service import Monitor
+from postpilot.publishers.addresses import AddressPolicy
 from postpilot.publishers.base import PublishContext
 from postpilot.publishers.budgets import RateBudgets
 from postpilot.publishers.media import MediaFetcher
 from postpilot.publishers.registry import PUBLISHERS, supported_platforms
+from postpilot.publishers.transport import public_only_transport
 from postpilot.scheduler.journal import InFlightJournal
 from postpilot.settings import Settings
 from postpilot.store.database import Database
@@ -75,18 +77,24 @@ class Runtime:
         database = db or Database(
             settings.DATABASE_URL, max_connections=settings.DATABASE_MAX_CONNECTIONS
         )
+        addresses = AddressPolicy.allowing(*settings.private_hosts_allowed)
         http = httpx.AsyncClient(
             timeout=settings.HTTP_TIMEOUT_SECONDS,
-            limits=httpx.Limits(
-                max_connections=max(100, settings.SCHEDULER_CONCURRENCY * 4),
-                max_keepalive_connections=max(20, settings.SCHEDULER_CONCURRENCY * 2),
+            # Every connection to a public address (or an allowed one), whatever URL a
+            # publisher builds from an account (environment proxies are not used).
+            transport=public_only_transport(
+                addresses,
+                limits=httpx.Limits(
+                    max_connections=max(100, settings.SCHEDULER_CONCURRENCY * 4),
+                    max_keepalive_connections=max(20, settings.SCHEDULER_CONCURRENCY * 2),
+                ),
             ),
             headers={"User-Agent": "postpilot/0.1"},
         )
         media = MediaFetcher(
             http,
             max_bytes=settings.MEDIA_MAX_BYTES,
-            allowed_hosts=settings.media_allowed_hosts,
+            policy=addresses,
             timeout_seconds=settings.HTTP_TIMEOUT_SECONDS,
             cache_ttl_seconds=settings.SCHEDULER_CACHE_TTL,
         )
@@ -106,6 +114,7 @@ class Runtime:
                 now=clock,
                 base_urls=base_urls,
                 budgets=RateBudgets(cache.budgets),
+                addresses=addresses,
             ),
             policy=RetryPolicy(
                 max_attempts=settings.SCHEDULER_MAX_ATTEMPTS,
