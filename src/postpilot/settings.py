@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     # crashed pass's unsent deliveries are published, not marked unknown). Default: next to a
     # SQLite file, or in ~/.local/state/postpilot/journal/<database> for PostgreSQL.
     JOURNAL_DIR: str | None = None
+    # `unknown` deliveries on platforms we can read back are looked up this often, once no send
+    # of theirs can still land (this long after they became unknown; >= the HTTP timeout).
+    RECONCILE_INTERVAL_SECONDS: Annotated[float, Field(ge=1, le=86_400)] = 30.0
+    RECONCILE_SETTLE_SECONDS: Annotated[float, Field(ge=0, le=86_400)] = 120.0
     # Meta does not document the Page post length limit: 63,206 is the commonly quoted one.
     FACEBOOK_MAX_TEXT: Annotated[int, Field(ge=1, le=1_000_000)] = 63_206
     LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

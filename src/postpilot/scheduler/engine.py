@@ -22,6 +22,7 @@ from postpilot.crypto import CredentialsError
 from postpilot.publishers.base import AccountContext, Publisher, PublishRequest, Refreshed
 from postpilot.publishers.flow import RefreshUnavailable
 from postpilot.publishers.registry import PUBLISHERS
+from postpilot.scheduler import lookups
 from postpilot.scheduler.runtime import Runtime
 from postpilot.store.work import AccountChange, AccountRecord, Decision, WorkItem
 
@@ -118,6 +119,9 @@ async def _process(item: WorkItem, runtime: Runtime, state: PassState) -> Proces
     if item.delivery.recovered and recovery is Recovery.NONE:
         sent = await runtime.journal.may_have_sent(item.delivery.previous_claimer, item.delivery.id)
         if held := recover_expired_lease(snapshot, recovery=recovery, may_have_sent=sent):
+            # Where the platform lets us look, a post found there needs no person.
+            if found := await lookups.on_recovery(item, runtime, account_context):
+                return _processed(item, found, "reconciled", started, changes)
             return _processed(item, held, "recovered", started, changes)
     outcome = await _attempt(item, publisher, runtime, state, changes)
     transition = apply_outcome(

@@ -17,6 +17,7 @@ from datetime import datetime
 import asyncpg
 from sqlalchemy.engine import make_url
 
+from postpilot.scheduler import reconcile
 from postpilot.scheduler.passes import run_pass
 from postpilot.scheduler.runtime import Runtime
 from postpilot.scheduler.summary import PassReport
@@ -48,7 +49,7 @@ class Worker:
     async def run(self, stop: asyncio.Event) -> None:
         log.info("worker started", extra={"worker_id": self.worker_id})
         await asyncio.to_thread(self.runtime.journal.sweep)
-        async with self._heartbeat(stop), self._listen():
+        async with self._heartbeat(stop), self._listen(), reconcile.running(self.runtime, stop):
             while not stop.is_set():
                 try:
                     sleep = await self._one_pass(stop)

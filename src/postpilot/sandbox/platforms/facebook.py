@@ -17,6 +17,7 @@ PLATFORM = "facebook"
 def router(state: SandboxState) -> APIRouter:
     api = APIRouter(prefix=f"/{PLATFORM}")
     last_message: dict[str, str] = {}  # page id -> its latest post's text
+    state.on_reset.append(last_message.clear)
 
     def bad_media() -> Response:
         code = state.settings.facebook_unreachable_media_code

@@ -1,0 +1,179 @@
+"""Settle stored `unknown` deliveries by reading the platform back, so few wait for a person.
+
+A delivery is `unknown` when an attempt may have reached a platform that cannot deduplicate a
+repeat. Where its publisher can read back what the account posted (`FindsPublished`), this looks
+every RECONCILE_INTERVAL_SECONDS at a small batch of them:
+
+- found there: `published`, with the platform's id and link;
+- provably absent (a complete listing, at least RECONCILE_SETTLE_SECONDS after it became
+  unknown, so no send of it can still land): `scheduled` to be published again now;
+- cannot tell: looked at again later, after as long again as it has been unknown (at least the
+  settle delay, at most MAX_LOOK_DELAY). A person can resolve it at any time.
+
+`due_at` means nothing else for an unknown delivery, so it holds the time of its next look.
+Every write is conditional on the row still being the unknown row that was read (status and
+`updated_at`), so two workers, or a person resolving it meanwhile, never both settle it. Each
+settlement is in the activity log, naming what was found.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+
+from postpilot.core.states import DeliveryStatus
+from postpilot.core.timezones import as_utc
+from postpilot.core.transitions import DeliverySnapshot, reconcile
+from postpilot.publishers.registry import PUBLISHERS
+from postpilot.scheduler import engine, lookups
+from postpilot.scheduler.runtime import Runtime
+from postpilot.store import activity, work
+from postpilot.store.work import accounts, deliveries, posts
+
+log = logging.getLogger(__name__)
+
+BATCH = 10
+MAX_LOOK_DELAY = timedelta(hours=6)
+ACTOR = "reconciler"
+
+
+@dataclass
+class ReconcileReport:
+    looked: int = 0
+    published: int = 0
+    retried: int = 0
+    undecided: int = 0
+
+
+async def reconcile_unknown(runtime: Runtime, *, limit: int = BATCH) -> ReconcileReport:
+    """One look at up to `limit` unknown deliveries whose next look is due, one at a time (a
+    post found for one is then out of reach of the next one on the same account)."""
+    report = ReconcileReport()
+    for row in await _due(runtime, limit):
+        report.looked += 1
+        result = await _settle(runtime, row)
+        setattr(report, result, getattr(report, result) + 1)
+    if report.retried:
+        runtime.wakeup.set()
+    return report
+
+
+@contextlib.asynccontextmanager
+async def running(runtime: Runtime, stop: asyncio.Event) -> AsyncIterator[None]:
+    """Reconcile in the background while a worker runs (never in a pass's way)."""
+
+    async def loop() -> None:
+        while not stop.is_set():
+            try:
+                report = await reconcile_unknown(runtime)
+                if report.looked:
+                    log.info("reconciled unknown deliveries", extra=vars(report))
+            except Exception:
+                log.exception("reconciliation failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), runtime.settings.RECONCILE_INTERVAL_SECONDS)
+
+    task = asyncio.create_task(loop(), name="reconcile-unknown")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _due(runtime: Runtime, limit: int) -> Sequence[Any]:
+    now = runtime.now()
+    settle = timedelta(seconds=runtime.settings.RECONCILE_SETTLE_SECONDS)
+    readable = [name for name in PUBLISHERS if lookups.readable(name)]
+    columns = [c for c in work._content_columns() if c.name not in ("post_id", "account_id")]
+    statement = (
+        select(*work._CLAIM_COLUMNS, deliveries.c.updated_at.label("seen_at"), *columns)
+        .select_from(
+            deliveries.join(posts, posts.c.id == deliveries.c.post_id).join(
+                accounts, accounts.c.id == deliveries.c.account_id
+            )
+        )
+        .where(
+            deliveries.c.status == DeliveryStatus.UNKNOWN.value,
+            deliveries.c.platform.in_(readable),
+            deliveries.c.due_at <= now,
+            deliveries.c.updated_at <= now - settle,
+        )
+        .order_by(deliveries.c.due_at, deliveries.c.id)
+        .limit(limit)
+    )
+    async with runtime.db.engine.connect() as conn:
+        return (await conn.execute(statement)).all()
+
+
+async def _settle(runtime: Runtime, row: Any) -> str:
+    """Look one delivery up and write what follows; the name of the report's counter."""
+    item = work._work_item(row, row)
+    answer = await lookups.look(item, runtime, engine.account_context)
+    now = runtime.now()
+    unknown_for = now - as_utc(row.seen_at)
+    settled = unknown_for >= timedelta(seconds=runtime.settings.RECONCILE_SETTLE_SECONDS)
+    snapshot = DeliverySnapshot(DeliveryStatus.UNKNOWN, item.delivery.attempts, now)
+    transition = reconcile(snapshot, answer, now, settled=settled)
+    still_unknown = (
+        deliveries.c.id == item.delivery.id,
+        deliveries.c.status == DeliveryStatus.UNKNOWN.value,
+        deliveries.c.updated_at == row.seen_at,
+    )
+    async with runtime.db.engine.begin() as conn:
+        if transition is None:
+            later = now + _next_look(unknown_for, runtime)
+            await conn.execute(update(deliveries).where(*still_unknown).values(due_at=later))
+            log.info(
+                "unknown delivery still undecided",
+                extra={"delivery_id": item.delivery.id, "answer": repr(answer), "next": later},
+            )
+            return "undecided"
+        written = await conn.execute(
+            update(deliveries)
+            .where(*still_unknown)
+            .values(
+                status=transition.status.value,
+                due_at=transition.due_at,
+                last_error=transition.error,
+                platform_post_id=transition.platform_post_id,
+                platform_url=transition.platform_url,
+                published_at=transition.published_at,
+                updated_at=now,
+            )
+        )
+        if written.rowcount != 1:
+            return "undecided"  # settled by someone else meanwhile
+        await activity.append(
+            conn,
+            [
+                activity.Entry(
+                    workspace_id=item.delivery.workspace_id,
+                    post_id=item.delivery.post_id,
+                    delivery_id=item.delivery.id,
+                    at=now,
+                    event=transition.event.value,
+                    detail=transition.detail,
+                    actor=ACTOR,
+                )
+            ],
+        )
+    published = transition.status is DeliveryStatus.PUBLISHED
+    log.info(
+        "unknown delivery reconciled",
+        extra={"delivery_id": item.delivery.id, "detail": transition.detail},
+    )
+    return "published" if published else "retried"
+
+
+def _next_look(unknown_for: timedelta, runtime: Runtime) -> timedelta:
+    settle = timedelta(seconds=runtime.settings.RECONCILE_SETTLE_SECONDS)
+    return min(max(unknown_for, settle, timedelta(seconds=1)), MAX_LOOK_DELAY)
