@@ -8,14 +8,19 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from postpilot.core.timezones import zone
+from postpilot.publishers import urls
 
 Text = Annotated[str, Field(max_length=100_000)]
 
 
 def http_url(value: str | None) -> str | None:
-    if value is not None and not value.startswith(("http://", "https://")):
-        raise ValueError("must be an http(s) URL such as https://mastodon.social")
-    return value.rstrip("/") if value else value
+    """A server URL in one spelling, or a ValueError saying what is wrong with it."""
+    if value is None:
+        return None
+    try:
+        return urls.account_base_url(value)
+    except urls.UnusableUrl as exc:
+        raise ValueError(f"{exc}: give an http(s) URL such as https://mastodon.social") from None
 
 
 class Strict(BaseModel):

@@ -8,6 +8,8 @@ from postpilot.api.deps import RuntimeDep, SessionDep, WorkspaceDep
 from postpilot.api.errors import ApiError, not_found
 from postpilot.api.schemas import AccountCreate, AccountPublic, AccountUpdate
 from postpilot.core.timezones import as_utc
+from postpilot.publishers import urls
+from postpilot.publishers.addresses import AddressPolicy
 from postpilot.publishers.registry import PUBLISHERS, supported_platforms
 from postpilot.store import accounts
 from postpilot.store.tables import Account
@@ -35,6 +37,21 @@ def _check_credentials(platform: str, credentials: dict[str, object], base_url: 
         )
 
 
+def _check_urls(
+    addresses: AddressPolicy, base_url: str | None, credentials: dict[str, object]
+) -> None:
+    """Server URLs must not name a private address (unless the operator allowed it)."""
+    pds_url = credentials.get("pds_url")
+    for field, value in (("base_url", base_url), ("credentials.pds_url", pds_url)):
+        if value is None or value == "":
+            continue
+        try:
+            urls.check_account_url(str(value), addresses)
+        except urls.UnusableUrl as exc:
+            details = [{"field": field, "message": str(exc)}]
+            raise ApiError(422, "invalid_request", f"{field}: {exc}", details) from None
+
+
 @router.post("", status_code=201, response_model=AccountPublic)
 async def create_account(
     body: AccountCreate, workspace: WorkspaceDep, session: SessionDep, runtime: RuntimeDep
@@ -47,6 +64,7 @@ async def create_account(
             f"{', '.join(supported_platforms())}",
         )
     _check_credentials(body.platform, body.credentials, body.base_url)
+    _check_urls(runtime.publish.addresses, body.base_url, body.credentials)
     now = runtime.now()
     account = Account(
         workspace_id=workspace.id,
@@ -97,6 +115,7 @@ async def update_account(
         raise not_found("account", account_id)
     now = runtime.now()
     fields = body.model_dump(exclude_unset=True)
+    _check_urls(runtime.publish.addresses, fields.get("base_url"), fields.get("credentials") or {})
     if "credentials" in fields:
         credentials = fields.pop("credentials") or {}
         _check_credentials(account.platform, credentials, fields.get("base_url", account.base_url))

@@ -21,6 +21,7 @@ from postpilot.api.schemas import (
 from postpilot.core.limits import LIMITS, limits_for
 from postpilot.core.states import DeliveryStatus, PostStatus
 from postpilot.core.timezones import as_utc, in_zone, to_utc
+from postpilot.publishers.addresses import AddressPolicy
 from postpilot.publishers.media import MediaError, check_url_shape
 from postpilot.publishers.registry import supported_platforms
 from postpilot.scheduler.runtime import Runtime
@@ -92,6 +93,7 @@ def _check_content(
     overrides: dict[str, str],
     targets: list[Account],
     max_text: dict[str, int],
+    addresses: AddressPolicy,
 ) -> None:
     problems = []
     platforms = {a.platform for a in targets}
@@ -102,7 +104,7 @@ def _check_content(
             problems.append(f"overrides: no target account is on {platform}")
     for url in media_urls:
         try:
-            check_url_shape(url)
+            check_url_shape(url, addresses)
         except MediaError as exc:
             problems.append(f"media_urls: {exc}")
     for platform in sorted(platforms):
@@ -137,7 +139,14 @@ async def create_post(
 ) -> PostPublic:
     now = runtime.now()
     targets = await _targets(session, workspace.id, body.targets)
-    _check_content(body.text, body.media_urls, body.overrides, targets, _max_text(runtime))
+    _check_content(
+        body.text,
+        body.media_urls,
+        body.overrides,
+        targets,
+        _max_text(runtime),
+        runtime.publish.addresses,
+    )
     post = await posts.create_post(
         session,
         workspace_id=workspace.id,
@@ -224,6 +233,7 @@ async def update_post(
         changes.get("overrides", dict(post.overrides)),
         targets,
         _max_text(runtime),
+        runtime.publish.addresses,
     )
     try:
         await posts.update_post(
