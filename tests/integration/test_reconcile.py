@@ -3,6 +3,7 @@ database, the sandbox process and a clock the test moves (no sleeps)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -191,3 +192,34 @@ async def test_when_the_platform_cannot_tell_it_waits_and_looks_again_later(
     assert (final.looked, final.retried) == (1, 1)
     assert (await run_pass(runtime, scheduler="optimized")).published == 1
     assert len(sandbox.records("slack")) == 1
+
+
+async def test_a_look_that_is_stopped_leaves_the_delivery_in_doubt(
+    runtime: Runtime, sandbox: SandboxClient, clock: Clock
+) -> None:
+    """The taking-over pass journals the delivery as sending before it looks: if it is stopped
+    (or dies) mid-look, whoever comes next must not take it as never sent."""
+    await slack_workspace(runtime, sandbox, count=1)
+    async with runtime.db.engine.begin() as conn:
+        await work.claim(conn, now=clock(), limit=1, claimer="pass-c", lease=LEASE)
+    clock.advance(LEASE + timedelta(seconds=1))
+    async with runtime.db.engine.begin() as conn:
+        [item] = await work.claim(conn, now=clock(), limit=1, claimer="pass-d", lease=LEASE)
+    assert item.delivery.recovered
+    await runtime.journal.begin("pass-d")
+    sandbox.inject("timeout", "slack", step="read", hold_seconds=30)
+    task = asyncio.create_task(engine.process(item, runtime, engine.PassState(runtime, "pass-d")))
+
+    async def journaled() -> bool:
+        return await runtime.journal.may_have_sent("pass-d", item.delivery.id)
+
+    deadline = asyncio.get_running_loop().time() + 10
+    while not await journaled():
+        assert not task.done() and asyncio.get_running_loop().time() < deadline
+        await asyncio.sleep(0.02)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    # The journal exists and lists only that delivery: it is in doubt, not provably unsent.
+    assert not await runtime.journal.may_have_sent("pass-d", "another-delivery")
+    assert sandbox.records("slack") == []

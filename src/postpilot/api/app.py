@@ -16,6 +16,7 @@ from postpilot.api.routes import (
     cron,
     deliveries,
     health,
+    keys,
     metrics,
     performance,
     posts,
@@ -28,6 +29,7 @@ from postpilot.store import schema
 ROUTERS = (
     accounts.router,
     posts.router,
+    keys.router,
     deliveries.router,
     cron.router,
     health.router,

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from postpilot.api.errors import ApiError
 from postpilot.crypto import same_secret
 from postpilot.scheduler.runtime import Runtime
-from postpilot.store import workspaces
+from postpilot.store import api_keys
 from postpilot.store.tables import Workspace
 
 bearer = HTTPBearer(auto_error=False, description="A workspace API key: `Bearer pp_...`.")
@@ -39,19 +39,39 @@ def _unauthorized(message: str) -> ApiError:
     return ApiError(401, "unauthorized", message)
 
 
-async def current_workspace(session: SessionDep, credentials: Credentials) -> Workspace:
+async def current_caller(
+    session: SessionDep, credentials: Credentials, runtime: RuntimeDep
+) -> api_keys.Caller:
     if credentials is None:
         raise _unauthorized(
             "send your API key as `Authorization: Bearer pp_...` "
             "(create one with `postpilot workspace create`)"
         )
-    workspace = await workspaces.workspace_for_key(session, credentials.credentials)
-    if workspace is None:
+    # Looked up on every request, never cached: a revoked key is refused at once.
+    caller = await api_keys.authenticate(session, credentials.credentials)
+    if caller is None:
         raise _unauthorized("the API key is not valid or was revoked")
-    return workspace
+    now = runtime.now()
+    if api_keys.needs_touch(caller.key, now):
+        await api_keys.touch(session, caller.key, now)
+        await session.commit()
+    return caller
+
+
+CallerDep = Annotated[api_keys.Caller, Depends(current_caller)]
+
+
+async def current_workspace(caller: CallerDep) -> Workspace:
+    return caller.workspace
+
+
+async def current_actor(caller: CallerDep) -> str:
+    """Who activity says made a change: the key's prefix and id."""
+    return caller.actor
 
 
 WorkspaceDep = Annotated[Workspace, Depends(current_workspace)]
+ActorDep = Annotated[str, Depends(current_actor)]
 
 
 def require_cron_secret(runtime: RuntimeDep, credentials: Credentials) -> None:

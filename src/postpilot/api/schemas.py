@@ -196,3 +196,29 @@ class PassSummary(BaseModel):
     lost_lease: int
     duration_ms: float
     db_statements: int
+
+
+class ApiKeyCreate(Strict):
+    name: str = Field(
+        min_length=1,
+        max_length=200,
+        pattern=r"^[^\x00-\x1f\x7f]+$",
+        description="A label people recognise, e.g. 'ci' or 'zapier'.",
+    )
+
+
+class ApiKeyPublic(BaseModel):
+    """An API key as listed: never its secret nor the secret's hash."""
+
+    id: str
+    name: str
+    prefix: str = Field(description="The secret's first characters, to recognise it.")
+    active: bool
+    created_at: datetime
+    last_used_at: datetime | None = Field(description="Updated at most once a minute.")
+    revoked_at: datetime | None
+
+
+class ApiKeyCreated(ApiKeyPublic):
+    secret: str = Field(description="The key itself. Shown only in this answer: keep it.")
+    replaces: str | None = Field(default=None, description="The key a rotation revoked.")

@@ -42,6 +42,13 @@ class AccountStatus(StrEnum):
     DISABLED = "disabled"
 
 
+def has_started(status: DeliveryStatus, attempts: int) -> bool:
+    """Whether a delivery has begun publishing. One cancelled before any attempt (its account
+    was deleted) has not: the post's other targets can still be edited."""
+    untouched = status in (DeliveryStatus.SCHEDULED, DeliveryStatus.CANCELLED) and attempts == 0
+    return not untouched
+
+
 def derive_post_status(deliveries: Iterable[tuple[DeliveryStatus, int]]) -> PostStatus:
     """Derive a post's status from (status, attempts) of its deliveries.
 
@@ -57,9 +64,7 @@ def derive_post_status(deliveries: Iterable[tuple[DeliveryStatus, int]]) -> Post
     if DeliveryStatus.CLAIMED in kinds:
         return PostStatus.PUBLISHING
     if DeliveryStatus.SCHEDULED in kinds:
-        started = any(
-            status is not DeliveryStatus.SCHEDULED or attempts > 0 for status, attempts in statuses
-        )
+        started = any(has_started(status, attempts) for status, attempts in statuses)
         return PostStatus.PUBLISHING if started else PostStatus.SCHEDULED
     if kinds == {DeliveryStatus.CANCELLED}:
         return PostStatus.CANCELLED

@@ -119,9 +119,12 @@ async def _process(item: WorkItem, runtime: Runtime, state: PassState) -> Proces
     if item.delivery.recovered and recovery is Recovery.NONE:
         sent = await runtime.journal.may_have_sent(item.delivery.previous_claimer, item.delivery.id)
         if held := recover_expired_lease(snapshot, recovery=recovery, may_have_sent=sent):
-            # Where the platform lets us look, a post found there needs no person.
-            if found := await lookups.on_recovery(item, runtime, account_context):
-                return _processed(item, found, "reconciled", started, changes)
+            if lookups.readable(item.delivery.platform):
+                # A post found there needs no person. Journaled as sending first: a look that
+                # is stopped leaves the delivery in doubt instead of letting it be sent again.
+                await state.before_send(item.delivery.id)
+                if found := await lookups.on_recovery(item, runtime, account_context):
+                    return _processed(item, found, "reconciled", started, changes)
             return _processed(item, held, "recovered", started, changes)
     outcome = await _attempt(item, publisher, runtime, state, changes)
     transition = apply_outcome(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -9,7 +10,8 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from postpilot.core.states import AccountStatus, DeliveryStatus
-from postpilot.store.tables import Account, Delivery, utcnow
+from postpilot.core.transitions import Event
+from postpilot.store.tables import Account, Activity, Delivery
 
 
 async def get_account(session: AsyncSession, workspace_id: str, account_id: str) -> Account | None:
@@ -55,28 +57,79 @@ def set_credentials(
     account.updated_at = now
 
 
-async def delete_account(session: AsyncSession, account: Account) -> int:
-    """Soft-delete (history keeps pointing at it), wipe its secrets, cancel what it still owed.
-    Returns how many deliveries were cancelled."""
-    now = utcnow()
+@dataclass(frozen=True, slots=True)
+class Deleted:
+    cancelled: list[str]  # deliveries that will not be attempted
+    in_flight: list[str]  # held by a pass under a lease: that pass records how they end
+
+
+ACCOUNT_DELETED = "account_deleted"  # activity event for a delivery in flight at deletion
+
+
+async def delete_account(
+    session: AsyncSession, account: Account, *, now: datetime, actor: str
+) -> Deleted:
+    """Soft-delete (history keeps pointing at it), wipe its secrets, and cancel every delivery it
+    still owed that no pass holds: waiting, due, or waiting to retry. A claimed delivery is left
+    to its pass, which may be sending it right now: cancelling it would drop the outcome that
+    pass writes (published or unknown), so it ends as the engine decides. Each delivery gets an
+    activity entry saying why."""
     account.deleted_at = now
     account.status = AccountStatus.DISABLED.value
+    account.status_reason = "the account was deleted"
     account.credentials = ""
     account.credentials_version += 1
     account.updated_at = now
-    result = await session.execute(
-        update(Delivery)
-        .where(
-            Delivery.account_id == account.id,
-            Delivery.status == DeliveryStatus.SCHEDULED.value,
+    why = f"the account {account.handle} on {account.platform} was deleted"
+    # A pass claims with a row lock (PostgreSQL) or as the one writer (SQLite): a row it took
+    # first is no longer `scheduled` here, and a row cancelled here is no longer due there.
+    cancelled = (
+        await session.execute(
+            update(Delivery)
+            .where(
+                Delivery.account_id == account.id,
+                Delivery.status == DeliveryStatus.SCHEDULED.value,
+            )
+            .values(
+                status=DeliveryStatus.CANCELLED.value,
+                last_error="the account was deleted",
+                updated_at=now,
+            )
+            .returning(Delivery.id, Delivery.post_id)
+            .execution_options(synchronize_session=False)
         )
-        .values(
-            status=DeliveryStatus.CANCELLED.value,
-            last_error="the account was deleted",
-            updated_at=now,
+    ).all()
+    in_flight = (
+        await session.execute(
+            select(Delivery.id, Delivery.post_id).where(
+                Delivery.account_id == account.id,
+                Delivery.status == DeliveryStatus.CLAIMED.value,
+            )
         )
+    ).all()
+    entries = [(row, Event.CANCELLED.value, f"cancelled: {why}") for row in cancelled] + [
+        (
+            row,
+            ACCOUNT_DELETED,
+            f"{why} while this delivery was being published; "
+            "the pass holding it records how it ends",
+        )
+        for row in in_flight
+    ]
+    session.add_all(
+        Activity(
+            workspace_id=account.workspace_id,
+            post_id=row.post_id,
+            delivery_id=row.id,
+            at=now,
+            event=event,
+            detail=detail,
+            actor=actor,
+        )
+        for row, event, detail in entries
     )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    await session.flush()
+    return Deleted(cancelled=[r.id for r in cancelled], in_flight=[r.id for r in in_flight])
 
 
 def public_fields(account: Account) -> dict[str, Any]:

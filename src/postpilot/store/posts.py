@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, case, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from postpilot.core.states import DeliveryStatus, PostStatus, derive_post_status
+from postpilot.core.states import DeliveryStatus, PostStatus, derive_post_status, has_started
 from postpilot.core.transitions import Event
 from postpilot.store.tables import Account, Activity, Delivery, Post
 
@@ -47,6 +47,7 @@ async def create_post(
     accounts: Sequence[Account],
     source: str = "api",
     now: datetime,
+    actor: str = "api",
 ) -> Post:
     post = Post(
         workspace_id=workspace_id,
@@ -70,7 +71,7 @@ async def create_post(
             at=now,
             event=Event.CREATED.value,
             detail=f"scheduled for {scheduled_at.isoformat()} to {len(accounts)} account(s)",
-            actor="api",
+            actor=actor,
         )
     )
     await session.flush()
@@ -130,6 +131,9 @@ def _status_counts() -> Any:
             count(status == "claimed").label("claimed"),
             count(status == "scheduled").label("scheduled"),
             count((status == "scheduled") & (Delivery.attempts > 0)).label("retrying"),
+            count(status.not_in(("scheduled", "cancelled")) | (Delivery.attempts > 0)).label(
+                "started"
+            ),
         )
         .group_by(Delivery.post_id)
         .subquery("counts")
@@ -139,7 +143,7 @@ def _status_counts() -> Any:
 def derived_status_sql(counts: Any) -> Any:
     """The SQL twin of `core.states.derive_post_status` (a test keeps them in agreement)."""
     c = counts.c
-    started = (c.total - c.scheduled + c.retrying) > 0
+    started = c.started > 0
     return case(
         (c.unknown > 0, PostStatus.NEEDS_ATTENTION.value),
         (c.claimed > 0, PostStatus.PUBLISHING.value),
@@ -202,7 +206,9 @@ async def post_activity(session: AsyncSession, post_id: str) -> list[Activity]:
     return list(rows.scalars())
 
 
-async def cancel_post(session: AsyncSession, view: PostView, *, now: datetime) -> list[str]:
+async def cancel_post(
+    session: AsyncSession, view: PostView, *, now: datetime, actor: str = "api"
+) -> list[str]:
     """Cancel every delivery that has not started; returns the ids that were in flight."""
     post = view.post
     result = await session.execute(
@@ -223,7 +229,7 @@ async def cancel_post(session: AsyncSession, view: PostView, *, now: datetime) -
             event=Event.CANCELLED.value,
             detail=f"cancelled {len(cancelled)} delivery(ies)"
             + (f"; {len(in_flight)} already publishing" if in_flight else ""),
-            actor="api",
+            actor=actor,
         )
     )
     return in_flight
@@ -241,9 +247,10 @@ async def update_post(
     add_accounts: Sequence[Account],
     remove_account_ids: set[str],
     now: datetime,
+    actor: str = "api",
 ) -> None:
     """Edit a post none of whose deliveries has started. `changes` holds Post columns."""
-    started = [d for d, _ in view.deliveries if d.status != "scheduled" or d.attempts > 0]
+    started = [d for d, _ in view.deliveries if has_started(DeliveryStatus(d.status), d.attempts)]
     if started:
         summary = ", ".join(sorted({f"{d.platform} {d.status}" for d in started}))
         raise NotEditable(
@@ -255,6 +262,8 @@ async def update_post(
     post.version += 1
     post.updated_at = now
     for delivery, _ in view.deliveries:
+        if delivery.status == DeliveryStatus.CANCELLED.value:
+            continue  # its account was deleted: it stays cancelled, as history
         if delivery.account_id in remove_account_ids:
             await session.delete(delivery)
         else:
@@ -270,7 +279,7 @@ async def update_post(
             at=now,
             event=Event.UPDATED.value,
             detail="edited: " + ", ".join(sorted(changes) or ["targets"]),
-            actor="api",
+            actor=actor,
         )
     )
     await session.flush()
@@ -309,6 +318,7 @@ def resolve_delivery(
     platform_url: str | None,
     note: str | None,
     now: datetime,
+    actor: str = "api",
 ) -> None:
     """A person settles a delivery: `published` (give its id), `retry` (publish again now)
     or `failed`. Only unknown and failed deliveries can be resolved."""
@@ -334,6 +344,6 @@ def resolve_delivery(
             at=now,
             event=Event.RESOLVED.value,
             detail=f"resolved as {resolution}" + (f": {note}" if note else ""),
-            actor="api",
+            actor=actor,
         )
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from postpilot.api.deps import RuntimeDep, SessionDep, WorkspaceDep
+from postpilot.api.deps import ActorDep, RuntimeDep, SessionDep, WorkspaceDep
 from postpilot.api.errors import ApiError, not_found
 from postpilot.api.schemas import AccountCreate, AccountPublic, AccountUpdate
 from postpilot.core.timezones import as_utc
@@ -134,10 +134,18 @@ async def update_account(
 
 
 @router.delete("/{account_id}", status_code=204)
-async def delete_account(account_id: str, workspace: WorkspaceDep, session: SessionDep) -> Response:
+async def delete_account(
+    account_id: str,
+    workspace: WorkspaceDep,
+    actor: ActorDep,
+    session: SessionDep,
+    runtime: RuntimeDep,
+) -> Response:
+    """Cancel what the account still owed (each with an activity entry); a delivery a worker
+    is publishing right now finishes, and its outcome is recorded."""
     account = await accounts.get_account(session, workspace.id, account_id)
     if account is None:
         raise not_found("account", account_id)
-    await accounts.delete_account(session, account)
+    await accounts.delete_account(session, account, now=runtime.now(), actor=actor)
     await session.commit()
     return Response(status_code=204)

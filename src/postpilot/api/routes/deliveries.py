@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from postpilot.api.deps import RuntimeDep, SessionDep, WorkspaceDep
+from postpilot.api.deps import ActorDep, RuntimeDep, SessionDep, WorkspaceDep
 from postpilot.api.errors import ApiError, not_found
 from postpilot.api.routes.posts import delivery_public
 from postpilot.api.schemas import DeliveryPublic, ResolveDelivery
@@ -33,6 +33,7 @@ async def resolve(
     delivery_id: str,
     body: ResolveDelivery,
     workspace: WorkspaceDep,
+    actor: ActorDep,
     session: SessionDep,
     runtime: RuntimeDep,
 ) -> DeliveryPublic:
@@ -57,6 +58,7 @@ async def resolve(
         platform_url=body.platform_url,
         note=body.note,
         now=runtime.now(),
+        actor=actor,
     )
     if body.resolution == "retry":
         await posts.notify_due(session)

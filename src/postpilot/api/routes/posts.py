@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Header, Query
+from fastapi.responses import JSONResponse
 
-from postpilot.api.deps import RuntimeDep, SessionDep, WorkspaceDep
+from postpilot.api.deps import ActorDep, RuntimeDep, SessionDep, WorkspaceDep
 from postpilot.api.errors import ApiError, not_found
 from postpilot.api.schemas import (
     ActivityPublic,
@@ -25,12 +26,24 @@ from postpilot.publishers.addresses import AddressPolicy
 from postpilot.publishers.media import MediaError, check_url_shape
 from postpilot.publishers.registry import supported_platforms
 from postpilot.scheduler.runtime import Runtime
-from postpilot.store import accounts, posts
+from postpilot.store import accounts, idempotency, posts
 from postpilot.store.tables import Account
 
 router = APIRouter(prefix="/api/posts", tags=["posts"])
 
 PAST_TOLERANCE = timedelta(minutes=5)
+
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        pattern=r"^[\x21-\x7e]+$",
+        description="Any unique string (a UUID): retrying with it within 24 hours answers "
+        "what the first request did, without creating another post.",
+    ),
+]
 
 
 def public(view: posts.PostView) -> PostPublic:
@@ -135,10 +148,25 @@ def _when(value: datetime | None, timezone: str, now: datetime) -> datetime:
 
 @router.post("", status_code=201, response_model=PostPublic)
 async def create_post(
-    body: PostCreate, workspace: WorkspaceDep, session: SessionDep, runtime: RuntimeDep
-) -> PostPublic:
-    now = runtime.now()
-    targets = await _targets(session, workspace.id, body.targets)
+    body: PostCreate,
+    workspace: WorkspaceDep,
+    actor: ActorDep,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> PostPublic | JSONResponse:
+    """With an `Idempotency-Key`, a retry of the same request within 24 hours answers what the
+    first one did and creates nothing; the same key with another body is refused (422)."""
+    now, workspace_id = runtime.now(), workspace.id
+    if idempotency_key is not None:
+        # Before validating: a retry gets the first answer even if its time is now past.
+        # A refused request below rolls back, so its key stays free.
+        replay = await _reserve(session, workspace_id, idempotency_key, body, now)
+        if replay is not None:
+            return JSONResponse(
+                replay.body, status_code=replay.status_code, headers={"Idempotent-Replayed": "true"}
+            )
+    targets = await _targets(session, workspace_id, body.targets)
     _check_content(
         body.text,
         body.media_urls,
@@ -147,22 +175,51 @@ async def create_post(
         _max_text(runtime),
         runtime.publish.addresses,
     )
+    scheduled_at = _when(body.scheduled_at, body.timezone, now)
     post = await posts.create_post(
         session,
-        workspace_id=workspace.id,
+        workspace_id=workspace_id,
         text_=body.text,
         media_urls=body.media_urls,
         overrides=body.overrides,
-        scheduled_at=_when(body.scheduled_at, body.timezone, now),
+        scheduled_at=scheduled_at,
         timezone=body.timezone,
         accounts=targets,
         now=now,
+        actor=actor,
     )
+    view = await posts.get_post(session, workspace_id, post.id)
+    assert view is not None
+    answer = public(view)
+    if idempotency_key is not None:
+        await idempotency.finish(
+            session,
+            workspace_id=workspace_id,
+            key=idempotency_key,
+            post_id=post.id,
+            status_code=201,
+            body=answer.model_dump(mode="json"),
+        )
     await session.commit()
     runtime.wakeup.set()
-    view = await posts.get_post(session, workspace.id, post.id)
-    assert view is not None
-    return public(view)
+    return answer
+
+
+async def _reserve(
+    session: Any, workspace_id: str, key: str, body: PostCreate, now: datetime
+) -> idempotency.Replay | None:
+    try:
+        return await idempotency.begin(
+            session,
+            workspace_id=workspace_id,
+            key=key,
+            request_hash=idempotency.fingerprint(body.model_dump(mode="json")),
+            now=now,
+        )
+    except idempotency.KeyReused as exc:
+        raise ApiError(422, "idempotency_key_reused", str(exc)) from exc
+    except idempotency.KeyConflict as exc:
+        raise ApiError(409, "idempotency_key_in_use", str(exc)) from exc
 
 
 @router.get("", response_model=PostPage)
@@ -208,6 +265,7 @@ async def update_post(
     post_id: str,
     body: PostUpdate,
     workspace: WorkspaceDep,
+    actor: ActorDep,
     session: SessionDep,
     runtime: RuntimeDep,
 ) -> PostPublic:
@@ -216,8 +274,10 @@ async def update_post(
         raise ApiError(409, "post_cancelled", "the post was cancelled: create a new one")
     post, now = view.post, runtime.now()
     fields = body.model_dump(exclude_unset=True, exclude_none=True)
-    target_ids = fields.pop("targets", [a.id for _, a in view.deliveries])
-    current = {a.id for _, a in view.deliveries}
+    # A cancelled delivery (its account was deleted) stays as history, not as a target.
+    live = [a.id for d, a in view.deliveries if d.status != DeliveryStatus.CANCELLED.value]
+    target_ids = fields.pop("targets", live)
+    current = set(live)
     targets = await _targets(session, workspace.id, target_ids)
     timezone = fields.get("timezone", post.timezone)
     changes: dict[str, Any] = {
@@ -243,6 +303,7 @@ async def update_post(
             add_accounts=[a for a in targets if a.id not in current],
             remove_account_ids=current - set(target_ids),
             now=now,
+            actor=actor,
         )
     except posts.NotEditable as exc:
         raise ApiError(409, "not_editable", str(exc)) from exc
@@ -255,10 +316,14 @@ async def update_post(
 
 @router.post("/{post_id}/cancel", response_model=CancelResult)
 async def cancel_post(
-    post_id: str, workspace: WorkspaceDep, session: SessionDep, runtime: RuntimeDep
+    post_id: str,
+    workspace: WorkspaceDep,
+    actor: ActorDep,
+    session: SessionDep,
+    runtime: RuntimeDep,
 ) -> CancelResult:
     view = await _view(session, workspace.id, post_id)
-    in_flight = await posts.cancel_post(session, view, now=runtime.now())
+    in_flight = await posts.cancel_post(session, view, now=runtime.now(), actor=actor)
     workspace_id = workspace.id
     await session.commit()
     session.expire_all()

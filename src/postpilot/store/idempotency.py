@@ -1,0 +1,112 @@
+"""Idempotency-Key records: a client retrying `POST /api/posts` gets the first answer back.
+
+The (workspace, key) primary key decides between concurrent duplicates: the second insert waits
+for the first transaction and then fails, so exactly one post is created (never check-then-insert).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from postpilot.store.tables import IdempotencyKey
+
+WINDOW = timedelta(hours=24)
+PENDING = 0  # status_code of a record whose request has not answered yet
+
+
+@dataclass(frozen=True, slots=True)
+class Replay:
+    status_code: int
+    body: dict[str, Any]
+
+
+class KeyConflict(Exception):
+    """The Idempotency-Key cannot be used for this request."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or self.__doc__)
+
+
+class KeyReused(KeyConflict):
+    """This Idempotency-Key was already used with a different request body; use a new key for
+    a new post."""
+
+
+class KeyInProgress(KeyConflict):
+    """A request with this Idempotency-Key is still being answered; retry in a moment."""
+
+
+def fingerprint(request: dict[str, Any]) -> str:
+    """The same parsed body always hashes the same (key order and spacing do not matter)."""
+    canonical = json.dumps(request, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+async def begin(
+    session: AsyncSession, *, workspace_id: str, key: str, request_hash: str, now: datetime
+) -> Replay | None:
+    """Reserve `key` for this request (None: go ahead, then `finish`) or return the answer the
+    first request with it gave. Raises KeyReused when that request had another body.
+
+    Call it before writing anything else: a lost race rolls the session back."""
+    # Expired keys may be used again; clearing the workspace's old ones keeps the table small.
+    await session.execute(
+        delete(IdempotencyKey)
+        .where(
+            IdempotencyKey.workspace_id == workspace_id, IdempotencyKey.created_at < now - WINDOW
+        )
+        .execution_options(synchronize_session=False)
+    )
+    session.add(
+        IdempotencyKey(
+            workspace_id=workspace_id,
+            key=key,
+            request_hash=request_hash,
+            status_code=PENDING,
+            response={},
+            created_at=now,
+        )
+    )
+    try:
+        await session.flush()
+        return None
+    except IntegrityError:
+        await session.rollback()
+    existing = (
+        await session.execute(
+            select(IdempotencyKey).where(
+                IdempotencyKey.workspace_id == workspace_id, IdempotencyKey.key == key
+            )
+        )
+    ).scalar_one_or_none()
+    if existing is None or existing.status_code == PENDING:
+        raise KeyInProgress()  # the other request is not committed (yet): nothing to replay
+    if existing.request_hash != request_hash:
+        raise KeyReused()
+    return Replay(status_code=existing.status_code, body=dict(existing.response))
+
+
+async def finish(
+    session: AsyncSession,
+    *,
+    workspace_id: str,
+    key: str,
+    post_id: str,
+    status_code: int,
+    body: dict[str, Any],
+) -> None:
+    """Store the answer with the post, in the same transaction."""
+    await session.execute(
+        update(IdempotencyKey)
+        .where(IdempotencyKey.workspace_id == workspace_id, IdempotencyKey.key == key)
+        .values(post_id=post_id, status_code=status_code, response=body)
+        .execution_options(synchronize_session=False)
+    )
