@@ -4,6 +4,9 @@ refresh. Buckets are per webhook: X-RateLimit-Remaining / -Reset-After feed the 
 
 Credentials: `webhook_url`, or `webhook_id` + `webhook_token`. Options: `username`,
 `guild_id` and `channel_id` (to build a link). No idempotency for webhooks: NONE.
+
+No read-back: a webhook can fetch one of its messages only by the id the answer carried, and
+listing a channel needs a bot token, so a delivery in doubt waits for a person.
 """
 
 from __future__ import annotations

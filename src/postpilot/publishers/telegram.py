@@ -3,6 +3,9 @@ file_id is then reused per bot and URL). Bot tokens never expire; a 401 means it
 
 Credentials: `bot_token`. Options: `chat_id` (a number or "@channelusername"), `parse_mode`.
 No idempotency: NONE.
+
+No read-back: the Bot API cannot list a chat's messages (`getUpdates` hands each update out
+once, and not at all while a webhook is set), so a delivery in doubt waits for a person.
 """
 
 from __future__ import annotations
