@@ -123,7 +123,7 @@ async def test_liveness_and_readiness(any_db: Database, sandbox: SandboxClient) 
         assert body["checks"] == {
             "database": "ok",
             "schema": "ok",
-            "worker": "no worker has sent a heartbeat",
+            "worker": "no worker has sent a heartbeat and no cron pass has run",
         }
         assert body["info"]["schema_version"] == schema.head_revision()
         assert body["info"]["cache"] == "memory"
@@ -144,7 +144,7 @@ async def test_liveness_and_readiness(any_db: Database, sandbox: SandboxClient) 
             await worker
         stopped = await api.client.get("/api/health/ready")
         assert stopped.status_code == 503
-        assert stopped.json()["checks"]["worker"] == "no worker has sent a heartbeat"
+        assert stopped.json()["checks"]["worker"].startswith("no worker has sent a heartbeat")
 
         async with any_db.engine.begin() as conn:  # a worker that went silent
             await heartbeats.beat(
@@ -158,6 +158,34 @@ async def test_liveness_and_readiness(any_db: Database, sandbox: SandboxClient) 
         silent = (await api.client.get("/api/health/ready")).json()
         assert silent["checks"]["worker"].startswith("last heartbeat 30 s ago (limit 2 s)")
         assert silent["info"]["workers_alive"] == 0
+
+        # A cron-only deployment: no worker, but passes come from /api/cron.
+        cron = await api.client.get("/api/cron/scheduler-optimized", headers=api.cron())
+        assert cron.status_code == 200, cron.text
+        ready = await api.client.get("/api/health/ready")
+        assert ready.status_code == 200, ready.text
+        assert ready.json()["info"]["last_cron_pass_s"] < 5
+
+
+async def test_readiness_fails_while_a_workers_pass_runs_past_its_bound(
+    any_db: Database, sandbox: SandboxClient
+) -> None:
+    async with api_server(any_db, sandbox) as api:
+        async with any_db.engine.begin() as conn:  # alive, but its pass no longer ends
+            await heartbeats.beat(
+                conn,
+                worker_id="stuck-1",
+                hostname=socket.gethostname(),
+                pid=os.getpid(),
+                started_at=api.runtime.now() - timedelta(minutes=5),
+                now=api.runtime.now(),
+                state="stalled",
+            )
+        answer = await api.client.get("/api/health/ready")
+        assert answer.status_code == 503
+        assert (
+            "the pass of worker stuck-1 has run past its bound" in answer.json()["checks"]["worker"]
+        )
 
 
 async def test_readiness_reports_an_unreachable_database(

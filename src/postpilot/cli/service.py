@@ -12,7 +12,7 @@ import uvicorn
 from postpilot.api.app import create_app
 from postpilot.cli import common
 from postpilot.monitor import prometheus
-from postpilot.scheduler.passes import SchedulerKind, run_pass
+from postpilot.scheduler.passes import SchedulerKind, cron_pass
 from postpilot.scheduler.runtime import Runtime
 from postpilot.scheduler.worker import Worker
 from postpilot.store import schema
@@ -96,7 +96,7 @@ def run_once(
         runtime = Runtime.open(settings)
         try:
             await schema.ensure_current(runtime.db)
-            report = await run_pass(
+            report = await cron_pass(
                 runtime, scheduler=scheduler, limit=limit, concurrency=concurrency
             )
             return report.summary()

@@ -4,7 +4,8 @@ rate budget, send a request and classify a transport failure by whether it could
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -48,11 +49,20 @@ async def check_budget(ctx: PublishContext, platform: str, keys: Iterable[str]) 
         )
 
 
+# Set by the scheduler around one delivery: awaited right before its publishing request, so the
+# pass's journal knows exactly which deliveries may have reached the platform.
+before_publishing_request: ContextVar[Callable[[], Awaitable[None]] | None] = ContextVar(
+    "before_publishing_request", default=None
+)
+
+
 async def send(
     ctx: PublishContext, method: str, url: str, *, what: str, final: bool, **kwargs: Any
 ) -> httpx.Response:
     """One request. A transport failure of the `final` request (the one that publishes) may
     have published; any earlier one (upload, container, login) cannot have."""
+    if final and (hook := before_publishing_request.get()) is not None:
+        await hook()
     try:
         return await ctx.http.request(method, url, **kwargs)
     except httpx.TransportError as exc:

@@ -8,8 +8,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import socket
+import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -45,6 +47,9 @@ class Worker:
         self.started_at: datetime = runtime.now()
         self.passes = 0
         self.last_report: PassReport | None = None
+        # While a pass runs: when it started and the longest it may take (its settings' bound).
+        self._pass_started: float | None = None
+        self._pass_bound = 0.0
 
     async def run(self, stop: asyncio.Event) -> None:
         log.info("worker started", extra={"worker_id": self.worker_id})
@@ -67,13 +72,23 @@ class Worker:
         async with self.runtime.db.engine.connect() as conn:
             config = await scheduler_config.read(conn)
         self.runtime.wakeup.clear()
-        report = await run_pass(
+        settings = self.runtime.settings
+        self._pass_bound = pass_bound(
             self.runtime,
-            scheduler=self.pinned or config.active,
-            limit=config.batch_size,
-            concurrency=config.concurrency,
-            stop=stop,
+            config.batch_size or settings.SCHEDULER_BATCH_SIZE,
+            config.concurrency or settings.SCHEDULER_CONCURRENCY,
         )
+        self._pass_started = time.monotonic()
+        try:
+            report = await run_pass(
+                self.runtime,
+                scheduler=self.pinned or config.active,
+                limit=config.batch_size,
+                concurrency=config.concurrency,
+                stop=stop,
+            )
+        finally:
+            self._pass_started = None
         self.passes += 1
         self.last_report = report
         if report.claimed >= report.limit and not stop.is_set():
@@ -96,9 +111,19 @@ class Worker:
             for task in waits:
                 task.cancel()
 
+    def stalled_for(self) -> float | None:
+        """Seconds the current pass has run beyond its bound, or None while it is within it."""
+        if self._pass_started is None:
+            return None
+        over = time.monotonic() - self._pass_started - self._pass_bound
+        return over if over > 0 else None
+
     @contextlib.asynccontextmanager
     async def _heartbeat(self, stop: asyncio.Event) -> AsyncIterator[None]:
-        async def beat(state: str = "running") -> None:
+        async def beat(state: str | None = None) -> None:
+            if state is None:
+                # A beat says the worker makes progress, not only that its process is alive.
+                state = "running" if self.stalled_for() is None else "stalled"
             async with self.runtime.db.engine.begin() as conn:
                 await heartbeats.beat(
                     conn,
@@ -152,3 +177,15 @@ class Worker:
             if connection is not None:
                 with contextlib.suppress(Exception):
                     await connection.close()
+
+
+def pass_bound(runtime: Runtime, limit: int, concurrency: int) -> float:
+    """The longest a pass with these settings can take when nothing is wrong with it: each wave
+    of deliveries within its timeout, then the outcome write's retries, with a lease of slack."""
+    settings = runtime.settings
+    waves = math.ceil(limit / max(1, concurrency))
+    return (
+        waves * settings.SCHEDULER_DELIVERY_TIMEOUT_SECONDS
+        + settings.SCHEDULER_WRITE_RETRY_SECONDS
+        + settings.SCHEDULER_LEASE_SECONDS
+    )

@@ -39,7 +39,18 @@ def encode(dialect: str, rows: Iterable[Mapping[str, Any]]) -> str:
     return json.dumps([{k: _value(dialect, v) for k, v in row.items()} for row in rows])
 
 
+def storable(value: str) -> str:
+    """Text every database can hold: PostgreSQL refuses NUL, and JSON cannot carry a lone
+    surrogate. Error texts quote platforms and URLs, which are not ours to trust."""
+    if value.isprintable() or ("\x00" not in value and value.isascii()):
+        return value
+    cleaned = value.replace("\x00", "\ufffd")
+    return cleaned.encode("utf-8", "replace").decode("utf-8")
+
+
 def _value(dialect: str, value: Any) -> Any:
+    if isinstance(value, str):
+        return storable(value)
     if isinstance(value, datetime):
         value = value.astimezone(UTC)
         if dialect == "sqlite":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from datetime import datetime
 
 from sqlalchemy import select
@@ -36,6 +38,23 @@ async def beat(
         stmt.on_conflict_do_update(
             index_elements=[table.c.worker_id], set_={"last_beat_at": now, "state": state}
         )
+    )
+
+
+CRON = "cron"
+
+
+async def cron_pass(conn: AsyncConnection, *, now: datetime) -> None:
+    """A pass run from cron (HTTP or `run-once`): what readiness needs in a worker-less setup."""
+    host = socket.gethostname()
+    await beat(
+        conn,
+        worker_id=f"cron@{host}"[:64],
+        hostname=host[:255],
+        pid=os.getpid(),
+        started_at=now,
+        now=now,
+        state=CRON,
     )
 
 

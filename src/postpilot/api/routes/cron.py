@@ -8,7 +8,7 @@ from fastapi import APIRouter, Body, Depends
 
 from postpilot.api.deps import RuntimeDep, require_cron_secret
 from postpilot.api.schemas import PassRequest, PassSummary
-from postpilot.scheduler.passes import SchedulerKind, run_pass
+from postpilot.scheduler.passes import SchedulerKind, cron_pass
 
 router = APIRouter(prefix="/api/cron", tags=["cron"], dependencies=[Depends(require_cron_secret)])
 
@@ -17,7 +17,9 @@ OptionalPass = Annotated[PassRequest | None, Body()]
 
 async def _pass(runtime: RuntimeDep, kind: SchedulerKind, body: PassRequest | None) -> PassSummary:
     body = body or PassRequest()
-    report = await run_pass(runtime, scheduler=kind, limit=body.limit, concurrency=body.concurrency)
+    report = await cron_pass(
+        runtime, scheduler=kind, limit=body.limit, concurrency=body.concurrency
+    )
     return PassSummary.model_validate(report.summary())
 
 
