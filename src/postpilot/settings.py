@@ -29,7 +29,15 @@ class Settings(BaseSettings):
     SCHEDULER_CONCURRENCY: Annotated[int, Field(ge=1, le=1000)] = 5
     SCHEDULER_BATCH_SIZE: Annotated[int, Field(ge=1, le=10_000)] = 20
     SCHEDULER_CACHE_TTL: Annotated[float, Field(ge=0, le=86_400)] = 300.0
-    SCHEDULER_LEASE_SECONDS: Annotated[float, Field(ge=5, le=3600)] = 120.0
+    # A pass renews its lease every third of it, so a dead worker's deliveries are taken over
+    # within this many seconds of its death.
+    SCHEDULER_LEASE_SECONDS: Annotated[float, Field(ge=5, le=3600)] = 15.0
+    # Longest one delivery (refresh, media, uploads, the publish) may take before it is stopped.
+    SCHEDULER_DELIVERY_TIMEOUT_SECONDS: Annotated[float, Field(gt=0, le=3600)] = 120.0
+    # How long a pass keeps retrying to write its outcomes while the database is unreachable.
+    SCHEDULER_WRITE_RETRY_SECONDS: Annotated[float, Field(ge=0, le=3600)] = 60.0
+    # After SIGTERM, how long publishes already in flight may take before they are stopped.
+    WORKER_SHUTDOWN_GRACE_SECONDS: Annotated[float, Field(ge=0, le=3600)] = 20.0
     SCHEDULER_MAX_ATTEMPTS: Annotated[int, Field(ge=1, le=100)] = 5
     SCHEDULER_RETRY_BASE_SECONDS: Annotated[float, Field(ge=0, le=3600)] = 30.0
     WORKER_POLL_SECONDS: Annotated[float, Field(gt=0, le=300)] = 1.0
@@ -59,6 +67,8 @@ class Settings(BaseSettings):
     RECONCILE_SETTLE_SECONDS: Annotated[float, Field(ge=0, le=86_400)] = 120.0
     # Meta does not document the Page post length limit: 63,206 is the commonly quoted one.
     FACEBOOK_MAX_TEXT: Annotated[int, Field(ge=1, le=1_000_000)] = 63_206
+    # Largest request body the API reads (413 beyond it, counted as it streams in).
+    API_MAX_BODY_BYTES: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 1024 * 1024
     LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     LOG_FORMAT: Literal["json", "text"] = "json"
     # Monitor, cache and alerts (issue 5).
@@ -69,6 +79,8 @@ class Settings(BaseSettings):
     WORKER_METRICS_PORT: Annotated[int | None, Field(ge=1, le=65535)] = None
     WORKER_METRICS_HOST: str = "127.0.0.1"
     HEALTH_HEARTBEAT_SECONDS: Annotated[float, Field(gt=0, le=86_400)] = 30.0
+    # Cron-only deployments (no worker): readiness wants a cron pass within this many seconds.
+    HEALTH_CRON_SECONDS: Annotated[float, Field(gt=0, le=86_400)] = 300.0
     ALERT_EVALUATE_SECONDS: Annotated[float, Field(ge=0, le=86_400)] = 30.0
     ALERT_WINDOW_SECONDS: Annotated[float, Field(gt=0, le=86_400)] = 300.0
     ALERT_MIN_DELIVERIES: Annotated[int, Field(ge=1)] = 20
