@@ -1,18 +1,26 @@
-"""Token refresh through a pass (X against the sandbox): on an expired-token answer, before
-expiry, once per account however many deliveries ask, and what a failed refresh does."""
+"""Token refresh through a pass (X and Matrix against the sandbox): on an expired-token answer,
+before expiry (a tenth of the token's lifetime), once per account however many deliveries and
+workers ask, with the credentials another worker stored, and what a failed refresh does."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import select, update
 
+from postpilot.publishers.base import AccountContext
+from postpilot.publishers.registry import PUBLISHERS
 from postpilot.sandbox.client import SandboxClient
+from postpilot.scheduler.engine import PassState
 from postpilot.scheduler.passes import run_pass
+from postpilot.scheduler.renewal import Held
 from postpilot.scheduler.runtime import Runtime
+from postpilot.store import work
 from postpilot.store.database import Database
 from postpilot.store.tables import Account, Delivery
 from tests.factories import cipher, due_posts, workspace_with_accounts
@@ -117,3 +125,178 @@ async def test_refresh_that_cannot_reach_the_platform_is_retried_later(
     assert (await stored(runtime.db)).status == "active"
     again = await run_pass(runtime, scheduler="optimized", limit=1)
     assert again.published == 1
+
+
+@pytest.mark.parametrize("scheduler", ["reference", "optimized"])
+async def test_one_rejected_token_does_not_fail_the_accounts_other_deliveries(
+    runtime: Runtime, sandbox: SandboxClient, scheduler: str
+) -> None:
+    workspace, account, _tokens = await x_account(runtime, sandbox)
+    await due_posts(runtime.db, workspace, [account], count=3, at=datetime.now(UTC))
+    # The first delivery is rejected, renews, and is rejected again with the renewed token.
+    sandbox.inject("expired_token", "x", step="publish", remaining=2)
+    report = await run_pass(runtime, scheduler=scheduler, limit=10, concurrency=1)
+    assert (report.retried, report.failed) == (1, 0)
+    after = await stored(runtime.db)
+    assert after.status == "active" and after.credentials_version == 2
+    assert token_requests(sandbox) == 1
+    await run_pass(runtime, scheduler=scheduler, limit=10, concurrency=1)
+    async with runtime.db.session() as session:
+        statuses = (await session.execute(select(Delivery.status))).scalars().all()
+    assert statuses == ["published"] * 3 and len(sandbox.records("x")) == 3
+
+
+async def test_a_five_minute_token_is_not_renewed_on_every_pass(
+    runtime: Runtime, sandbox: SandboxClient
+) -> None:
+    tokens = sandbox.issue_token("x", "alice", expires_in=300)
+    now = datetime.now(UTC)
+    credentials = {
+        "access_token": tokens["access_token"],
+        "refresh_token": tokens["refresh_token"],
+        "client_id": "postpilot-app",
+        "token_issued_at": (now - timedelta(minutes=1)).isoformat(),
+    }
+    workspace, (account,) = await workspace_with_accounts(
+        runtime.db, sandbox, platform="x", credentials=credentials
+    )
+    async with runtime.db.transaction() as session:
+        await session.execute(update(Account).values(token_expires_at=now + timedelta(minutes=4)))
+    await due_posts(runtime.db, workspace, [account], count=1, at=now)
+    report = await run_pass(runtime, scheduler="optimized")
+    assert report.published == 1
+    assert token_requests(sandbox) == 0, "4 of 5 minutes left: far from the end of its life"
+    assert (await stored(runtime.db)).credentials_version == 1
+
+
+async def test_renewal_stamps_the_lifetime_so_the_next_pass_does_not_renew(
+    runtime: Runtime, sandbox: SandboxClient
+) -> None:
+    sandbox.configure(access_token_ttl={"x": 300})
+    workspace, account, tokens = await x_account(runtime, sandbox)
+    await due_posts(runtime.db, workspace, [account], count=1, at=datetime.now(UTC))
+    sandbox.expire_token(tokens["access_token"])
+    assert (await run_pass(runtime, scheduler="optimized")).published == 1
+    after = await stored(runtime.db)
+    assert cipher.decrypt(after.credentials)["token_issued_at"]
+    await due_posts(runtime.db, workspace, [account], count=1, at=datetime.now(UTC), text="next")
+    assert (await run_pass(runtime, scheduler="optimized")).published == 1
+    assert token_requests(sandbox) == 1
+
+
+async def test_credentials_another_worker_stored_are_used_not_renewed_again(
+    runtime: Runtime, sandbox: SandboxClient
+) -> None:
+    """A worker holding credentials that another worker has since renewed (the refresh token it
+    holds is spent, its access token revoked) takes the stored ones, on rejection and before
+    expiry, without asking the platform again."""
+    sandbox.configure(refresh_revokes_access=True)
+    workspace, account, tokens = await x_account(runtime, sandbox)
+    stale = await held_now(runtime)
+    other = Runtime.open(runtime.settings, db=runtime.db)  # another worker: its own caches
+    try:
+        await due_posts(runtime.db, workspace, [account], count=1, at=datetime.now(UTC))
+        sandbox.expire_token(tokens["access_token"])
+        assert (await run_pass(other, scheduler="optimized")).published == 1
+    finally:
+        await other.close()
+    assert token_requests(sandbox) == 1
+    publisher = PUBLISHERS["x"]
+    rejected = await PassState(runtime, "p").tokens.after_rejection(publisher, stale)
+    expiring = replace(stale.account, token_expires_at=datetime.now(UTC))
+    due = await PassState(runtime, "p").tokens.before_expiry(
+        publisher, replace(stale, account=expiring)
+    )
+    stored_now = cipher.decrypt((await stored(runtime.db)).credentials)
+    for fresh in (rejected, due):
+        assert isinstance(fresh, Held) and fresh.version == 2
+        assert fresh.account.credentials["access_token"] == stored_now["access_token"]
+    assert token_requests(sandbox) == 1
+
+
+async def test_a_stale_change_never_overwrites_newer_credentials(
+    runtime: Runtime, sandbox: SandboxClient
+) -> None:
+    _workspace, account, _tokens = await x_account(runtime, sandbox)
+    now = datetime.now(UTC)
+    async with runtime.db.engine.begin() as conn:
+        first = await work.swap_credentials(
+            conn,
+            account.id,
+            expected_version=1,
+            credentials=cipher.encrypt({"a": 1}),
+            token_expires_at=None,
+            now=now,
+        )
+        second = await work.swap_credentials(
+            conn,
+            account.id,
+            expected_version=1,
+            credentials=cipher.encrypt({"a": 2}),
+            token_expires_at=None,
+            now=now,
+        )
+        await work.apply_account_changes(
+            conn,
+            [work.AccountChange(account.id, needs_reconnect="old", credentials_version=1)],
+            now=now,
+        )
+    assert (first, second) == (True, False)
+    after = await stored(runtime.db)
+    assert cipher.decrypt(after.credentials) == {"a": 1} and after.credentials_version == 2
+    assert after.status == "active", "a refusal of credentials since replaced marks nothing"
+
+
+async def held_now(runtime: Runtime) -> Held:
+    account = await stored(runtime.db)
+    context = AccountContext(
+        id=account.id,
+        platform=account.platform,
+        handle=account.handle,
+        base_url=account.base_url,
+        options=account.options,
+        credentials=cipher.decrypt(account.credentials),
+        token_expires_at=account.token_expires_at,
+    )
+    return Held(context, account.credentials_version)
+
+
+@pytest.mark.parametrize("platform", ["x", "matrix"])
+async def test_concurrent_passes_renew_a_rotating_token_once(
+    pg_db: Database, sandbox: SandboxClient, platform: str
+) -> None:
+    """Two workers (two runtimes on one PostgreSQL database) find the account's token rejected
+    at once. The platform rotates refresh tokens and revokes the access token a refresh
+    replaces; Matrix answers a spent refresh token with 404. One renews, the other waits on the
+    account's row and takes the stored token: nothing fails, one refresh."""
+    sandbox.configure(refresh_revokes_access=True, matrix_spent_refresh_status=404, latency_ms=30)
+    subject = "@bot:sandbox.test" if platform == "matrix" else "alice"
+    tokens = sandbox.issue_token(platform, subject)
+    credentials = {"access_token": tokens["access_token"], "refresh_token": tokens["refresh_token"]}
+    if platform == "x":
+        credentials["client_id"] = "postpilot-app"
+    workspace, accounts = await workspace_with_accounts(
+        pg_db,
+        sandbox,
+        platform=platform,
+        credentials=credentials,
+        options={"room_id": "!room:sandbox.test"} if platform == "matrix" else None,
+    )
+    await due_posts(pg_db, workspace, accounts, count=8, at=datetime.now(UTC))
+    sandbox.expire_token(tokens["access_token"])
+    workers = [Runtime.open(make_settings(pg_db, sandbox), db=pg_db) for _ in range(2)]
+    try:
+        reports = await asyncio.gather(
+            *(run_pass(w, scheduler="optimized", limit=4, concurrency=4) for w in workers)
+        )
+    finally:
+        for w in workers:
+            await w.close()
+    assert [r.published for r in reports] == [4, 4]
+    grants = [r for r in sandbox.requests(platform) if r["path"].endswith(REFRESH_PATH[platform])]
+    assert [g["status"] for g in grants] == [200]
+    after = await stored(pg_db)
+    assert after.status == "active" and after.credentials_version == 2
+
+
+REFRESH_PATH = {"x": "/2/oauth2/token", "matrix": "/_matrix/client/v3/refresh"}

@@ -7,7 +7,6 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
 
 from postpilot import logs
 from postpilot.core import outcomes
@@ -19,16 +18,14 @@ from postpilot.core.transitions import (
     recover_expired_lease,
 )
 from postpilot.crypto import CredentialsError
-from postpilot.publishers.base import AccountContext, Publisher, PublishRequest, Refreshed
-from postpilot.publishers.flow import RefreshUnavailable
+from postpilot.publishers.base import AccountContext, Publisher, PublishRequest
 from postpilot.publishers.registry import PUBLISHERS
-from postpilot.scheduler import lookups
+from postpilot.scheduler import lookups, tokens
+from postpilot.scheduler.renewal import Held, Renewals
 from postpilot.scheduler.runtime import Runtime
 from postpilot.store.work import AccountChange, AccountRecord, Decision, WorkItem
 
 log = logging.getLogger(__name__)
-
-REFRESH_MARGIN = timedelta(minutes=5)
 
 
 @dataclass
@@ -41,19 +38,19 @@ class Processed:
 
 class PassState:
     """What a pass shares between its deliveries. Its in-flight journal (begun lazily, before the
-    first send to a platform that cannot deduplicate). One token refresh per
-    account per pass, however many of its deliveries ask at once (platforms that rotate refresh
-    tokens would reject the second); and once a platform rejected an account's token, its other
-    deliveries in the pass fail the same way without asking the platform again, exactly as the
-    reference scheduler decides after reading the account's stored state."""
+    first send to a platform that cannot deduplicate). Its accounts' tokens:
+    one renewal per account across every worker (see `renewal`), and the freshest credentials
+    seen, used by every later delivery. Once an account is known dead (the platform refused to
+    renew its token, or rejected a token that cannot be renewed), its other deliveries in the
+    pass fail the same way without asking the platform again, exactly as the reference scheduler
+    decides after reading the account's stored state."""
 
     def __init__(self, runtime: Runtime, pass_id: str) -> None:
         self._runtime = runtime
         self.pass_id = pass_id
         self.journal_begun = False
         self._journal_lock = asyncio.Lock()
-        self._locks: dict[str, asyncio.Lock] = {}
-        self._results: dict[str, AccountContext | outcomes.Outcome] = {}
+        self.tokens = Renewals(runtime)
         self.rejected: dict[str, str] = {}  # account id -> why its token is dead
 
     async def before_send(self, delivery_id: str) -> None:
@@ -65,44 +62,11 @@ class PassState:
                 self.journal_begun = True
         await journal.mark(self.pass_id, delivery_id)
 
-    async def refresh(
-        self, publisher: Publisher, account: AccountContext, record: AccountRecord
-    ) -> tuple[AccountContext | outcomes.Outcome, AccountChange | None]:
-        """The refreshed account, or the outcome a failed refresh means for its deliveries:
-        `TokenExpired` when the platform refused (reconnect needed), `Transient` when it could
-        not be reached (the token may be fine: try later, keep the account active)."""
-        lock = self._locks.setdefault(account.id, asyncio.Lock())
-        async with lock:
-            if account.id in self._results:
-                return self._results[account.id], None
-            result = await publisher.refresh(account, self._runtime.publish)
-            if isinstance(result, Refreshed):
-                fresh = AccountContext(
-                    id=account.id,
-                    platform=account.platform,
-                    handle=account.handle,
-                    base_url=account.base_url,
-                    options=account.options,
-                    credentials=result.credentials,
-                    token_expires_at=result.expires_at,
-                )
-                self._runtime.credentials.set(
-                    (account.id, record.credentials_version + 1), result.credentials
-                )
-                change = AccountChange(
-                    account_id=account.id,
-                    credentials=self._runtime.cipher.encrypt(result.credentials),
-                    token_expires_at=result.expires_at,
-                )
-                self._results[account.id] = fresh
-                return fresh, change
-            if isinstance(result, RefreshUnavailable):
-                retry = outcomes.Transient(result.reason, result.retry_after_seconds)
-                self._results[account.id] = retry
-                return retry, None
-            reason = f"{account.platform} token refresh failed: {result.reason}"
-            self._results[account.id] = outcomes.TokenExpired(reason)
-            return outcomes.TokenExpired(reason), None
+    async def refresh(self, publisher: Publisher, held: Held) -> Held | outcomes.Outcome:
+        """Renewed (or newer stored) credentials for a token about to expire, or the outcome a
+        failed renewal means for its deliveries: `TokenExpired` when the platform refused
+        (reconnect needed), `Transient` when it could not be reached (try later)."""
+        return await self.tokens.before_expiry(publisher, held)
 
 
 async def process(item: WorkItem, runtime: Runtime, state: PassState) -> Processed:
@@ -178,24 +142,36 @@ async def _publish(
     state: PassState,
     changes: list[AccountChange],
 ) -> outcomes.Outcome:
+    outcome = await _publish_with_token(item, publisher, runtime, state, changes)
+    if (unsaved := state.tokens.unsaved.get(item.account.id)) is not None:
+        changes.append(unsaved)  # a renewal the database did not take: written with outcomes
+    return outcome
+
+
+async def _publish_with_token(
+    item: WorkItem,
+    publisher: Publisher,
+    runtime: Runtime,
+    state: PassState,
+    changes: list[AccountChange],
+) -> outcomes.Outcome:
     try:
-        account = account_context(item.account, runtime)
+        held = state.tokens.current(
+            Held(account_context(item.account, runtime), item.account.credentials_version)
+        )
     except CredentialsError as exc:
         return outcomes.Permanent(str(exc))
-    refreshed = False
-    expires = account.token_expires_at
-    if publisher.can_refresh and expires and expires - runtime.now() < REFRESH_MARGIN:
-        result, change = await state.refresh(publisher, account, item.account)
-        changes.extend([change] if change else [])
-        if not isinstance(result, AccountContext):
-            return result
-        account, refreshed = result, True
+    if publisher.can_refresh and tokens.due(held.account, runtime.now()):
+        renewed = await state.refresh(publisher, held)
+        if not isinstance(renewed, Held):
+            return _account_outcome(renewed, item, state, changes)
+        held = renewed
     request = PublishRequest(
         delivery_id=item.delivery.id,
         idempotency_key=item.delivery.idempotency_key,
         text=item.post.overrides.get(item.delivery.platform, item.post.text),
         media_urls=item.post.media_urls,
-        account=account,
+        account=held.account,
         scheduled_at=item.delivery.scheduled_at,
         attempt=item.delivery.attempts + 1,
         recovered=item.delivery.recovered,
@@ -203,12 +179,34 @@ async def _publish(
     if publisher.recovery is Recovery.NONE:
         await state.before_send(item.delivery.id)
     outcome = await _guarded_publish(publisher, request, runtime)
-    if isinstance(outcome, outcomes.TokenExpired) and publisher.can_refresh and not refreshed:
-        result, change = await state.refresh(publisher, account, item.account)
-        changes.extend([change] if change else [])
-        if not isinstance(result, AccountContext):
-            return result
-        return await _guarded_publish(publisher, replace(request, account=result), runtime)
+    if not isinstance(outcome, outcomes.TokenExpired):
+        return outcome
+    # Rejected: retry once with the freshest token (stored by another worker or delivery, or
+    # renewed now) before anything is declared dead.
+    retry = await state.tokens.after_rejection(publisher, held)
+    if retry is None:  # nothing newer, and the platform cannot renew: the rejection stands
+        return _account_outcome(outcome, item, state, changes)
+    if not isinstance(retry, Held):
+        return _account_outcome(retry, item, state, changes)
+    again = await _guarded_publish(publisher, replace(request, account=retry.account), runtime)
+    if isinstance(again, outcomes.TokenExpired) and publisher.can_refresh:
+        # A token issued moments ago was rejected: the renewal works, so the account is not
+        # dead; the delivery tries again later (and renews again if it must).
+        return outcomes.Transient(f"{again.reason} (just after renewing the token)")
+    return _account_outcome(again, item, state, changes)
+
+
+def _account_outcome(
+    outcome: outcomes.Outcome, item: WorkItem, state: PassState, changes: list[AccountChange]
+) -> outcomes.Outcome:
+    """A `TokenExpired` outcome marks the account for reconnecting, but only while the
+    credentials it was decided on are still the stored ones."""
+    if isinstance(outcome, outcomes.TokenExpired):
+        version = state.tokens.version(item.account.id, item.account.credentials_version)
+        change = AccountChange(
+            item.account.id, needs_reconnect=outcome.reason, credentials_version=version
+        )
+        changes.append(change)
     return outcome
 
 
