@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from postpilot.core.outcomes import Published
+from postpilot.monitor.webhooks import Message
 from postpilot.publishers.base import PublishRequest
 from postpilot.publishers.registry import PUBLISHERS
 from postpilot.sandbox.client import SandboxClient
@@ -38,6 +39,19 @@ class Clock:
 
     def advance(self, by: timedelta) -> None:
         self.at += by
+
+
+@dataclass
+class Collector:
+    """Stands in for the events webhook: keeps what would be sent."""
+
+    sent: list[Message]
+
+    def enqueue(self, message: Message) -> None:
+        self.sent.append(message)
+
+    async def close(self) -> None:
+        return None
 
 
 @pytest.fixture
@@ -161,6 +175,8 @@ async def test_a_lost_answer_becomes_unknown_then_published_with_the_platform_s_
     assert report.unknown == 1
     [record] = sandbox.records("facebook")
 
+    sent: list[Message] = []
+    runtime.monitor.event_hook = Collector(sent)  # type: ignore[assignment]
     clock.advance(SETTLE)
     settled = await reconcile.reconcile_unknown(runtime)
     assert (settled.looked, settled.published) == (1, 1)
@@ -169,6 +185,9 @@ async def test_a_lost_answer_becomes_unknown_then_published_with_the_platform_s_
     assert row.platform_url and record["id"] in row.platform_url
     assert "exact text" in (await reconciled_activity(runtime.db))[row.id]
     assert len(sandbox.records("facebook")) == 1
+    [event] = sent  # users' tools hear of it as of any publish
+    assert event.kind == "delivery.published"
+    assert event.payload["data"]["platform_post_id"] == record["id"]
 
 
 async def test_when_the_platform_cannot_tell_it_waits_and_looks_again_later(

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -30,12 +31,14 @@ from sqlalchemy import select, update
 
 from postpilot.core.states import DeliveryStatus
 from postpilot.core.timezones import as_utc
-from postpilot.core.transitions import DeliverySnapshot, reconcile
+from postpilot.core.transitions import DeliverySnapshot, Transition, reconcile
+from postpilot.monitor import events
 from postpilot.publishers.registry import PUBLISHERS
 from postpilot.scheduler import engine, lookups
 from postpilot.scheduler.runtime import Runtime
+from postpilot.scheduler.summary import PassReport
 from postpilot.store import activity, work
-from postpilot.store.work import accounts, deliveries, posts
+from postpilot.store.work import WorkItem, accounts, deliveries, posts
 
 log = logging.getLogger(__name__)
 
@@ -167,11 +170,30 @@ async def _settle(runtime: Runtime, row: Any) -> str:
             ],
         )
     published = transition.status is DeliveryStatus.PUBLISHED
+    if published:
+        _announce(runtime, item, transition)
     log.info(
         "unknown delivery reconciled",
         extra={"delivery_id": item.delivery.id, "detail": transition.detail},
     )
     return "published" if published else "retried"
+
+
+def _announce(runtime: Runtime, item: WorkItem, transition: Transition) -> None:
+    """Users' tools hear of a delivery published here as of one a pass published."""
+    hook = runtime.monitor.event_hook
+    if hook is None:
+        return
+    report = PassReport(
+        pass_id=str(uuid.uuid4()),
+        scheduler=ACTOR,
+        started_at=runtime.now(),
+        limit=1,
+        concurrency=1,
+        decisions=[work.Decision(delivery=item.delivery, transition=transition)],
+    )
+    for message in events.delivery_events(report):
+        hook.enqueue(message)
 
 
 def _next_look(unknown_for: timedelta, runtime: Runtime) -> timedelta:
