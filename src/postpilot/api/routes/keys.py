@@ -59,7 +59,13 @@ async def create_key(
     return created(new)
 
 
-@router.post("/{key_id}/revoke", response_model=ApiKeyPublic)
+@router.post(
+    "/{key_id}/revoke",
+    response_model=ApiKeyPublic,
+    responses={
+        409: {"description": "The key is already revoked, or is the workspace's last active key."}
+    },
+)
 async def revoke_key(
     key_id: uuid.UUID,
     workspace: WorkspaceDep,
@@ -79,7 +85,12 @@ async def revoke_key(
     return public(key)
 
 
-@router.post("/{key_id}/rotate", status_code=201, response_model=ApiKeyCreated)
+@router.post(
+    "/{key_id}/rotate",
+    status_code=201,
+    response_model=ApiKeyCreated,
+    responses={409: {"description": "The key is already revoked."}},
+)
 async def rotate_key(
     key_id: uuid.UUID,
     workspace: WorkspaceDep,

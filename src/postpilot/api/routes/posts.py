@@ -146,7 +146,14 @@ def _when(value: datetime | None, timezone: str, now: datetime) -> datetime:
     return moment
 
 
-@router.post("", status_code=201, response_model=PostPublic)
+@router.post(
+    "",
+    status_code=201,
+    response_model=PostPublic,
+    responses={
+        409: {"description": "A request with the same Idempotency-Key is still being answered."}
+    },
+)
 async def create_post(
     body: PostCreate,
     workspace: WorkspaceDep,
