@@ -10,7 +10,8 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from postpilot import __version__
-from postpilot.api import errors
+from postpilot.api import errors, openapi
+from postpilot.api.guard import RequestGuard
 from postpilot.api.routes import (
     accounts,
     cron,
@@ -70,13 +71,17 @@ def create_app(
             if runtime is None:
                 await active.close()
 
+    limits = settings or (runtime.settings if runtime else get_settings())
     app = FastAPI(
         title="postpilot",
         version=__version__,
         description="Publishes scheduled social-media posts fast and exactly once.",
         lifespan=lifespan,
+        responses=openapi.DEFAULT_RESPONSES,
     )
+    app.add_middleware(RequestGuard, max_body_bytes=limits.API_MAX_BODY_BYTES)
     errors.install(app)
+    openapi.install(app)
     for router in ROUTERS:
         app.include_router(router)
     return app

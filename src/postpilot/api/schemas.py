@@ -7,10 +7,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from postpilot.core.timezones import zone
+from postpilot.api.fields import Count, Id, JsonObject, Moment, Name, Text, Url, ZoneName
+from postpilot.core.timezones import Dst
 from postpilot.publishers import urls
-
-Text = Annotated[str, Field(max_length=100_000)]
 
 
 def http_url(value: str | None) -> str | None:
@@ -23,21 +22,31 @@ def http_url(value: str | None) -> str | None:
         raise ValueError(f"{exc}: give an http(s) URL such as https://mastodon.social") from None
 
 
+DST_HELP = (
+    "Only for a local `scheduled_at` that a DST change makes missing (a gap) or happen twice "
+    "(an overlap): 'earlier' or 'later' of its two possible instants. Without it such a time "
+    "is refused (422) with both instants named."
+)
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
 class AccountCreate(Strict):
-    platform: str = Field(description="One of the supported platforms, e.g. 'mastodon'.")
+    platform: Name = Field(description="One of the supported platforms, e.g. 'mastodon'.")
     handle: Annotated[str, Field(min_length=1, max_length=200)]
     base_url: Annotated[str | None, Field(max_length=500)] = Field(
         default=None, description="Instance/server URL (Mastodon, Bluesky, Matrix)."
     )
-    options: dict[str, Any] = Field(default_factory=dict, description="Non-secret settings.")
-    credentials: dict[str, Any] = Field(
-        description="Tokens and secrets. Write-only: encrypted at rest, never returned."
+    options: JsonObject = Field(
+        default_factory=dict, description="Non-secret settings (at most 16 KiB as JSON)."
     )
-    token_expires_at: datetime | None = None
+    credentials: JsonObject = Field(
+        description="Tokens and secrets (at most 16 KiB as JSON). Write-only: encrypted at rest, "
+        "never returned."
+    )
+    token_expires_at: Moment | None = None
 
     @field_validator("base_url")
     @classmethod
@@ -48,9 +57,9 @@ class AccountCreate(Strict):
 class AccountUpdate(Strict):
     handle: Annotated[str | None, Field(min_length=1, max_length=200)] = None
     base_url: Annotated[str | None, Field(max_length=500)] = None
-    options: dict[str, Any] | None = None
-    credentials: dict[str, Any] | None = None
-    token_expires_at: datetime | None = None
+    options: JsonObject | None = None
+    credentials: JsonObject | None = None
+    token_expires_at: Moment | None = None
 
     @field_validator("base_url")
     @classmethod
@@ -73,25 +82,20 @@ class AccountPublic(BaseModel):
 
 class PostCreate(Strict):
     text: Text = ""
-    media_urls: Annotated[list[str], Field(max_length=10)] = Field(default_factory=list)
-    overrides: dict[str, Text] = Field(
+    media_urls: Annotated[list[Url], Field(max_length=10)] = Field(default_factory=list)
+    overrides: Annotated[dict[Name, Text], Field(max_length=20)] = Field(
         default_factory=dict, description="platform -> text used instead of `text` there."
     )
-    targets: Annotated[list[str], Field(min_length=1, max_length=100)] = Field(
+    targets: Annotated[list[Id], Field(min_length=1, max_length=100)] = Field(
         description="Account ids to publish to."
     )
-    scheduled_at: datetime | None = Field(
+    scheduled_at: Moment | None = Field(
         default=None,
         description="When to publish. Without an offset it is local time in `timezone`. "
         "Omit to publish as soon as possible.",
     )
-    timezone: str = Field(default="UTC", description="IANA time zone, e.g. 'Europe/Paris'.")
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        zone(value)
-        return value
+    timezone: ZoneName = Field(default="UTC", description="IANA time zone, e.g. 'Europe/Paris'.")
+    dst: Dst | None = Field(default=None, description=DST_HELP)
 
     @field_validator("targets")
     @classmethod
@@ -103,18 +107,12 @@ class PostCreate(Strict):
 
 class PostUpdate(Strict):
     text: Text | None = None
-    media_urls: Annotated[list[str] | None, Field(max_length=10)] = None
-    overrides: dict[str, Text] | None = None
-    targets: Annotated[list[str] | None, Field(min_length=1, max_length=100)] = None
-    scheduled_at: datetime | None = None
-    timezone: str | None = None
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str | None) -> str | None:
-        if value is not None:
-            zone(value)
-        return value
+    media_urls: Annotated[list[Url] | None, Field(max_length=10)] = None
+    overrides: Annotated[dict[Name, Text] | None, Field(max_length=20)] = None
+    targets: Annotated[list[Id] | None, Field(min_length=1, max_length=100)] = None
+    scheduled_at: Moment | None = None
+    timezone: ZoneName | None = None
+    dst: Dst | None = Field(default=None, description=DST_HELP)
 
 
 class DeliveryPublic(BaseModel):
@@ -173,14 +171,20 @@ class CancelResult(BaseModel):
 
 class ResolveDelivery(Strict):
     resolution: Literal["published", "retry", "failed"]
-    platform_post_id: str | None = None
-    platform_url: str | None = None
+    platform_post_id: Annotated[str | None, Field(max_length=500)] = None
+    platform_url: Url | None = None
     note: Annotated[str | None, Field(max_length=1000)] = None
 
 
+class Readiness(BaseModel):
+    status: Literal["ok", "unavailable"]
+    checks: dict[str, str] = Field(description="Each check: 'ok' or what is wrong.")
+    info: dict[str, Any]
+
+
 class PassRequest(Strict):
-    limit: Annotated[int, Field(ge=1, le=10_000)] | None = None
-    concurrency: Annotated[int, Field(ge=1, le=1_000)] | None = None
+    limit: Annotated[Count, Field(ge=1, le=10_000)] | None = None
+    concurrency: Annotated[Count, Field(ge=1, le=1_000)] | None = None
 
 
 class PassSummary(BaseModel):

@@ -11,14 +11,18 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import func, select, text
 
 from postpilot.api.deps import RuntimeDep
+from postpilot.api.schemas import Readiness
 from postpilot.core.timezones import as_utc
 from postpilot.store import schema
 from postpilot.store.tables import WorkerHeartbeat
 
 router = APIRouter(prefix="/api/health", tags=["health"])
+NOT_READY: dict[int | str, dict[str, Any]] = {
+    503: {"model": Readiness, "description": "Not ready: the failing checks are named."}
+}
 
 
-@router.get("")
+@router.get("", responses=NOT_READY)
 async def health(runtime: RuntimeDep, ready: bool = False) -> JSONResponse:
     """Liveness by default; `?ready=true` is the readiness check (see `/api/health/ready`)."""
     return await readiness(runtime) if ready else liveness()
@@ -30,7 +34,7 @@ def liveness() -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
 
-@router.get("/ready")
+@router.get("/ready", responses=NOT_READY)
 async def readiness(runtime: RuntimeDep) -> JSONResponse:
     """200 when the database answers, the schema is at this code's version and a worker has
     sent a heartbeat within HEALTH_HEARTBEAT_SECONDS; 503 with the failing checks otherwise (in

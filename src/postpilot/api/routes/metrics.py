@@ -14,7 +14,15 @@ from postpilot.api.routes.performance import require_operator
 router = APIRouter(tags=["monitor"])
 
 
-@router.get("/metrics", response_class=Response)
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={
+        200: {"content": {CONTENT_TYPE_LATEST: {}}},
+        401: {"description": "Needs `Authorization: Bearer <CRON_SECRET>`."},
+        503: {"description": "CRON_SECRET is not set (and METRICS_PUBLIC is false)."},
+    },
+)
 async def metrics(runtime: RuntimeDep, credentials: Credentials) -> Response:
     """Counters and histograms of the passes run in this process, per-cache hits and misses, DB
     connections, webhook counts and the alerts firing at the last evaluation."""

@@ -8,8 +8,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import JSONResponse
 
+from postpilot.api import moments
 from postpilot.api.deps import ActorDep, RuntimeDep, SessionDep, WorkspaceDep
 from postpilot.api.errors import ApiError, not_found
+from postpilot.api.fields import Moment
 from postpilot.api.schemas import (
     ActivityPublic,
     CancelResult,
@@ -21,7 +23,7 @@ from postpilot.api.schemas import (
 )
 from postpilot.core.limits import LIMITS, limits_for
 from postpilot.core.states import DeliveryStatus, PostStatus
-from postpilot.core.timezones import as_utc, in_zone, to_utc
+from postpilot.core.timezones import Dst, as_utc, in_zone
 from postpilot.publishers.addresses import AddressPolicy
 from postpilot.publishers.media import MediaError, check_url_shape
 from postpilot.publishers.registry import supported_platforms
@@ -132,10 +134,10 @@ def _max_text(runtime: Runtime) -> dict[str, int]:
     return {"facebook": runtime.settings.FACEBOOK_MAX_TEXT}
 
 
-def _when(value: datetime | None, timezone: str, now: datetime) -> datetime:
+def _when(value: datetime | None, timezone: str, now: datetime, dst: Dst | None) -> datetime:
     if value is None:
         return now
-    moment = to_utc(value, timezone)
+    moment = moments.scheduled_utc(value, timezone, dst)
     if moment < now - PAST_TOLERANCE:
         raise _invalid(
             [
@@ -182,7 +184,7 @@ async def create_post(
         _max_text(runtime),
         runtime.publish.addresses,
     )
-    scheduled_at = _when(body.scheduled_at, body.timezone, now)
+    scheduled_at = _when(body.scheduled_at, body.timezone, now, body.dst)
     post = await posts.create_post(
         session,
         workspace_id=workspace_id,
@@ -236,10 +238,10 @@ async def list_posts(
     status: PostStatus | None = None,
     account_id: str | None = None,
     platform: str | None = None,
-    scheduled_from: datetime | None = None,
-    scheduled_to: datetime | None = None,
+    scheduled_from: Moment | None = None,
+    scheduled_to: Moment | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> PostPage:
     views, total = await posts.list_posts(
         session,
@@ -293,7 +295,7 @@ async def update_post(
     if "timezone" in fields:
         changes["timezone"] = timezone
     if "scheduled_at" in fields:
-        changes["scheduled_at"] = _when(fields["scheduled_at"], timezone, now)
+        changes["scheduled_at"] = _when(fields["scheduled_at"], timezone, now, body.dst)
     _check_content(
         changes.get("text", post.text),
         changes.get("media_urls", list(post.media_urls)),
