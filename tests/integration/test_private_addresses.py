@@ -210,6 +210,26 @@ async def test_no_request_reaches_a_private_address(
         assert SECRET not in error and "tenant-token" not in error
 
 
+async def test_a_login_to_a_private_address_is_not_sent_either(
+    bare_runtime: Runtime, v4: Listener
+) -> None:
+    """An account with only a password signs in first (a token refresh): refused too, and the
+    delivery says why (it is retried: the account itself may be fixed)."""
+    spec = {
+        "platform": "bluesky",
+        "base_url": f"http://127.0.0.1:{v4.port}",
+        "credentials": {"identifier": "me", "password": "tenant-token"},
+    }
+    workspace, accounts = await store_accounts(bare_runtime.db, [spec])
+    await due_posts(bare_runtime.db, workspace, accounts, count=1, at=datetime.now(UTC))
+    await run_pass(bare_runtime, scheduler="optimized", limit=10)
+    assert v4.requests == []
+    async with bare_runtime.db.session() as session:
+        delivery = (await session.execute(select(Delivery))).scalar_one()
+    assert delivery.last_error is not None and "not a public address" in delivery.last_error
+    assert "tenant-token" not in delivery.last_error
+
+
 async def test_the_allow_list_lets_a_self_hosted_instance_through(
     sqlite_db: Database, v4: Listener
 ) -> None:

@@ -16,6 +16,7 @@ from postpilot.core import outcomes
 from postpilot.publishers import errors
 from postpilot.publishers.base import PublishContext, PublishRequest, Refreshed, RefreshFailed
 from postpilot.publishers.media import MediaError, MediaFile
+from postpilot.publishers.transport import NotPublicAddress
 from postpilot.publishers.uploads import UploadCache, UploadStore
 
 
@@ -106,6 +107,8 @@ def refresh_unavailable(
     if isinstance(exc_or_response, httpx.Response):
         what = f"HTTP {exc_or_response.status_code}"
         retry = errors.retry_after_seconds(exc_or_response)
+    elif isinstance(exc_or_response, NotPublicAddress):  # the reason, not just its type
+        what, retry = exc_or_response.reason, None
     else:
         what, retry = type(exc_or_response).__name__, None
     return RefreshUnavailable(
