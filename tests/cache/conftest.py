@@ -3,8 +3,6 @@ proxy in front of it that a test can cut and restore; accounts the Redis tests p
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
@@ -12,12 +10,12 @@ import pytest
 import redis.asyncio as redis
 
 from postpilot.sandbox.client import SandboxClient
-from postpilot.sandbox.process import free_port
 from postpilot.store import workspaces
 from postpilot.store.database import Database
 from postpilot.store.tables import Account
 from tests.conftest import REDIS_TEST_URL
 from tests.factories import cipher
+from tests.proxy import TcpProxy
 
 BLUESKY_DID = "did:plc:cachetest"
 
@@ -40,46 +38,17 @@ async def redis_client(redis_url: str) -> AsyncIterator[redis.Redis]:
     await client.aclose()
 
 
-class RedisProxy:
-    """Forwards a loopback port to the test Redis; `cut()` drops every connection and stops
-    listening, `restore()` listens again on the same port."""
+class RedisProxy(TcpProxy):
+    """The proxy in front of the test Redis, with the URL that goes through it."""
 
     def __init__(self, target: str) -> None:
         parts = urlsplit(target)
-        self.target = (parts.hostname or "127.0.0.1", parts.port or 6379)
+        super().__init__(parts.hostname or "127.0.0.1", parts.port or 6379)
         self.db = parts.path.lstrip("/") or "0"
-        self.port = free_port()
-        self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/{self.db}"
-
-    async def restore(self) -> None:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
-
-    async def cut(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
-        for writer in list(self._writers):
-            writer.close()
-        self._writers.clear()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection(*self.target)
-        self._writers.update({writer, up_writer})
-
-        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
-            with contextlib.suppress(OSError, asyncio.CancelledError):
-                while data := await source.read(65536):
-                    sink.write(data)
-                    await sink.drain()
-            sink.close()
-
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
 
 
 @pytest.fixture
