@@ -297,3 +297,39 @@ async def test_a_transport_failure_cannot_tell() -> None:
     ):
         answer = await look(publisher, request, scripted(down))
         assert isinstance(answer, readback.CannotTell) and "ConnectError" in answer.reason
+
+
+async def test_facebook_reads_the_page_s_published_posts_and_links_what_it_finds() -> None:
+    asked: list[httpx.URL] = []
+
+    def posts(request: httpx.Request) -> httpx.Response:
+        asked.append(request.url)
+        found = {"id": "77_1", "message": "hello", "created_time": "2999-01-01T00:00:00+0000"}
+        return httpx.Response(200, json={"data": [found], "paging": {"cursors": {}}})
+
+    acct = account("facebook", {"page_access_token": "p"}, {"page_id": "77"})
+    answer = await look(FacebookPublisher(), publish_request(acct, "hello"), scripted(posts))
+    assert answer == readback.Found(
+        "77_1",
+        "https://www.facebook.com/77_1",
+        "facebook Page 77 published posts: 77_1 has the exact text",
+    )
+    [url] = asked
+    assert url.path == "/v21.0/77/published_posts" and url.params["fields"].startswith("id,message")
+
+
+async def test_instagram_matches_the_caption_and_keeps_the_permalink() -> None:
+    def media(request: httpx.Request) -> httpx.Response:
+        assert request.url.path == "/v21.0/17841/media"
+        item = {
+            "id": "m1",
+            "caption": "hello",
+            "timestamp": "2999-01-01T00:00:00+0000",
+            "permalink": "https://www.instagram.com/p/abc/",
+        }
+        return httpx.Response(200, json={"data": [item]})
+
+    acct = account("instagram", {"access_token": "t"}, {"ig_user_id": "17841"})
+    answer = await look(InstagramPublisher(), publish_request(acct, "hello"), scripted(media))
+    assert isinstance(answer, readback.Found)
+    assert (answer.platform_post_id, answer.url) == ("m1", "https://www.instagram.com/p/abc/")
