@@ -198,7 +198,7 @@ async def test_when_the_platform_cannot_tell_it_waits_and_looks_again_later(
         await work.claim(conn, now=clock(), limit=1, claimer="pass-b", lease=LEASE)
     # No journal of pass-b on this machine: it may have sent, and Slack's history fails.
     clock.advance(LEASE + timedelta(seconds=1))
-    sandbox.inject("server_error", "slack", step="read", remaining=2)
+    sandbox.inject("server_error", "slack", step="read", remaining=3)
     assert (await run_pass(runtime, scheduler="optimized")).unknown == 1
     clock.advance(SETTLE)
     first = await reconcile.reconcile_unknown(runtime)
@@ -207,6 +207,15 @@ async def test_when_the_platform_cannot_tell_it_waits_and_looks_again_later(
     assert (await reconcile.reconcile_unknown(runtime)).looked == 0
     assert (await deliveries(runtime.db))[delivery_id].status == "unknown"
     clock.advance(SETTLE * 2)
+    assert (await reconcile.reconcile_unknown(runtime)).undecided == 1
+    # The person sees why it waits, once for the same reason.
+    async with runtime.db.session() as session:
+        notes = (
+            await session.execute(select(Activity.detail).where(Activity.actor == "reconciler"))
+        ).scalars()
+        [why] = list(notes)
+    assert "could not tell from slack" in why and "internal_error" in why
+    clock.advance(SETTLE * 4)
     final = await reconcile.reconcile_unknown(runtime)
     assert (final.looked, final.retried) == (1, 1)
     assert (await run_pass(runtime, scheduler="optimized")).published == 1

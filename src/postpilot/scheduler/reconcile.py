@@ -24,23 +24,27 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
+from postpilot.core import readback
 from postpilot.core.states import DeliveryStatus
 from postpilot.core.timezones import as_utc
-from postpilot.core.transitions import DeliverySnapshot, Transition, reconcile
+from postpilot.core.transitions import DeliverySnapshot, Event, Transition, reconcile
 from postpilot.monitor import events
 from postpilot.publishers.registry import PUBLISHERS
 from postpilot.scheduler import engine, lookups
 from postpilot.scheduler.runtime import Runtime
 from postpilot.scheduler.summary import PassReport
 from postpilot.store import activity, work
+from postpilot.store.tables import Activity
 from postpilot.store.work import WorkItem, accounts, deliveries, posts
 
 log = logging.getLogger(__name__)
+activity_table: Table = Activity.__table__  # type: ignore[assignment]
 
 BATCH = 10
 MAX_LOOK_DELAY = timedelta(hours=6)
@@ -134,7 +138,11 @@ async def _settle(runtime: Runtime, row: Any) -> str:
     async with runtime.db.engine.begin() as conn:
         if transition is None:
             later = now + _next_look(unknown_for, runtime)
-            await conn.execute(update(deliveries).where(*still_unknown).values(due_at=later))
+            moved = await conn.execute(
+                update(deliveries).where(*still_unknown).values(due_at=later)
+            )
+            if moved.rowcount == 1:
+                await _explain(conn, item, answer, now)
             log.info(
                 "unknown delivery still undecided",
                 extra={"delivery_id": item.delivery.id, "answer": repr(answer), "next": later},
@@ -155,20 +163,7 @@ async def _settle(runtime: Runtime, row: Any) -> str:
         )
         if written.rowcount != 1:
             return "undecided"  # settled by someone else meanwhile
-        await activity.append(
-            conn,
-            [
-                activity.Entry(
-                    workspace_id=item.delivery.workspace_id,
-                    post_id=item.delivery.post_id,
-                    delivery_id=item.delivery.id,
-                    at=now,
-                    event=transition.event.value,
-                    detail=transition.detail,
-                    actor=ACTOR,
-                )
-            ],
-        )
+        await _note(conn, item, now, transition.event, transition.detail)
     published = transition.status is DeliveryStatus.PUBLISHED
     if published:
         _announce(runtime, item, transition)
@@ -177,6 +172,43 @@ async def _settle(runtime: Runtime, row: Any) -> str:
         extra={"delivery_id": item.delivery.id, "detail": transition.detail},
     )
     return "published" if published else "retried"
+
+
+async def _explain(
+    conn: AsyncConnection, item: WorkItem, answer: readback.ReadBack, now: datetime
+) -> None:
+    """Tell the person who may resolve it why it still waits, once per reason."""
+    why = answer.reason if isinstance(answer, readback.CannotTell) else "too early to tell"
+    detail = (
+        f"could not tell from {item.delivery.platform} whether it was published ({why}); it is "
+        "looked up again later, or resolve it by hand"
+    )
+    last = await conn.execute(
+        select(activity_table.c.detail)
+        .where(
+            activity_table.c.post_id == item.delivery.post_id,
+            activity_table.c.delivery_id == item.delivery.id,
+        )
+        .order_by(activity_table.c.id.desc())
+        .limit(1)
+    )
+    if last.scalar_one_or_none() != detail:
+        await _note(conn, item, now, Event.UNKNOWN, detail)
+
+
+async def _note(
+    conn: AsyncConnection, item: WorkItem, now: datetime, event: Event, detail: str
+) -> None:
+    entry = activity.Entry(
+        workspace_id=item.delivery.workspace_id,
+        post_id=item.delivery.post_id,
+        delivery_id=item.delivery.id,
+        at=now,
+        event=event.value,
+        detail=detail,
+        actor=ACTOR,
+    )
+    await activity.append(conn, [entry])
 
 
 def _announce(runtime: Runtime, item: WorkItem, transition: Transition) -> None:
