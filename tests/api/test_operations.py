@@ -207,6 +207,46 @@ async def test_activity_names_the_key_that_made_each_change(
             assert api.api_key not in entry["actor"] and second["secret"] not in entry["actor"]
 
 
+async def test_workspace_activity_lists_account_and_key_changes_by_key(
+    any_db: Database, sandbox: SandboxClient
+) -> None:
+    async with api_server(any_db, sandbox) as api:
+        account_id = await mastodon_account(api, sandbox, handle="@audited")
+        patched = await api.client.patch(
+            f"/api/accounts/{account_id}",
+            json={"handle": "@renamed", "credentials": {"access_token": "token-new-secret"}},
+        )
+        assert patched.status_code == 200
+        spare = (await api.client.post("/api/keys", json={"name": "spare"})).json()
+        await client(api, spare["secret"]).delete(f"/api/accounts/{account_id}")
+
+        listed = await api.client.get("/api/activity")
+        assert listed.status_code == 200
+        entries = listed.json()
+        mine = actor_of(await own_key(api))
+        assert [(e["event"], e["actor"]) for e in entries] == [
+            ("account_deleted", actor_of(spare)),
+            ("key_created", mine),
+            ("account_updated", mine),
+            ("account_created", mine),
+        ]
+        assert entries[2]["detail"].endswith(": credentials, handle")
+        assert all(e["post_id"] is None for e in entries)
+        for secret in ("token-new-secret", "token-@audited", api.api_key, spare["secret"]):
+            assert secret not in listed.text
+
+        older = await api.client.get(
+            "/api/activity", params={"before": entries[1]["id"], "limit": 1}
+        )
+        assert [e["event"] for e in older.json()] == ["account_updated"]
+        for bad in ({"before": 0}, {"before": 2**63}, {"limit": 0}, {"limit": 501}):
+            refused = await api.client.get("/api/activity", params=bad)
+            assert refused.status_code == 422 and "error" in refused.json()
+
+        _, other_secret = await new_workspace(any_db, "other")
+        assert (await client(api, other_secret).get("/api/activity")).json() == []
+
+
 # --- Idempotency-Key --------------------------------------------------------------------------
 
 

@@ -14,6 +14,7 @@ from postpilot.api import errors, openapi
 from postpilot.api.guard import RequestGuard
 from postpilot.api.routes import (
     accounts,
+    activity,
     cron,
     deliveries,
     health,
@@ -31,6 +32,7 @@ ROUTERS = (
     accounts.router,
     posts.router,
     keys.router,
+    activity.router,
     deliveries.router,
     cron.router,
     health.router,

@@ -223,6 +223,10 @@ class ApiKeyPublic(BaseModel):
     revoked_at: datetime | None
 
 
+class WorkspaceActivity(ActivityPublic):
+    post_id: str | None = Field(description="None for a change to an account or an API key.")
+
+
 class ApiKeyCreated(ApiKeyPublic):
     secret: str = Field(description="The key itself. Shown only in this answer: keep it.")
     replaces: str | None = Field(default=None, description="The key a rotation revoked.")

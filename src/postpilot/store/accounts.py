@@ -63,7 +63,10 @@ class Deleted:
     in_flight: list[str]  # held by a pass under a lease: that pass records how they end
 
 
-ACCOUNT_DELETED = "account_deleted"  # activity event for a delivery in flight at deletion
+ACCOUNT_CREATED = "account_created"
+ACCOUNT_UPDATED = "account_updated"
+# For the account, and for each of its deliveries in flight when it was deleted.
+ACCOUNT_DELETED = "account_deleted"
 
 
 async def delete_account(
@@ -128,8 +131,27 @@ async def delete_account(
         )
         for row, event, detail in entries
     )
+    summary = f"; cancelled {len(cancelled)} delivery(ies)" + (
+        f", {len(in_flight)} still publishing" if in_flight else ""
+    )
+    log_change(session, account, event=ACCOUNT_DELETED, detail=summary, actor=actor, now=now)
     await session.flush()
     return Deleted(cancelled=[r.id for r in cancelled], in_flight=[r.id for r in in_flight])
+
+
+def log_change(
+    session: AsyncSession, account: Account, *, event: str, detail: str, actor: str, now: datetime
+) -> None:
+    """An account-level activity entry (no post): who created, changed or deleted it."""
+    session.add(
+        Activity(
+            workspace_id=account.workspace_id,
+            at=now,
+            event=event,
+            detail=f"account {account.handle} on {account.platform} ({account.id}){detail}",
+            actor=actor,
+        )
+    )
 
 
 def public_fields(account: Account) -> dict[str, Any]:

@@ -6,10 +6,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from postpilot.store import bulk
+from postpilot.store.tables import Activity
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,3 +65,14 @@ async def append(conn: AsyncConnection, entries: Sequence[Entry]) -> None:
             payload=payload
         )
     )
+
+
+async def recent(
+    session: AsyncSession, workspace_id: str, *, limit: int, before: int | None = None
+) -> list[Activity]:
+    """A workspace's entries, newest first; `before` (an entry id) pages further back."""
+    query = select(Activity).where(Activity.workspace_id == workspace_id)
+    if before is not None:
+        query = query.where(Activity.id < before)
+    rows = await session.execute(query.order_by(Activity.id.desc()).limit(limit))
+    return list(rows.scalars())

@@ -54,7 +54,11 @@ def _check_urls(
 
 @router.post("", status_code=201, response_model=AccountPublic)
 async def create_account(
-    body: AccountCreate, workspace: WorkspaceDep, session: SessionDep, runtime: RuntimeDep
+    body: AccountCreate,
+    workspace: WorkspaceDep,
+    actor: ActorDep,
+    session: SessionDep,
+    runtime: RuntimeDep,
 ) -> AccountPublic:
     if body.platform not in PUBLISHERS:
         raise ApiError(
@@ -79,6 +83,10 @@ async def create_account(
         updated_at=now,
     )
     session.add(account)
+    await session.flush()  # its id, for the activity entry
+    accounts.log_change(
+        session, account, event=accounts.ACCOUNT_CREATED, detail="", actor=actor, now=now
+    )
     await session.commit()
     return public(account)
 
@@ -107,6 +115,7 @@ async def update_account(
     account_id: str,
     body: AccountUpdate,
     workspace: WorkspaceDep,
+    actor: ActorDep,
     session: SessionDep,
     runtime: RuntimeDep,
 ) -> AccountPublic:
@@ -115,6 +124,7 @@ async def update_account(
         raise not_found("account", account_id)
     now = runtime.now()
     fields = body.model_dump(exclude_unset=True)
+    changed = ", ".join(sorted(fields)) or "nothing"  # names only: never a value or a secret
     _check_urls(runtime.publish.addresses, fields.get("base_url"), fields.get("credentials") or {})
     if "credentials" in fields:
         credentials = fields.pop("credentials") or {}
@@ -129,6 +139,14 @@ async def update_account(
         ):
             setattr(account, name, fields[name])
     account.updated_at = now
+    accounts.log_change(
+        session,
+        account,
+        event=accounts.ACCOUNT_UPDATED,
+        detail=f": {changed}",
+        actor=actor,
+        now=now,
+    )
     await session.commit()
     return public(account)
 
