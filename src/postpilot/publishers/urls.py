@@ -5,6 +5,7 @@ connect time)."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from urllib.parse import quote, unquote, urlsplit
 
@@ -82,6 +83,7 @@ def account_base_url(value: str) -> str:
     return f"{url.origin}{url.path.rstrip('/')}"
 
 
+@functools.lru_cache(maxsize=4096)  # called for every request; few distinct bases
 def api_base(value: str) -> str:
     """The base of every API call, rebuilt from its parts at publish time too (rows stored
     before URLs were checked); an unusable one goes nowhere (`UNUSABLE_BASE`)."""
