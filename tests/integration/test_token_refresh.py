@@ -18,7 +18,7 @@ from postpilot.publishers.registry import PUBLISHERS
 from postpilot.sandbox.client import SandboxClient
 from postpilot.scheduler.engine import PassState
 from postpilot.scheduler.passes import run_pass
-from postpilot.scheduler.renewal import Held
+from postpilot.scheduler.renewal import Held, Renewals
 from postpilot.scheduler.runtime import Runtime
 from postpilot.store import work
 from postpilot.store.database import Database
@@ -300,3 +300,46 @@ async def test_concurrent_passes_renew_a_rotating_token_once(
 
 
 REFRESH_PATH = {"x": "/2/oauth2/token", "matrix": "/_matrix/client/v3/refresh"}
+
+
+async def test_spent_refresh_token_after_another_process_renewed_takes_the_stored_one(
+    sqlite_db: Database, sandbox: SandboxClient
+) -> None:
+    """SQLite has no row lock: another process may renew between our read and our refresh.
+    The homeserver then answers our spent refresh token with 404 M_UNKNOWN_TOKEN; we re-read
+    and use what the other process stored, and nothing is declared dead."""
+    sandbox.configure(matrix_spent_refresh_status=404)
+    issued = sandbox.issue_token("matrix", "@bot:sandbox.test")
+    credentials = {"access_token": issued["access_token"], "refresh_token": issued["refresh_token"]}
+    await workspace_with_accounts(
+        sqlite_db,
+        sandbox,
+        platform="matrix",
+        credentials=credentials,
+        options={"room_id": "!room:sandbox.test"},
+    )
+    ours = Runtime.open(make_settings(sqlite_db, sandbox), db=sqlite_db)
+    theirs = Runtime.open(make_settings(sqlite_db, sandbox), db=sqlite_db)
+    stale = await held_now(ours)
+    matrix = PUBLISHERS["matrix"]
+
+    class RenewedMeanwhile:
+        platform, recovery, can_refresh = matrix.platform, matrix.recovery, True
+        publish = matrix.publish
+
+        async def refresh(self, account: AccountContext, ctx: Any) -> Any:
+            assert isinstance(await Renewals(theirs).after_rejection(matrix, stale), Held)
+            return await matrix.refresh(account, ctx)
+
+    try:
+        renewals = Renewals(ours)
+        fresh = await renewals.after_rejection(RenewedMeanwhile(), stale)
+    finally:
+        await ours.close()
+        await theirs.close()
+    grants = [r["status"] for r in sandbox.requests("matrix") if r["path"].endswith("/refresh")]
+    assert grants == [200, 404]
+    after = await stored(sqlite_db)
+    assert isinstance(fresh, Held) and fresh.version == after.credentials_version == 2
+    assert fresh.account.credentials == cipher.decrypt(after.credentials)
+    assert after.status == "active"
