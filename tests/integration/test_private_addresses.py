@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from postpilot.publishers.transport import NotPublicAddress
 from postpilot.scheduler.passes import run_pass
 from postpilot.scheduler.runtime import Runtime
 from postpilot.store import workspaces
@@ -54,6 +55,12 @@ def _serve(host: str) -> tuple[ThreadingHTTPServer, Listener]:
             self.rfile.read(length)
             auth = self.headers.get("authorization") or ""
             listener.requests.append((self.command, self.path, auth))
+            if self.path.startswith("/redirect?to="):
+                self.send_response(302)
+                self.send_header("Location", self.path.removeprefix("/redirect?to="))
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             body = json.dumps({"id": "1", "ok": True, "secret": SECRET}).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
@@ -244,6 +251,26 @@ async def test_the_allow_list_lets_a_self_hosted_instance_through(
         await runtime.close()
     assert report.published == 1, report
     assert v4.requests == [("POST", "/api/v1/statuses", "Bearer tenant-token")]
+
+
+async def test_every_redirect_hop_is_checked(
+    sqlite_db: Database, v4: Listener, v6: Listener | None
+) -> None:
+    """The first hop is an allowed host; where it redirects to is not, and is never reached."""
+    settings = make_settings(sqlite_db, PRIVATE_HOSTS_ALLOWED=f"127.0.0.1:{v4.port}")
+    runtime = Runtime.open(settings, db=sqlite_db)
+    inside = f"http://localhost:{v4.port + 1 if v6 is None else v6.port}/admin"
+    try:
+        with pytest.raises(NotPublicAddress, match="not a public address"):
+            await runtime.http.get(
+                f"http://127.0.0.1:{v4.port}/redirect?to={inside}", follow_redirects=True
+            )
+        allowed = await runtime.http.get(f"http://127.0.0.1:{v4.port}/ok")
+    finally:
+        await runtime.close()
+    assert allowed.status_code == 200
+    assert [path for _, path, _ in v4.requests] == [f"/redirect?to={inside}", "/ok"]
+    assert v6 is None or v6.requests == []
 
 
 async def test_the_api_refuses_account_urls_that_name_private_or_odd_places(
