@@ -230,3 +230,11 @@ class WorkspaceActivity(ActivityPublic):
 class ApiKeyCreated(ApiKeyPublic):
     secret: str = Field(description="The key itself. Shown only in this answer: keep it.")
     replaces: str | None = Field(default=None, description="The key a rotation revoked.")
+
+class ReconcileSummary(BaseModel):
+    """What one look at the `unknown` deliveries settled."""
+
+    looked: int
+    published: int  # found on the platform
+    retried: int  # provably not there: published again
+    undecided: int  # the platform could not tell: looked up again later

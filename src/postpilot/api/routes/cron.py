@@ -1,4 +1,5 @@
-"""Cron endpoints: one pass of either scheduler, for setups that trigger passes with curl."""
+"""Cron endpoints: one pass of either scheduler, and one look at the `unknown` deliveries, for
+setups that trigger them with curl."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Depends
 
 from postpilot.api.deps import RuntimeDep, require_cron_secret
-from postpilot.api.schemas import PassRequest, PassSummary
+from postpilot.api.schemas import PassRequest, PassSummary, ReconcileSummary
+from postpilot.scheduler import reconcile
 from postpilot.scheduler.passes import SchedulerKind, cron_pass
 
 router = APIRouter(prefix="/api/cron", tags=["cron"], dependencies=[Depends(require_cron_secret)])
@@ -44,3 +46,18 @@ async def optimized_pass(runtime: RuntimeDep, body: OptionalPass = None) -> Pass
 @router.get("/scheduler-optimized", response_model=PassSummary)
 async def optimized_pass_get(runtime: RuntimeDep) -> PassSummary:
     return await _pass(runtime, SchedulerKind.OPTIMIZED, None)
+
+
+@router.post("/reconcile", response_model=ReconcileSummary)
+async def reconcile_unknown(runtime: RuntimeDep) -> ReconcileSummary:
+    """Read back the platforms of `unknown` deliveries whose next look is due: found means
+    published, provably absent means published again. Workers do this by themselves; cron-only
+    setups call it every minute or so."""
+    report = await reconcile.reconcile_unknown(runtime)
+    return ReconcileSummary.model_validate(vars(report))
+
+
+@router.get("/reconcile", response_model=ReconcileSummary)
+async def reconcile_unknown_get(runtime: RuntimeDep) -> ReconcileSummary:
+    """The same, for plain `curl` from cron."""
+    return await reconcile_unknown(runtime)
