@@ -231,6 +231,7 @@ class ApiKeyCreated(ApiKeyPublic):
     secret: str = Field(description="The key itself. Shown only in this answer: keep it.")
     replaces: str | None = Field(default=None, description="The key a rotation revoked.")
 
+
 class ReconcileSummary(BaseModel):
     """What one look at the `unknown` deliveries settled."""
 
