@@ -6,11 +6,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
-import sys
-from collections.abc import Iterator
+import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -18,9 +15,10 @@ from sqlalchemy import func, select
 from postpilot.sandbox.client import SandboxClient
 from postpilot.scheduler.passes import run_pass
 from postpilot.scheduler.runtime import Runtime
+from postpilot.scheduler.summary import PassReport
 from postpilot.scheduler.worker import Worker
 from postpilot.store.database import Database
-from postpilot.store.tables import Delivery
+from postpilot.store.tables import Activity, Delivery
 from tests.factories import due_posts, workspace_with_accounts
 from tests.helpers import TEST_SECRET_KEY, make_settings
 
@@ -39,25 +37,6 @@ def worker_env(db: Database, sandbox: SandboxClient, **extra: str) -> dict[str, 
     }
     env.update(extra)
     return env
-
-
-@pytest.fixture
-def spawn(tmp_path: Path) -> Iterator[object]:
-    """Start `postpilot worker` processes; whatever is left is killed at the end."""
-    started: list[subprocess.Popen[bytes]] = []
-
-    def start(env: dict[str, str]) -> subprocess.Popen[bytes]:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "postpilot.cli.main", "worker"], env=env, cwd=tmp_path
-        )
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
 
 
 async def delivery_counts(db: Database) -> dict[str, int]:
@@ -97,6 +76,34 @@ async def test_worker_wakes_for_a_new_post_long_before_its_poll_interval(
         await task
         await runtime.close()
     assert len(sandbox.records("mastodon")) == 1
+
+
+async def in_flight(sandbox: SandboxClient, n: int) -> bool:
+    """`n` publishes have reached the sandbox and are held in its latency."""
+    return await asyncio.to_thread(sandbox.waiting) >= n
+
+
+async def take_over(runtime: Runtime) -> PassReport:
+    """Passes until one takes the dead worker's deliveries over (its lease has run out)."""
+    reports: list[PassReport] = []
+
+    async def claimed_some() -> bool:
+        reports.append(await run_pass(runtime, scheduler="optimized"))
+        return reports[-1].claimed > 0
+
+    await wait_until(claimed_some, timeout=15, every=0.1)
+    return reports[-1]
+
+
+async def activity_events(db: Database, event: str) -> int:
+    async with db.session() as session:
+        return int(
+            (
+                await session.execute(
+                    select(func.count()).select_from(Activity).where(Activity.event == event)
+                )
+            ).scalar_one()
+        )
 
 
 async def _passes_at_least(worker: Worker, n: int) -> bool:
@@ -160,9 +167,10 @@ async def test_sigkill_mid_pass_loses_nothing_and_duplicates_nothing(
         return (await delivery_counts(any_db)).get("claimed", 0) == 10
 
     await wait_until(claimed, timeout=20, every=0.05)
-    await asyncio.sleep(0.5)  # four publishes are in flight at the sandbox now
+    await wait_until(lambda: in_flight(sandbox, 4), timeout=10, every=0.02)
     worker.send_signal(signal.SIGKILL)
     worker.wait()
+    killed_at = time.monotonic()
     assert (await delivery_counts(any_db)) == {"claimed": 10}
 
     sandbox.configure(latency_ms=0)
@@ -170,11 +178,12 @@ async def test_sigkill_mid_pass_loses_nothing_and_duplicates_nothing(
     try:
         early = await run_pass(runtime, scheduler="optimized")
         assert early.claimed == 0, "the dead worker's lease still holds"
-        await asyncio.sleep(5.2)
-        report = await run_pass(runtime, scheduler="optimized")
+        report = await take_over(runtime)
     finally:
         await runtime.close()
+    assert time.monotonic() - killed_at < 5 + 2, "taken over within the lease"
     assert report.claimed == 10 and report.published == 10
+    assert await activity_events(any_db, "lease_recovered") == 10
     assert await delivery_counts(any_db) == {"published": 10}
     records = sandbox.records("mastodon")
     assert len(records) == 10, "the in-flight ones were replayed by their Idempotency-Key"
@@ -192,7 +201,7 @@ async def test_sigterm_finishes_what_is_in_flight_and_releases_the_rest(
         return (await delivery_counts(any_db)).get("claimed", 0) == 8
 
     await wait_until(claimed, timeout=20, every=0.05)
-    await asyncio.sleep(0.5)
+    await wait_until(lambda: in_flight(sandbox, 2), timeout=10, every=0.02)
     worker.send_signal(signal.SIGTERM)
     assert await asyncio.to_thread(worker.wait, 20) == 0
     counts = await delivery_counts(any_db)
@@ -233,15 +242,14 @@ async def test_sigkill_on_a_platform_without_idempotency_marks_only_what_was_in_
         return (await delivery_counts(any_db)).get("claimed", 0) == 6
 
     await wait_until(claimed, timeout=20, every=0.05)
-    await asyncio.sleep(0.5)
+    await wait_until(lambda: in_flight(sandbox, 2), timeout=10, every=0.02)
     worker.send_signal(signal.SIGKILL)
     worker.wait()
 
     sandbox.configure(latency_ms=0)
     runtime = Runtime.open(make_settings(any_db, sandbox, SCHEDULER_LEASE_SECONDS=5), db=any_db)
     try:
-        await asyncio.sleep(5.2)
-        report = await run_pass(runtime, scheduler="optimized")
+        report = await take_over(runtime)
     finally:
         await runtime.close()
     assert (report.claimed, report.unknown, report.published) == (6, 2, 4)

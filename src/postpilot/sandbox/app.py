@@ -66,6 +66,10 @@ def create_app(sandbox_state: SandboxState | None = None) -> FastAPI:
     async def records(platform: str | None = None) -> list[dict[str, Any]]:
         return state.snapshot(platform)
 
+    @app.get("/_sandbox/waiting")
+    async def waiting() -> dict[str, int]:
+        return {"waiting": state.waiting}
+
     @app.get("/_sandbox/requests")
     async def requests(platform: str | None = None) -> list[dict[str, Any]]:
         return [asdict(r) for r in state.requests if platform in (None, r.platform)]

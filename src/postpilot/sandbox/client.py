@@ -26,6 +26,10 @@ class SandboxClient:
         params = {"platform": platform} if platform else {}
         return list(self._get("/_sandbox/requests", params))
 
+    def waiting(self) -> int:
+        """Platform requests that arrived and are held in the configured latency right now."""
+        return int(self._get("/_sandbox/waiting", {})["waiting"])
+
     def reset(self) -> None:
         self._http.post("/_sandbox/reset").raise_for_status()
 

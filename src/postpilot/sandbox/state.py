@@ -162,6 +162,7 @@ class SandboxState:
         self.media: dict[str, dict[str, Any]] = {}  # platform media id -> attachment
         self.idempotency: dict[tuple[str, str, str], tuple[float, dict[str, Any]]] = {}
         self.windows: dict[tuple[str, str], tuple[float, int]] = {}
+        self.waiting = 0  # platform requests held in their latency right now (arrived, unanswered)
         self._ids = itertools.count(int(time.time() * 1000) << 4)
         self.rng = random.Random()
         self.lock = asyncio.Lock()

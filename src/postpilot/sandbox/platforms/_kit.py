@@ -22,8 +22,13 @@ MEDIA_PATH = "/_sandbox/media/"
 
 
 async def pause(state: SandboxState) -> None:
+    """The configured latency; tests see how many requests are held in it (`/_sandbox/waiting`)."""
     if state.settings.latency_ms:
-        await asyncio.sleep(state.settings.latency_ms / 1000)
+        state.waiting += 1
+        try:
+            await asyncio.sleep(state.settings.latency_ms / 1000)
+        finally:
+            state.waiting -= 1
 
 
 def bearer(request: Request) -> str | None:

@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from postpilot.sandbox.platforms._kit import pause
 from postpilot.sandbox.state import Fault, Record, SandboxState, now_iso
 
 PLATFORM = "mastodon"
@@ -26,8 +27,7 @@ def router(state: SandboxState) -> APIRouter:
 
     async def guard(request: Request) -> tuple[str, dict[str, str]] | Response:
         """Latency, auth and the token's rate-limit window, shared by every endpoint."""
-        if state.settings.latency_ms:
-            await asyncio.sleep(state.settings.latency_ms / 1000)
+        await pause(state)
         token = token_of(request)
         if token is None or token in state.revoked_tokens:
             return JSONResponse({"error": "The access token is invalid"}, status_code=401)
