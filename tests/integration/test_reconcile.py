@@ -251,3 +251,27 @@ async def test_a_look_that_is_stopped_leaves_the_delivery_in_doubt(
     # The journal exists and lists only that delivery: it is in doubt, not provably unsent.
     assert not await runtime.journal.may_have_sent("pass-d", "another-delivery")
     assert sandbox.records("slack") == []
+
+
+async def test_a_read_back_that_breaks_leaves_the_delivery_unknown(
+    runtime: Runtime, sandbox: SandboxClient, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    [delivery_id] = await slack_workspace(runtime, sandbox, count=1)
+    async with runtime.db.engine.begin() as conn:
+        await work.claim(conn, now=clock(), limit=1, claimer="pass-e", lease=LEASE)
+    clock.advance(LEASE + timedelta(seconds=1))
+
+    async def broken(*_args: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(type(PUBLISHERS["slack"]), "find_published", broken)
+    assert (await run_pass(runtime, scheduler="optimized")).unknown == 1
+    clock.advance(SETTLE)
+    assert (await reconcile.reconcile_unknown(runtime)).undecided == 1
+    assert (await deliveries(runtime.db))[delivery_id].status == "unknown"
+    async with runtime.db.session() as session:
+        why = (
+            await session.execute(select(Activity.detail).where(Activity.actor == "reconciler"))
+        ).scalar_one()
+    assert "internal error reading back (RuntimeError)" in why
+    assert sandbox.records("slack") == []

@@ -80,15 +80,15 @@ async def look(item: WorkItem, runtime: Runtime, account_of: AccountOf) -> readb
         account = account_of(item.account, runtime)
     except CredentialsError as exc:
         return readback.CannotTell(str(exc))
-    lookup = lookup_for(item, account, await taken_ids(runtime, item))
     bound = runtime.settings.HTTP_TIMEOUT_SECONDS * TIMEOUTS_PER_LOOK
     try:
         async with asyncio.timeout(bound):
+            lookup = lookup_for(item, account, await taken_ids(runtime, item))
             return await publisher.find_published(lookup, runtime.publish)
     except TimeoutError:
         return readback.CannotTell(f"reading {item.delivery.platform} back took over {bound} s")
-    except Exception as exc:  # a bug in a read-back must not lose the delivery
-        log.exception("read-back crashed", extra={"delivery_id": item.delivery.id})
+    except Exception as exc:  # a bug or a database fault must not lose the delivery
+        log.exception("read-back failed", extra={"delivery_id": item.delivery.id})
         return readback.CannotTell(f"internal error reading back ({type(exc).__name__})")
 
 
