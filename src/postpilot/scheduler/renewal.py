@@ -91,8 +91,11 @@ class Renewals:
                 return known
             if failed := self._failed.get((account_id, known.version)):
                 return failed
+            # Shielded: a delivery stopped mid-renewal (its timeout) must not lose the rotated
+            # refresh token between the platform's answer and the write.
+            renewal = asyncio.ensure_future(self._renew_stored(publisher, known, rejected=rejected))
             try:
-                return await self._renew_stored(publisher, known, rejected=rejected)
+                return await asyncio.shield(renewal)
             except (SQLAlchemyError, OSError) as exc:
                 if account_id in self.unsaved:
                     return self._fresh[account_id]  # renewed; stored with the outcomes
@@ -133,7 +136,7 @@ class Renewals:
     ) -> Held | outcomes.Outcome | None:
         if stored is None:
             return outcomes.Permanent(f"the {held.account.platform} account was deleted")
-        if stored.credentials_version != held.version:
+        if stored.credentials_version > held.version:
             newer = self._adopt(held, stored)
             if isinstance(newer, outcomes.Outcome):
                 return newer
@@ -152,7 +155,7 @@ class Renewals:
         if conn is None:  # without a row lock another process may have renewed meanwhile
             async with self._runtime.db.engine.begin() as own:
                 again = await work.read_credentials(own, held.account.id)
-            if again is not None and again.credentials_version != held.version:
+            if again is not None and again.credentials_version > held.version:
                 return self._adopt(held, again)
         failed: outcomes.Outcome
         if isinstance(result, RefreshUnavailable):
