@@ -343,3 +343,18 @@ async def test_spent_refresh_token_after_another_process_renewed_takes_the_store
     assert isinstance(fresh, Held) and fresh.version == after.credentials_version == 2
     assert fresh.account.credentials == cipher.decrypt(after.credentials)
     assert after.status == "active"
+
+
+async def test_a_renewal_is_stored_at_once_not_with_the_pass_outcomes(
+    runtime: Runtime, sandbox: SandboxClient
+) -> None:
+    """The refresh token it replaced is spent: the new pair must outlive a pass that dies."""
+    _workspace, _account, tokens = await x_account(runtime, sandbox)
+    sandbox.expire_token(tokens["access_token"])
+    renewed = await PassState(runtime, "p").tokens.after_rejection(
+        PUBLISHERS["x"], await held_now(runtime)
+    )
+    after = await stored(runtime.db)
+    assert isinstance(renewed, Held) and after.credentials_version == renewed.version == 2
+    assert cipher.decrypt(after.credentials) == renewed.account.credentials
+    assert after.token_expires_at is not None
