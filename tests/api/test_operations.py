@@ -349,6 +349,23 @@ async def test_concurrent_duplicates_create_one_post(
         assert await count(any_db, Delivery) == 1
 
 
+async def test_a_late_retry_is_answered_though_its_time_has_passed(
+    any_db: Database, sandbox: SandboxClient
+) -> None:
+    async with api_server(any_db, sandbox) as api:
+        account_id = await mastodon_account(api, sandbox)
+        body = {"text": "soon", "targets": [account_id], "scheduled_at": future(1)}
+        headers = {"Idempotency-Key": "late"}
+        first = await api.client.post("/api/posts", json=body, headers=headers)
+        later = datetime.now(UTC) + timedelta(hours=2)
+        api.runtime.clock = lambda: later
+        retry = await api.client.post("/api/posts", json=body, headers=headers)
+        assert (first.status_code, retry.status_code) == (201, 201)
+        assert retry.json() == first.json()
+        fresh = await api.client.post("/api/posts", json=body, headers={"Idempotency-Key": "new"})
+        assert fresh.status_code == 422 and "in the past" in fresh.json()["error"]["message"]
+
+
 async def test_a_key_may_be_used_again_after_24_hours(
     any_db: Database, sandbox: SandboxClient
 ) -> None:

@@ -50,13 +50,36 @@ def fingerprint(request: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+async def find(
+    session: AsyncSession, *, workspace_id: str, key: str, request_hash: str, now: datetime
+) -> Replay | None:
+    """The answer a committed request with this key gave within the window, if any (read-only).
+    Raises KeyReused when that request had another body."""
+    row = (
+        await session.execute(
+            select(
+                IdempotencyKey.request_hash, IdempotencyKey.status_code, IdempotencyKey.response
+            ).where(
+                IdempotencyKey.workspace_id == workspace_id,
+                IdempotencyKey.key == key,
+                IdempotencyKey.created_at >= now - WINDOW,
+            )
+        )
+    ).one_or_none()
+    if row is None or row.status_code == PENDING:
+        return None
+    if row.request_hash != request_hash:
+        raise KeyReused()
+    return Replay(status_code=row.status_code, body=dict(row.response))
+
+
 async def begin(
     session: AsyncSession, *, workspace_id: str, key: str, request_hash: str, now: datetime
 ) -> Replay | None:
-    """Reserve `key` for this request (None: go ahead, then `finish`) or return the answer the
-    first request with it gave. Raises KeyReused when that request had another body.
+    """Reserve `key` for this request (None: go ahead, then `finish`) or return the answer of
+    the request that reserved it first. Raises KeyReused when that request had another body.
 
-    Call it before writing anything else: a lost race rolls the session back."""
+    Call it right before writing anything else: a lost race rolls the session back."""
     # Expired keys may be used again; clearing the workspace's old ones keeps the table small.
     await session.execute(
         delete(IdempotencyKey)
@@ -80,18 +103,13 @@ async def begin(
         return None
     except IntegrityError:
         await session.rollback()
-    existing = (
-        await session.execute(
-            select(IdempotencyKey).where(
-                IdempotencyKey.workspace_id == workspace_id, IdempotencyKey.key == key
-            )
-        )
-    ).scalar_one_or_none()
-    if existing is None or existing.status_code == PENDING:
-        raise KeyInProgress()  # the other request is not committed (yet): nothing to replay
-    if existing.request_hash != request_hash:
-        raise KeyReused()
-    return Replay(status_code=existing.status_code, body=dict(existing.response))
+    # The insert waited for the other request's transaction, which has committed its answer.
+    found = await find(
+        session, workspace_id=workspace_id, key=key, request_hash=request_hash, now=now
+    )
+    if found is None:
+        raise KeyInProgress()
+    return found
 
 
 async def finish(

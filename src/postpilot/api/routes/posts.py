@@ -167,14 +167,11 @@ async def create_post(
     """With an `Idempotency-Key`, a retry of the same request within 24 hours answers what the
     first one did and creates nothing; the same key with another body is refused (422)."""
     now, workspace_id = runtime.now(), workspace.id
-    if idempotency_key is not None:
-        # Before validating: a retry gets the first answer even if its time is now past.
-        # A refused request below rolls back, so its key stays free.
-        replay = await _reserve(session, workspace_id, idempotency_key, body, now)
-        if replay is not None:
-            return JSONResponse(
-                replay.body, status_code=replay.status_code, headers={"Idempotent-Replayed": "true"}
-            )
+    # A retry gets the first answer before validation: its time may be past by now.
+    if idempotency_key and (
+        replay := await _replay(session, workspace_id, idempotency_key, body, now, reserve=False)
+    ):
+        return replay
     targets = await _targets(session, workspace_id, body.targets)
     _check_content(
         body.text,
@@ -185,6 +182,11 @@ async def create_post(
         runtime.publish.addresses,
     )
     scheduled_at = _when(body.scheduled_at, body.timezone, now, body.dst)
+    # Reserved last, so no lock is held while validating; a refused request keeps its key free.
+    if idempotency_key and (
+        replay := await _replay(session, workspace_id, idempotency_key, body, now, reserve=True)
+    ):
+        return replay
     post = await posts.create_post(
         session,
         workspace_id=workspace_id,
@@ -214,11 +216,14 @@ async def create_post(
     return answer
 
 
-async def _reserve(
-    session: Any, workspace_id: str, key: str, body: PostCreate, now: datetime
-) -> idempotency.Replay | None:
+async def _replay(
+    session: Any, workspace_id: str, key: str, body: PostCreate, now: datetime, *, reserve: bool
+) -> JSONResponse | None:
+    """The first answer given for this key, or None to go ahead. `reserve` inserts the key (the
+    unique constraint decides between concurrent duplicates); otherwise it is only looked up."""
+    step = idempotency.begin if reserve else idempotency.find
     try:
-        return await idempotency.begin(
+        replay = await step(
             session,
             workspace_id=workspace_id,
             key=key,
@@ -229,6 +234,11 @@ async def _reserve(
         raise ApiError(422, "idempotency_key_reused", str(exc)) from exc
     except idempotency.KeyConflict as exc:
         raise ApiError(409, "idempotency_key_in_use", str(exc)) from exc
+    if replay is None:
+        return None
+    return JSONResponse(
+        replay.body, status_code=replay.status_code, headers={"Idempotent-Replayed": "true"}
+    )
 
 
 @router.get("", response_model=PostPage)
