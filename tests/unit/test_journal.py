@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import os
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
+from postpilot.core.states import DeliveryStatus
+from postpilot.core.transitions import Event, Transition
 from postpilot.scheduler.journal import InFlightJournal
 
 
@@ -35,3 +38,34 @@ def test_sweep_removes_only_old_journals(tmp_path: Path) -> None:
     os.utime(old, (long_ago, long_ago))
     InFlightJournal(tmp_path).sweep()
     assert not old.exists() and new.exists()
+
+
+async def test_outcomes_the_database_did_not_take_are_read_back(tmp_path: Path) -> None:
+    journal = InFlightJournal(tmp_path)
+    now = datetime(2026, 11, 30, 12, tzinfo=UTC)
+    published = Transition(
+        status=DeliveryStatus.PUBLISHED,
+        attempts=1,
+        due_at=now,
+        event=Event.PUBLISHED,
+        detail="published",
+        platform_post_id="42",
+        platform_url="https://example.org/42",
+        published_at=now,
+    )
+    await journal.begin("pass-2")
+    await journal.mark("pass-2", "d1")
+    await journal.keep_outcomes("pass-2", [("d1", published)])
+    record = await journal.read("pass-2")
+    assert record is not None
+    assert record.sending == {"d1"}
+    assert record.outcomes == {"d1": published}
+
+
+async def test_a_torn_or_unknown_line_counts_as_may_have_sent(tmp_path: Path) -> None:
+    (tmp_path / "pass-3.log").write_text("begin\nsending d1\nsend")
+    journal = InFlightJournal(tmp_path)
+    assert await journal.may_have_sent("pass-3", "d1")
+    assert not await journal.may_have_sent("pass-3", "d2")
+    record = await journal.read("pass-3")
+    assert record is not None and "send" in record.sending
