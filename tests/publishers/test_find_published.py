@@ -22,6 +22,7 @@ from postpilot.publishers.base import (
     PublishRequest,
     finder,
 )
+from postpilot.publishers.discord import DiscordPublisher
 from postpilot.publishers.facebook import FacebookPublisher
 from postpilot.publishers.instagram import InstagramPublisher
 from postpilot.publishers.media import MediaFetcher
@@ -52,10 +53,16 @@ def accounts(sandbox: SandboxClient) -> dict[str, AccountContext]:
         "threads": account(
             "threads", {"access_token": token("threads")}, {"threads_user_id": f"th{page}"}
         ),
+        "discord": account(
+            "discord",
+            {"webhook_id": f"9{page}", "webhook_token": "hook-secret", "bot_token": "bot-secret"},
+            {"channel_id": DISCORD_CHANNEL, "guild_id": "1"},
+        ),
     }
 
 
-PLATFORMS = ("slack", "facebook", "instagram", "threads")
+PLATFORMS = ("slack", "facebook", "instagram", "threads", "discord")
+DISCORD_CHANNEL = "200000000000000001"  # the sandbox's one channel
 
 
 def request_for(sandbox: SandboxClient, acct: AccountContext, text: str) -> PublishRequest:
@@ -74,7 +81,7 @@ async def look(
 
 def test_only_platforms_that_let_us_look_claim_to() -> None:
     readers = {name for name, publisher in PUBLISHERS.items() if finder(publisher)}
-    assert readers == {"slack", "facebook", "instagram", "threads"}
+    assert readers == {"slack", "facebook", "instagram", "threads", "discord"}
 
 
 @pytest.mark.parametrize("platform", PLATFORMS)
@@ -333,3 +340,65 @@ async def test_instagram_matches_the_caption_and_keeps_the_permalink() -> None:
     answer = await look(InstagramPublisher(), publish_request(acct, "hello"), scripted(media))
     assert isinstance(answer, readback.Found)
     assert (answer.platform_post_id, answer.url) == ("m1", "https://www.instagram.com/p/abc/")
+
+
+def discord_request(**credentials: str) -> PublishRequest:
+    creds = {"webhook_id": "55", "webhook_token": "t", "bot_token": "b", **credentials}
+    acct = account("discord", creds, {"channel_id": "7"})
+    return publish_request(acct, "hello")
+
+
+def discord_message(message_id: int, webhook: str = "55", content: str = "hello") -> dict[str, Any]:
+    at = utcnow().isoformat()
+    return {"id": str(message_id), "webhook_id": webhook, "content": content, "timestamp": at}
+
+
+async def test_discord_without_a_bot_token_cannot_tell() -> None:
+    request = discord_request(bot_token="")
+    answer = await look(DiscordPublisher(), request, scripted(lambda _r: httpx.Response(500)))
+    assert isinstance(answer, readback.CannotTell) and "bot token" in answer.reason
+
+
+async def test_discord_pages_forward_and_only_our_webhook_s_message_counts() -> None:
+    asked: list[httpx.Request] = []
+
+    def messages(request: httpx.Request) -> httpx.Response:
+        asked.append(request)
+        if len(asked) == 1:  # a full page: someone else's messages, one with our text
+            page = [discord_message(1000 + i, webhook="66") for i in range(100)]
+            return httpx.Response(200, json=list(reversed(page)))
+        return httpx.Response(200, json=[discord_message(2000), discord_message(1999, "66")])
+
+    answer = await look(DiscordPublisher(), discord_request(), scripted(messages))
+    assert isinstance(answer, readback.Found) and answer.platform_post_id == "2000"
+    assert asked[0].headers["authorization"] == "Bot b"
+    assert asked[0].url.path == "/api/v10/channels/7/messages"
+    assert asked[1].url.params["after"] == "1099"
+
+
+@pytest.mark.parametrize(
+    ("response", "expected"),
+    [
+        (httpx.Response(200, json=[]), readback.NotFound),
+        (
+            httpx.Response(401, json={"message": "401: Unauthorized", "code": 0}),
+            readback.CannotTell,
+        ),
+        (httpx.Response(200, json={"not": "a list"}), readback.CannotTell),
+        (httpx.Response(200, json=[{"id": "x"}]), readback.CannotTell),
+        (httpx.Response(200, json=[discord_message(5), discord_message(6)]), readback.CannotTell),
+    ],
+)
+async def test_discord_answers(response: httpx.Response, expected: type) -> None:
+    answer = await look(DiscordPublisher(), discord_request(), scripted(lambda _r: response))
+    assert isinstance(answer, expected), answer
+
+
+async def test_discord_listing_too_long_to_read_cannot_tell() -> None:
+    def endless(request: httpx.Request) -> httpx.Response:
+        start = int(request.url.params["after"]) + 1
+        page = [discord_message(start + i, webhook="66") for i in range(100)]
+        return httpx.Response(200, json=page)
+
+    answer = await look(DiscordPublisher(), discord_request(), scripted(endless))
+    assert isinstance(answer, readback.CannotTell) and "does not reach back" in answer.reason

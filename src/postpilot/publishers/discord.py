@@ -5,24 +5,30 @@ refresh. Buckets are per webhook: X-RateLimit-Remaining / -Reset-After feed the 
 Credentials: `webhook_url`, or `webhook_id` + `webhook_token`. Options: `username`,
 `guild_id` and `channel_id` (to build a link). No idempotency for webhooks: NONE.
 
-No read-back: a webhook can fetch one of its messages only by the id the answer carried, and
-listing a channel needs a bot token, so a delivery in doubt waits for a person.
+Read-back only with a bot token (credential `bot_token`, the bot a member of the webhook's
+channel, option `channel_id`): a webhook can fetch one of its messages only by the id the
+answer carried. `GET /api/v10/channels/{channel_id}/messages?after=<id of the window start>`
+(ids are snowflakes, so they order by time), paged forward until a page comes back short
+(complete) or MAX_PAGES were read (cut). Webhook messages carry no marker: ours is the one
+message our webhook (`webhook_id`) sent with exactly our text since the delivery was due; two
+such messages, a cut listing or any error: we cannot tell. Without a bot token: a person.
 """
 
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import httpx
 
-from postpilot.core import outcomes
+from postpilot.core import outcomes, readback
 from postpilot.core.transitions import Recovery
 from postpilot.publishers import budgets, errors, flow, urls
 from postpilot.publishers.base import (
     AccountContext,
+    Lookup,
     PublishContext,
     PublishRequest,
     RefreshFailed,
@@ -31,6 +37,9 @@ from postpilot.publishers.base import (
 
 DEFAULT_BASE = "https://discord.com"
 GONE_CODES = (10015, 50027)  # Unknown Webhook, Invalid Webhook Token
+DISCORD_EPOCH_MS = 1_420_070_400_000  # snowflakes count milliseconds from 2015
+PAGE = 100
+MAX_PAGES = 10
 
 
 def webhook_parts(credentials: dict[str, Any]) -> tuple[str, str] | None:
@@ -87,11 +96,80 @@ class DiscordPublisher(flow.StepwisePublisher):
             return outcomes.Published(str(message["id"]), url=_message_url(account, message))
         return await _failure(response, ctx, key)
 
+    async def find_published(self, lookup: Lookup, ctx: PublishContext) -> readback.ReadBack:
+        account = lookup.request.account
+        bot, channel = account.credentials.get("bot_token"), account.options.get("channel_id")
+        webhook = webhook_parts(account.credentials)
+        if not bot or not channel or webhook is None:
+            return readback.CannotTell(
+                "discord: reading a channel back needs a bot token and the channel_id option"
+            )
+        where = f"discord channel {channel}"
+        url = f"{ctx.base_url(self.platform, account, DEFAULT_BASE)}/api/v10/channels/{channel}"
+        after = snowflake(lookup.since)
+        candidates: list[readback.Candidate] = []
+        complete = False
+        for _ in range(MAX_PAGES):
+            try:
+                response = await ctx.http.get(
+                    f"{url}/messages",
+                    params={"after": str(after), "limit": str(PAGE)},
+                    headers={"Authorization": f"Bot {bot}"},
+                )
+            except httpx.TransportError as exc:
+                return readback.CannotTell(f"{where}: {type(exc).__name__}")
+            page = _messages(response)
+            if page is None:
+                return readback.CannotTell(f"{where}: {errors.error_text(response)}")
+            ours = [m for m in page if str(m.get("webhook_id")) == webhook[0]]
+            candidates.extend(_candidate(m, account) for m in ours)
+            if len(page) < PAGE:
+                complete = True
+                break
+            after = max(int(m["id"]) for m in page)
+        listing = readback.Listing(tuple(candidates), complete=complete, where=where)
+        return readback.decide(
+            listing, text=lookup.request.text, since=lookup.since, taken=lookup.taken
+        )
+
     async def refresh(self, account: AccountContext, ctx: PublishContext) -> RefreshResult:
         return RefreshFailed(
             "the Discord webhook was deleted or its token reset: create a new webhook in the "
             "channel's settings and reconnect it"
         )
+
+
+def snowflake(at: datetime) -> int:
+    """The smallest Discord id of a message sent at `at`."""
+    return max(0, int(at.timestamp() * 1000) - DISCORD_EPOCH_MS) << 22
+
+
+def _messages(response: httpx.Response) -> list[dict[str, Any]] | None:
+    """A page of channel messages, each with a numeric id; None for any other answer."""
+    if response.status_code != 200:
+        return None
+    try:
+        page = response.json()
+    except ValueError:
+        return None
+    if not isinstance(page, list) or not all(
+        isinstance(m, dict) and str(m.get("id", "")).isdigit() for m in page
+    ):
+        return None
+    return page
+
+
+def _candidate(message: dict[str, Any], account: AccountContext) -> readback.Candidate:
+    try:
+        at: datetime | None = datetime.fromisoformat(str(message.get("timestamp")))
+    except ValueError:
+        at = None
+    return readback.Candidate(
+        id=str(message.get("id")),
+        text=str(message.get("content") or ""),
+        at=at,
+        url=_message_url(account, message),
+    )
 
 
 def _message_url(account: AccountContext, message: dict[str, Any]) -> str | None:

@@ -15,6 +15,8 @@ from postpilot.sandbox.platforms import _kit
 from postpilot.sandbox.state import Fault, Record, SandboxState
 
 PLATFORM = "discord"
+CHANNEL_ID = "200000000000000001"  # every sandbox webhook posts to this channel
+DISCORD_EPOCH_MS = 1_420_070_400_000
 
 
 def _error(status: int, message: str, code: int, **extra: Any) -> Response:
@@ -91,7 +93,7 @@ def router(state: SandboxState) -> APIRouter:
             )
         if any(len(f["content"]) > state.settings.discord_max_upload_bytes for f in files):
             return _error(413, "Request entity too large", 40005)
-        message_id = state.next_id()
+        message_id = _snowflake(state)
         attachments = [
             _kit.media_entry(
                 state.next_id(), f["content"], f["content_type"], filename=f["filename"]
@@ -107,6 +109,7 @@ def router(state: SandboxState) -> APIRouter:
                 media=attachments,
                 idempotency_key=None,
                 received_at=datetime.now(UTC).isoformat(),
+                extra={"channel_id": CHANNEL_ID, "webhook_id": webhook_id},
             )
         )
         await _kit.hold_after_commit(fault)
@@ -122,7 +125,7 @@ def router(state: SandboxState) -> APIRouter:
         message = {
             "id": message_id,
             "type": 0,
-            "channel_id": "200000000000000001",
+            "channel_id": CHANNEL_ID,
             "webhook_id": webhook_id,
             "content": content,
             "timestamp": datetime.now(UTC).isoformat(),
@@ -132,7 +135,53 @@ def router(state: SandboxState) -> APIRouter:
         }
         return JSONResponse(message, headers=headers)
 
+    @api.get("/api/v10/channels/{channel_id}/messages")
+    async def channel_messages(channel_id: str, request: Request) -> Response:
+        """A bot reading a channel (`Authorization: Bot <token>`): the `limit` messages right
+        after the `after` id, newest first, as Discord answers."""
+        await _kit.pause(state)
+        header = request.headers.get("authorization", "")
+        token = header[4:].strip() if header.startswith("Bot ") else ""
+        if not token or state.check_token(PLATFORM, token) != "ok":
+            return _error(401, "401: Unauthorized", 0)
+        fault = state.take_fault(PLATFORM, "read")
+        if (answer := await _kit.answer_fault(fault, answers)) is not None:
+            return answer
+        try:
+            after = int(request.query_params.get("after") or 0)
+            limit = max(1, min(int(request.query_params.get("limit") or 50), 100))
+        except ValueError:
+            return _error(400, "Invalid Form Body", 50035)
+        found = sorted(
+            (
+                r
+                for r in state.records
+                if r.platform == PLATFORM
+                and r.extra.get("channel_id") == channel_id
+                and int(r.id) > after
+            ),
+            key=lambda r: int(r.id),
+        )[:limit]
+        messages = [
+            {
+                "id": r.id,
+                "type": 0,
+                "channel_id": channel_id,
+                "webhook_id": r.extra.get("webhook_id"),
+                "content": r.text,
+                "timestamp": r.received_at,
+            }
+            for r in reversed(found)
+        ]
+        return JSONResponse(messages)
+
     return api
+
+
+def _snowflake(state: SandboxState) -> str:
+    """A Discord id: milliseconds since 2015 in the high bits, so ids sort by time."""
+    millis = int(time.time() * 1000) - DISCORD_EPOCH_MS
+    return str((millis << 22) | (int(state.next_id()) & 0x3FFFFF))
 
 
 async def _payload(request: Request) -> tuple[dict[str, Any], list[dict[str, Any]]]:
