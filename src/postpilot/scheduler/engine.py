@@ -3,9 +3,10 @@ ask the core what follows. Both schedulers call this; they differ only in how th
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 
 from postpilot import logs
@@ -18,6 +19,7 @@ from postpilot.core.transitions import (
     recover_expired_lease,
 )
 from postpilot.crypto import CredentialsError
+from postpilot.publishers import flow
 from postpilot.publishers.base import AccountContext, Publisher, PublishRequest
 from postpilot.publishers.registry import PUBLISHERS
 from postpilot.scheduler import lookups, tokens
@@ -37,8 +39,8 @@ class Processed:
 
 
 class PassState:
-    """What a pass shares between its deliveries. Its in-flight journal (begun lazily, before the
-    first send to a platform that cannot deduplicate). Its accounts' tokens:
+    """What a pass shares between its deliveries. Which of them its journal lists as sending
+    (begun before the claim, marked right before each publishing request). Its accounts' tokens:
     one renewal per account across every worker (see `renewal`), and the freshest credentials
     seen, used by every later delivery. Once an account is known dead (the platform refused to
     renew its token, or rejected a token that cannot be renewed), its other deliveries in the
@@ -48,19 +50,15 @@ class PassState:
     def __init__(self, runtime: Runtime, pass_id: str) -> None:
         self._runtime = runtime
         self.pass_id = pass_id
-        self.journal_begun = False
-        self._journal_lock = asyncio.Lock()
+        self.sending: set[str] = set()  # journaled as sending: may have reached the platform
         self.tokens = Renewals(runtime)
         self.rejected: dict[str, str] = {}  # account id -> why its token is dead
 
     async def before_send(self, delivery_id: str) -> None:
-        """Record durably that this delivery may reach a platform without idempotency."""
-        journal = self._runtime.journal
-        async with self._journal_lock:
-            if not self.journal_begun:
-                await journal.begin(self.pass_id)
-                self.journal_begun = True
-        await journal.mark(self.pass_id, delivery_id)
+        """Record durably that this delivery may now reach a platform without idempotency.
+        The pass began its journal before it claimed anything."""
+        await self._runtime.journal.mark(self.pass_id, delivery_id)
+        self.sending.add(delivery_id)
 
     async def refresh(self, publisher: Publisher, held: Held) -> Held | outcomes.Outcome:
         """Renewed (or newer stored) credentials for a token about to expire, or the outcome a
@@ -70,8 +68,34 @@ class PassState:
 
 
 async def process(item: WorkItem, runtime: Runtime, state: PassState) -> Processed:
-    with logs.context(delivery_id=item.delivery.id):
-        return await _process(item, runtime, state)
+    publisher = PUBLISHERS.get(item.delivery.platform)
+    hook: Callable[[], Awaitable[None]] | None = None
+    if publisher is not None and publisher.recovery is Recovery.NONE:
+        hook = functools.partial(state.before_send, item.delivery.id)
+    token = flow.before_publishing_request.set(hook)
+    try:
+        with logs.context(delivery_id=item.delivery.id):
+            return await _process(item, runtime, state)
+    finally:
+        flow.before_publishing_request.reset(token)
+
+
+def interrupted(item: WorkItem, runtime: Runtime, state: PassState, why: str) -> Processed:
+    """The decision for a delivery whose publish was stopped (timeout, lease about to run out,
+    shutdown): `Ambiguous` when its publishing request may have gone out, `Transient` when it
+    provably did not (nothing was journaled as sending, on a platform that needs the journal)."""
+    started = time.perf_counter()
+    publisher = PUBLISHERS.get(item.delivery.platform)
+    recovery = publisher.recovery if publisher else Recovery.NONE
+    outcome: outcomes.Outcome
+    if recovery is Recovery.NONE and item.delivery.id not in state.sending:
+        outcome = outcomes.Transient(f"{why}; nothing was published yet")
+    else:
+        outcome = outcomes.Ambiguous(f"{why} while publishing")
+    transition = apply_outcome(
+        item.delivery.snapshot, outcome, runtime.now(), policy=runtime.policy, recovery=recovery
+    )
+    return _processed(item, transition, outcomes.outcome_kind(outcome), started, [])
 
 
 async def _process(item: WorkItem, runtime: Runtime, state: PassState) -> Processed:
@@ -80,8 +104,13 @@ async def _process(item: WorkItem, runtime: Runtime, state: PassState) -> Proces
     publisher = PUBLISHERS.get(item.delivery.platform)
     recovery = publisher.recovery if publisher else Recovery.NONE
     snapshot = item.delivery.snapshot
-    if item.delivery.recovered and recovery is Recovery.NONE:
-        sent = await runtime.journal.may_have_sent(item.delivery.previous_claimer, item.delivery.id)
+    if item.delivery.recovered:
+        record = await runtime.journal.read(item.delivery.previous_claimer)
+        if record is not None and (kept := record.outcomes.get(item.delivery.id)):
+            # The previous pass decided it but the database did not take its outcome then.
+            detail = f"{kept.detail} (written from the journal of pass {record.pass_id})"
+            return _processed(item, replace(kept, detail=detail), "recovered", started, changes)
+        sent = record is None or item.delivery.id in record.sending
         if held := recover_expired_lease(snapshot, recovery=recovery, may_have_sent=sent):
             if lookups.readable(item.delivery.platform):
                 # A post found there needs no person. Journaled as sending first: a look that
@@ -176,8 +205,6 @@ async def _publish_with_token(
         attempt=item.delivery.attempts + 1,
         recovered=item.delivery.recovered,
     )
-    if publisher.recovery is Recovery.NONE:
-        await state.before_send(item.delivery.id)
     outcome = await _guarded_publish(publisher, request, runtime)
     if not isinstance(outcome, outcomes.TokenExpired):
         return outcome
