@@ -118,7 +118,9 @@ class Renewals:
             result = await self._renew_from(publisher, held, stored, rejected=rejected, conn=None)
         else:
             async with db.engine.begin() as conn:
-                stored = await work.read_credentials(conn, held.account.id, lock=True)
+                # Only a renewal needs the row held; a token that cannot be renewed is just re-read.
+                lock = publisher.can_refresh
+                stored = await work.read_credentials(conn, held.account.id, lock=lock)
                 result = await self._renew_from(
                     publisher, held, stored, rejected=rejected, conn=conn
                 )
