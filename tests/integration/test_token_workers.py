@@ -40,13 +40,14 @@ def workers() -> Iterator[list[subprocess.Popen[bytes]]]:
         process.wait()
 
 
-def worker_env(db: Database, sandbox: SandboxClient) -> dict[str, str]:
+def worker_env(db: Database, sandbox: SandboxClient, journal: Path) -> dict[str, str]:
     port = sandbox.url.rsplit(":", 1)[1]
     return {
         **os.environ,
         "DATABASE_URL": db.url,
         "SECRET_KEY": TEST_SECRET_KEY,
         "SANDBOX_URL": sandbox.url,
+        "JOURNAL_DIR": str(journal),
         "MEDIA_ALLOWED_HOSTS": f"127.0.0.1:{port}",
         "SCHEDULER_RETRY_BASE_SECONDS": "0",
         "SCHEDULER_BATCH_SIZE": "4",
@@ -97,7 +98,7 @@ async def test_workers_share_a_rotating_refresh_token(
         at = start + burst * BURST_EVERY
         await due_posts(pg_db, workspace, accounts, count=BURST_SIZE, at=at, text=f"b{burst}")
     command = [sys.executable, "-m", "postpilot.cli.main", "worker"]
-    env = worker_env(pg_db, sandbox)
+    env = worker_env(pg_db, sandbox, tmp_path / "journal")
     workers.extend(subprocess.Popen(command, env=env, cwd=tmp_path) for _ in range(WORKERS))
 
     deadline = asyncio.get_running_loop().time() + 25
