@@ -129,9 +129,11 @@ async def _reference(runtime: Runtime, report: PassReport, stop: asyncio.Event |
             # Its own task, so that stopping it can never cancel the pass itself.
             processed = await asyncio.create_task(interrupter.deliver(item, state))
             if processed is None:
-                await _write_kept(runtime, report, state, [], released=[item.delivery.id])
+                await _write_kept(
+                    runtime, report, state, [], released=[item.delivery.id], stop=stop
+                )
                 break
-            await _write_kept(runtime, report, state, [processed], released=[])
+            await _write_kept(runtime, report, state, [processed], released=[], stop=stop)
 
 
 async def _optimized(runtime: Runtime, report: PassReport, stop: asyncio.Event | None) -> None:
@@ -158,7 +160,7 @@ async def _optimized(runtime: Runtime, report: PassReport, stop: asyncio.Event |
             item.delivery.id for item, result in zip(items, results, strict=True) if not result
         ]
         done = [r for r in results if r is not None]
-        await _write_kept(runtime, report, state, done, released=released)
+        await _write_kept(runtime, report, state, done, released=released, stop=stop)
 
 
 class _Interrupter:
@@ -257,11 +259,15 @@ async def _write_kept(
     processed: Sequence[engine.Processed],
     *,
     released: Sequence[str],
+    stop: asyncio.Event | None = None,
 ) -> None:
-    """Write outcomes, retrying while the database is unreachable (bounded, with backoff).
-    The first failure also puts them in the journal, so a pass that dies meanwhile loses
-    nothing. A row the database refuses is written alone, so it holds back no one else's."""
-    deadline = time.monotonic() + runtime.settings.SCHEDULER_WRITE_RETRY_SECONDS
+    """Write outcomes, retrying while the database is unreachable (bounded, with backoff; a
+    worker that is stopping waits at most its shutdown grace). The first failure also puts them
+    in the journal, so a pass that dies or gives up meanwhile loses nothing. A row the database
+    refuses is written alone, so it holds back no one else's."""
+    settings = runtime.settings
+    deadline = time.monotonic() + settings.SCHEDULER_WRITE_RETRY_SECONDS
+    shortened = False
     delay = 0.1
     one_by_one = False
     kept = False
@@ -289,6 +295,9 @@ async def _write_kept(
                     [(p.decision.delivery.id, p.decision.transition) for p in processed],
                 )
                 kept = True
+            if stop is not None and stop.is_set() and not shortened:
+                grace_end = time.monotonic() + settings.WORKER_SHUTDOWN_GRACE_SECONDS
+                deadline, shortened = min(deadline, grace_end), True
             if time.monotonic() + delay > deadline:
                 raise OutcomesNotWritten(
                     f"the database stayed unreachable ({type(exc).__name__}); "

@@ -120,6 +120,10 @@ class Database:
                 cursor.close()
 
 
+CONNECT_TIMEOUT_SECONDS = 10.0
+STATEMENT_TIMEOUT_SECONDS = 60.0
+
+
 def _create_engine(url: str, *, max_connections: int, echo: bool) -> AsyncEngine:
     if url.startswith("sqlite"):
         # One writer at a time anyway: a small pool saves reconnecting (and re-running pragmas).
@@ -131,4 +135,9 @@ def _create_engine(url: str, *, max_connections: int, echo: bool) -> AsyncEngine
         pool_size=max(1, max_connections // 2),
         max_overflow=overflow,
         pool_pre_ping=True,
+        # A database that stops answering (not refusing) must not hold a pass forever.
+        connect_args={
+            "timeout": CONNECT_TIMEOUT_SECONDS,
+            "command_timeout": STATEMENT_TIMEOUT_SECONDS,
+        },
     )
