@@ -247,3 +247,18 @@ async def test_dst_gap_and_overlap_need_a_choice_on_create_and_edit(
     )
     assert explicit.status_code == 200, explicit.text
     assert explicit.json()["scheduled_at"].startswith(f"{overlap[:10]}T01:30:00")
+
+
+async def test_body_numbers_are_numbers_and_knob_text_is_bounded(api: ApiServer) -> None:
+    # JSON `true` or "5" is not a count: taken as 1 or 5 it would change a knob by accident.
+    for body in (
+        {"concurrency": True},
+        {"batch_size": "5"},
+        {"interval": True},
+        {"interval": "1" * 5000 + "s"},
+    ):
+        error = refused(await api.client.put("/api/scheduler", json=body, headers=api.cron()))
+        assert len(error["message"]) < 1000, body
+    refused(await api.client.post("/api/cron/scheduler", json={"limit": True}, headers=api.cron()))
+    current = (await api.client.get("/api/scheduler", headers=api.cron())).json()
+    assert current["concurrency"] is None and current["batch_size"] is None

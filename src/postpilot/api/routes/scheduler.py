@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from postpilot.api.deps import RuntimeDep, require_cron_secret
 from postpilot.api.errors import ApiError
+from postpilot.api.fields import Count
 from postpilot.api.schemas import Strict
 from postpilot.migration import switch
 from postpilot.migration.durations import parse_duration
@@ -30,10 +31,10 @@ class SchedulerUpdate(Strict):
     """Only the fields sent change. A knob sent as null goes back to its default."""
 
     active: Literal["reference", "optimized"] | None = None
-    concurrency: Annotated[int, Field(ge=1, le=1000)] | None = None
-    batch_size: Annotated[int, Field(ge=1, le=10_000)] | None = None
+    concurrency: Annotated[Count, Field(ge=1, le=1000)] | None = None
+    batch_size: Annotated[Count, Field(ge=1, le=10_000)] | None = None
     interval: Annotated[
-        str | float | None,
+        Annotated[str, Field(max_length=50)] | Annotated[float, Field(strict=True)] | None,
         Field(description="Longest sleep between passes: seconds, or '30s', '10m', '1h'."),
     ] = None
     reset: bool = Field(False, description="Every knob back to its default (goes alone).")
