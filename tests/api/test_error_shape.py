@@ -96,3 +96,8 @@ def test_openapi_declares_every_error_with_the_error_shape() -> None:
     assert {"401", "503"} <= set(operations[("POST", "/api/cron/scheduler")]["responses"])
     assert {"401", "503"} <= set(operations[("GET", "/metrics")]["responses"])
     assert "503" in operations[("GET", "/api/health/ready")]["responses"]
+    for conflict in (
+        ("PATCH", "/api/posts/{post_id}"),
+        ("POST", "/api/deliveries/{delivery_id}/resolve"),
+    ):
+        assert "409" in operations[conflict]["responses"], conflict

@@ -28,7 +28,11 @@ async def list_deliveries(
     return [delivery_public(d, a) for d, a in rows]
 
 
-@router.post("/{delivery_id}/resolve", response_model=DeliveryPublic)
+@router.post(
+    "/{delivery_id}/resolve",
+    response_model=DeliveryPublic,
+    responses={409: {"description": "Only unknown or failed deliveries can be resolved."}},
+)
 async def resolve(
     delivery_id: str,
     body: ResolveDelivery,

@@ -279,7 +279,11 @@ async def get_post(post_id: str, workspace: WorkspaceDep, session: SessionDep) -
     return public(await _view(session, workspace.id, post_id))
 
 
-@router.patch("/{post_id}", response_model=PostPublic)
+@router.patch(
+    "/{post_id}",
+    response_model=PostPublic,
+    responses={409: {"description": "The post was cancelled, or is already being published."}},
+)
 async def update_post(
     post_id: str,
     body: PostUpdate,
