@@ -102,7 +102,7 @@ async def list_keys(session: AsyncSession, workspace_id: str) -> list[ApiKey]:
 async def create_key(
     session: AsyncSession, *, workspace_id: str, name: str, actor: str, now: datetime
 ) -> NewKey:
-    new = _new_key(workspace_id, name, now)
+    new = new_key(workspace_id, name, now)
     session.add(new.key)
     await session.flush()
     _log(session, new.key, "key_created", f"API key {new.key.prefix} ({name}) created", actor, now)
@@ -146,7 +146,7 @@ async def rotate_key(
     happen or neither does."""
     await _lock_workspace(session, workspace_id)
     old = await _active_key(session, workspace_id, key_id)
-    new = _new_key(workspace_id, old.name, now)
+    new = new_key(workspace_id, old.name, now)
     session.add(new.key)
     result = await session.execute(
         update(ApiKey)
@@ -169,7 +169,8 @@ async def rotate_key(
     return new
 
 
-def _new_key(workspace_id: str, name: str, now: datetime) -> NewKey:
+def new_key(workspace_id: str, name: str, now: datetime) -> NewKey:
+    """A fresh secret and the row that stores its hash (not yet added to a session)."""
     secret = crypto.new_api_key()
     key = ApiKey(
         workspace_id=workspace_id,

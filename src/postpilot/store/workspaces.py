@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from postpilot import crypto
-from postpilot.store.tables import ApiKey, Workspace
+from postpilot.store import api_keys
+from postpilot.store.tables import Workspace, utcnow
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,31 +28,11 @@ async def create_workspace(
 
 
 async def create_api_key(session: AsyncSession, *, workspace_id: str, name: str) -> str:
-    key = crypto.new_api_key()
-    session.add(
-        ApiKey(
-            workspace_id=workspace_id,
-            name=name,
-            prefix=crypto.api_key_lookup_prefix(key),
-            key_hash=crypto.hash_api_key(key),
-        )
-    )
+    """A key made without an actor (a new workspace's first key, the demo's): no activity."""
+    new = api_keys.new_key(workspace_id, name, utcnow())
+    session.add(new.key)
     await session.flush()
-    return key
-
-
-async def workspace_for_key(session: AsyncSession, key: str) -> Workspace | None:
-    row = (
-        await session.execute(
-            select(Workspace)
-            .join(ApiKey, ApiKey.workspace_id == Workspace.id)
-            .where(
-                ApiKey.key_hash == crypto.hash_api_key(key),
-                ApiKey.revoked_at.is_(None),
-            )
-        )
-    ).scalar_one_or_none()
-    return row
+    return new.secret
 
 
 async def list_workspaces(session: AsyncSession) -> list[Workspace]:
