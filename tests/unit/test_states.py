@@ -23,6 +23,8 @@ from postpilot.core.states import derive_post_status
         ([(D.PUBLISHED, 1), (D.CANCELLED, 0)], P.PARTIALLY_PUBLISHED),
         ([(D.FAILED, 1), (D.CANCELLED, 0)], P.FAILED),
         ([(D.CANCELLED, 0)], P.CANCELLED),
+        ([(D.CANCELLED, 0), (D.SCHEDULED, 0)], P.SCHEDULED),  # its account was deleted
+        ([(D.CANCELLED, 1), (D.SCHEDULED, 0)], P.PUBLISHING),
         ([(D.UNKNOWN, 1), (D.PUBLISHED, 1)], P.NEEDS_ATTENTION),
         ([], P.CANCELLED),
     ],
