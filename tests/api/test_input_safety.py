@@ -118,8 +118,11 @@ async def test_numbers_times_and_zones_out_of_range_are_422(api: ApiServer) -> N
         "scheduled_from=9999-12-31T23:59:59-14:00",
         "scheduled_to=0001-01-01T00:00:00%2B14:00",
         "scheduled_from=0.5",
+        "platform=" + "x" * 51,
+        "account_id=" + "x" * 101,
     ):
         refused(await api.client.get(f"/api/posts?{query}"))
+    refused(await api.client.get("/api/accounts?platform=" + "x" * 51))
     refused(await api.client.get("/api/deliveries?limit=9223372036854775808"))
     base = {"text": "hi", "targets": ["x"]}
     for extra, words in (

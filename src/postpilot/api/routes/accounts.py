@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
 
 from postpilot.api.deps import ActorDep, RuntimeDep, SessionDep, WorkspaceDep
 from postpilot.api.errors import ApiError, not_found
@@ -93,7 +95,9 @@ async def create_account(
 
 @router.get("", response_model=list[AccountPublic])
 async def list_accounts(
-    workspace: WorkspaceDep, session: SessionDep, platform: str | None = None
+    workspace: WorkspaceDep,
+    session: SessionDep,
+    platform: Annotated[str | None, Query(max_length=50)] = None,
 ) -> list[AccountPublic]:
     return [
         public(a) for a in await accounts.list_accounts(session, workspace.id, platform=platform)
