@@ -379,18 +379,22 @@ async def test_discord_pages_forward_and_only_our_webhook_s_message_counts() -> 
 @pytest.mark.parametrize(
     ("response", "expected"),
     [
-        (httpx.Response(200, json=[]), readback.NotFound),
+        (lambda: httpx.Response(200, json=[]), readback.NotFound),
         (
-            httpx.Response(401, json={"message": "401: Unauthorized", "code": 0}),
+            lambda: httpx.Response(401, json={"message": "401: Unauthorized", "code": 0}),
             readback.CannotTell,
         ),
-        (httpx.Response(200, json={"not": "a list"}), readback.CannotTell),
-        (httpx.Response(200, json=[{"id": "x"}]), readback.CannotTell),
-        (httpx.Response(200, json=[discord_message(5), discord_message(6)]), readback.CannotTell),
+        (lambda: httpx.Response(200, json={"not": "a list"}), readback.CannotTell),
+        (lambda: httpx.Response(200, json=[{"id": "x"}]), readback.CannotTell),
+        # Built when the test runs: the messages must be newer than the delivery's window.
+        (
+            lambda: httpx.Response(200, json=[discord_message(5), discord_message(6)]),
+            readback.CannotTell,
+        ),
     ],
 )
-async def test_discord_answers(response: httpx.Response, expected: type) -> None:
-    answer = await look(DiscordPublisher(), discord_request(), scripted(lambda _r: response))
+async def test_discord_answers(response: Callable[[], httpx.Response], expected: type) -> None:
+    answer = await look(DiscordPublisher(), discord_request(), scripted(lambda _r: response()))
     assert isinstance(answer, expected), answer
 
 
