@@ -8,7 +8,8 @@ from datetime import timedelta
 import pytest
 
 from postpilot.cache.shared import RedisUploadStore
-from postpilot.publishers.registry import PUBLISHERS, UPLOADS
+from postpilot.publishers.registry import PUBLISHERS
+from postpilot.publishers.uploads import UploadCache
 from postpilot.sandbox.client import SandboxClient
 from postpilot.scheduler.passes import run_pass
 from postpilot.scheduler.runtime import Runtime
@@ -33,7 +34,7 @@ async def test_second_worker_reuses_the_first_workers_upload(
 
     first = Runtime.open(settings, db=any_db)
     try:
-        assert isinstance(PUBLISHERS["bluesky"].uploads, RedisUploadStore)  # type: ignore[attr-defined]
+        assert isinstance(first.publish.uploads, RedisUploadStore)
         await due_posts(
             any_db,
             workspace,
@@ -45,7 +46,6 @@ async def test_second_worker_reuses_the_first_workers_upload(
         assert (await run_pass(first, scheduler="optimized")).published == 1
     finally:
         await first.close()
-    assert PUBLISHERS["bluesky"].uploads is UPLOADS, "closing puts the in-process store back"  # type: ignore[attr-defined]
     assert uploads(sandbox) == 1
 
     second = Runtime.open(settings, db=any_db)
@@ -69,16 +69,17 @@ async def test_second_worker_reuses_the_first_workers_upload(
     assert len(records) == 2 and all(len(r["media"]) == 1 for r in records)
 
 
-async def test_runtimes_closed_in_any_order_leave_the_in_process_store(
+async def test_each_runtime_has_its_own_store_and_publishers_hold_none(
     sqlite_db: Database, redis_url: str
 ) -> None:
-    settings = make_settings(sqlite_db, REDIS_URL=redis_url)
-    before = {name: getattr(p, "uploads", None) for name, p in PUBLISHERS.items()}
-    first = Runtime.open(settings, db=sqlite_db)
-    second = Runtime.open(settings, db=sqlite_db)
-    outer = PUBLISHERS["x"].uploads  # type: ignore[attr-defined]
-    assert isinstance(outer, RedisUploadStore) and isinstance(outer.fallback, RedisUploadStore)
-    await first.close()  # not the last one opened
-    assert PUBLISHERS["x"].uploads is outer and outer.fallback is UPLOADS  # type: ignore[attr-defined]
-    await second.close()
-    assert {name: getattr(p, "uploads", None) for name, p in PUBLISHERS.items()} == before
+    shared = Runtime.open(make_settings(sqlite_db, REDIS_URL=redis_url), db=sqlite_db)
+    local = Runtime.open(make_settings(sqlite_db), db=sqlite_db)
+    try:
+        assert isinstance(shared.publish.uploads, RedisUploadStore)
+        assert isinstance(local.publish.uploads, UploadCache)
+        await local.publish.uploads.put("x", "a", "https://e.com/1.png", "media-1", 60)
+        assert await shared.publish.uploads.get("x", "a", "https://e.com/1.png") is None
+    finally:
+        await shared.close()
+        await local.close()
+    assert all(vars(publisher) == {} for publisher in PUBLISHERS.values())

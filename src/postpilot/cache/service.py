@@ -19,17 +19,15 @@ reached, `link.RedisLink` warns once and the stores serve from memory until it a
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 from postpilot.cache.link import RedisLink
 from postpilot.cache.memory import CacheStats, TTLCache
 from postpilot.cache.shared import RedisBudgetStore, RedisUploadStore
 from postpilot.publishers.budgets import BudgetStore, MemoryBudgetStore
+from postpilot.publishers.uploads import UploadCache, UploadStore
 from postpilot.settings import Settings
-
-log = logging.getLogger(__name__)
 
 StatsSource = Callable[[], CacheStats]
 
@@ -40,15 +38,20 @@ class CacheService:
         *,
         credentials: TTLCache[dict[str, Any]],
         budgets: BudgetStore,
+        uploads: UploadStore,
         link: RedisLink | None = None,
     ) -> None:
         self.credentials = credentials
         self.budgets = budgets
+        self.uploads = uploads
         self.link = link
         self._sources: dict[str, StatsSource] = {"credentials": lambda: credentials.stats}
         if isinstance(budgets, RedisBudgetStore):
             self._sources["budgets"] = lambda: budgets.stats
-        self._restore: list[tuple[Any, Any]] = []
+        if isinstance(uploads, RedisUploadStore):
+            self._sources["uploads"] = lambda: uploads.stats
+        elif isinstance(uploads, UploadCache):
+            self._sources["uploads"] = lambda: CacheStats(uploads.hits, uploads.misses)
 
     @classmethod
     def open(cls, settings: Settings) -> CacheService:
@@ -62,9 +65,11 @@ class CacheService:
             else None
         )
         budgets: BudgetStore = RedisBudgetStore(link) if link else MemoryBudgetStore()
+        uploads: UploadStore = RedisUploadStore(link) if link else UploadCache()
         return cls(
             credentials=TTLCache("credentials", ttl_seconds=settings.SCHEDULER_CACHE_TTL),
             budgets=budgets,
+            uploads=uploads,
             link=link,
         )
 
@@ -81,56 +86,6 @@ class CacheService:
     def stats(self) -> dict[str, CacheStats]:
         return {name: source() for name, source in self._sources.items()}
 
-    def share_uploads(self, publishers: Iterable[object]) -> None:
-        """Back the publishers' uploaded-media ids by Redis, keeping their own store as the
-        fallback. Publishers hold their store themselves (see publishers/registry.py), so this
-        swaps it for the life of this service and `close()` puts the original back."""
-        if self.link is None:
-            self._track_local_uploads(publishers)
-            return
-        shared: dict[int, RedisUploadStore] = {}
-        for publisher in publishers:
-            current = getattr(publisher, "uploads", None)
-            if current is None:
-                continue
-            store = shared.setdefault(id(current), RedisUploadStore(self.link, fallback=current))
-            self._restore.append((publisher, store))
-            publisher.uploads = store  # type: ignore[attr-defined]
-        stores = list(shared.values())
-        if stores:
-            self.track("uploads", lambda: _sum(store.stats for store in stores))
-
-    def _track_local_uploads(self, publishers: Iterable[object]) -> None:
-        stores = {id(s): s for p in publishers if (s := getattr(p, "uploads", None)) is not None}
-        counted = [s for s in stores.values() if hasattr(s, "hits") and hasattr(s, "misses")]
-        if counted:
-            self.track("uploads", lambda: _sum(CacheStats(s.hits, s.misses) for s in counted))
-
     async def close(self) -> None:
-        for publisher, ours in self._restore:
-            _unwrap(publisher, ours)
-        self._restore.clear()
         if self.link is not None:
             await self.link.close()
-
-
-def _unwrap(publisher: Any, ours: RedisUploadStore) -> None:
-    """Take `ours` out of the publisher's chain of stores, wherever it is (another runtime of
-    this process may have wrapped it since)."""
-    if publisher.uploads is ours:
-        publisher.uploads = ours.fallback
-        return
-    outer = publisher.uploads
-    while isinstance(outer, RedisUploadStore):
-        if outer.fallback is ours:
-            outer.fallback = ours.fallback
-            return
-        outer = outer.fallback
-
-
-def _sum(stats: Iterable[CacheStats]) -> CacheStats:
-    total = CacheStats()
-    for one in stats:
-        total.hits += one.hits
-        total.misses += one.misses
-    return total

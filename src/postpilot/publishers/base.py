@@ -16,6 +16,7 @@ from postpilot.publishers import urls
 from postpilot.publishers.addresses import AddressPolicy
 from postpilot.publishers.budgets import RateBudgets
 from postpilot.publishers.media import MediaFetcher
+from postpilot.publishers.uploads import UploadCache, UploadStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +60,9 @@ RefreshResult = Refreshed | RefreshFailed
 
 @dataclass
 class PublishContext:
-    """Shared per-process resources handed to every publisher call."""
+    """Shared per-process resources handed to every publisher call. Publishers keep no state of
+    their own: whatever outlives one call (uploaded-media ids, rate budgets, connections) is
+    here, built once per process by the composition root."""
 
     http: httpx.AsyncClient
     media: MediaFetcher
@@ -69,6 +72,9 @@ class PublishContext:
     # Rate-limit budgets per account and per app, updated from responses, consulted before
     # sending. In-process by default; share one across a process (or back it by Redis).
     budgets: RateBudgets = field(default_factory=RateBudgets)
+    # Uploaded-media ids to reuse (see uploads.py). In-process by default; Redis-backed when
+    # REDIS_URL is set, so every worker reuses every other's uploads.
+    uploads: UploadStore = field(default_factory=UploadCache)
     # Which non-public hosts may be reached (the runtime's client enforces it on every
     # connection; the API checks account and media URLs against it when they are saved).
     addresses: AddressPolicy = field(default_factory=AddressPolicy)

@@ -78,7 +78,7 @@ def link_facets(text: str) -> list[dict[str, Any]]:
     return facets
 
 
-class BlueskyPublisher(flow.UploadingPublisher):
+class BlueskyPublisher(flow.StepwisePublisher):
     platform: ClassVar[str] = "bluesky"
     recovery: ClassVar[Recovery] = Recovery.IDEMPOTENT
     can_refresh: ClassVar[bool] = True
@@ -136,7 +136,7 @@ class BlueskyPublisher(flow.UploadingPublisher):
         message = f"bluesky createRecord: {_error_text(response)}"
         if response.status_code == 400 and "blob" in message.lower():
             for url in request.media_urls:
-                await self.uploads.forget(self.platform, account.id, url)
+                await ctx.uploads.forget(self.platform, account.id, url)
             return outcomes.Transient(f"{message} (uploading the images again)", 0)
         return await _failure(response, ctx, key, message)
 
@@ -171,7 +171,7 @@ class BlueskyPublisher(flow.UploadingPublisher):
         account: AccountContext,
         ctx: PublishContext,
     ) -> dict[str, Any]:
-        blob = await self.uploads.get(self.platform, account.id, url)
+        blob = await ctx.uploads.get(self.platform, account.id, url)
         if not isinstance(blob, dict):
             media = await flow.fetch_media(ctx, url)
             response = await flow.send(
@@ -190,7 +190,7 @@ class BlueskyPublisher(flow.UploadingPublisher):
                 key = budgets.account_key(self.platform, account.id)
                 raise flow.Stop(await _failure(response, ctx, key, message))
             blob = flow.body_of(response)["blob"]
-            await self.uploads.put(self.platform, account.id, url, blob, BLOB_TTL_SECONDS)
+            await ctx.uploads.put(self.platform, account.id, url, blob, BLOB_TTL_SECONDS)
         return {"alt": "", "image": blob}
 
     async def refresh(self, account: AccountContext, ctx: PublishContext) -> RefreshResult:

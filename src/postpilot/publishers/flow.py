@@ -17,7 +17,6 @@ from postpilot.publishers import errors
 from postpilot.publishers.base import PublishContext, PublishRequest, Refreshed, RefreshFailed
 from postpilot.publishers.media import MediaError, MediaFile
 from postpilot.publishers.transport import NotPublicAddress
-from postpilot.publishers.uploads import UploadCache, UploadStore
 
 
 class Stop(Exception):
@@ -142,10 +141,3 @@ class StepwisePublisher:
 
     async def _publish(self, request: PublishRequest, ctx: PublishContext) -> outcomes.Outcome:
         raise NotImplementedError
-
-
-class UploadingPublisher(StepwisePublisher):
-    """A stepwise publisher that remembers the media ids it uploaded, to reuse them."""
-
-    def __init__(self, uploads: UploadStore | None = None) -> None:
-        self.uploads: UploadStore = uploads or UploadCache()

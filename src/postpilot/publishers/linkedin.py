@@ -45,7 +45,7 @@ def next_utc_midnight(now: datetime) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
-class LinkedInPublisher(flow.UploadingPublisher):
+class LinkedInPublisher(flow.StepwisePublisher):
     platform: ClassVar[str] = "linkedin"
     recovery: ClassVar[Recovery] = Recovery.VERIFIABLE
     can_refresh: ClassVar[bool] = True
@@ -104,7 +104,7 @@ class LinkedInPublisher(flow.UploadingPublisher):
                 "again"
             )
         if response.status_code == 400 and "image" in message.lower() and request.media_urls:
-            await self.uploads.forget(self.platform, account.id, request.media_urls[0])
+            await ctx.uploads.forget(self.platform, account.id, request.media_urls[0])
         return await _failure(response, ctx, key, message)
 
     async def _image(
@@ -116,7 +116,7 @@ class LinkedInPublisher(flow.UploadingPublisher):
         account: AccountContext,
         ctx: PublishContext,
     ) -> str:
-        cached = await self.uploads.get(self.platform, account.id, url)
+        cached = await ctx.uploads.get(self.platform, account.id, url)
         if isinstance(cached, str):
             return cached
         media = await flow.fetch_media(ctx, url)
@@ -153,7 +153,7 @@ class LinkedInPublisher(flow.UploadingPublisher):
                 raise flow.Stop(outcomes.Permanent(message))
             raise flow.Stop(await _failure(upload, ctx, key, message))
         image = str(value["image"])
-        await self.uploads.put(self.platform, account.id, url, image, IMAGE_TTL_SECONDS)
+        await ctx.uploads.put(self.platform, account.id, url, image, IMAGE_TTL_SECONDS)
         return image
 
     async def refresh(self, account: AccountContext, ctx: PublishContext) -> RefreshResult:

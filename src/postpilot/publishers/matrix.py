@@ -32,7 +32,7 @@ CLIENT = "/_matrix/client/v3"
 CONTENT_URI_TTL_SECONDS = 30 * 86_400.0
 
 
-class MatrixPublisher(flow.UploadingPublisher):
+class MatrixPublisher(flow.StepwisePublisher):
     platform: ClassVar[str] = "matrix"
     recovery: ClassVar[Recovery] = Recovery.IDEMPOTENT
     can_refresh: ClassVar[bool] = True
@@ -89,7 +89,7 @@ class MatrixPublisher(flow.UploadingPublisher):
         ctx: PublishContext,
         key: str,
     ) -> tuple[str, str, int]:
-        cached = await self.uploads.get(self.platform, account.id, url)
+        cached = await ctx.uploads.get(self.platform, account.id, url)
         if isinstance(cached, list | tuple) and len(cached) == 3:
             return str(cached[0]), str(cached[1]), int(cached[2])
         media = await flow.fetch_media(ctx, url)
@@ -109,7 +109,7 @@ class MatrixPublisher(flow.UploadingPublisher):
                 outcome = outcomes.Permanent(f"matrix upload of {url}: {_describe(response)}")
             raise flow.Stop(outcome)
         entry = (str(flow.body_of(response)["content_uri"]), media.content_type, len(media.content))
-        await self.uploads.put(self.platform, account.id, url, list(entry), CONTENT_URI_TTL_SECONDS)
+        await ctx.uploads.put(self.platform, account.id, url, list(entry), CONTENT_URI_TTL_SECONDS)
         return entry
 
     async def refresh(self, account: AccountContext, ctx: PublishContext) -> RefreshResult:

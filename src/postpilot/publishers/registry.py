@@ -1,6 +1,13 @@
-"""Which publisher serves which platform."""
+"""Which publisher serves which platform.
+
+Publishers are stateless: everything that outlives one call (uploads, budgets, the HTTP client)
+travels in the `PublishContext` each call receives, so one read-only table serves every runtime
+of the process."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
 
 from postpilot.publishers.base import Publisher
 from postpilot.publishers.bluesky import BlueskyPublisher
@@ -13,32 +20,26 @@ from postpilot.publishers.matrix import MatrixPublisher
 from postpilot.publishers.slack import SlackPublisher
 from postpilot.publishers.telegram import TelegramPublisher
 from postpilot.publishers.threads import ThreadsPublisher
-from postpilot.publishers.uploads import UploadCache
 from postpilot.publishers.x import XPublisher
 
-# Uploaded media ids, shared by every publisher of this process (keyed by platform and account).
-UPLOADS = UploadCache()
-
-PUBLISHERS: dict[str, Publisher] = {
-    publisher.platform: publisher
-    for publisher in (
-        MastodonPublisher(),
-        XPublisher(UPLOADS),
-        BlueskyPublisher(UPLOADS),
-        FacebookPublisher(),
-        InstagramPublisher(),
-        ThreadsPublisher(),
-        LinkedInPublisher(UPLOADS),
-        TelegramPublisher(UPLOADS),
-        DiscordPublisher(),
-        SlackPublisher(),
-        MatrixPublisher(UPLOADS),
-    )
-}
-
-
-def publisher_for(platform: str) -> Publisher:
-    return PUBLISHERS[platform]
+PUBLISHERS: Mapping[str, Publisher] = MappingProxyType(
+    {
+        publisher.platform: publisher
+        for publisher in (
+            MastodonPublisher(),
+            XPublisher(),
+            BlueskyPublisher(),
+            FacebookPublisher(),
+            InstagramPublisher(),
+            ThreadsPublisher(),
+            LinkedInPublisher(),
+            TelegramPublisher(),
+            DiscordPublisher(),
+            SlackPublisher(),
+            MatrixPublisher(),
+        )
+    }
+)
 
 
 def supported_platforms() -> list[str]:

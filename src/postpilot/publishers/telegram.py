@@ -26,14 +26,13 @@ from postpilot.publishers.base import (
     RefreshFailed,
     RefreshResult,
 )
-from postpilot.publishers.uploads import UploadStore
 
 DEFAULT_BASE = "https://api.telegram.org"
 FILE_ID_TTL_SECONDS = 30 * 86_400.0
 _RETRY_AFTER = re.compile(r"retry after (\d+)")
 
 
-class TelegramPublisher(flow.UploadingPublisher):
+class TelegramPublisher(flow.StepwisePublisher):
     platform: ClassVar[str] = "telegram"
     recovery: ClassVar[Recovery] = Recovery.NONE
     can_refresh: ClassVar[bool] = False
@@ -56,7 +55,7 @@ class TelegramPublisher(flow.UploadingPublisher):
             return await self._send(f"{base}/sendMessage", request, ctx, key, data=fields)
         url = request.media_urls[0]
         fields["caption"] = request.text
-        file_id = await self.uploads.get(self.platform, account.id, url)
+        file_id = await ctx.uploads.get(self.platform, account.id, url)
         if isinstance(file_id, str):
             fields["photo"] = file_id
             return await self._send(f"{base}/sendPhoto", request, ctx, key, data=fields)
@@ -84,7 +83,7 @@ class TelegramPublisher(flow.UploadingPublisher):
             message = body["result"]
             if photos := message.get("photo"):
                 largest = max(photos, key=lambda p: p.get("width", 0) * p.get("height", 0))
-                await self.uploads.put(
+                await ctx.uploads.put(
                     self.platform,
                     request.account.id,
                     request.media_urls[0],
@@ -92,7 +91,7 @@ class TelegramPublisher(flow.UploadingPublisher):
                     FILE_ID_TTL_SECONDS,
                 )
             return outcomes.Published(str(message["message_id"]), url=_message_url(message))
-        return await _failure(response, request, ctx, key, self.uploads)
+        return await _failure(response, request, ctx, key)
 
     async def refresh(self, account: AccountContext, ctx: PublishContext) -> RefreshResult:
         return RefreshFailed(
@@ -114,7 +113,6 @@ async def _failure(
     request: PublishRequest,
     ctx: PublishContext,
     key: str,
-    uploads: UploadStore,
 ) -> outcomes.Outcome:
     body = flow.body_of(response)
     description = str(body.get("description") or errors.error_text(response))
@@ -135,7 +133,7 @@ async def _failure(
         hint in description for hint in ("HTTP URL", "file identifier", "IMAGE_PROCESS", "photo")
     ):
         # A file id Telegram no longer knows must not be offered again.
-        await uploads.forget("telegram", request.account.id, request.media_urls[0])
+        await ctx.uploads.forget("telegram", request.account.id, request.media_urls[0])
         return outcomes.Permanent(
             f"telegram could not use the image {request.media_urls[0]}: {description}"
         )

@@ -3,8 +3,8 @@ expire, LinkedIn image URNs, Matrix content URIs, Telegram file ids).
 
 Keyed by (platform, account id, media URL): an id belongs to the account that uploaded it and
 stays valid across token refreshes, so the credentials are not part of the key. The store is a
-small async interface; `UploadCache` is the in-process TTL default and a Redis-backed class can
-implement the same two methods.
+small async interface that publishers reach through `PublishContext.uploads`; `UploadCache` is
+the in-process TTL default and a Redis-backed class can implement the same three methods.
 """
 
 from __future__ import annotations

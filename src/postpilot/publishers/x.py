@@ -30,7 +30,7 @@ MEDIA_ID_MARGIN_SECONDS = 600.0  # stop reusing a media id this long before X fo
 DUPLICATE_CODE = 187
 
 
-class XPublisher(flow.UploadingPublisher):
+class XPublisher(flow.StepwisePublisher):
     platform: ClassVar[str] = "x"
     recovery: ClassVar[Recovery] = Recovery.VERIFIABLE
     can_refresh: ClassVar[bool] = True
@@ -68,7 +68,7 @@ class XPublisher(flow.UploadingPublisher):
         message = f"x post: {_error_text(response)}"
         if response.status_code == 400 and "media ids are invalid" in message.lower() and cached:
             for url in request.media_urls:
-                await self.uploads.forget(self.platform, account.id, url)
+                await ctx.uploads.forget(self.platform, account.id, url)
             return outcomes.Transient(f"{message} (a reused media id expired; uploading again)", 0)
         if response.status_code == 403 and _is_duplicate(response):
             if request.recovered or request.attempt > 1:
@@ -88,7 +88,7 @@ class XPublisher(flow.UploadingPublisher):
         account: AccountContext,
         ctx: PublishContext,
     ) -> tuple[str, bool]:
-        cached = await self.uploads.get(self.platform, account.id, url)
+        cached = await ctx.uploads.get(self.platform, account.id, url)
         if isinstance(cached, str):
             return cached, True
         media = await flow.fetch_media(ctx, url)
@@ -110,7 +110,7 @@ class XPublisher(flow.UploadingPublisher):
         data = flow.body_of(response).get("data") or {}
         media_id = str(data["id"])
         ttl = float(data.get("expires_after_secs") or 0) - MEDIA_ID_MARGIN_SECONDS
-        await self.uploads.put(self.platform, account.id, url, media_id, ttl)
+        await ctx.uploads.put(self.platform, account.id, url, media_id, ttl)
         return media_id, False
 
     async def refresh(self, account: AccountContext, ctx: PublishContext) -> RefreshResult:

@@ -24,7 +24,7 @@ from postpilot.publishers.addresses import AddressPolicy
 from postpilot.publishers.base import PublishContext
 from postpilot.publishers.budgets import RateBudgets
 from postpilot.publishers.media import MediaFetcher
-from postpilot.publishers.registry import PUBLISHERS, supported_platforms
+from postpilot.publishers.registry import supported_platforms
 from postpilot.publishers.transport import public_only_transport
 from postpilot.scheduler.journal import InFlightJournal
 from postpilot.settings import Settings
@@ -101,7 +101,6 @@ class Runtime:
         base_urls = sandbox_base_urls(settings.SANDBOX_URL, supported_platforms())
         cache = CacheService.open(settings)
         cache.track("media", lambda: CacheStats(media.hits, media.misses))
-        cache.share_uploads(PUBLISHERS.values())
         monitor = Monitor(settings=settings, db=database, clock=clock, cache=cache)
         return cls(
             settings=settings,
@@ -114,6 +113,7 @@ class Runtime:
                 now=clock,
                 base_urls=base_urls,
                 budgets=RateBudgets(cache.budgets),
+                uploads=cache.uploads,
                 addresses=addresses,
             ),
             policy=RetryPolicy(
