@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from postpilot.crypto import CredentialCipher
-from postpilot.migration import backup, testdata
 from postpilot.store import schema, workspaces
 from postpilot.store.database import Database
 from postpilot.store.tables import Workspace
+from postpilot.tools import backup, testdata
 from tests.helpers import TEST_SECRET_KEY
 from tests.migration.conftest import assert_one_line_error, run_cli
 

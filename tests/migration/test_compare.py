@@ -10,11 +10,11 @@ import pytest
 from sqlalchemy import func, select
 
 from postpilot.crypto import CredentialCipher
-from postpilot.migration import compare as comparing
-from postpilot.migration import testdata
 from postpilot.store import posts
 from postpilot.store.database import Database
 from postpilot.store.tables import Account, Activity, Delivery
+from postpilot.tools import compare as comparing
+from postpilot.tools import testdata
 from tests.helpers import TEST_SECRET_KEY
 from tests.migration.conftest import assert_one_line_error, leftover_compare_databases, run_cli
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from postpilot.crypto import CredentialCipher
-from postpilot.migration import testdata
 from postpilot.monitor import store as monitor_store
 from postpilot.monitor.figures import PassFigures
 from postpilot.store.database import Database
+from postpilot.tools import testdata
 from tests.helpers import TEST_SECRET_KEY
 from tests.migration.conftest import assert_one_line_error, run_cli
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from postpilot.migration.durations import InvalidDuration, format_duration, parse_duration
+from postpilot.core.durations import InvalidDuration, format_duration, parse_duration
 from postpilot.sandbox.client import SandboxClient
 from postpilot.scheduler.runtime import Runtime
 from postpilot.scheduler.worker import Worker

@@ -7,13 +7,13 @@ from datetime import UTC, datetime
 
 from sqlalchemy import func, select
 
-from postpilot.migration import backup
 from postpilot.sandbox.client import SandboxClient
 from postpilot.scheduler.passes import run_pass
 from postpilot.scheduler.runtime import Runtime
 from postpilot.store import posts, workspaces
 from postpilot.store.database import Database
 from postpilot.store.tables import Account, Activity, Delivery, Post, Workspace
+from postpilot.tools import backup
 from tests.helpers import make_settings
 from tests.migration.conftest import assert_one_line_error, run_cli
 

@@ -11,9 +11,9 @@ from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
 from postpilot.cli import common
-from postpilot.migration import compare as comparing
-from postpilot.migration.errors import db_error_line
 from postpilot.settings import Settings
+from postpilot.tools import compare as comparing
+from postpilot.tools.errors import db_error_line
 
 STAGES = {
     "copy": "copy the due workload",

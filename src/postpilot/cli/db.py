@@ -11,10 +11,10 @@ from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
 from postpilot.cli import common
-from postpilot.migration import backup as backups
-from postpilot.migration.errors import db_error_line
 from postpilot.store import schema
 from postpilot.store.database import Database
+from postpilot.tools import backup as backups
+from postpilot.tools.errors import db_error_line
 
 T = TypeVar("T")
 

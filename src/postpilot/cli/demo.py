@@ -13,15 +13,15 @@ import uvicorn
 from postpilot import demo as demo_data
 from postpilot.api.app import create_app
 from postpilot.cli import common
+from postpilot.core.durations import parse_duration
 from postpilot.core.states import DeliveryStatus
-from postpilot.migration import testdata
-from postpilot.migration.durations import parse_duration
 from postpilot.sandbox.process import start_sandbox
 from postpilot.scheduler.runtime import Runtime
 from postpilot.scheduler.summary import PassReport
 from postpilot.settings import Settings
 from postpilot.store import schema
 from postpilot.store.database import Database
+from postpilot.tools import testdata
 
 app = typer.Typer(
     help="Demo data and a one-command demo against the sandbox.", no_args_is_help=True

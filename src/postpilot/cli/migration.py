@@ -12,13 +12,13 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from postpilot.cli import common
 from postpilot.cli.compare import run_with_progress
-from postpilot.migration import compare as comparing
-from postpilot.migration import report as reporting
-from postpilot.migration.durations import parse_duration
-from postpilot.migration.errors import db_error_line
+from postpilot.core.durations import parse_duration
 from postpilot.settings import Settings
 from postpilot.store import schema
 from postpilot.store.database import Database
+from postpilot.tools import compare as comparing
+from postpilot.tools import report as reporting
+from postpilot.tools.errors import db_error_line
 
 app = typer.Typer(help="The migration plan's report, from measured data.", no_args_is_help=True)
 

@@ -11,8 +11,8 @@ import typer
 from rich.table import Table
 
 from postpilot.cli import common
-from postpilot.migration import switch
-from postpilot.migration.durations import format_duration, parse_duration
+from postpilot.core.durations import format_duration, parse_duration
+from postpilot.scheduler import control
 from postpilot.settings import Settings
 from postpilot.store import schema
 from postpilot.store.database import Database
@@ -38,7 +38,7 @@ def _with_db(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
     return common.run(go())
 
 
-def _print_changes(changes: list[switch.ChangeRecord], as_json: bool) -> None:
+def _print_changes(changes: list[control.ChangeRecord], as_json: bool) -> None:
     if as_json:
         common.console.print_json(json.dumps({"changes": [c.to_json() for c in changes]}))
         return
@@ -62,14 +62,14 @@ def use(
 ) -> None:
     """Make SCHEDULER the one every worker runs from its next pass (switch or roll back)."""
     try:
-        switch.check_scheduler(scheduler)
-        who = switch.check_actor(actor if actor is not None else switch.default_actor())
+        control.check_scheduler(scheduler)
+        who = control.check_actor(actor if actor is not None else control.default_actor())
     except ValueError as exc:
         common.fail(str(exc))
     settings = common.settings()
     changes = _with_db(
         settings,
-        lambda db: switch.use(db, scheduler=scheduler, actor=who, now=datetime.now(UTC)),
+        lambda db: control.use(db, scheduler=scheduler, actor=who, now=datetime.now(UTC)),
     )
     _print_changes(changes, as_json)
 
@@ -88,11 +88,11 @@ def tune(
     """Change the knobs at run time (e.g. the partial rollback: --concurrency 1 --batch-size 5)."""
     values: dict[str, int | float | None]
     try:
-        who = switch.check_actor(actor if actor is not None else switch.default_actor())
+        who = control.check_actor(actor if actor is not None else control.default_actor())
         if reset:
             if concurrency is not None or batch_size is not None or interval is not None:
-                raise switch.InvalidChange("--reset goes alone: it resets every knob")
-            values = dict(switch.RESET)
+                raise control.InvalidChange("--reset goes alone: it resets every knob")
+            values = dict(control.RESET)
         else:
             values = {}
             if concurrency is not None:
@@ -102,10 +102,10 @@ def tune(
             if interval is not None:
                 values["interval_seconds"] = parse_duration(interval)
             if not values:
-                raise switch.InvalidChange(
+                raise control.InvalidChange(
                     "nothing to change: give --concurrency, --batch-size, --interval or --reset"
                 )
-            switch.check_knobs(
+            control.check_knobs(
                 concurrency=concurrency,
                 batch_size=batch_size,
                 interval_seconds=values.get("interval_seconds"),
@@ -115,7 +115,7 @@ def tune(
     settings = common.settings()
     changes = _with_db(
         settings,
-        lambda db: switch.tune(db, actor=who, now=datetime.now(UTC), values=values),
+        lambda db: control.tune(db, actor=who, now=datetime.now(UTC), values=values),
     )
     _print_changes(changes, as_json)
 
@@ -128,7 +128,7 @@ def status(
     """The active scheduler, its knobs, recent changes and the running workers."""
     settings = common.settings()
     now = datetime.now(UTC)
-    found = _with_db(settings, lambda db: switch.status(db, settings, now=now, changes=changes))
+    found = _with_db(settings, lambda db: control.status(db, settings, now=now, changes=changes))
     if as_json:
         common.console.print_json(json.dumps(found.to_json()))
         return

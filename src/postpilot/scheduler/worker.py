@@ -28,8 +28,6 @@ from postpilot.store.posts import NOTIFY_CHANNEL
 
 log = logging.getLogger(__name__)
 
-HEARTBEAT_SECONDS = 5.0
-
 
 class Worker:
     def __init__(
@@ -142,7 +140,7 @@ class Worker:
                 except Exception:
                     log.exception("heartbeat failed", extra={"worker_id": self.worker_id})
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), HEARTBEAT_SECONDS)
+                    await asyncio.wait_for(stop.wait(), heartbeats.HEARTBEAT_SECONDS)
 
         task = asyncio.create_task(loop(), name=f"heartbeat-{self.worker_id}")
         try:

@@ -13,6 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from postpilot.store.tables import WorkerHeartbeat
 
 table = WorkerHeartbeat.__table__
+# How often a running worker writes its heartbeat.
+HEARTBEAT_SECONDS = 5.0
 
 
 async def beat(

@@ -19,8 +19,8 @@ from postpilot.api.deps import RuntimeDep, require_cron_secret
 from postpilot.api.errors import ApiError
 from postpilot.api.fields import Count
 from postpilot.api.schemas import Strict
-from postpilot.migration import switch
-from postpilot.migration.durations import parse_duration
+from postpilot.core.durations import parse_duration
+from postpilot.scheduler import control
 
 router = APIRouter(
     prefix="/api/scheduler", tags=["scheduler"], dependencies=[Depends(require_cron_secret)]
@@ -48,7 +48,7 @@ class SchedulerUpdate(Strict):
         if value is None:
             return None
         seconds = parse_duration(value) if isinstance(value, str) else float(value)
-        switch.check_knobs(interval_seconds=seconds)
+        control.check_knobs(interval_seconds=seconds)
         return seconds
 
 
@@ -90,8 +90,8 @@ class SchedulerPublic(BaseModel):
     )
 
 
-def _public(found: switch.SchedulerStatus, applied: list[switch.ChangeRecord]) -> SchedulerPublic:
-    def change(c: switch.ChangeRecord) -> ChangePublic:
+def _public(found: control.SchedulerStatus, applied: list[control.ChangeRecord]) -> SchedulerPublic:
+    def change(c: control.ChangeRecord) -> ChangePublic:
         return ChangePublic(
             at=c.at, actor=c.actor, setting=c.setting, old_value=c.old_value, new_value=c.new_value
         )
@@ -117,7 +117,7 @@ def _public(found: switch.SchedulerStatus, applied: list[switch.ChangeRecord]) -
 @router.get("", response_model=SchedulerPublic, response_model_by_alias=True)
 async def get_scheduler(runtime: RuntimeDep) -> SchedulerPublic:
     """The active scheduler, its knobs (stored and effective), recent changes, running workers."""
-    found = await switch.status(runtime.db, runtime.settings, now=runtime.now())
+    found = await control.status(runtime.db, runtime.settings, now=runtime.now())
     return _public(found, [])
 
 
@@ -132,7 +132,7 @@ async def put_scheduler(
     if body.reset:
         if sent - {"active"}:
             raise ApiError(422, "invalid_request", "reset goes alone: it resets every knob")
-        values.update(switch.RESET)
+        values.update(control.RESET)
     if "active" in sent:
         if body.active is None:
             raise ApiError(422, "invalid_request", "active: use 'reference' or 'optimized'")
@@ -152,6 +152,6 @@ async def put_scheduler(
         )
     client = request.client.host if request.client else "unknown"
     actor = f"api:{body.actor or 'operator'}@{client}"
-    applied = await switch.apply(runtime.db, actor=actor, now=runtime.now(), values=values)
-    found = await switch.status(runtime.db, runtime.settings, now=runtime.now())
+    applied = await control.apply(runtime.db, actor=actor, now=runtime.now(), values=values)
+    found = await control.status(runtime.db, runtime.settings, now=runtime.now())
     return _public(found, applied)

@@ -25,14 +25,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from postpilot.migration import compare as comparing
-from postpilot.migration.durations import format_duration
+from postpilot.core.durations import format_duration
 from postpilot.monitor import figures as monitor_figures
 from postpilot.monitor import store as monitor_store
 from postpilot.monitor import summary as monitor_summary
 from postpilot.settings import Settings
 from postpilot.store import scheduler_config
 from postpilot.store.database import Database
+from postpilot.tools import compare as comparing
 
 MONITOR = "monitor"
 COMPARE = "compare"

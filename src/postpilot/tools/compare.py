@@ -27,13 +27,13 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from postpilot.migration import workload as workloads
 from postpilot.sandbox.client import SandboxClient
 from postpilot.sandbox.process import SandboxProcess, start_sandbox
 from postpilot.settings import Settings
 from postpilot.store import schema, work
 from postpilot.store.database import Database
 from postpilot.store.tables import Activity
+from postpilot.tools import workload as workloads
 
 SCHEDULERS = ("reference", "optimized")
 Progress = Callable[[str, int, int], None]  # stage, done, total
@@ -459,7 +459,7 @@ async def _run_child(
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "postpilot.migration._child",
+        "postpilot.tools._child",
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
