@@ -1,5 +1,5 @@
-"""Pure figures: percentiles, one pass's figures, windowed summaries, series and the comparison,
-each checked against values worked out by hand."""
+"""Pure figures: one pass's figures, windowed summaries, series and the comparison, each checked
+against values worked out by hand."""
 
 from __future__ import annotations
 
@@ -8,25 +8,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from postpilot.monitor import summary
-from postpilot.monitor.figures import PassFigures, percentile
+from postpilot.monitor.figures import PassFigures
 from tests.monitor.support import Clock, synthetic_pass
 
 T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
-
-
-@pytest.mark.parametrize(
-    ("q", "expected"), [(0, 1.0), (50, 5.5), (95, 9.55), (99, 9.91), (100, 10.0)]
-)
-def test_percentile_interpolates_between_closest_ranks(q: float, expected: float) -> None:
-    values = [float(v) for v in (7, 3, 1, 10, 2, 9, 4, 8, 6, 5)]  # order does not matter
-    assert percentile(values, q) == pytest.approx(expected)
-
-
-def test_percentile_edges() -> None:
-    assert percentile([], 50) is None
-    assert percentile([42.0], 99) == 42.0
-    with pytest.raises(ValueError):
-        percentile([1.0], 101)
 
 
 def _figures(**values: object) -> PassFigures:

@@ -9,8 +9,8 @@ from datetime import timedelta
 
 import pytest
 
+from postpilot.core import figures
 from postpilot.monitor import store
-from postpilot.monitor.figures import percentile
 from postpilot.sandbox.client import SandboxClient
 from postpilot.scheduler.passes import run_pass
 from postpilot.scheduler.runtime import Runtime
@@ -34,7 +34,7 @@ async def runtime(any_db: Database, sandbox: SandboxClient, clock: Clock) -> Asy
 
 
 def _sample(values: list[float], q: float) -> float:
-    result = percentile([round(v, 3) for v in values], q)
+    result = figures.percentile([round(v, 3) for v in values], q)
     assert result is not None
     return result
 

@@ -3,37 +3,16 @@ every windowed summary is built from. Pure."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from postpilot.core import figures
 from postpilot.core.timezones import as_utc
 
 if TYPE_CHECKING:
     from postpilot.scheduler.summary import PassReport
-
-
-def percentile(values: Sequence[float], q: float) -> float | None:
-    """The q-th percentile (0-100) with linear interpolation between closest ranks (numpy's
-    default method); None for no values."""
-    if not values:
-        return None
-    if not 0 <= q <= 100:
-        raise ValueError(f"percentile must be within 0-100, got {q}")
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * q / 100
-    low, high = math.floor(position), math.ceil(position)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
-
-def mean(values: Sequence[float]) -> float | None:
-    return sum(values) / len(values) if values else None
-
-
-def ratio(part: float, whole: float) -> float | None:
-    return part / whole if whole else None
 
 
 def _rounded(values: Sequence[float]) -> list[float]:
@@ -94,9 +73,9 @@ class PassFigures:
             lost_lease=report.lost_lease,
             processing_count=len(processing),
             processing_total_ms=round(sum(processing), 3),
-            processing_p50_ms=percentile(processing, 50),
-            processing_p95_ms=percentile(processing, 95),
-            processing_p99_ms=percentile(processing, 99),
+            processing_p50_ms=figures.percentile(processing, 50),
+            processing_p95_ms=figures.percentile(processing, 95),
+            processing_p99_ms=figures.percentile(processing, 99),
             processing_samples=processing,
             db_statements=report.db_statements,
             cache_hits=report.cache_hits,
@@ -104,8 +83,8 @@ class PassFigures:
             peak_db_connections=report.peak_db_connections,
             max_db_connections=max_connections,
             lateness_count=len(lateness),
-            lateness_p50_ms=percentile(lateness, 50),
-            lateness_p99_ms=percentile(lateness, 99),
+            lateness_p50_ms=figures.percentile(lateness, 50),
+            lateness_p99_ms=figures.percentile(lateness, 99),
             lateness_samples=lateness,
         )
 
@@ -119,13 +98,11 @@ class PassFigures:
 
     @property
     def outcomes(self) -> int:
-        """Outcomes written: every delivery the pass decided something for."""
-        return self.published + self.failed + self.retried + self.rate_limited + self.unknown
+        return figures.outcomes(self)
 
     @property
     def errors(self) -> int:
-        """Attempts that did not publish and were not mere flow control (rate limits)."""
-        return self.failed + self.retried + self.unknown
+        return figures.errors(self)
 
     def row(self) -> dict[str, Any]:
         return asdict(self)
@@ -135,6 +112,8 @@ class PassFigures:
         samples = ("processing_samples", "lateness_samples")
         data = {k: v for k, v in self.row().items() if k not in samples}
         data["started_at"] = self.started_at.isoformat()
-        data["db_connections_ratio"] = ratio(self.peak_db_connections, self.max_db_connections)
-        data["cache_hit_rate"] = ratio(self.cache_hits, self.cache_hits + self.cache_misses)
+        data["db_connections_ratio"] = figures.ratio(
+            self.peak_db_connections, self.max_db_connections
+        )
+        data["cache_hit_rate"] = figures.hit_rate(self.cache_hits, self.cache_misses)
         return data

@@ -1,16 +1,15 @@
 """Windowed summaries per scheduler, time series for charts, and the reference-beside-optimized
 comparison. Pure: stored pass figures in, numbers out.
 
-Definitions (the API and the alerts use the same ones):
+Outcomes, error and success rates, throughput, percentiles and changes are `core.figures`'s; the
+API and the alerts read them from here:
 
-- outcomes: published + failed + retried + rate_limited + unknown (what passes decided);
-- error rate: (failed + retried + unknown) / outcomes; a rate limit is flow control, not an error;
-- success rate: published / outcomes;
 - processing time per job: per-delivery time from claim to decision, over every delivery;
 - response time: a pass's duration (what a cron caller waits for);
 - throughput: outcomes per second of pass time (speed while working), and published per minute
   of the window (what went out);
-- DB queries per batch: statements per pass; lateness: published_at - scheduled_at;
+- DB queries per batch: statements per pass; per delivery: statements / outcomes;
+- lateness: published_at - scheduled_at;
 - DB connections: the most in use during any pass, against DATABASE_MAX_CONNECTIONS.
 """
 
@@ -21,7 +20,8 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from postpilot.monitor.figures import PassFigures, mean, percentile, ratio
+from postpilot.core import figures
+from postpilot.monitor.figures import PassFigures
 
 SCHEDULERS = ("reference", "optimized")
 Window = Literal["1h", "24h", "7d"]
@@ -51,10 +51,10 @@ class Distribution:
     def of(cls, values: Sequence[float]) -> Distribution:
         return cls(
             count=len(values),
-            mean=_round(mean(values)),
-            p50=_round(percentile(values, 50)),
-            p95=_round(percentile(values, 95)),
-            p99=_round(percentile(values, 99)),
+            mean=_round(figures.mean(values)),
+            p50=_round(figures.percentile(values, 50)),
+            p95=_round(figures.percentile(values, 95)),
+            p99=_round(figures.percentile(values, 99)),
             max=_round(max(values)) if values else None,
         )
 
@@ -123,20 +123,22 @@ def summarize(
         released=total.released,
         lost_lease=total.lost_lease,
         outcomes=total.outcomes,
-        error_rate=_round(ratio(total.errors, total.outcomes), 6),
-        success_rate=_round(ratio(total.published, total.outcomes), 6),
+        error_rate=_round(figures.error_rate(total), 6),
+        success_rate=_round(figures.success_rate(total), 6),
         processing_ms=Distribution.of(processing),
         response_time_ms=Distribution.of([p.duration_ms for p in passes]),
         db_statements_total=total.db_statements,
-        db_statements_per_pass=_round(ratio(total.db_statements, len(passes))),
-        db_statements_per_delivery=_round(ratio(total.db_statements, total.claimed)),
+        db_statements_per_pass=_round(figures.ratio(total.db_statements, len(passes))),
+        db_statements_per_delivery=_round(
+            figures.per_delivery(total.db_statements, total.outcomes)
+        ),
         cache_hits=total.cache_hits,
         cache_misses=total.cache_misses,
-        cache_hit_rate=_round(ratio(total.cache_hits, total.cache_hits + total.cache_misses), 6),
+        cache_hit_rate=_round(figures.hit_rate(total.cache_hits, total.cache_misses), 6),
         busy_seconds=round(busy_seconds, 3),
-        throughput_per_second=_round(ratio(total.outcomes, busy_seconds)),
+        throughput_per_second=_round(figures.throughput(total.outcomes, busy_seconds)),
         published_per_minute=(
-            _round(ratio(total.published, window.total_seconds() / 60)) if window else None
+            _round(figures.ratio(total.published, window.total_seconds() / 60)) if window else None
         ),
         lateness_ms=Distribution.of(lateness),
         db_connections_peak=peak.peak_db_connections if peak else 0,
@@ -152,8 +154,8 @@ def by_scheduler(
 ) -> dict[str, SchedulerSummary]:
     """A summary for each scheduler; both known schedulers are always present (maybe empty)."""
     groups: dict[str, list[PassFigures]] = {name: [] for name in SCHEDULERS}
-    for figures in passes:
-        groups.setdefault(figures.scheduler, []).append(figures)
+    for one in passes:
+        groups.setdefault(one.scheduler, []).append(one)
     return {name: summarize(name, group, window=window) for name, group in groups.items()}
 
 
@@ -166,11 +168,11 @@ def series(
     groups: dict[str, list[list[PassFigures]]] = {
         name: [[] for _ in range(count)] for name in SCHEDULERS
     }
-    for figures in passes:
-        index = int((figures.started_at - start) / bucket)
+    for one in passes:
+        index = int((one.started_at - start) / bucket)
         if 0 <= index < count:
-            buckets = groups.setdefault(figures.scheduler, [[] for _ in range(count)])
-            buckets[index].append(figures)
+            buckets = groups.setdefault(one.scheduler, [[] for _ in range(count)])
+            buckets[index].append(one)
     result: dict[str, list[dict[str, Any]]] = {}
     for name, buckets in groups.items():
         points = []
@@ -200,7 +202,7 @@ class Comparison:
     metric: str
     label: str
     unit: str  # ms, ratio, count, per_second
-    better: Literal["lower", "higher"]
+    better: figures.Better
     reference: float | None
     optimized: float | None
     change_pct: float | None  # optimized against reference, signed
@@ -209,7 +211,7 @@ class Comparison:
 
 
 # (attribute path in a summary, label, unit, which way is better)
-_COMPARED: tuple[tuple[str, str, str, Literal["lower", "higher"]], ...] = (
+_COMPARED: tuple[tuple[str, str, str, figures.Better], ...] = (
     ("processing_ms.mean", "Processing time per job (mean)", "ms", "lower"),
     ("processing_ms.p95", "Processing time per job (p95)", "ms", "lower"),
     ("error_rate", "Error rate", "ratio", "lower"),
@@ -238,24 +240,24 @@ def _comparison(
     metric: str,
     label: str,
     unit: str,
-    better: Literal["lower", "higher"],
+    better: figures.Better,
     before: float | None,
     after: float | None,
 ) -> Comparison:
-    if before is None or after is None:
+    found = figures.Change.between(before, after, better)
+    if found is None:
         return Comparison(metric, label, unit, better, before, after, None, None, None)
-    change = (after - before) / before * 100 if before else None
-    improved = after < before if better == "lower" else after > before
-    if after == before:
-        improved, text = False, "no change"
+    change, improved = found.percent, found.improved
+    text: str | None
+    if found.after == found.before:
+        text = "no change"
     elif unit == "ratio":
-        points = (after - before) * 100
-        text = f"{points:+.1f} pp"
+        text = f"{found.points:+.1f} pp"
     elif change is None:
         text = None
     else:
         direction = "lower" if change < 0 else "higher"
-        factor = (before / after if after else None) if change < 0 else after / before
+        factor = found.factor
         text = f"{abs(change):.1f} % {direction}"
         if factor is not None and factor >= 2:
             text = f"{factor:.1f}x {direction}"
@@ -271,10 +273,10 @@ def _read(summary: SchedulerSummary, metric: str) -> float | None:
     return None if value is None else float(value)
 
 
-def _connection_ratio(figures: PassFigures | None) -> float:
-    if figures is None or not figures.max_db_connections:
+def _connection_ratio(one: PassFigures | None) -> float:
+    if one is None or not one.max_db_connections:
         return 0.0
-    return figures.peak_db_connections / figures.max_db_connections
+    return one.peak_db_connections / one.max_db_connections
 
 
 def _round(value: float | None, digits: int = 3) -> float | None:
@@ -291,8 +293,6 @@ class _Totals:
     unknown: int = 0
     released: int = 0
     lost_lease: int = 0
-    outcomes: int = 0
-    errors: int = 0
     db_statements: int = 0
     cache_hits: int = 0
     cache_misses: int = 0
@@ -309,9 +309,11 @@ class _Totals:
             total.unknown += p.unknown
             total.released += p.released
             total.lost_lease += p.lost_lease
-            total.outcomes += p.outcomes
-            total.errors += p.errors
             total.db_statements += p.db_statements
             total.cache_hits += p.cache_hits
             total.cache_misses += p.cache_misses
         return total
+
+    @property
+    def outcomes(self) -> int:
+        return figures.outcomes(self)
