@@ -15,6 +15,7 @@ from postpilot.core.transitions import Recovery
 from postpilot.publishers import urls
 from postpilot.publishers.addresses import AddressPolicy
 from postpilot.publishers.budgets import RateBudgets
+from postpilot.publishers.fields import AccountFields
 from postpilot.publishers.media import MediaFetcher
 from postpilot.publishers.uploads import UploadCache, UploadStore
 
@@ -90,6 +91,7 @@ class Publisher(Protocol):
     platform: ClassVar[str]
     recovery: ClassVar[Recovery]
     can_refresh: ClassVar[bool]
+    account_fields: ClassVar[AccountFields]  # what an account holds, checked when saved
 
     async def publish(self, request: PublishRequest, ctx: PublishContext) -> Outcome: ...
 

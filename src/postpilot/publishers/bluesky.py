@@ -3,9 +3,6 @@ derived from the delivery, images via `uploadBlob` (blobs reused per account), s
 with `refreshSession` (refreshJwt as Bearer) or, failing that, `createSession` with the stored
 app password.
 
-Credentials: `did`, `access_jwt`, `refresh_jwt`, and optionally `identifier` + `password` (an
-app password) to start a new session when the refresh token is dead. Options: `langs`.
-
 IDEMPOTENT: the rkey is a TID made from the delivery's idempotency key and scheduled time, so a
 repeat cannot create a second record; the PDS answers 500 for an existing rkey, and after any
 error or timeout `getRecord(rkey)` tells whether the post exists.
@@ -33,6 +30,7 @@ from postpilot.publishers.base import (
     RefreshFailed,
     RefreshResult,
 )
+from postpilot.publishers.fields import AccountFields, credential, option
 
 DEFAULT_BASE = "https://bsky.social"
 COLLECTION = "app.bsky.feed.post"
@@ -82,6 +80,23 @@ class BlueskyPublisher(flow.StepwisePublisher):
     platform: ClassVar[str] = "bluesky"
     recovery: ClassVar[Recovery] = Recovery.IDEMPOTENT
     can_refresh: ClassVar[bool] = True
+    account_fields: ClassVar[AccountFields] = AccountFields(
+        (
+            credential("did", "The account's DID, as its session gives it.", secret=False),
+            credential("access_jwt", "The session's access token (accessJwt)."),
+            credential("refresh_jwt", "The session's refresh token (refreshJwt)."),
+            credential("identifier", "Handle or email, to sign in with `password`.", secret=False),
+            credential("password", "An app password, to sign in when the session is dead."),
+            credential(
+                "pds_url",
+                f"The account's PDS (default {DEFAULT_BASE}).",
+                secret=False,
+                server_url=True,
+            ),
+            option("langs", 'Languages of the posts, e.g. ["en"].'),
+        ),
+        credential_sets=(("did", "access_jwt"), ("identifier", "password")),
+    )
 
     async def _publish(self, request: PublishRequest, ctx: PublishContext) -> outcomes.Outcome:
         account = request.account

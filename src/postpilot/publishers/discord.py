@@ -2,8 +2,7 @@
 images uploaded as `files[n]` with `payload_json`. The secret is the webhook URL; nothing to
 refresh. Buckets are per webhook: X-RateLimit-Remaining / -Reset-After feed the budget.
 
-Credentials: `webhook_url`, or `webhook_id` + `webhook_token`. Options: `username`,
-`guild_id` and `channel_id` (to build a link). No idempotency for webhooks: NONE.
+No idempotency for webhooks: NONE.
 
 Read-back only with a bot token (credential `bot_token`, the bot a member of the webhook's
 channel, option `channel_id`): a webhook can fetch one of its messages only by the id the
@@ -34,6 +33,7 @@ from postpilot.publishers.base import (
     RefreshFailed,
     RefreshResult,
 )
+from postpilot.publishers.fields import AccountFields, credential, option
 
 DEFAULT_BASE = "https://discord.com"
 GONE_CODES = (10015, 50027)  # Unknown Webhook, Invalid Webhook Token
@@ -57,6 +57,18 @@ class DiscordPublisher(flow.StepwisePublisher):
     platform: ClassVar[str] = "discord"
     recovery: ClassVar[Recovery] = Recovery.NONE
     can_refresh: ClassVar[bool] = False
+    account_fields: ClassVar[AccountFields] = AccountFields(
+        (
+            credential("webhook_url", "The webhook's URL (.../api/webhooks/<id>/<token>)."),
+            credential("webhook_id", "The webhook's id, with webhook_token.", secret=False),
+            credential("webhook_token", "The webhook's token, with webhook_id."),
+            credential("bot_token", "A bot in the channel, to read it back (with channel_id)."),
+            option("username", "The name the messages are posted under."),
+            option("guild_id", "The server's id, to link to the messages."),
+            option("channel_id", "The webhook's channel: links, and read-back with bot_token."),
+        ),
+        credential_sets=(("webhook_url",), ("webhook_id", "webhook_token")),
+    )
 
     async def _publish(self, request: PublishRequest, ctx: PublishContext) -> outcomes.Outcome:
         account = request.account

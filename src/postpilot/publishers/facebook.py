@@ -1,8 +1,8 @@
 """Facebook Pages (Graph API): text to `POST /{page-id}/feed`, a photo to `POST /{page-id}/photos`
 with `url=` (Meta downloads it; we check it first so a bad URL fails with a clear reason).
 
-Credentials: `page_access_token` (from a long-lived user token, it does not expire). Options:
-`page_id`, `graph_version` (default v21.0). No idempotency and no refresh grant: NONE.
+A Page token made from a long-lived user token does not expire. No idempotency and no refresh
+grant: NONE.
 
 Read-back: `GET /{page-id}/published_posts` since the delivery was due, every page (up to
 listing.MAX_PAGES). Posts carry no marker, so ours is the one post with exactly our text in
@@ -26,6 +26,7 @@ from postpilot.publishers.base import (
     RefreshFailed,
     RefreshResult,
 )
+from postpilot.publishers.fields import AccountFields, credential, option
 
 DEFAULT_BASE = "https://graph.facebook.com"
 DEFAULT_VERSION = "v21.0"
@@ -37,6 +38,16 @@ class FacebookPublisher(flow.StepwisePublisher):
     platform: ClassVar[str] = "facebook"
     recovery: ClassVar[Recovery] = Recovery.NONE
     can_refresh: ClassVar[bool] = False
+    account_fields: ClassVar[AccountFields] = AccountFields(
+        (
+            credential("page_access_token", "A Page token (from a long-lived user token)."),
+            credential("access_token", "The Page token, under the name other tools give it."),
+            option("page_id", "The Page's id.", required=True),
+            option("graph_version", f"Graph API version (default {DEFAULT_VERSION})."),
+            option("app_id", "The Meta app's id: one rate budget for all its accounts."),
+        ),
+        credential_sets=(("page_access_token",), ("access_token",)),
+    )
 
     async def _publish(self, request: PublishRequest, ctx: PublishContext) -> outcomes.Outcome:
         account = request.account

@@ -2,9 +2,6 @@
 `caption`, wait for `status_code` FINISHED, then `POST /{ig-user-id}/media_publish`. An image
 is required. Instagram Login tokens (60 days) refresh with `ig_refresh_token`; Facebook Login
 tokens cannot be refreshed.
-
-Credentials: `access_token`. Options: `ig_user_id`, `login` ("instagram", the default, or
-"facebook"), `graph_version`.
 """
 
 from __future__ import annotations
@@ -14,6 +11,7 @@ from typing import ClassVar
 from postpilot.core import outcomes
 from postpilot.publishers.base import PublishContext, PublishRequest
 from postpilot.publishers.containers import ContainerPublisher, Flavour
+from postpilot.publishers.fields import AccountFields, credential, option
 
 
 class InstagramPublisher(ContainerPublisher):
@@ -30,6 +28,17 @@ class InstagramPublisher(ContainerPublisher):
         text_field="caption",
         refresh_grant="ig_refresh_token",
         refresh_base="https://graph.instagram.com",
+    )
+    account_fields: ClassVar[AccountFields] = AccountFields(
+        (
+            credential(
+                "access_token", "An Instagram Login or Facebook Login token.", required=True
+            ),
+            option("ig_user_id", "The professional account's id.", required=True),
+            option("login", "instagram (the default) or facebook: which login made the token."),
+            option("graph_version", "Graph API version (default v21.0)."),
+            option("app_id", "The Meta app's id: one rate budget for all its accounts."),
+        ),
     )
 
     async def _publish(self, request: PublishRequest, ctx: PublishContext) -> outcomes.Outcome:

@@ -2,8 +2,6 @@
 `/rest/images?action=initializeUpload` and a PUT of its bytes (image URNs reused per account),
 refresh at `/oauth/v2/accessToken` for partner apps.
 
-Credentials: `access_token`, and for refresh `refresh_token`, `client_id`, `client_secret`.
-Options: `author_urn` (`urn:li:person:...` or `urn:li:organization:...`), `linkedin_version`.
 VERIFIABLE: a repeat is refused with 422 DUPLICATE_POST naming the existing post.
 """
 
@@ -25,6 +23,7 @@ from postpilot.publishers.base import (
     RefreshFailed,
     RefreshResult,
 )
+from postpilot.publishers.fields import AccountFields, credential, option
 
 DEFAULT_BASE = "https://api.linkedin.com"
 DEFAULT_OAUTH_BASE = "https://www.linkedin.com"
@@ -49,6 +48,21 @@ class LinkedInPublisher(flow.StepwisePublisher):
     platform: ClassVar[str] = "linkedin"
     recovery: ClassVar[Recovery] = Recovery.VERIFIABLE
     can_refresh: ClassVar[bool] = True
+    account_fields: ClassVar[AccountFields] = AccountFields(
+        (
+            credential("access_token", "A member or organization access token.", required=True),
+            credential("refresh_token", "Refresh token (approved partner apps only)."),
+            credential("client_id", "The app's client id, to refresh.", secret=False),
+            credential("client_secret", "The app's client secret, to refresh."),
+            option(
+                "author_urn",
+                "urn:li:person:... or urn:li:organization:... the posts are by.",
+                required=True,
+            ),
+            option("linkedin_version", f"LinkedIn-Version (default {DEFAULT_VERSION})."),
+            option("visibility", "PUBLIC (the default) or CONNECTIONS."),
+        ),
+    )
 
     async def _publish(self, request: PublishRequest, ctx: PublishContext) -> outcomes.Outcome:
         account = request.account

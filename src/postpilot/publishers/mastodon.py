@@ -18,6 +18,7 @@ from postpilot.publishers.base import (
     RefreshFailed,
     RefreshResult,
 )
+from postpilot.publishers.fields import AccountFields, credential, option
 from postpilot.publishers.media import MediaError
 
 MEDIA_POLL_ATTEMPTS = 10
@@ -35,6 +36,18 @@ class MastodonPublisher:
     platform: ClassVar[str] = "mastodon"
     recovery: ClassVar[Recovery] = Recovery.IDEMPOTENT
     can_refresh: ClassVar[bool] = False
+    account_fields: ClassVar[AccountFields] = AccountFields(
+        (
+            credential(
+                "access_token",
+                "An application's token with the write:statuses and write:media scopes.",
+                required=True,
+            ),
+            option("visibility", "public (the default), unlisted, private or direct."),
+        ),
+        base_url="The instance, e.g. https://mastodon.social.",
+        needs_base_url=True,
+    )
 
     async def publish(self, request: PublishRequest, ctx: PublishContext) -> outcomes.Outcome:
         base = ctx.base_url(self.platform, request.account, default="")

@@ -3,7 +3,6 @@ idempotency key as txnId (a repeat returns the first event), images uploaded to
 `/_matrix/media/v3/upload` (content URIs reused) and sent as `m.image` events. Tokens refresh
 at `/refresh`; without a refresh token, the stored password logs in again.
 
-Credentials: `access_token`, `refresh_token`, optionally `user` + `password`. Options: `room_id`.
 The homeserver is the account's base_url. IDEMPOTENT.
 """
 
@@ -26,6 +25,7 @@ from postpilot.publishers.base import (
     RefreshFailed,
     RefreshResult,
 )
+from postpilot.publishers.fields import AccountFields, credential, option
 
 DEFAULT_BASE = "https://matrix.org"
 CLIENT = "/_matrix/client/v3"
@@ -36,6 +36,18 @@ class MatrixPublisher(flow.StepwisePublisher):
     platform: ClassVar[str] = "matrix"
     recovery: ClassVar[Recovery] = Recovery.IDEMPOTENT
     can_refresh: ClassVar[bool] = True
+    account_fields: ClassVar[AccountFields] = AccountFields(
+        (
+            credential("access_token", "The posting user's access token."),
+            credential("refresh_token", "Its refresh token, where the homeserver gives one."),
+            credential("user", "The user id, to sign in again with password.", secret=False),
+            credential("password", "The user's password, to sign in when the session is dead."),
+            credential("device_id", "The device to sign in as.", secret=False),
+            option("room_id", "The room, e.g. !abc:matrix.org.", required=True),
+        ),
+        base_url=f"The homeserver (default {DEFAULT_BASE}).",
+        credential_sets=(("access_token",), ("user", "password")),
+    )
 
     async def _publish(self, request: PublishRequest, ctx: PublishContext) -> outcomes.Outcome:
         account = request.account

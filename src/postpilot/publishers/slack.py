@@ -3,8 +3,7 @@ itself (the URL is checked first). Errors arrive as HTTP 200 `{"ok": false, "err
 rate limits as HTTP 429 with Retry-After. With token rotation on, tokens last 12 h and refresh
 through `oauth.v2.access` (the old refresh token is revoked).
 
-Credentials: `access_token`, and with rotation `refresh_token`, `client_id`, `client_secret`.
-Options: `channel` (an id). No idempotency: NONE.
+No idempotency: NONE.
 
 Read-back: every message carries the delivery id in its message metadata. `conversations.history`
 (scope `channels:history`, `include_all_metadata`) from the moment the delivery was due is
@@ -32,6 +31,7 @@ from postpilot.publishers.base import (
     RefreshFailed,
     RefreshResult,
 )
+from postpilot.publishers.fields import AccountFields, credential, option
 
 DEFAULT_BASE = "https://slack.com"
 TOKEN_ERRORS = frozenset(
@@ -48,6 +48,15 @@ class SlackPublisher(flow.StepwisePublisher):
     platform: ClassVar[str] = "slack"
     recovery: ClassVar[Recovery] = Recovery.NONE
     can_refresh: ClassVar[bool] = True
+    account_fields: ClassVar[AccountFields] = AccountFields(
+        (
+            credential("access_token", "A bot token with chat:write.", required=True),
+            credential("refresh_token", "With token rotation: the refresh token."),
+            credential("client_id", "With token rotation: the app's client id.", secret=False),
+            credential("client_secret", "With token rotation: the app's client secret."),
+            option("channel", "The channel's id.", required=True),
+        ),
+    )
 
     async def _publish(self, request: PublishRequest, ctx: PublishContext) -> outcomes.Outcome:
         account = request.account

@@ -1,7 +1,6 @@
 """Telegram Bot API: `sendMessage`, or `sendPhoto` with the image uploaded as multipart (its
 file_id is then reused per bot and URL). Bot tokens never expire; a 401 means it was revoked.
 
-Credentials: `bot_token`. Options: `chat_id` (a number or "@channelusername"), `parse_mode`.
 No idempotency: NONE.
 
 No read-back: the Bot API cannot list a chat's messages (`getUpdates` hands each update out
@@ -26,6 +25,7 @@ from postpilot.publishers.base import (
     RefreshFailed,
     RefreshResult,
 )
+from postpilot.publishers.fields import AccountFields, credential, option
 
 DEFAULT_BASE = "https://api.telegram.org"
 FILE_ID_TTL_SECONDS = 30 * 86_400.0
@@ -36,6 +36,13 @@ class TelegramPublisher(flow.StepwisePublisher):
     platform: ClassVar[str] = "telegram"
     recovery: ClassVar[Recovery] = Recovery.NONE
     can_refresh: ClassVar[bool] = False
+    account_fields: ClassVar[AccountFields] = AccountFields(
+        (
+            credential("bot_token", "The bot's token from @BotFather.", required=True),
+            option("chat_id", 'The chat: a number or "@channelusername".', required=True),
+            option("parse_mode", "MarkdownV2, HTML or Markdown (plain text without it)."),
+        ),
+    )
 
     async def _publish(self, request: PublishRequest, ctx: PublishContext) -> outcomes.Outcome:
         account = request.account

@@ -1,8 +1,6 @@
 """Threads: `POST /v1.0/{user-id}/threads` (media_type TEXT, or IMAGE with `image_url`), wait for
 an image container's `status` FINISHED, then `POST /v1.0/{user-id}/threads_publish`. Long-lived
 tokens (60 days) refresh with `th_refresh_token`.
-
-Credentials: `access_token`. Options: `threads_user_id` ("me" works too), `graph_version`.
 """
 
 from __future__ import annotations
@@ -11,6 +9,7 @@ from typing import Any, ClassVar
 
 from postpilot.publishers.base import PublishRequest
 from postpilot.publishers.containers import ContainerPublisher, Flavour
+from postpilot.publishers.fields import AccountFields, credential, option
 
 
 class ThreadsPublisher(ContainerPublisher):
@@ -27,6 +26,14 @@ class ThreadsPublisher(ContainerPublisher):
         text_field="text",
         refresh_grant="th_refresh_token",
         refresh_base="https://graph.threads.net",
+    )
+    account_fields: ClassVar[AccountFields] = AccountFields(
+        (
+            credential("access_token", "A long-lived Threads token.", required=True),
+            option("threads_user_id", 'The Threads user\'s id ("me" works too).', required=True),
+            option("graph_version", "Graph API version (default v1.0)."),
+            option("app_id", "The Meta app's id: one rate budget for all its accounts."),
+        ),
     )
 
     def _container_fields(self, request: PublishRequest) -> dict[str, Any]:

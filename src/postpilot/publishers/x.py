@@ -1,10 +1,8 @@
 """X API v2: `POST /2/tweets`, images via `POST /2/media/upload` (ids reused until they expire),
 OAuth 2.0 refresh at `/2/oauth2/token`.
 
-Credentials: `access_token`, `refresh_token` (needs the `offline.access` scope), `client_id`,
-`client_secret` (confidential clients only). X has no idempotency key; it refuses recently
-repeated text with a 403, which after an attempt that may have gone through means "already
-posted" (VERIFIABLE).
+X has no idempotency key; it refuses recently repeated text with a 403, which after an attempt
+that may have gone through means "already posted" (VERIFIABLE).
 """
 
 from __future__ import annotations
@@ -24,6 +22,7 @@ from postpilot.publishers.base import (
     RefreshFailed,
     RefreshResult,
 )
+from postpilot.publishers.fields import AccountFields, credential, option
 
 DEFAULT_BASE = "https://api.x.com"
 MEDIA_ID_MARGIN_SECONDS = 600.0  # stop reusing a media id this long before X forgets it
@@ -34,6 +33,15 @@ class XPublisher(flow.StepwisePublisher):
     platform: ClassVar[str] = "x"
     recovery: ClassVar[Recovery] = Recovery.VERIFIABLE
     can_refresh: ClassVar[bool] = True
+    account_fields: ClassVar[AccountFields] = AccountFields(
+        (
+            credential("access_token", "OAuth 2.0 user access token.", required=True),
+            credential("refresh_token", "OAuth 2.0 refresh token (needs offline.access)."),
+            credential("client_id", "The app's OAuth 2.0 client id, to refresh.", secret=False),
+            credential("client_secret", "The app's client secret (confidential clients only)."),
+            option("client_id", "The app's client id, when not among the credentials."),
+        ),
+    )
 
     async def _publish(self, request: PublishRequest, ctx: PublishContext) -> outcomes.Outcome:
         account = request.account
