@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from postpilot.core import knobs
+
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./postpilot.db"
 # host, host:port, IPv6, or [IPv6]:port
 _HOST_ENTRY = re.compile(r"[\w.-]+(:\d{1,5})?|[0-9a-fA-F:]+|\[[0-9a-fA-F:.]+\](:\d{1,5})?")
@@ -26,8 +28,8 @@ class Settings(BaseSettings):
         case_sensitive=False,
     )
 
-    SCHEDULER_CONCURRENCY: Annotated[int, Field(ge=1, le=1000)] = 5
-    SCHEDULER_BATCH_SIZE: Annotated[int, Field(ge=1, le=10_000)] = 20
+    SCHEDULER_CONCURRENCY: Annotated[int, knobs.CONCURRENCY.bounds] = knobs.CONCURRENCY.default
+    SCHEDULER_BATCH_SIZE: Annotated[int, knobs.BATCH_SIZE.bounds] = knobs.BATCH_SIZE.default
     SCHEDULER_CACHE_TTL: Annotated[float, Field(ge=0, le=86_400)] = 300.0
     # A pass renews its lease every third of it, so a dead worker's deliveries are taken over
     # within this many seconds of its death.

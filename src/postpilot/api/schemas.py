@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from postpilot.api.fields import Count, Id, JsonObject, Moment, Name, Text, Url, ZoneName
+from postpilot.core import knobs
 from postpilot.core.timezones import Dst
 from postpilot.publishers import urls
 
@@ -183,8 +184,12 @@ class Readiness(BaseModel):
 
 
 class PassRequest(Strict):
-    limit: Annotated[Count, Field(ge=1, le=10_000)] | None = None
-    concurrency: Annotated[Count, Field(ge=1, le=1_000)] | None = None
+    limit: Annotated[Count, knobs.BATCH_SIZE.bounds] | None = Field(
+        None, description=knobs.BATCH_SIZE.help
+    )
+    concurrency: Annotated[Count, knobs.CONCURRENCY.bounds] | None = Field(
+        None, description=knobs.CONCURRENCY.help
+    )
 
 
 class PassSummary(BaseModel):

@@ -11,11 +11,11 @@ import uvicorn
 
 from postpilot.api.app import create_app
 from postpilot.cli import common
+from postpilot.core import knobs
 from postpilot.monitor import prometheus
-from postpilot.scheduler.passes import SchedulerKind, cron_pass
-from postpilot.scheduler.runtime import Runtime
+from postpilot.runtime import open_runtime
+from postpilot.scheduler.passes import cron_pass
 from postpilot.scheduler.worker import Worker
-from postpilot.store import schema
 
 
 def serve(
@@ -27,11 +27,9 @@ def serve(
     settings = common.settings()
 
     async def check() -> None:
-        runtime = Runtime.open(settings)
-        try:
-            await schema.ensure_current(runtime.db)
-        finally:
-            await runtime.close()
+        # Missing secret or old schema: one line here rather than a failing lifespan in uvicorn.
+        async with open_runtime(settings):
+            pass
 
     common.run(check())
     uvicorn.run(
@@ -44,7 +42,7 @@ def serve(
 
 
 def worker(
-    scheduler: SchedulerKind | None = typer.Option(
+    scheduler: knobs.SchedulerKind | None = typer.Option(
         None, help="Pin a scheduler; by default follow `postpilot scheduler use`."
     ),
 ) -> None:
@@ -52,9 +50,7 @@ def worker(
     settings = common.settings()
 
     async def go() -> None:
-        runtime = Runtime.open(settings)
-        try:
-            await schema.ensure_current(runtime.db)
+        async with open_runtime(settings) as runtime:
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
@@ -77,31 +73,29 @@ def worker(
                 await monitor
                 if stop_metrics is not None:
                     stop_metrics()
-        finally:
-            await runtime.close()
 
     common.run(go())
 
 
 def run_once(
-    scheduler: SchedulerKind = typer.Option(SchedulerKind.OPTIMIZED, help="Which scheduler."),
-    limit: int | None = typer.Option(None, min=1, max=10_000, help="Most deliveries to take."),
-    concurrency: int | None = typer.Option(None, min=1, max=1_000, help="Parallel publishes."),
+    scheduler: knobs.SchedulerKind = typer.Option(knobs.DEFAULT_SCHEDULER, help="Which scheduler."),
+    limit: int | None = typer.Option(
+        None, min=knobs.BATCH_SIZE.low, max=knobs.BATCH_SIZE.high, help=knobs.BATCH_SIZE.help
+    ),
+    concurrency: int | None = typer.Option(
+        None, min=knobs.CONCURRENCY.low, max=knobs.CONCURRENCY.high, help=knobs.CONCURRENCY.help
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Run one pass of a scheduler and print what it did."""
     settings = common.settings()
 
     async def go() -> dict[str, object]:
-        runtime = Runtime.open(settings)
-        try:
-            await schema.ensure_current(runtime.db)
+        async with open_runtime(settings) as runtime:
             report = await cron_pass(
                 runtime, scheduler=scheduler, limit=limit, concurrency=concurrency
             )
             return report.summary()
-        finally:
-            await runtime.close()
 
     summary = common.run(go())
     if as_json:

@@ -11,12 +11,12 @@ import time
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import exc as sa_exc
 
 from postpilot import logs
+from postpilot.core.knobs import SchedulerKind
 from postpilot.core.states import DeliveryStatus
 from postpilot.core.transitions import Event
 from postpilot.scheduler import engine
@@ -27,11 +27,6 @@ from postpilot.store import activity, heartbeats, work
 from postpilot.store.database import counting
 
 log = logging.getLogger(__name__)
-
-
-class SchedulerKind(StrEnum):
-    REFERENCE = "reference"
-    OPTIMIZED = "optimized"
 
 
 async def run_pass(

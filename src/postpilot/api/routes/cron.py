@@ -9,8 +9,9 @@ from fastapi import APIRouter, Body, Depends
 
 from postpilot.api.deps import RuntimeDep, require_cron_secret
 from postpilot.api.schemas import PassRequest, PassSummary, ReconcileSummary
+from postpilot.core.knobs import SchedulerKind
 from postpilot.scheduler import reconcile
-from postpilot.scheduler.passes import SchedulerKind, cron_pass
+from postpilot.scheduler.passes import cron_pass
 
 router = APIRouter(prefix="/api/cron", tags=["cron"], dependencies=[Depends(require_cron_secret)])
 
