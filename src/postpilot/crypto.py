@@ -11,10 +11,12 @@ from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
+from postpilot.errors import PostpilotError
+
 API_KEY_PREFIX = "pp_"
 
 
-class CredentialsError(Exception):
+class CredentialsError(PostpilotError):
     """Stored credentials could not be decrypted: SECRET_KEY changed without keeping the old key."""
 
 

@@ -10,6 +10,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from postpilot.errors import PostpilotError
+
 
 class ErrorDetail(BaseModel):
     model_config = ConfigDict(extra="allow")
@@ -30,7 +32,7 @@ class ErrorBody(BaseModel):
     error: ErrorInfo
 
 
-class ApiError(Exception):
+class ApiError(PostpilotError):
     def __init__(
         self, status: int, code: str, message: str, details: list[dict[str, Any]] | None = None
     ) -> None:

@@ -15,9 +15,10 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from postpilot.api import errors, text
+from postpilot.errors import PostpilotError
 
 
-class BodyTooLarge(Exception):
+class BodyTooLarge(PostpilotError):
     """The request body is larger than the limit."""
 
 

@@ -10,6 +10,8 @@ import math
 import re
 from typing import Any
 
+from postpilot.errors import InvalidValue
+
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 # Deeper than any body of ours; bounded so that no walk or validator recurses without end.
 MAX_DEPTH = 32
@@ -18,7 +20,7 @@ MAX_PROBLEMS = 20
 MAX_NAME = 100
 
 
-class BadJson(ValueError):
+class BadJson(InvalidValue):
     """The body is not JSON we can read."""
 
 

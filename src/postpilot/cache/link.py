@@ -18,6 +18,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from postpilot.errors import PostpilotError
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -26,7 +28,7 @@ T = TypeVar("T")
 REDIS_ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
 
 
-class Unavailable(Exception):
+class Unavailable(PostpilotError):
     """Redis is down (or was recently): use the in-process fallback."""
 
 

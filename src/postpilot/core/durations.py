@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import re
 
+from postpilot.errors import InvalidValue
+
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86_400.0}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 
 
-class InvalidDuration(ValueError):
+class InvalidDuration(InvalidValue):
     """Not a duration: use a number with a unit, e.g. 30s, 10m, 1h or 1h30m."""
 
 

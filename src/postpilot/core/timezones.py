@@ -13,6 +13,8 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from postpilot.errors import InvalidValue
+
 # The longest IANA name is 32 characters ("America/Argentina/ComodRivadavia").
 MAX_ZONE_NAME = 64
 _ZONE_NAME = re.compile(r"[A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+)*")
@@ -22,11 +24,11 @@ EARLIEST = datetime(1, 1, 2, tzinfo=UTC)
 LATEST = datetime(9999, 12, 30, tzinfo=UTC)
 
 
-class InvalidTimeZone(ValueError):
+class InvalidTimeZone(InvalidValue):
     """Not an IANA time-zone name (use names like 'Europe/Paris' or 'UTC')."""
 
 
-class OutOfRange(ValueError):
+class OutOfRange(InvalidValue):
     """The moment is too close to year 1 or year 9999 to be scheduled."""
 
 
@@ -50,7 +52,7 @@ class Choice:
         )
 
 
-class LocalTimeError(ValueError):
+class LocalTimeError(InvalidValue):
     """A local time in a DST gap or overlap, sent without saying which instant it means."""
 
     def __init__(self, message: str, choices: tuple[Choice, Choice]) -> None:

@@ -35,6 +35,8 @@ from tenacity import (
     wait_exponential,
 )
 
+from postpilot.errors import PostpilotError
+
 log = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-Postpilot-Signature"
@@ -79,7 +81,7 @@ class Message:
         return json.dumps(self.payload, default=str, separators=(",", ":")).encode()
 
 
-class Retryable(Exception):
+class Retryable(PostpilotError):
     """The receiver may accept the message later."""
 
 

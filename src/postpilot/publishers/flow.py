@@ -13,17 +13,18 @@ from typing import Any
 import httpx
 
 from postpilot.core import outcomes
+from postpilot.errors import PostpilotError
 from postpilot.publishers import errors
 from postpilot.publishers.base import PublishContext, PublishRequest, Refreshed, RefreshFailed
 from postpilot.publishers.media import MediaError, MediaFile
 from postpilot.publishers.transport import NotPublicAddress
 
 
-class Stop(Exception):
+class Stop(PostpilotError):
     """Ends a publish (or refresh) early with the outcome it carries."""
 
     def __init__(self, outcome: outcomes.Outcome) -> None:
-        super().__init__(outcome)
+        super().__init__(repr(outcome))
         self.outcome = outcome
 
 

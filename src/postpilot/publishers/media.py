@@ -13,6 +13,7 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import httpx
 
+from postpilot.errors import PostpilotError
 from postpilot.publishers.addresses import AddressPolicy, is_public_address
 from postpilot.publishers.urls import UnusableUrl, check_media_url, parse_http_url
 
@@ -36,7 +37,7 @@ def shown(url: str, limit: int = 300) -> str:
     return text if len(text) <= limit else f"{text[:limit]}..."
 
 
-class MediaError(Exception):
+class MediaError(PostpilotError):
     """A media URL that cannot be used; `reason` says why in words a person can act on."""
 
     def __init__(self, url: str, reason: str) -> None:
@@ -45,7 +46,7 @@ class MediaError(Exception):
         self.reason = reason
 
 
-class _LeaderGone(Exception):
+class _LeaderGone(PostpilotError):
     """The download other callers were waiting for was cancelled: one of them starts over."""
 
 

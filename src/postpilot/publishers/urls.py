@@ -11,6 +11,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 import httpx
 
+from postpilot.errors import InvalidValue
 from postpilot.publishers.addresses import AddressPolicy
 
 # Where a publish goes when the stored base URL cannot be used at all (a row from before URLs
@@ -20,7 +21,7 @@ UNUSABLE_HOST = "unusable-account-url.invalid"
 UNUSABLE_BASE = f"http://{UNUSABLE_HOST}"
 
 
-class UnusableUrl(ValueError):
+class UnusableUrl(InvalidValue):
     """A URL postpilot will not use; the message says why, for the person who typed it."""
 
 

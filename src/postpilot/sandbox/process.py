@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import httpx
 
+from postpilot.errors import PostpilotError
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -49,8 +51,8 @@ def start_sandbox(port: int | None = None, *, timeout: float = 30.0) -> SandboxP
     raise AssertionError("unreachable")
 
 
-class _PortTaken(Exception):
-    pass
+class _PortTaken(PostpilotError):
+    """The sandbox could not listen on the port: another process holds it."""
 
 
 def _start(port: int, timeout: float) -> SandboxProcess:

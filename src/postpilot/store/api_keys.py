@@ -14,17 +14,15 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from postpilot import crypto
 from postpilot.core.timezones import as_utc
+from postpilot.errors import PostpilotError
 from postpilot.store.tables import Activity, ApiKey, Workspace
 
 # last_used_at is a hint for people, not an audit trail: one write a minute per key is plenty.
 TOUCH_EVERY = timedelta(minutes=1)
 
 
-class KeyRefused(Exception):
+class KeyRefused(PostpilotError):
     """The API key operation was refused."""
-
-    def __init__(self, message: str | None = None) -> None:
-        super().__init__(message or self.__doc__)
 
 
 class KeyNotFound(KeyRefused):

@@ -16,6 +16,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from postpilot.errors import PostpilotError
 from postpilot.store.tables import IdempotencyKey
 
 WINDOW = timedelta(hours=24)
@@ -28,11 +29,8 @@ class Replay:
     body: dict[str, Any]
 
 
-class KeyConflict(Exception):
+class KeyConflict(PostpilotError):
     """The Idempotency-Key cannot be used for this request."""
-
-    def __init__(self, message: str | None = None) -> None:
-        super().__init__(message or self.__doc__)
 
 
 class KeyReused(KeyConflict):

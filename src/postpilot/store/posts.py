@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from postpilot.core.states import DeliveryStatus, PostStatus, derive_post_status, has_started
 from postpilot.core.transitions import Event
+from postpilot.errors import PostpilotError
 from postpilot.store.tables import Account, Activity, Delivery, Post
 
 NOTIFY_CHANNEL = "postpilot_due"
@@ -235,7 +236,7 @@ async def cancel_post(
     return in_flight
 
 
-class NotEditable(Exception):
+class NotEditable(PostpilotError):
     """The post has started publishing."""
 
 

@@ -10,12 +10,13 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 
+from postpilot.errors import PostpilotError
 from postpilot.store.database import Database
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
-class SchemaOutOfDate(Exception):
+class SchemaOutOfDate(PostpilotError):
     """The database schema is not at the version this code needs."""
 
 

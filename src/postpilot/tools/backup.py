@@ -30,6 +30,7 @@ from pathlib import Path
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection, make_url
 
+from postpilot.errors import PostpilotError
 from postpilot.store import schema
 from postpilot.store.database import Database
 from postpilot.store.tables import Base
@@ -40,7 +41,7 @@ PG_CUSTOM_MAGIC = b"PGDMP"
 TABLES = tuple(table.name for table in Base.metadata.sorted_tables)
 
 
-class BackupError(Exception):
+class BackupError(PostpilotError):
     """The backup or restore could not be done; nothing was overwritten."""
 
 

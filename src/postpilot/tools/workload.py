@@ -31,6 +31,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
+from postpilot.errors import PostpilotError
 from postpilot.store import schema, work
 from postpilot.store.database import Database
 from postpilot.store.tables import Workspace
@@ -41,11 +42,11 @@ workspaces_table: Table = Workspace.__table__  # type: ignore[assignment]
 TABLES: tuple[Table, ...] = (workspaces_table, work.accounts, work.posts, work.deliveries)
 
 
-class NothingDue(ValueError):
+class NothingDue(PostpilotError):
     """No delivery is due in the source database."""
 
 
-class ScratchUnavailable(ValueError):
+class ScratchUnavailable(PostpilotError):
     """A scratch database could not be created."""
 
 
