@@ -13,9 +13,10 @@ from postpilot.api.app import create_app
 from postpilot.cli import common
 from postpilot.core import knobs
 from postpilot.monitor import prometheus
-from postpilot.runtime import open_runtime
 from postpilot.scheduler.passes import cron_pass
+from postpilot.scheduler.runtime import Runtime
 from postpilot.scheduler.worker import Worker
+from postpilot.store import schema
 
 
 def serve(
@@ -27,9 +28,11 @@ def serve(
     settings = common.settings()
 
     async def check() -> None:
-        # Missing secret or old schema: one line here rather than a failing lifespan in uvicorn.
-        async with open_runtime(settings):
-            pass
+        runtime = Runtime.open(settings)
+        try:
+            await schema.ensure_current(runtime.db)
+        finally:
+            await runtime.close()
 
     common.run(check())
     uvicorn.run(
@@ -50,7 +53,9 @@ def worker(
     settings = common.settings()
 
     async def go() -> None:
-        async with open_runtime(settings) as runtime:
+        runtime = Runtime.open(settings)
+        try:
+            await schema.ensure_current(runtime.db)
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
@@ -73,6 +78,8 @@ def worker(
                 await monitor
                 if stop_metrics is not None:
                     stop_metrics()
+        finally:
+            await runtime.close()
 
     common.run(go())
 
@@ -91,11 +98,15 @@ def run_once(
     settings = common.settings()
 
     async def go() -> dict[str, object]:
-        async with open_runtime(settings) as runtime:
+        runtime = Runtime.open(settings)
+        try:
+            await schema.ensure_current(runtime.db)
             report = await cron_pass(
                 runtime, scheduler=scheduler, limit=limit, concurrency=concurrency
             )
             return report.summary()
+        finally:
+            await runtime.close()
 
     summary = common.run(go())
     if as_json:
