@@ -27,6 +27,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from postpilot.core import figures
 from postpilot.sandbox.client import SandboxClient
 from postpilot.sandbox.process import SandboxProcess, start_sandbox
 from postpilot.settings import Settings
@@ -42,14 +43,6 @@ COMPARED_FIELDS = ("status", "attempts", "last_error", "events", "published_text
 
 class CompareError(Exception):
     """The comparison could not run; the source database was not touched."""
-
-
-def _mean(values: list[float]) -> float | None:
-    return sum(values) / len(values) if values else None
-
-
-def _ratio(part: float, whole: float) -> float | None:
-    return part / whole if whole else None
 
 
 @dataclass(frozen=True)
@@ -96,43 +89,41 @@ class RunMetrics:
 
     @property
     def outcomes(self) -> int:
-        """Deliveries the pass decided something for (the monitor's definition)."""
-        return self.published + self.failed + self.retried + self.rate_limited + self.unknown
+        return figures.outcomes(self)
 
     @property
     def errors(self) -> int:
-        """Attempts that did not publish, rate limits aside (the monitor's definition)."""
-        return self.failed + self.retried + self.unknown
+        return figures.errors(self)
 
     @property
     def per_delivery_ms(self) -> float | None:
         """Pass time per delivery: what a delivery costs the scheduler, waits included."""
-        return _ratio(self.duration_ms, self.outcomes)
+        return figures.per_delivery(self.duration_ms, self.outcomes)
 
     @property
     def publish_ms(self) -> float | None:
-        return _mean(self.processing_ms)
+        return figures.mean(self.processing_ms)
 
     @property
     def throughput(self) -> float | None:
         """Deliveries per second over the pass."""
-        return _ratio(self.outcomes, self.duration_ms / 1000)
+        return figures.throughput(self.outcomes, self.duration_ms / 1000)
 
     @property
     def success_rate(self) -> float | None:
-        return _ratio(self.published, self.outcomes)
+        return figures.success_rate(self)
 
     @property
     def error_rate(self) -> float | None:
-        return _ratio(self.errors, self.outcomes)
+        return figures.error_rate(self)
 
     @property
     def cache_hit_rate(self) -> float | None:
-        return _ratio(self.cache_hits, self.cache_hits + self.cache_misses)
+        return figures.hit_rate(self.cache_hits, self.cache_misses)
 
     @property
     def statements_per_delivery(self) -> float | None:
-        return _ratio(self.db_statements, self.outcomes)
+        return figures.per_delivery(self.db_statements, self.outcomes)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -157,21 +148,16 @@ class MetricRow:
     unit: str
     reference: float | None
     optimized: float | None
-    better: str  # "lower" or "higher"
+    better: figures.Better
     points: bool = False  # a rate: the improvement is in percentage points
 
     @property
     def improvement(self) -> float | None:
         """Positive is better: percent less (or more) than the reference; for rates, points."""
-        before, after = self.reference, self.optimized
-        if before is None or after is None:
+        change = figures.Change.between(self.reference, self.optimized, self.better)
+        if change is None:
             return None
-        sign = 1 if self.better == "higher" else -1
-        if self.points:
-            return sign * (after - before) * 100
-        if before == 0:
-            return None
-        return sign * (after - before) / before * 100
+        return change.improvement_points if self.points else change.improvement_percent
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -187,7 +173,9 @@ class MetricRow:
 
 
 def metric_rows(reference: RunMetrics, optimized: RunMetrics) -> list[MetricRow]:
-    def row(key: str, label: str, unit: str, better: str, *, points: bool = False) -> MetricRow:
+    def row(
+        key: str, label: str, unit: str, better: figures.Better, *, points: bool = False
+    ) -> MetricRow:
         get: Callable[[RunMetrics], float | None] = lambda run: getattr(run, key)  # noqa: E731
         return MetricRow(key, label, unit, get(reference), get(optimized), better, points)
 

@@ -11,12 +11,12 @@ Sources, in order of preference:
   scheduler over the window (different workloads: compare the per-delivery figures);
 - the success criteria read the "after migration" figures.
 
-Definitions follow the monitor's (`monitor/summary.py`): processing time per job is a delivery's
-own time from claim to decision; error rate is (failed + retried + unknown) / outcomes; success
-rate is published / outcomes; DB queries per batch are statements per pass; response time is a
-pass's duration (what a cron caller waits for). "Average processing time" in the comparison is
-pass time per delivery (pass duration / outcomes): what a delivery costs the scheduler once
-concurrency overlaps the waits; the per-job time is shown beside it.
+Outcomes, rates, per-delivery figures, percentiles and improvements are `core.figures`'s, as
+everywhere; the rest follows the monitor (`monitor/summary.py`): processing time per job is a
+delivery's own time from claim to decision; DB queries per batch are statements per pass;
+response time is a pass's duration (what a cron caller waits for). "Average processing time" in
+the comparison is pass time per delivery (pass duration / outcomes): what a delivery costs the
+scheduler once concurrency overlaps the waits; the per-job time is shown beside it.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from postpilot.core import figures
 from postpilot.core.durations import format_duration
-from postpilot.monitor import figures as monitor_figures
 from postpilot.monitor import store as monitor_store
 from postpilot.monitor import summary as monitor_summary
 from postpilot.settings import Settings
@@ -69,14 +69,10 @@ class Figures:
             outcomes=found.outcomes,
             job_ms=found.processing_ms.mean,
             job_p95_ms=found.processing_ms.p95,
-            per_delivery_ms=(
-                found.busy_seconds * 1000 / found.outcomes if found.outcomes else None
-            ),
+            per_delivery_ms=figures.per_delivery(found.busy_seconds * 1000, found.outcomes),
             db_total=found.db_statements_total,
             db_per_pass=found.db_statements_per_pass,
-            db_per_delivery=(
-                found.db_statements_total / found.outcomes if found.outcomes else None
-            ),
+            db_per_delivery=figures.per_delivery(found.db_statements_total, found.outcomes),
             throughput=found.throughput_per_second,
             error_rate=found.error_rate,
             success_rate=found.success_rate,
@@ -92,7 +88,7 @@ class Figures:
             passes=1,
             outcomes=run.outcomes,
             job_ms=run.publish_ms,
-            job_p95_ms=monitor_figures.percentile(run.processing_ms, 95),
+            job_p95_ms=figures.percentile(run.processing_ms, 95),
             per_delivery_ms=run.per_delivery_ms,
             db_total=run.db_statements,
             db_per_pass=float(run.db_statements),
@@ -109,7 +105,7 @@ class Figures:
 class Target:
     label: str
     unit: str  # "ms", "%", "count"
-    better: str  # "lower" or "higher"
+    better: figures.Better
     threshold: float
     read: Callable[[Figures], float | None]
 
@@ -133,7 +129,7 @@ DURING = (
 class AfterRow:
     label: str
     unit: str
-    better: str
+    better: figures.Better
     read: Callable[[Figures], float | None]
     points: bool = False
 
@@ -152,14 +148,6 @@ AFTER = (
     AfterRow("Error rate", "%", "lower", lambda f: f.error_rate, points=True),
     AfterRow("Success rate", "%", "higher", lambda f: f.success_rate, points=True),
 )
-
-
-def improvement(before: float | None, after: float | None, better: str) -> float | None:
-    """Percent better than before (positive: better); None when it cannot be computed."""
-    if before is None or after is None or before == 0:
-        return None
-    change = (after - before) / before * 100
-    return -change if better == "lower" else change
 
 
 @dataclass(frozen=True)
@@ -195,7 +183,8 @@ class ReportData:
         def cut(read: Callable[[Figures], float | None]) -> float | None:
             if self.before is None or self.after is None:
                 return None
-            return improvement(read(self.before), read(self.after), "lower")
+            change = figures.Change.between(read(self.before), read(self.after), "lower")
+            return None if change is None else change.improvement_percent
 
         processing = cut(lambda f: f.per_delivery_ms)
         # Same workload in a comparison: the total is the figure; otherwise per delivery.
@@ -319,20 +308,19 @@ def _met(met: bool | None) -> str:
 def _improvement(row: AfterRow, before: Figures | None, after: Figures | None) -> str:
     if before is None or after is None:
         return "n/a"
-    b, a = row.read(before), row.read(after)
-    if b is None or a is None:
+    change = figures.Change.between(row.read(before), row.read(after), row.better)
+    if change is None:
         return "n/a"
     if row.points:
-        points = (a - b) * 100
-        points = points if row.better == "higher" else -points
+        points = change.improvement_points
         return "no change" if abs(points) < 0.05 else f"{points:+.1f} pts"
-    value = improvement(b, a, row.better)
-    if value is None:
+    percent, value = change.percent, change.improvement_percent
+    if percent is None or value is None:
         return "n/a"
-    direction = "lower" if a < b else "higher" if a > b else "same"
-    if direction == "same":
+    if change.after == change.before:
         return "no change"
-    return f"{abs((a - b) / b * 100):.1f} % {direction}" + ("" if value > 0 else " (worse)")
+    direction = "lower" if change.after < change.before else "higher"
+    return f"{abs(percent):.1f} % {direction}" + ("" if value > 0 else " (worse)")
 
 
 def render(data: ReportData) -> str:
@@ -424,10 +412,10 @@ def _sources(data: ReportData) -> Sequence[str]:
         "comparison), statements per delivery otherwise. Cache hit rate: the optimized "
         "scheduler's credential and media cache lookups.",
     ]
-    for name, figures in data.monitor.items():
-        if figures is not None:
+    for name, measured in data.monitor.items():
+        if measured is not None:
             found.append(
-                f"Monitor, {name}: {figures.passes} passes, {figures.outcomes} outcomes "
+                f"Monitor, {name}: {measured.passes} passes, {measured.outcomes} outcomes "
                 f"(`pass_metrics`, written after each pass that claimed work)."
             )
     if data.comparison is not None:
