@@ -18,6 +18,8 @@ from postpilot.sandbox.process import SandboxProcess, start_sandbox
 from postpilot.store.database import Database
 from postpilot.store.schema import upgrade
 
+pytest_plugins = ["tests.tiers"]
+
 PG_ADMIN_DSN = os.environ.get("POSTPILOT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 # One template per test session: sessions of several engineers may run at once.
 PG_TEMPLATE = f"postpilot_test_template_{os.getpid()}"

@@ -22,6 +22,8 @@ from postpilot.store.database import Database
 from postpilot.store.schema import upgrade
 from tests.helpers import make_settings, new_workspace
 
+pytestmark = pytest.mark.integration  # api_key: its own SQLite database
+
 # Bounded so that the whole run stays well under a minute on two cores; raise it for a deeper
 # run by hand (SCHEMATHESIS_EXAMPLES=500).
 EXAMPLES = int(os.environ.get("SCHEMATHESIS_EXAMPLES", "20"))

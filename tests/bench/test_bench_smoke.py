@@ -11,6 +11,8 @@ import pytest
 
 from bench import run
 
+pytestmark = pytest.mark.acceptance  # the benchmark runs the sandbox and child processes
+
 SCHEDULER_FIELDS = (
     "wall_s",
     "deliveries_per_s",

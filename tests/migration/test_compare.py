@@ -18,6 +18,9 @@ from postpilot.tools import testdata
 from tests.helpers import TEST_SECRET_KEY
 from tests.migration.conftest import assert_one_line_error, leftover_compare_databases, run_cli
 
+# compare runs each scheduler in a child process against a sandbox process of its own.
+pytestmark = pytest.mark.acceptance
+
 
 async def _source_state(db: Database) -> tuple[list[tuple[object, ...]], int]:
     async with db.engine.connect() as conn:

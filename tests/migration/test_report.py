@@ -168,6 +168,7 @@ async def test_report_bad_input_is_one_line(sqlite_db: Database, tmp_path: Path)
 
 
 @pytest.mark.slow
+@pytest.mark.acceptance  # the comparison runs child processes and a sandbox process
 async def test_report_from_a_fresh_comparison(sqlite_db: Database, tmp_path: Path) -> None:
     now = datetime.now(UTC)
     await testdata.seed(

@@ -157,6 +157,7 @@ async def test_bad_input_is_one_line_and_changes_nothing(
         assert await scheduler_config.read(conn) == scheduler_config.SchedulerConfig()
 
 
+@pytest.mark.integration  # its own empty SQLite database
 async def test_out_of_date_schema_is_one_line(tmp_path: object) -> None:
     db = Database(f"sqlite+aiosqlite:///{tmp_path}/empty.db")
     try:

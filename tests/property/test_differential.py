@@ -25,6 +25,8 @@ from postpilot.store.tables import Account, Delivery, Post
 from tests.factories import due_posts, workspace_with_accounts
 from tests.helpers import make_settings
 
+pytestmark = pytest.mark.integration  # template_db: its own SQLite files
+
 KINDS = ("ok", "image", "bad_media", "too_long")
 Workload = tuple[list[tuple[int, str]], frozenset[int]]
 
