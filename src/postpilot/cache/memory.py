@@ -8,6 +8,8 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from postpilot.core import figures
+
 V = TypeVar("V")
 
 
@@ -18,8 +20,7 @@ class CacheStats:
 
     @property
     def hit_rate(self) -> float | None:
-        total = self.hits + self.misses
-        return self.hits / total if total else None
+        return figures.hit_rate(self.hits, self.misses)
 
 
 class TTLCache(Generic[V]):
