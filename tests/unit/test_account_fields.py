@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from postpilot.publishers import catalog
 from postpilot.publishers.base import Publisher
 from postpilot.publishers.fields import AccountFields, Kind, Problem, credential, option
 from postpilot.publishers.registry import PUBLISHERS
@@ -97,6 +98,11 @@ def test_the_declaration_names_what_the_publisher_reads(platform: str) -> None:
     read = _reads(publisher)
     assert read - declared == set(), "read but not declared"
     assert declared - read == set(), "declared but never read"
+
+
+def test_the_readme_lists_every_platforms_fields() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    assert catalog.with_table(readme) == readme, "the table is stale: run scripts/account-fields"
 
 
 TELEGRAM = AccountFields(

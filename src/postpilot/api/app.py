@@ -21,6 +21,7 @@ from postpilot.api.routes import (
     keys,
     metrics,
     performance,
+    platforms,
     posts,
     scheduler,
 )
@@ -30,6 +31,7 @@ from postpilot.store import schema
 
 ROUTERS = (
     accounts.router,
+    platforms.router,
     posts.router,
     keys.router,
     activity.router,

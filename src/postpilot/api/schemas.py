@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from postpilot.api.fields import Count, Id, JsonObject, Moment, Name, Text, Url, ZoneName
 from postpilot.core import knobs
 from postpilot.core.timezones import Dst
-from postpilot.publishers import urls
+from postpilot.publishers import catalog, urls
 
 
 def http_url(value: str | None) -> str | None:
@@ -34,18 +34,31 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+ACCOUNT_FIELDS_HELP = (
+    "`credentials` and `options` hold the platform's fields and no others; required ones "
+    "(bold) must not be empty, and where there are several ways to sign in one complete set "
+    "of credentials is needed. Otherwise a 422 names each missing or unknown field. "
+    "`GET /api/platforms` describes every field.\n\n" + catalog.table()
+)
+
+
 class AccountCreate(Strict):
+    model_config = ConfigDict(json_schema_extra={"description": ACCOUNT_FIELDS_HELP})
+
     platform: Name = Field(description="One of the supported platforms, e.g. 'mastodon'.")
     handle: Annotated[str, Field(min_length=1, max_length=200)]
     base_url: Annotated[str | None, Field(max_length=500)] = Field(
-        default=None, description="Instance/server URL (Mastodon, Bluesky, Matrix)."
+        default=None,
+        description="The platform's server: required for Mastodon (the instance); elsewhere "
+        "it replaces the platform's default (a Matrix homeserver, a sandbox).",
     )
     options: JsonObject = Field(
-        default_factory=dict, description="Non-secret settings (at most 16 KiB as JSON)."
+        default_factory=dict,
+        description="The platform's non-secret settings (at most 16 KiB as JSON).",
     )
     credentials: JsonObject = Field(
-        description="Tokens and secrets (at most 16 KiB as JSON). Write-only: encrypted at rest, "
-        "never returned."
+        description="The platform's tokens and secrets (at most 16 KiB as JSON). Write-only: "
+        "encrypted at rest, never returned."
     )
     token_expires_at: Moment | None = None
 
@@ -56,6 +69,9 @@ class AccountCreate(Strict):
 
 
 class AccountUpdate(Strict):
+    """Only the fields sent change. `options` and `credentials` replace the stored ones whole
+    and are checked against the platform's fields as on create (see `GET /api/platforms`)."""
+
     handle: Annotated[str | None, Field(min_length=1, max_length=200)] = None
     base_url: Annotated[str | None, Field(max_length=500)] = None
     options: JsonObject | None = None
@@ -79,6 +95,30 @@ class AccountPublic(BaseModel):
     token_expires_at: datetime | None
     created_at: datetime
     updated_at: datetime
+
+
+class AccountFieldPublic(BaseModel):
+    name: str
+    description: str
+    required: bool = Field(description="Every account of the platform needs it, not empty.")
+    secret: bool = Field(
+        description="A value to mask where people see it (every credential is encrypted at "
+        "rest and never returned)."
+    )
+
+
+class PlatformPublic(BaseModel):
+    """What an account of one platform holds."""
+
+    platform: str
+    base_url_required: bool
+    base_url: str = Field(description="What `base_url` is for on this platform.")
+    credentials: list[AccountFieldPublic]
+    options: list[AccountFieldPublic]
+    credential_sets: list[list[str]] = Field(
+        description="Where there are several ways to sign in: the account holds every "
+        "credential of at least one set."
+    )
 
 
 class PostCreate(Strict):

@@ -12,6 +12,7 @@ from postpilot.api.schemas import AccountCreate, AccountPublic, AccountUpdate
 from postpilot.core.timezones import as_utc
 from postpilot.publishers import urls
 from postpilot.publishers.addresses import AddressPolicy
+from postpilot.publishers.fields import AccountFields, Kind, Problem
 from postpilot.publishers.registry import PUBLISHERS, supported_platforms
 from postpilot.store import accounts
 from postpilot.store.tables import Account
@@ -23,28 +24,22 @@ def public(account: Account) -> AccountPublic:
     return AccountPublic.model_validate(accounts.public_fields(account))
 
 
-def _check_credentials(platform: str, credentials: dict[str, object], base_url: str | None) -> None:
-    publisher = PUBLISHERS[platform]
-    required: tuple[str, ...] = getattr(publisher, "required_credentials", ())
-    missing = [key for key in required if not credentials.get(key)]
-    if missing or not credentials:
-        raise ApiError(
-            422,
-            "invalid_credentials",
-            f"{platform} credentials need: {', '.join(missing or required or ('a token',))}",
-        )
-    if getattr(publisher, "requires_base_url", False) and not base_url:
-        raise ApiError(
-            422, "invalid_request", f"{platform} accounts need base_url (their server's URL)"
-        )
+def _refuse(platform: str, problems: list[Problem]) -> None:
+    """A 422 naming every field the account cannot be saved with."""
+    if problems:
+        details = [{"field": p.field, "message": p.message} for p in problems]
+        message = "; ".join(f"{p.field} {p.message}" for p in problems)
+        raise ApiError(422, "invalid_request", f"{platform} account: {message}", details)
 
 
 def _check_urls(
-    addresses: AddressPolicy, base_url: str | None, credentials: dict[str, object]
+    addresses: AddressPolicy,
+    declared: AccountFields,
+    base_url: str | None,
+    credentials: dict[str, object],
 ) -> None:
     """Server URLs must not name a private address (unless the operator allowed it)."""
-    pds_url = credentials.get("pds_url")
-    for field, value in (("base_url", base_url), ("credentials.pds_url", pds_url)):
+    for field, value in (("base_url", base_url), *declared.server_urls(credentials)):
         if value is None or value == "":
             continue
         try:
@@ -69,8 +64,14 @@ async def create_account(
             f"platform {body.platform!r} is not supported; use one of "
             f"{', '.join(supported_platforms())}",
         )
-    _check_credentials(body.platform, body.credentials, body.base_url)
-    _check_urls(runtime.publish.addresses, body.base_url, body.credentials)
+    declared = PUBLISHERS[body.platform].account_fields
+    _refuse(
+        body.platform,
+        declared.check(Kind.CREDENTIAL, body.credentials)
+        + declared.check(Kind.OPTION, body.options)
+        + declared.check_base_url(body.base_url),
+    )
+    _check_urls(runtime.publish.addresses, declared, body.base_url, body.credentials)
     now = runtime.now()
     account = Account(
         workspace_id=workspace.id,
@@ -129,10 +130,20 @@ async def update_account(
     now = runtime.now()
     fields = body.model_dump(exclude_unset=True)
     changed = ", ".join(sorted(fields)) or "nothing"  # names only: never a value or a secret
-    _check_urls(runtime.publish.addresses, fields.get("base_url"), fields.get("credentials") or {})
+    declared = PUBLISHERS[account.platform].account_fields
+    problems: list[Problem] = []
+    if "credentials" in fields:  # replaces the stored credentials whole; null is none at all
+        problems += declared.check(Kind.CREDENTIAL, fields["credentials"] or {})
+    if fields.get("options") is not None:
+        problems += declared.check(Kind.OPTION, fields["options"])
+    if "base_url" in fields:
+        problems += declared.check_base_url(fields["base_url"])
+    _refuse(account.platform, problems)
+    _check_urls(
+        runtime.publish.addresses, declared, fields.get("base_url"), fields.get("credentials") or {}
+    )
     if "credentials" in fields:
         credentials = fields.pop("credentials") or {}
-        _check_credentials(account.platform, credentials, fields.get("base_url", account.base_url))
         expires = fields.pop("token_expires_at", None)
         accounts.set_credentials(
             account, runtime.cipher.encrypt(credentials), as_utc(expires) if expires else None, now
