@@ -10,7 +10,7 @@ from postpilot.crypto import CredentialCipher
 from postpilot.store import schema, workspaces
 from postpilot.store.database import Database
 from postpilot.store.tables import Workspace
-from postpilot.tools import backup, testdata
+from postpilot.tools import backup, demo
 from tests.helpers import TEST_SECRET_KEY
 from tests.migration.conftest import assert_one_line_error, run_cli
 
@@ -19,7 +19,7 @@ async def _fill(db: Database) -> dict[str, int]:
     now = datetime.now(UTC)
     async with db.transaction() as session:
         await workspaces.create_workspace(session, name="acme")
-    await testdata.seed(
+    await demo.seed(
         db,
         CredentialCipher(TEST_SECRET_KEY),
         sandbox_url="http://127.0.0.1:9",

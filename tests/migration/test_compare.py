@@ -14,7 +14,7 @@ from postpilot.store import posts
 from postpilot.store.database import Database
 from postpilot.store.tables import Account, Activity, Delivery
 from postpilot.tools import compare as comparing
-from postpilot.tools import testdata
+from postpilot.tools import demo
 from tests.helpers import TEST_SECRET_KEY
 from tests.migration.conftest import assert_one_line_error, leftover_compare_databases, run_cli
 
@@ -42,7 +42,7 @@ async def _source_state(db: Database) -> tuple[list[tuple[object, ...]], int]:
 @pytest.mark.slow
 async def test_compare_runs_both_on_copies_with_identical_outcomes(any_db: Database) -> None:
     now = datetime.now(UTC)
-    seeded = await testdata.seed(
+    seeded = await demo.seed(
         any_db,
         CredentialCipher(TEST_SECRET_KEY),
         sandbox_url="http://127.0.0.1:9",  # compare points the copies at its own sandbox

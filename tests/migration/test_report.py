@@ -13,7 +13,7 @@ from postpilot.crypto import CredentialCipher
 from postpilot.monitor import store as monitor_store
 from postpilot.monitor.figures import PassFigures
 from postpilot.store.database import Database
-from postpilot.tools import testdata
+from postpilot.tools import demo
 from tests.helpers import TEST_SECRET_KEY
 from tests.migration.conftest import assert_one_line_error, run_cli
 
@@ -171,7 +171,7 @@ async def test_report_bad_input_is_one_line(sqlite_db: Database, tmp_path: Path)
 @pytest.mark.acceptance  # the comparison runs child processes and a sandbox process
 async def test_report_from_a_fresh_comparison(sqlite_db: Database, tmp_path: Path) -> None:
     now = datetime.now(UTC)
-    await testdata.seed(
+    await demo.seed(
         sqlite_db,
         CredentialCipher(TEST_SECRET_KEY),
         sandbox_url="http://127.0.0.1:9",

@@ -10,7 +10,6 @@ from pathlib import Path
 import typer
 import uvicorn
 
-from postpilot import demo as demo_data
 from postpilot.api.app import create_app
 from postpilot.cli import common
 from postpilot.core.durations import parse_duration
@@ -21,7 +20,7 @@ from postpilot.scheduler.summary import PassReport
 from postpilot.settings import Settings
 from postpilot.store import schema
 from postpilot.store.database import Database
-from postpilot.tools import testdata
+from postpilot.tools import demo
 
 app = typer.Typer(
     help="Demo data and a one-command demo against the sandbox.", no_args_is_help=True
@@ -75,21 +74,16 @@ async def _serve(
     try:
         await schema.upgrade(runtime.db)
         now = runtime.now()
-        async with runtime.db.transaction() as session:
-            workspace, key = await demo_data.demo_workspace(session)
-            accounts = await demo_data.sandbox_accounts(
-                session, workspace, runtime.cipher, sandbox_url
-            )
-            await demo_data.seed_posts(
-                session,
-                workspace=workspace,
-                accounts=accounts,
-                count=count,
-                start=now + timedelta(seconds=5),
-                spread=timedelta(seconds=30),
-                sandbox_url=sandbox_url,
-                now=now,
-            )
+        seeded = await demo.seed(
+            runtime.db,
+            runtime.cipher,
+            sandbox_url=sandbox_url,
+            count=count,
+            start=now + timedelta(seconds=5),
+            spread=timedelta(seconds=30),
+            now=now,
+        )
+        key = await demo.new_api_key(runtime.db, workspace_id=seeded.workspace_id)
         runtime.observers.append(_print_published)
         base = f"http://127.0.0.1:{port}"
         say = common.console.print
@@ -104,8 +98,8 @@ async def _serve(
         )
         say(f"  sandbox records: {sandbox_url}/_sandbox/records")
         say(
-            f"  {count} posts to {len(accounts)} sandbox Mastodon accounts are due "
-            "in the next 35 s."
+            f"  {count} posts ({seeded.deliveries} deliveries) to {len(seeded.account_ids)} "
+            f"sandbox accounts on {', '.join(seeded.platforms)} are due in the next 35 s."
         )
         say("  Published posts appear below. Ctrl-C stops.\n")
         server = uvicorn.Server(
@@ -148,8 +142,8 @@ def seed(
     """Create realistic test posts (source=demo) to sandbox accounts on Mastodon, X and Bluesky,
     for rehearsing a migration; `postpilot demo clean` removes exactly them."""
     try:
-        if not 1 <= posts <= testdata.MAX_POSTS:
-            raise ValueError(f"--posts must be between 1 and {testdata.MAX_POSTS} (got {posts})")
+        if not 1 <= posts <= demo.MAX_POSTS:
+            raise ValueError(f"--posts must be between 1 and {demo.MAX_POSTS} (got {posts})")
         span = timedelta(seconds=parse_duration(spread))
         offset = timedelta(seconds=parse_duration(start_in))
     except ValueError as exc:
@@ -159,12 +153,12 @@ def seed(
     if not url.startswith(("http://", "https://")):
         common.fail(f"--sandbox-url must be an http(s) URL (got {url!r})")
 
-    async def go() -> testdata.Seeded:
+    async def go() -> demo.Seeded:
         runtime = Runtime.open(settings)
         try:
             await schema.ensure_current(runtime.db)
             now = runtime.now()
-            return await testdata.seed(
+            return await demo.seed(
                 runtime.db,
                 runtime.cipher,
                 sandbox_url=url,
@@ -191,11 +185,11 @@ def clean() -> None:
     no other post targets, and the demo workspace once empty. Nothing else."""
     settings = common.settings()
 
-    async def go() -> testdata.Cleaned:
+    async def go() -> demo.Cleaned:
         db = Database(settings.DATABASE_URL)
         try:
             await schema.ensure_current(db)
-            return await testdata.clean(db)
+            return await demo.clean(db)
         finally:
             await db.dispose()
 

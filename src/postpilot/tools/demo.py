@@ -1,11 +1,11 @@
-"""Test data for a migration rehearsal: realistic posts against sandbox accounts, and a clean-up
-that removes exactly those.
+"""Demo data on the sandbox: what `postpilot demo run` schedules and `postpilot demo seed` adds
+for a migration rehearsal, and the clean-up that removes exactly that.
 
-Seeded rows reuse the demo's markers (`demo.py`): posts carry `source = "demo"`, accounts carry
-`options.demo = true` and live in the `demo` workspace. Every seeded account's `base_url` is the
-sandbox, so even a worker without SANDBOX_URL publishes them to the sandbox, never to a platform.
-`clean` deletes demo posts (with their deliveries and activity) and demo accounts no other post
-still targets, then the demo workspace if nothing is left in it; nothing else.
+Seeded rows carry the demo's marks (`store/demo.py`): posts `source = "demo"`, accounts
+`options.demo = true` in the `demo` workspace. Every demo account's `base_url` is the sandbox, so
+even a worker without SANDBOX_URL publishes them to the sandbox, never to a platform. Cleaning
+deletes demo posts (with their deliveries and activity) and demo accounts no other post still
+targets, then the demo workspace if nothing is left in it; nothing else.
 """
 
 from __future__ import annotations
@@ -15,21 +15,20 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from postpilot import demo
 from postpilot.crypto import CredentialCipher
+from postpilot.store import demo as demo_rows
 from postpilot.store import posts, workspaces
 from postpilot.store.database import Database
-from postpilot.store.tables import Account, Activity, Delivery, Post, Workspace
+from postpilot.store.tables import Account, Workspace
 
 MAX_POSTS = 10_000
 # The sandbox's Bluesky treats a token it never issued as this DID's (sha256 of "sandbox").
 SANDBOX_DID = "did:plc:" + hashlib.sha256(b"sandbox").hexdigest()[:24]
 # (platform, handle, credentials): what each platform's publisher needs to talk to the sandbox,
 # which accepts tokens it never issued.
-SEED_ACCOUNTS = (
+ACCOUNTS = (
     ("mastodon", "@news@sandbox.local", {"access_token": "demo-token-news"}),
     ("mastodon", "@brand@sandbox.local", {"access_token": "demo-token-brand"}),
     ("x", "@brand_x", {"access_token": "demo-token-x", "client_id": "demo-app"}),
@@ -39,62 +38,43 @@ SEED_ACCOUNTS = (
         {"did": SANDBOX_DID, "access_jwt": "demo-jwt", "refresh_jwt": "demo-refresh"},
     ),
 )
+TEXTS = (
+    "Good morning! Our spring collection is live.",
+    "Three tips for scheduling posts across time zones (thread)",
+    "We are hiring: backend engineers who like exactly-once semantics.",
+    "Behind the scenes: how we test against a sandbox of every platform.",
+    "Reminder: webinar at 5 pm UTC today.",
+    "Thank you for 10,000 followers!",
+)
 TIMEZONES = ("UTC", "Europe/Paris", "America/New_York", "Asia/Tokyo")
 HASHTAGS = ("#launch", "#tips", "#hiring", "#behindthescenes", "#webinar", "#thanks")
+
+Cleaned = demo_rows.Removed
 
 
 @dataclass(frozen=True, slots=True)
 class Seeded:
     workspace_id: str
     account_ids: list[str]
+    platforms: list[str]
     post_ids: list[str]
     deliveries: int
     first_due: datetime
     last_due: datetime
 
 
-@dataclass(frozen=True, slots=True)
-class Cleaned:
-    posts: int
-    deliveries: int
-    activity: int
-    accounts: int
-    workspaces: int
-    kept_accounts: list[str]  # demo accounts that a non-demo post still targets
-
-
 async def _workspace(session: AsyncSession) -> Workspace:
-    found = (
-        (
-            await session.execute(
-                select(Workspace)
-                .where(Workspace.name == demo.DEMO_WORKSPACE)
-                .order_by(Workspace.id)
-            )
-        )
-        .scalars()
-        .first()
-    )
+    found = await demo_rows.workspace(session)
     if found is not None:
         return found
-    created = await workspaces.create_workspace(session, name=demo.DEMO_WORKSPACE, key_name="demo")
+    created = await workspaces.create_workspace(session, name=demo_rows.WORKSPACE, key_name="demo")
     return created.workspace
 
 
 async def _accounts(
     session: AsyncSession, workspace: Workspace, cipher: CredentialCipher, sandbox_url: str
 ) -> list[Account]:
-    existing = list(
-        (
-            await session.execute(
-                select(Account).where(
-                    Account.workspace_id == workspace.id,
-                    Account.options["demo"].as_boolean().is_(True),
-                    Account.deleted_at.is_(None),
-                )
-            )
-        ).scalars()
-    )
+    existing = await demo_rows.accounts(session, workspace_id=workspace.id)
     have = {(a.platform, a.handle) for a in existing}
     made = [
         Account(
@@ -102,10 +82,10 @@ async def _accounts(
             platform=platform,
             handle=handle,
             base_url=f"{sandbox_url.rstrip('/')}/{platform}",
-            options={"demo": True},
+            options={demo_rows.ACCOUNT_FLAG: True},
             credentials=cipher.encrypt(credentials),
         )
-        for platform, handle, credentials in SEED_ACCOUNTS
+        for platform, handle, credentials in ACCOUNTS
         if (platform, handle) not in have
     ]
     session.add_all(made)
@@ -116,7 +96,7 @@ async def _accounts(
 def post_text(index: int, batch: str) -> str:
     """Varied texts, unique per seeding (`batch`): X refuses a repeated text for a day, so a
     second seeding must not repeat the first one's."""
-    base = demo.DEMO_TEXTS[index % len(demo.DEMO_TEXTS)]
+    base = TEXTS[index % len(TEXTS)]
     return f"{base} {HASHTAGS[index % len(HASHTAGS)]} ({batch}-{index + 1})"
 
 
@@ -158,7 +138,7 @@ async def seed(
                 scheduled_at=start + step * index,
                 timezone=TIMEZONES[index % len(TIMEZONES)],
                 accounts=targets,
-                source=demo.DEMO_SOURCE,
+                source=demo_rows.SOURCE,
                 now=now,
             )
             ids.append(post.id)
@@ -166,6 +146,7 @@ async def seed(
         return Seeded(
             workspace_id=workspace.id,
             account_ids=[a.id for a in accounts],
+            platforms=sorted({a.platform for a in accounts}),
             post_ids=ids,
             deliveries=deliveries,
             first_due=start,
@@ -173,59 +154,13 @@ async def seed(
         )
 
 
-async def clean(db: Database) -> Cleaned:
-    """Remove demo posts and what hangs off them, demo accounts nothing else targets, and the
-    demo workspace once it is empty. One transaction."""
+async def new_api_key(db: Database, *, workspace_id: str) -> str:
+    """A fresh key to the demo workspace, for trying the API on the demo's posts."""
     async with db.transaction() as session:
-        post_ids = select(Post.id).where(Post.source == demo.DEMO_SOURCE)
-        activity = await session.execute(delete(Activity).where(Activity.post_id.in_(post_ids)))
-        deliveries = await session.execute(delete(Delivery).where(Delivery.post_id.in_(post_ids)))
-        removed_posts = await session.execute(delete(Post).where(Post.source == demo.DEMO_SOURCE))
-        demo_accounts = list(
-            (
-                await session.execute(
-                    select(Account).where(Account.options["demo"].as_boolean().is_(True))
-                )
-            ).scalars()
-        )
-        still_used = set(
-            (
-                await session.execute(
-                    select(Delivery.account_id)
-                    .where(Delivery.account_id.in_([a.id for a in demo_accounts]))
-                    .distinct()
-                )
-            ).scalars()
-        )
-        removable = [a.id for a in demo_accounts if a.id not in still_used]
-        kept = [f"{a.platform} {a.handle} ({a.id})" for a in demo_accounts if a.id in still_used]
-        removed_accounts = 0
-        if removable:
-            result = await session.execute(delete(Account).where(Account.id.in_(removable)))
-            removed_accounts = result.rowcount  # type: ignore[attr-defined]
-        removed_workspaces = 0
-        for workspace in (
-            await session.execute(select(Workspace).where(Workspace.name == demo.DEMO_WORKSPACE))
-        ).scalars():
-            left = (
-                await session.execute(
-                    select(func.count()).select_from(Post).where(Post.workspace_id == workspace.id)
-                )
-            ).scalar_one() + (
-                await session.execute(
-                    select(func.count())
-                    .select_from(Account)
-                    .where(Account.workspace_id == workspace.id)
-                )
-            ).scalar_one()
-            if not left:
-                await session.delete(workspace)  # its API keys go with it (ON DELETE CASCADE)
-                removed_workspaces += 1
-        return Cleaned(
-            posts=removed_posts.rowcount,  # type: ignore[attr-defined]
-            deliveries=deliveries.rowcount,  # type: ignore[attr-defined]
-            activity=activity.rowcount,  # type: ignore[attr-defined]
-            accounts=removed_accounts,
-            workspaces=removed_workspaces,
-            kept_accounts=kept,
-        )
+        return await workspaces.create_api_key(session, workspace_id=workspace_id, name="demo")
+
+
+async def clean(db: Database) -> Cleaned:
+    """Remove the demo's rows and nothing else, in one transaction."""
+    async with db.transaction() as session:
+        return await demo_rows.remove(session)
