@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from postpilot.cli import common
+from postpilot.core import knobs
 from postpilot.core.durations import format_duration, parse_duration
 from postpilot.scheduler import control
 from postpilot.settings import Settings
@@ -56,31 +57,29 @@ def _print_changes(changes: list[control.ChangeRecord], as_json: bool) -> None:
 
 @app.command()
 def use(
-    scheduler: str = typer.Argument(..., help="optimized or reference", show_default=False),
+    scheduler: str = typer.Argument(..., help=" or ".join(knobs.SchedulerKind), show_default=False),
     actor: str | None = typer.Option(None, help=ACTOR_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the recorded changes as JSON."),
 ) -> None:
     """Make SCHEDULER the one every worker runs from its next pass (switch or roll back)."""
     try:
-        control.check_scheduler(scheduler)
+        kind = control.check_scheduler(scheduler)
         who = control.check_actor(actor if actor is not None else control.default_actor())
     except ValueError as exc:
         common.fail(str(exc))
     settings = common.settings()
     changes = _with_db(
         settings,
-        lambda db: control.use(db, scheduler=scheduler, actor=who, now=datetime.now(UTC)),
+        lambda db: control.use(db, scheduler=kind, actor=who, now=datetime.now(UTC)),
     )
     _print_changes(changes, as_json)
 
 
 @app.command()
 def tune(
-    concurrency: int | None = typer.Option(None, help="Parallel publishes per pass."),
-    batch_size: int | None = typer.Option(None, help="Most deliveries a pass takes."),
-    interval: str | None = typer.Option(
-        None, help="Longest sleep between passes when nothing is due sooner: 30s, 10m, 1h."
-    ),
+    concurrency: int | None = typer.Option(None, help=knobs.CONCURRENCY.help),
+    batch_size: int | None = typer.Option(None, help=knobs.BATCH_SIZE.help),
+    interval: str | None = typer.Option(None, help=knobs.INTERVAL.help),
     reset: bool = typer.Option(False, "--reset", help="Back to the defaults from the settings."),
     actor: str | None = typer.Option(None, help=ACTOR_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the recorded changes as JSON."),
@@ -96,11 +95,11 @@ def tune(
         else:
             values = {}
             if concurrency is not None:
-                values["concurrency"] = concurrency
+                values[knobs.CONCURRENCY.name] = concurrency
             if batch_size is not None:
-                values["batch_size"] = batch_size
+                values[knobs.BATCH_SIZE.name] = batch_size
             if interval is not None:
-                values["interval_seconds"] = parse_duration(interval)
+                values[knobs.INTERVAL.name] = parse_duration(interval)
             if not values:
                 raise control.InvalidChange(
                     "nothing to change: give --concurrency, --batch-size, --interval or --reset"
@@ -108,7 +107,7 @@ def tune(
             control.check_knobs(
                 concurrency=concurrency,
                 batch_size=batch_size,
-                interval_seconds=values.get("interval_seconds"),
+                interval_seconds=values.get(knobs.INTERVAL.name),
             )
     except ValueError as exc:
         common.fail(str(exc))

@@ -20,10 +20,10 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from postpilot.core import figures
+from postpilot.core import figures, knobs
 from postpilot.monitor.figures import PassFigures
 
-SCHEDULERS = ("reference", "optimized")
+SCHEDULERS: tuple[str, ...] = tuple(knobs.SchedulerKind)
 Window = Literal["1h", "24h", "7d"]
 WINDOWS: dict[str, timedelta] = {
     "1h": timedelta(hours=1),

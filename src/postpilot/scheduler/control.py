@@ -14,15 +14,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from postpilot.core import knobs
 from postpilot.core.timezones import as_utc
 from postpilot.settings import Settings
 from postpilot.store import heartbeats, scheduler_config
 from postpilot.store.database import Database
 from postpilot.store.tables import SchedulerChange
 
-CONCURRENCY_RANGE = (1, 1000)  # the SCHEDULER_CONCURRENCY bounds
-BATCH_SIZE_RANGE = (1, 10_000)  # the SCHEDULER_BATCH_SIZE bounds
-INTERVAL_RANGE = (1.0, 86_400.0)  # seconds: at least one second, at most a day
 ACTOR_MAX = 200
 # A worker that has not beaten for six heartbeats is probably gone (it may still be stopping).
 STALE_AFTER = timedelta(seconds=heartbeats.HEARTBEAT_SECONDS * 6)
@@ -143,12 +141,12 @@ def check_actor(actor: str) -> str:
     return actor
 
 
-def check_scheduler(name: str) -> str:
-    if name not in scheduler_config.SCHEDULERS:
-        raise InvalidChange(
-            f"unknown scheduler {name!r}: use {' or '.join(scheduler_config.SCHEDULERS)}"
-        )
-    return name
+def check_scheduler(name: str) -> knobs.SchedulerKind:
+    try:
+        return knobs.SchedulerKind(name)
+    except ValueError:
+        kinds = " or ".join(knobs.SchedulerKind)
+        raise InvalidChange(f"unknown scheduler {name!r}: use {kinds}") from None
 
 
 def check_knobs(
@@ -157,13 +155,15 @@ def check_knobs(
     batch_size: int | None = None,
     interval_seconds: float | None = None,
 ) -> None:
-    for name, value, (low, high) in (
-        ("concurrency", concurrency, CONCURRENCY_RANGE),
-        ("batch size", batch_size, BATCH_SIZE_RANGE),
-        ("interval (seconds)", interval_seconds, INTERVAL_RANGE),
-    ):
-        if value is not None and not low <= value <= high:
-            raise InvalidChange(f"{name} must be between {low:g} and {high:g} (got {value:g})")
+    given: tuple[tuple[knobs.Knob[int] | knobs.Knob[float], float | None], ...] = (
+        (knobs.CONCURRENCY, concurrency),
+        (knobs.BATCH_SIZE, batch_size),
+        (knobs.INTERVAL, interval_seconds),
+    )
+    for knob, value in given:
+        problem = None if value is None else knob.problem(value)
+        if problem is not None:
+            raise InvalidChange(problem)
 
 
 async def status(
@@ -210,15 +210,15 @@ async def tune(
 ) -> list[ChangeRecord]:
     """Change the knobs named in `values` (`concurrency`, `batch_size`, `interval_seconds`);
     None sets a knob back to its default from the settings."""
-    unknown = set(values) - {"concurrency", "batch_size", "interval_seconds"}
+    unknown = set(values) - set(RESET)
     if unknown:
         raise InvalidChange(f"unknown knob(s): {', '.join(sorted(unknown))}")
     if not values:
         raise InvalidChange("nothing to change: give --concurrency, --batch-size or --interval")
     concurrency, batch_size = values.get("concurrency"), values.get("batch_size")
-    for name, value in (("concurrency", concurrency), ("batch size", batch_size)):
+    for knob, value in ((knobs.CONCURRENCY, concurrency), (knobs.BATCH_SIZE, batch_size)):
         if value is not None and value != int(value):
-            raise InvalidChange(f"{name} must be a whole number (got {value:g})")
+            raise InvalidChange(f"{knob.label} must be a whole number (got {value:g})")
     check_knobs(
         concurrency=int(concurrency) if concurrency is not None else None,
         batch_size=int(batch_size) if batch_size is not None else None,
@@ -227,11 +227,7 @@ async def tune(
     return await apply(db, actor=actor, now=now, values=dict(values))
 
 
-RESET: dict[str, int | float | None] = {
-    "concurrency": None,
-    "batch_size": None,
-    "interval_seconds": None,
-}
+RESET: dict[str, int | float | None] = {knob.name: None for knob in knobs.TUNABLE}
 
 
 async def apply(

@@ -9,15 +9,13 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from postpilot.core.knobs import DEFAULT_SCHEDULER, SchedulerKind
 from postpilot.store.tables import SchedulerChange, SchedulerSettings
-
-DEFAULT_SCHEDULER = "optimized"
-SCHEDULERS = ("reference", "optimized")
 
 
 @dataclass(frozen=True, slots=True)
 class SchedulerConfig:
-    active: str = DEFAULT_SCHEDULER
+    active: SchedulerKind = DEFAULT_SCHEDULER
     concurrency: int | None = None  # None: the SCHEDULER_CONCURRENCY setting
     batch_size: int | None = None  # None: the SCHEDULER_BATCH_SIZE setting
     interval_seconds: float | None = None  # None: wake when work is due
@@ -32,7 +30,7 @@ async def read(conn: AsyncConnection) -> SchedulerConfig:
     if row is None:
         return SchedulerConfig()
     return SchedulerConfig(
-        active=row.active_scheduler,
+        active=SchedulerKind(row.active_scheduler),
         concurrency=row.concurrency,
         batch_size=row.batch_size,
         interval_seconds=row.interval_seconds,
@@ -49,20 +47,18 @@ async def change(
     *,
     actor: str,
     now: datetime,
-    active: str | None = None,
+    active: SchedulerKind | None = None,
     concurrency: int | object | None = _UNSET,
     batch_size: int | object | None = _UNSET,
     interval_seconds: float | object | None = _UNSET,
 ) -> list[SchedulerChange]:
     """Apply the given changes and record one audit row per setting that really changed."""
-    if active is not None and active not in SCHEDULERS:
-        raise ValueError(f"scheduler must be one of {', '.join(SCHEDULERS)}")
     row = await session.get(SchedulerSettings, 1)
     if row is None:
-        row = SchedulerSettings(id=1, active_scheduler=DEFAULT_SCHEDULER, updated_at=now)
+        row = SchedulerSettings(id=1, active_scheduler=DEFAULT_SCHEDULER.value, updated_at=now)
         session.add(row)
     wanted: dict[str, object] = {
-        "active_scheduler": active if active is not None else _UNSET,
+        "active_scheduler": SchedulerKind(active).value if active is not None else _UNSET,
         "concurrency": concurrency,
         "batch_size": batch_size,
         "interval_seconds": interval_seconds,

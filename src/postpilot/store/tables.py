@@ -22,6 +22,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from postpilot.core.knobs import DEFAULT_SCHEDULER
+
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -197,7 +199,7 @@ class SchedulerSettings(Base):
     __tablename__ = "scheduler_settings"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, default=1)
-    active_scheduler: Mapped[str] = mapped_column(String(16), default="optimized")
+    active_scheduler: Mapped[str] = mapped_column(String(16), default=DEFAULT_SCHEDULER.value)
     concurrency: Mapped[int | None] = mapped_column(Integer)  # None: SCHEDULER_CONCURRENCY
     batch_size: Mapped[int | None] = mapped_column(Integer)  # None: SCHEDULER_BATCH_SIZE
     interval_seconds: Mapped[float | None] = mapped_column()  # None: wake when work is due

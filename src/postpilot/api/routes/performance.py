@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Query
 
 from postpilot.api.deps import Credentials, RuntimeDep
 from postpilot.api.errors import ApiError
+from postpilot.core import knobs
 from postpilot.crypto import same_secret
 from postpilot.monitor import store, summary
 from postpilot.scheduler.runtime import Runtime
@@ -36,7 +37,6 @@ router = APIRouter(
 )
 
 Kind = Literal["summary", "runs", "alerts", "compare"]
-Scheduler = Literal["reference", "optimized"]
 
 
 @router.get("")
@@ -46,7 +46,9 @@ async def performance(
     window: Annotated[
         summary.Window, Query(description="For summary and compare: 1h, 24h or 7d.")
     ] = "1h",
-    scheduler: Annotated[Scheduler | None, Query(description="Only this scheduler.")] = None,
+    scheduler: Annotated[
+        knobs.SchedulerKind | None, Query(description="Only this scheduler.")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500, description="For runs and alerts.")] = 50,
     status: Annotated[
         Literal["firing", "resolved", "all"], Query(description="For alerts.")

@@ -10,7 +10,7 @@ naming the person or tool behind the shared secret.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field, field_validator
@@ -19,6 +19,7 @@ from postpilot.api.deps import RuntimeDep, require_cron_secret
 from postpilot.api.errors import ApiError
 from postpilot.api.fields import Count
 from postpilot.api.schemas import Strict
+from postpilot.core import knobs
 from postpilot.core.durations import parse_duration
 from postpilot.scheduler import control
 
@@ -30,9 +31,13 @@ router = APIRouter(
 class SchedulerUpdate(Strict):
     """Only the fields sent change. A knob sent as null goes back to its default."""
 
-    active: Literal["reference", "optimized"] | None = None
-    concurrency: Annotated[Count, Field(ge=1, le=1000)] | None = None
-    batch_size: Annotated[Count, Field(ge=1, le=10_000)] | None = None
+    active: knobs.SchedulerKind | None = Field(None, description="The scheduler workers run.")
+    concurrency: Annotated[Count, knobs.CONCURRENCY.bounds] | None = Field(
+        None, description=knobs.CONCURRENCY.help
+    )
+    batch_size: Annotated[Count, knobs.BATCH_SIZE.bounds] | None = Field(
+        None, description=knobs.BATCH_SIZE.help
+    )
     interval: Annotated[
         Annotated[str, Field(max_length=50)] | Annotated[float, Field(strict=True)] | None,
         Field(description="Longest sleep between passes: seconds, or '30s', '10m', '1h'."),
@@ -48,7 +53,9 @@ class SchedulerUpdate(Strict):
         if value is None:
             return None
         seconds = parse_duration(value) if isinstance(value, str) else float(value)
-        control.check_knobs(interval_seconds=seconds)
+        problem = knobs.INTERVAL.problem(seconds)
+        if problem is not None:
+            raise ValueError(problem)
         return seconds
 
 
@@ -135,12 +142,13 @@ async def put_scheduler(
         values.update(control.RESET)
     if "active" in sent:
         if body.active is None:
-            raise ApiError(422, "invalid_request", "active: use 'reference' or 'optimized'")
+            kinds = " or ".join(repr(kind.value) for kind in knobs.SchedulerKind)
+            raise ApiError(422, "invalid_request", f"active: use {kinds}")
         values["active"] = body.active
     for field, name in (
-        ("concurrency", "concurrency"),
-        ("batch_size", "batch_size"),
-        ("interval", "interval_seconds"),
+        ("concurrency", knobs.CONCURRENCY.name),
+        ("batch_size", knobs.BATCH_SIZE.name),
+        ("interval", knobs.INTERVAL.name),
     ):
         if field in sent:
             values[name] = getattr(body, field)
