@@ -1,4 +1,5 @@
-"""Test helpers: settings isolated from the developer's .env files, the API on a real socket."""
+"""Test helpers: settings isolated from the developer's .env files, an ASGI app (the API, a
+receiver) on a real loopback socket."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from postpilot.scheduler.runtime import Runtime
 from postpilot.settings import Settings, load_settings
 from postpilot.store import workspaces
 from postpilot.store.database import Database
+from tests.waiting import wait_until
 
 TEST_SECRET_KEY = "test-secret-key-0123456789abcdef"
 TEST_CRON_SECRET = "test-cron-secret"
@@ -64,33 +66,38 @@ async def api_server(
 ) -> AsyncIterator[ApiServer]:
     """The real app under uvicorn on a loopback port, sharing `db` with the test."""
     runtime = Runtime.open(make_settings(db, sandbox, **settings), db=db)
+    try:
+        async with serving(create_app(runtime.settings, runtime=runtime)) as url:
+            workspace_id, key = await new_workspace(db)
+            async with httpx.AsyncClient(
+                base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=30
+            ) as client:
+                yield ApiServer(url, runtime, client, workspace_id, key)
+    finally:
+        await runtime.close()
+
+
+@contextlib.asynccontextmanager
+async def serving(app: Any) -> AsyncIterator[str]:
+    """Serve an ASGI app (its lifespan too) under uvicorn on a loopback port; yields its URL."""
     # Bind first and hand the socket over: no window for another process to take the port.
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(runtime.settings, runtime=runtime),
-            log_level="warning",
-            log_config=None,
-        )
-    )
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.02)
-    workspace_id, key = await new_workspace(db)
-    url = f"http://127.0.0.1:{port}"
-    async with httpx.AsyncClient(
-        base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=30
-    ) as client:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", log_config=None))
+        task = asyncio.create_task(server.serve(sockets=[sock]))
+
+        def started() -> bool:
+            if task.done():
+                task.result()  # raises what stopped it
+                raise AssertionError("the server stopped before it started")
+            return server.started
+
         try:
-            yield ApiServer(url, runtime, client, workspace_id, key)
+            await wait_until(started, timeout=30, every=0.01, what="the server to start")
+            yield f"http://127.0.0.1:{sock.getsockname()[1]}"
         finally:
             server.should_exit = True
             await task
-            await runtime.close()
 
 
 async def mastodon_account(api: ApiServer, sandbox: SandboxClient, handle: str = "@me") -> str:

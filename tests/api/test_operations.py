@@ -17,6 +17,7 @@ from postpilot.scheduler.passes import run_pass
 from postpilot.store.database import Database
 from postpilot.store.tables import Activity, ApiKey, Delivery, IdempotencyKey, Post
 from tests.helpers import ApiServer, api_server, mastodon_account, new_workspace
+from tests.waiting import wait_until
 
 
 def future(minutes: int = 30) -> str:
@@ -479,9 +480,12 @@ async def test_a_delivery_being_published_when_its_account_is_deleted_finishes(
             await api.client.post("/api/posts", json={"text": "now", "targets": [account_id]})
         ).json()
         publishing = asyncio.create_task(run_pass(api.runtime, scheduler="optimized"))
-        while (await rows(any_db, Delivery))[0].status != DeliveryStatus.CLAIMED.value:
+
+        async def claimed() -> bool:
             assert not publishing.done()
-            await asyncio.sleep(0.01)  # polling for the claim, not waiting for time to pass
+            return (await rows(any_db, Delivery))[0].status == DeliveryStatus.CLAIMED.value
+
+        await wait_until(claimed, timeout=10, every=0.01)
 
         assert (await api.client.delete(f"/api/accounts/{account_id}")).status_code == 204
         assert (await rows(any_db, Delivery))[0].status == DeliveryStatus.CLAIMED.value

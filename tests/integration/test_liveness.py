@@ -16,7 +16,8 @@ from postpilot.store.database import Database
 from postpilot.store.tables import Delivery
 from tests.factories import due_posts, workspace_with_accounts
 from tests.helpers import make_settings
-from tests.integration.test_worker import delivery_counts, in_flight, wait_until, worker_env
+from tests.integration.test_worker import delivery_counts, in_flight, worker_env
+from tests.waiting import wait_until
 
 
 async def nothing_held(sandbox: SandboxClient) -> bool:

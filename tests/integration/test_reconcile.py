@@ -25,6 +25,7 @@ from postpilot.store.database import Database
 from postpilot.store.tables import Activity, Delivery
 from tests.factories import due_posts, workspace_with_accounts
 from tests.helpers import make_settings
+from tests.waiting import wait_until
 
 LEASE = timedelta(seconds=30)
 SETTLE = timedelta(seconds=120)
@@ -239,12 +240,10 @@ async def test_a_look_that_is_stopped_leaves_the_delivery_in_doubt(
     task = asyncio.create_task(engine.process(item, runtime, engine.PassState(runtime, "pass-d")))
 
     async def journaled() -> bool:
+        assert not task.done()
         return await runtime.journal.may_have_sent("pass-d", item.delivery.id)
 
-    deadline = asyncio.get_running_loop().time() + 10
-    while not await journaled():
-        assert not task.done() and asyncio.get_running_loop().time() < deadline
-        await asyncio.sleep(0.02)
+    await wait_until(journaled, timeout=10, every=0.02)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

@@ -5,7 +5,6 @@ and every other worker takes the stored token instead of renewing again."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
@@ -22,6 +21,7 @@ from postpilot.store.database import Database
 from postpilot.store.tables import Account, Delivery, WorkerHeartbeat
 from tests.factories import cipher, due_posts, workspace_with_accounts
 from tests.helpers import TEST_SECRET_KEY
+from tests.waiting import wait_until
 
 WORKERS = 3
 BURSTS, BURST_SIZE = 9, 12  # every worker takes part of each burst: they meet at every renewal
@@ -88,11 +88,12 @@ async def test_workers_share_a_rotating_refresh_token(
     command = [sys.executable, "-m", "postpilot.cli.main", "worker"]
     env = worker_env(pg_db, sandbox, tmp_path / "journal")
     workers.extend(subprocess.Popen(command, env=env, cwd=tmp_path) for _ in range(WORKERS))
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 15
-    while await running_workers(pg_db) < WORKERS:  # the schedule starts once all are up
-        assert loop.time() < deadline and all(w.poll() is None for w in workers)
-        await asyncio.sleep(0.1)
+
+    async def all_up() -> bool:  # the schedule starts once every worker is up
+        assert all(w.poll() is None for w in workers), "a worker died"
+        return await running_workers(pg_db) >= WORKERS
+
+    await wait_until(all_up, timeout=15, every=0.1)
 
     # Connected without an expiry: the first token ends with 401s at every worker at once
     # (renewed by one, taken from the database by the others); later ones are renewed ahead.
@@ -111,11 +112,14 @@ async def test_workers_share_a_rotating_refresh_token(
         at = start + burst * BURST_EVERY
         await due_posts(pg_db, workspace, accounts, count=BURST_SIZE, at=at, text=f"b{burst}")
 
-    deadline = loop.time() + 20
-    while (counts := await settled(pg_db)).get("published", 0) + counts.get("failed", 0) < POSTS:
-        assert loop.time() < deadline, counts
+    counts: dict[str, int] = {}
+
+    async def all_settled() -> bool:
         assert all(w.poll() is None for w in workers), "a worker died"
-        await asyncio.sleep(0.2)  # polling the database for the end, not to order anything
+        counts.update(await settled(pg_db))
+        return counts.get("published", 0) + counts.get("failed", 0) >= POSTS
+
+    await wait_until(all_settled, timeout=20, every=0.2, what=lambda: f"settled: {counts}")
     for process in workers:
         process.send_signal(signal.SIGTERM)
     for process in workers:

@@ -8,6 +8,7 @@ import os
 import signal
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 import pytest
 from sqlalchemy import func, select
@@ -21,6 +22,7 @@ from postpilot.store.database import Database
 from postpilot.store.tables import Activity, Delivery
 from tests.factories import due_posts, workspace_with_accounts
 from tests.helpers import TEST_SECRET_KEY, make_settings
+from tests.waiting import wait_until
 
 
 def worker_env(db: Database, sandbox: SandboxClient, **extra: str) -> dict[str, str]:
@@ -47,12 +49,19 @@ async def delivery_counts(db: Database) -> dict[str, int]:
         return dict(rows.all())
 
 
-async def wait_until(predicate, timeout: float, every: float = 0.1) -> None:  # type: ignore[no-untyped-def]
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"not reached within {timeout} s")
-        await asyncio.sleep(every)
+class WatchedEvent(asyncio.Event):
+    """An event that tells whether anything waits on it: a worker asleep until woken."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waiters = 0
+
+    async def wait(self) -> Literal[True]:
+        self.waiters += 1
+        try:
+            return await super().wait()
+        finally:
+            self.waiters -= 1
 
 
 async def test_worker_wakes_for_a_new_post_long_before_its_poll_interval(
@@ -61,12 +70,13 @@ async def test_worker_wakes_for_a_new_post_long_before_its_poll_interval(
     """SQLite: the in-process event; PostgreSQL: LISTEN/NOTIFY from another connection."""
     runtime = Runtime.open(make_settings(any_db, sandbox, WORKER_POLL_SECONDS=60), db=any_db)
     workspace, accounts = await workspace_with_accounts(any_db, sandbox)
+    runtime.wakeup = wakeup = WatchedEvent()
     stop = asyncio.Event()
     worker = Worker(runtime)
     task = asyncio.create_task(worker.run(stop))
     try:
-        await wait_until(lambda: _passes_at_least(worker, 1), timeout=10)
-        await asyncio.sleep(0.3)  # the worker is now asleep for up to 60 s
+        # Its first pass found nothing due: asleep now for up to 60 s, unless woken.
+        await wait_until(lambda: worker.passes >= 1 and wakeup.waiters > 0, timeout=10)
         await due_posts(any_db, workspace, accounts, count=1, at=datetime.now(UTC))
         if any_db.is_sqlite:
             runtime.wakeup.set()  # what the API does after creating a post in this process
@@ -104,10 +114,6 @@ async def activity_events(db: Database, event: str) -> int:
                 )
             ).scalar_one()
         )
-
-
-async def _passes_at_least(worker: Worker, n: int) -> bool:
-    return worker.passes >= n
 
 
 async def _published(db: Database, n: int) -> bool:

@@ -19,6 +19,7 @@ from postpilot.store.database import Database
 from postpilot.store.tables import Account, Activity
 from tests.helpers import api_server, make_settings
 from tests.migration.conftest import assert_one_line_error, change_count, run_cli
+from tests.waiting import wait_until
 
 
 @pytest.mark.parametrize(
@@ -247,22 +248,21 @@ async def _due_post(db: Database, workspace_id: str, account: Account, text: str
 
 async def _published_by(db: Database, post_id: str, timeout: float = 30.0) -> str:
     """Wait for the post's `published` activity and return its actor (the scheduler)."""
-    deadline = asyncio.get_running_loop().time() + timeout
     query = select(Activity.actor).where(Activity.post_id == post_id, Activity.event == "published")
-    while asyncio.get_running_loop().time() < deadline:
+    actors: list[str] = []
+
+    async def published() -> bool:
         async with db.engine.connect() as conn:
             actor = (await conn.execute(query)).scalar_one_or_none()
-        if actor is not None:
-            return str(actor)
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"post {post_id} was not published within {timeout} s")
+        actors.extend([str(actor)] if actor is not None else [])
+        return bool(actors)
+
+    await wait_until(published, timeout=timeout, every=0.1, what=f"post {post_id} published")
+    return actors[0]
 
 
 async def _passes(worker: Worker, count: int, timeout: float = 30.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while worker.passes < count:
-        assert asyncio.get_running_loop().time() < deadline, "the worker stopped passing"
-        await asyncio.sleep(0.05)
+    await wait_until(lambda: worker.passes >= count, timeout=timeout, what=f"{count} passes")
 
 
 async def test_running_worker_follows_a_switch_at_its_next_pass(

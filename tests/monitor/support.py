@@ -12,13 +12,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-import uvicorn
 
 from postpilot.api.app import create_app
-from postpilot.sandbox.process import free_port
 from postpilot.scheduler.runtime import Runtime
 from postpilot.scheduler.summary import PassReport
-from tests.helpers import TEST_CRON_SECRET
+from tests.helpers import TEST_CRON_SECRET, serving
 
 OPERATOR = {"Authorization": f"Bearer {TEST_CRON_SECRET}"}
 WEBHOOK_SECRET = "webhook-secret-0123456789"
@@ -67,7 +65,7 @@ class Receiver:
         status = self.fail_status if len(self.received) < self.fail_first else 200
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         self.received.append(Received(headers, b"".join(chunks), status))
-        if self.delay:
+        if self.delay:  # the fault under test: a receiver this slow to answer
             await asyncio.sleep(self.delay)
         await send({"type": "http.response.start", "status": status, "headers": []})
         await send({"type": "http.response.body", "body": b"{}"})
@@ -77,30 +75,9 @@ class Receiver:
 
 
 @contextlib.asynccontextmanager
-async def running(app: Any) -> AsyncIterator[str]:
-    """Serve an ASGI app under uvicorn on a free loopback port; yields its base URL."""
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app, host="127.0.0.1", port=port, log_level="warning", log_config=None, lifespan="auto"
-        )
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
-
-
-@contextlib.asynccontextmanager
 async def receiver(**options: Any) -> AsyncIterator[Receiver]:
     hook = Receiver(**options)
-    async with running(_no_lifespan(hook)) as url:
+    async with serving(_no_lifespan(hook)) as url:
         hook.url = f"{url}/hook"
         yield hook
 
@@ -124,7 +101,7 @@ def _no_lifespan(hook: Receiver) -> Any:
 async def api_for(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
     """The real app over HTTP, on a runtime the test built (its clock, its settings)."""
     async with (
-        running(create_app(runtime.settings, runtime=runtime)) as url,
+        serving(create_app(runtime.settings, runtime=runtime)) as url,
         httpx.AsyncClient(base_url=url, timeout=30) as client,
     ):
         yield client

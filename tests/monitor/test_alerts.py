@@ -33,6 +33,7 @@ from tests.monitor.support import (
     receiver,
     synthetic_pass,
 )
+from tests.waiting import wait_until
 
 RULE_SETTINGS: dict[str, Any] = {
     "ALERT_MIN_DELIVERIES": 10,
@@ -274,12 +275,14 @@ async def test_the_timer_evaluates_when_no_pass_runs(
     stop = asyncio.Event()
     loop = asyncio.create_task(runtime.monitor.run(stop))
     try:
-        for _ in range(100):
+
+        async def fired() -> bool:
             async with any_db.engine.connect() as conn:
-                firing = await store.firing_alerts(conn)
-            if firing:
-                break
-            await asyncio.sleep(0.05)
+                return bool(await store.firing_alerts(conn))
+
+        await wait_until(fired, timeout=5, what="an alert firing")
+        async with any_db.engine.connect() as conn:
+            firing = await store.firing_alerts(conn)
         assert [a.rule for a in firing] == ["deliveries_overdue"]
     finally:
         stop.set()

@@ -17,6 +17,7 @@ from postpilot.store import heartbeats, schema
 from postpilot.store.database import Database
 from tests.helpers import api_server
 from tests.monitor.support import OPERATOR
+from tests.waiting import wait_until
 
 
 async def test_performance_needs_the_operator_secret(
@@ -131,11 +132,12 @@ async def test_liveness_and_readiness(any_db: Database, sandbox: SandboxClient) 
         stop = asyncio.Event()
         worker = asyncio.create_task(Worker(api.runtime).run(stop))
         try:
-            for _ in range(100):
-                ready = await api.client.get("/api/health/ready")
-                if ready.status_code == 200:
-                    break
-                await asyncio.sleep(0.05)
+
+            async def is_ready() -> bool:
+                return (await api.client.get("/api/health/ready")).status_code == 200
+
+            await wait_until(is_ready, timeout=5, what="readiness with a worker")
+            ready = await api.client.get("/api/health/ready")
             assert ready.status_code == 200, ready.text
             assert ready.json()["info"]["workers_alive"] == 1
             assert (await api.client.get("/api/health?ready=true")).status_code == 200
