@@ -14,6 +14,7 @@ from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from postpilot.core import knobs
+from postpilot.errors import PostpilotError
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./postpilot.db"
 # host, host:port, IPv6, or [IPv6]:port
@@ -209,7 +210,7 @@ _SECRET_NAMES = frozenset(
 )
 
 
-class SettingsError(Exception):
+class SettingsError(PostpilotError):
     """Settings did not validate; the message names each variable and what it accepts."""
 
 

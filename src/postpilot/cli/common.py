@@ -1,4 +1,5 @@
-"""What every command shares: settings that fail with one clear line, and asyncio running."""
+"""What every command shares: settings that fail with one clear line, asyncio running, and
+one line for what a command may meet without a bug."""
 
 from __future__ import annotations
 
@@ -11,21 +12,21 @@ import typer
 from rich.console import Console
 
 from postpilot import logs
-from postpilot.crypto import CredentialsError
-from postpilot.scheduler.runtime import MissingSecretKey
+from postpilot.errors import PostpilotError
 from postpilot.settings import Settings, SettingsError, load_settings
-from postpilot.store.schema import SchemaOutOfDate
 
 T = TypeVar("T")
 console = Console(soft_wrap=True)
 errors = Console(stderr=True, soft_wrap=True)
 
-# Expected failures: shown as one line, never as a traceback.
-EXPECTED = (SettingsError, SchemaOutOfDate, MissingSecretKey, CredentialsError, ValueError, OSError)
+# What a command may meet without a bug: postpilot's own errors, and the system or the network
+# refusing. Each ends the command with one line; anything else is a bug and keeps its traceback.
+EXPECTED = (PostpilotError, OSError)
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    errors.print(f"[red]error:[/red] {message}", highlight=False)
+    line = " ".join(message.split())  # a docstring's line breaks included
+    errors.print(f"[red]error:[/red] {line}", highlight=False)
     raise typer.Exit(code)
 
 

@@ -12,7 +12,7 @@ import uvicorn
 
 from postpilot.api.app import create_app
 from postpilot.cli import common
-from postpilot.core.durations import parse_duration
+from postpilot.core.durations import InvalidDuration, parse_duration
 from postpilot.core.states import DeliveryStatus
 from postpilot.sandbox.process import start_sandbox
 from postpilot.scheduler.runtime import Runtime
@@ -141,12 +141,12 @@ def seed(
 ) -> None:
     """Create realistic test posts (source=demo) to sandbox accounts on Mastodon, X and Bluesky,
     for rehearsing a migration; `postpilot demo clean` removes exactly them."""
+    if not 1 <= posts <= demo.MAX_POSTS:
+        common.fail(f"--posts must be between 1 and {demo.MAX_POSTS} (got {posts})")
     try:
-        if not 1 <= posts <= demo.MAX_POSTS:
-            raise ValueError(f"--posts must be between 1 and {demo.MAX_POSTS} (got {posts})")
         span = timedelta(seconds=parse_duration(spread))
         offset = timedelta(seconds=parse_duration(start_in))
-    except ValueError as exc:
+    except InvalidDuration as exc:
         common.fail(str(exc))
     settings = common.settings()
     url = (sandbox_url or settings.SANDBOX_URL or "http://127.0.0.1:8765").rstrip("/")

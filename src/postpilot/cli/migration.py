@@ -12,7 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from postpilot.cli import common
 from postpilot.cli.compare import run_with_progress
-from postpilot.core.durations import parse_duration
+from postpilot.core.durations import InvalidDuration, parse_duration
 from postpilot.settings import Settings
 from postpilot.store import schema
 from postpilot.store.database import Database
@@ -44,10 +44,10 @@ def report(
     before/after table (reference vs optimized) and the success criteria, each with its source."""
     try:
         span = timedelta(seconds=parse_duration(window))
-        if not timedelta(seconds=1) <= span <= MAX_WINDOW:
-            raise ValueError("--window must be between 1s and 366d")
-    except ValueError as exc:
+    except InvalidDuration as exc:
         common.fail(str(exc))
+    if not timedelta(seconds=1) <= span <= MAX_WINDOW:
+        common.fail("--window must be between 1s and 366d")
     if output is not None and (output.is_dir() or not output.parent.is_dir()):
         common.fail(f"cannot write {output}: give a file in an existing directory")
     settings = common.settings(LOG_LEVEL="WARNING")

@@ -13,6 +13,7 @@ from rich.table import Table
 from postpilot.cli import common
 from postpilot.core import knobs
 from postpilot.core.durations import format_duration, parse_duration
+from postpilot.errors import InvalidValue
 from postpilot.scheduler import control
 from postpilot.settings import Settings
 from postpilot.store import schema
@@ -65,7 +66,7 @@ def use(
     try:
         kind = control.check_scheduler(scheduler)
         who = control.check_actor(actor if actor is not None else control.default_actor())
-    except ValueError as exc:
+    except InvalidValue as exc:
         common.fail(str(exc))
     settings = common.settings()
     changes = _with_db(
@@ -109,7 +110,7 @@ def tune(
                 batch_size=batch_size,
                 interval_seconds=values.get(knobs.INTERVAL.name),
             )
-    except ValueError as exc:
+    except InvalidValue as exc:
         common.fail(str(exc))
     settings = common.settings()
     changes = _with_db(

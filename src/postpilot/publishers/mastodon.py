@@ -10,7 +10,7 @@ import httpx
 
 from postpilot.core import outcomes
 from postpilot.core.transitions import Recovery
-from postpilot.publishers import budgets, errors, urls
+from postpilot.publishers import budgets, errors, flow, urls
 from postpilot.publishers.base import (
     AccountContext,
     PublishContext,
@@ -23,13 +23,6 @@ from postpilot.publishers.media import MediaError
 
 MEDIA_POLL_ATTEMPTS = 10
 MEDIA_POLL_SECONDS = 0.5
-
-
-class _Stop(Exception):
-    """Ends a publish early with the outcome it carries."""
-
-    def __init__(self, outcome: outcomes.Outcome) -> None:
-        self.outcome = outcome
 
 
 class MastodonPublisher:
@@ -73,7 +66,7 @@ class MastodonPublisher:
                 json=body,
                 headers={**headers, "Idempotency-Key": request.idempotency_key},
             )
-        except _Stop as stop:
+        except flow.Stop as stop:
             return stop.outcome
         except httpx.TransportError as exc:
             return errors.transport_outcome(exc, "mastodon status")
@@ -97,7 +90,7 @@ class MastodonPublisher:
         try:
             media = await ctx.media.fetch(url)
         except MediaError as exc:
-            raise _Stop(outcomes.Permanent(str(exc))) from exc
+            raise flow.Stop(outcomes.Permanent(str(exc))) from exc
         try:
             response = await ctx.http.post(
                 f"{base}/api/v2/media",
@@ -105,7 +98,7 @@ class MastodonPublisher:
                 headers=headers,
             )
             if response.status_code not in (200, 202):
-                raise _Stop(self._failure(response, ctx, "media upload"))
+                raise flow.Stop(self._failure(response, ctx, "media upload"))
             attachment = response.json()
             media_id = str(attachment["id"])
             if response.status_code == 202 or attachment.get("url") is None:
@@ -113,7 +106,7 @@ class MastodonPublisher:
             return media_id
         except httpx.TransportError as exc:
             # The status was not sent yet, so nothing can have been published: retry is safe.
-            raise _Stop(errors.unsent_outcome(exc, "mastodon media upload")) from exc
+            raise flow.Stop(errors.unsent_outcome(exc, "mastodon media upload")) from exc
 
     async def _wait_processed(
         self, base: str, media_id: str, headers: dict[str, str], ctx: PublishContext
@@ -125,9 +118,9 @@ class MastodonPublisher:
             if response.status_code == 200:
                 return
             if response.status_code != 206:
-                raise _Stop(self._failure(response, ctx, "media processing"))
+                raise flow.Stop(self._failure(response, ctx, "media processing"))
             await asyncio.sleep(MEDIA_POLL_SECONDS)
-        raise _Stop(outcomes.Transient("mastodon: media still processing", 30.0))
+        raise flow.Stop(outcomes.Transient("mastodon: media still processing", 30.0))
 
     def _failure(
         self, response: httpx.Response, ctx: PublishContext, what: str

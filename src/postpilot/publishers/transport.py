@@ -17,6 +17,7 @@ import anyio
 import httpcore
 import httpx
 
+from postpilot.errors import PostpilotError
 from postpilot.publishers.addresses import AddressPolicy
 from postpilot.publishers.urls import UNUSABLE_HOST
 
@@ -25,7 +26,7 @@ SocketOption = (
 )
 
 
-class NotPublicAddress(httpx.ConnectError):
+class NotPublicAddress(PostpilotError, httpx.ConnectError):
     """The destination is not a public address (and not allowed by PRIVATE_HOSTS_ALLOWED)."""
 
     def __init__(self, reason: str) -> None:

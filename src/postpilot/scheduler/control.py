@@ -16,6 +16,7 @@ from typing import Any
 
 from postpilot.core import knobs
 from postpilot.core.timezones import as_utc
+from postpilot.errors import InvalidValue
 from postpilot.settings import Settings
 from postpilot.store import heartbeats, scheduler_config
 from postpilot.store.database import Database
@@ -26,7 +27,7 @@ ACTOR_MAX = 200
 STALE_AFTER = timedelta(seconds=heartbeats.HEARTBEAT_SECONDS * 6)
 
 
-class InvalidChange(ValueError):
+class InvalidChange(InvalidValue):
     """The requested scheduler change is not valid; nothing was changed."""
 
 

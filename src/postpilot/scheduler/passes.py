@@ -19,6 +19,7 @@ from postpilot import logs
 from postpilot.core.knobs import SchedulerKind
 from postpilot.core.states import DeliveryStatus
 from postpilot.core.transitions import Event
+from postpilot.errors import PostpilotError
 from postpilot.scheduler import engine
 from postpilot.scheduler.lease import LeaseGuard
 from postpilot.scheduler.runtime import Runtime
@@ -242,7 +243,7 @@ async def _end_journal(runtime: Runtime, pass_id: str) -> None:
     await runtime.journal.end(pass_id)
 
 
-class OutcomesNotWritten(Exception):
+class OutcomesNotWritten(PostpilotError):
     """The database stayed unreachable for SCHEDULER_WRITE_RETRY_SECONDS: the outcomes are in
     this machine's journal, and whoever takes the deliveries over writes them from there."""
 

@@ -19,6 +19,7 @@ from postpilot.cache.memory import CacheStats, TTLCache
 from postpilot.cache.service import CacheService
 from postpilot.core.retry import RetryPolicy
 from postpilot.crypto import CredentialCipher
+from postpilot.errors import PostpilotError
 from postpilot.monitor.service import Monitor
 from postpilot.publishers.addresses import AddressPolicy
 from postpilot.publishers.base import PublishContext
@@ -40,7 +41,7 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class MissingSecretKey(Exception):
+class MissingSecretKey(PostpilotError):
     """SECRET_KEY is not set: it encrypts stored credentials. Put one in .env.local
     (`python -c 'import secrets; print(secrets.token_urlsafe(32))'`)."""
 
@@ -72,7 +73,7 @@ class Runtime:
         clock: Callable[[], datetime] = utcnow,
     ) -> Runtime:
         if not settings.SECRET_KEY:
-            raise MissingSecretKey(MissingSecretKey.__doc__)
+            raise MissingSecretKey()
         owns_db = db is None
         database = db or Database(
             settings.DATABASE_URL, max_connections=settings.DATABASE_MAX_CONNECTIONS
