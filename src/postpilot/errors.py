@@ -17,6 +17,7 @@ person can act on, and its docstring is the message when none is given.
   - MissingSecretKey                                 (runtime)
   - CredentialsError                                 (crypto)
   - SchemaOutOfDate                                  (store.schema)
+  - ScratchUnavailable                               (store.scratch)
   + KeyRefused                                       (store.api_keys)
   | - KeyNotFound, KeyRevoked, LastActiveKey
   + KeyConflict                                      (store.idempotency)
@@ -25,14 +26,13 @@ person can act on, and its docstring is the message when none is given.
   - ApiError                                         (api.errors)
   - BodyTooLarge                                     (api.guard)
   - MediaError                                       (publishers.media)
-  - NotPublicAddress (also an httpx.ConnectError)    (publishers.transport)
   - Stop                                             (publishers.flow)
   - OutcomesNotWritten                               (scheduler.passes)
   - Unavailable                                      (cache.link)
   - Retryable                                        (monitor.webhooks)
   - BackupError                                      (tools.backup)
   - CompareError                                     (tools.compare)
-  - NothingDue, ScratchUnavailable                   (tools.workload)
+  - NothingDue                                       (tools.workload)
 
 Classes named with a leading underscore are signals caught inside their own module.
 """

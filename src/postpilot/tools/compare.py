@@ -25,16 +25,13 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select
-
 from postpilot.core import figures
-from postpilot.errors import PostpilotError
 from postpilot.sandbox.client import SandboxClient
 from postpilot.sandbox.process import SandboxProcess, start_sandbox
 from postpilot.settings import Settings
-from postpilot.store import schema, work
+from postpilot.store import schema, scratch
+from postpilot.store import workload as copies
 from postpilot.store.database import Database
-from postpilot.store.tables import Activity
 from postpilot.tools import workload as workloads
 
 SCHEDULERS = ("reference", "optimized")
@@ -42,7 +39,7 @@ Progress = Callable[[str, int, int], None]  # stage, done, total
 COMPARED_FIELDS = ("status", "attempts", "last_error", "events", "published_text", "media")
 
 
-class CompareError(PostpilotError):
+class CompareError(Exception):
     """The comparison could not run; the source database was not touched."""
 
 
@@ -337,7 +334,7 @@ async def compare(
         # windows, idempotency keys) carries over from the first run to the second. Both start
         # at once: starting one takes seconds.
         async with (
-            workloads.scratch_databases(source, SCHEDULERS) as urls,
+            scratch.databases(source, SCHEDULERS, prefix="postpilot_compare") as urls,
             _sandboxes(SCHEDULERS) as sandboxes,
         ):
             say("copy", 1, 1)
@@ -458,15 +455,7 @@ async def _run_child(
     try:
         while not communicate.done():
             with contextlib.suppress(Exception):  # progress is best effort
-                async with watch.engine.connect() as conn:
-                    done = (
-                        await conn.execute(
-                            select(func.count())
-                            .select_from(Activity)
-                            .where(Activity.pass_id.is_not(None))
-                        )
-                    ).scalar_one()
-                progress(int(done), total)
+                progress(await copies.decided(watch), total)
             await asyncio.wait({communicate}, timeout=0.25)
         stdout, stderr = communicate.result()
     finally:
@@ -500,40 +489,13 @@ def _match_record(
 async def _outcomes(
     url: str, ids: list[str], records: list[dict[str, Any]]
 ) -> dict[str, DeliveryOutcome]:
-    deliveries, accounts = work.deliveries, work.accounts
     db = Database(url, max_connections=1)
     try:
-        async with db.engine.connect() as conn:
-            rows = (
-                await conn.execute(
-                    select(
-                        deliveries.c.id,
-                        deliveries.c.platform,
-                        deliveries.c.status,
-                        deliveries.c.attempts,
-                        deliveries.c.last_error,
-                        deliveries.c.platform_post_id,
-                        deliveries.c.idempotency_key,
-                        accounts.c.handle,
-                    )
-                    .select_from(
-                        deliveries.join(accounts, accounts.c.id == deliveries.c.account_id)
-                    )
-                    .where(deliveries.c.id.in_(ids))
-                )
-            ).all()
-            events: dict[str, list[str]] = {}
-            activity = await conn.execute(
-                select(Activity.delivery_id, Activity.event)
-                .where(Activity.pass_id.is_not(None))
-                .order_by(Activity.id)
-            )
-            for delivery_id, event in activity:
-                events.setdefault(str(delivery_id), []).append(str(event))
+        states = await copies.final_states(db, ids)
     finally:
         await db.dispose()
     found = {}
-    for row in rows:
+    for row in states:
         record = _match_record(records, row.platform_post_id, row.idempotency_key)
         found[row.id] = DeliveryOutcome(
             delivery_id=row.id,
@@ -542,7 +504,7 @@ async def _outcomes(
             status=row.status,
             attempts=row.attempts,
             last_error=row.last_error,
-            events=tuple(events.get(row.id, [])),
+            events=row.events,
             published_text=str(record["text"]) if record else None,
             media=len(record.get("media") or []) if record else None,
         )
