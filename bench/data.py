@@ -14,19 +14,19 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from sqlalchemy import Table, insert
+from sqlalchemy import insert
 
 from bench import common
 from postpilot.crypto import CredentialCipher
 from postpilot.sandbox.client import SandboxClient
 from postpilot.store.database import Database
 from postpilot.store.schema import upgrade
-from postpilot.store.tables import Account, Delivery, Post, Workspace
+from postpilot.store.tables import Account, Delivery, Post, Workspace, table_of
 
-accounts_table: Table = Account.__table__  # type: ignore[assignment]
-posts_table: Table = Post.__table__  # type: ignore[assignment]
-deliveries_table: Table = Delivery.__table__  # type: ignore[assignment]
-workspaces_table: Table = Workspace.__table__  # type: ignore[assignment]
+accounts_table = table_of(Account)
+posts_table = table_of(Post)
+deliveries_table = table_of(Delivery)
+workspaces_table = table_of(Workspace)
 
 MEDIA_VARIANTS = 5  # distinct images among the posts that carry one
 

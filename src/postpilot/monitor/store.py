@@ -8,20 +8,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from postpilot.core.states import AccountStatus
 from postpilot.core.timezones import as_utc
 from postpilot.monitor.figures import PassFigures
-from postpilot.store.tables import Account, Delivery, MonitorAlert, PassMetric
+from postpilot.store.tables import Account, Delivery, MonitorAlert, PassMetric, table_of
 from postpilot.store.work import PENDING
 
-pass_metrics: Table = PassMetric.__table__  # type: ignore[assignment]
-alerts: Table = MonitorAlert.__table__  # type: ignore[assignment]
-deliveries: Table = Delivery.__table__  # type: ignore[assignment]
-accounts: Table = Account.__table__  # type: ignore[assignment]
+pass_metrics = table_of(PassMetric)
+alerts = table_of(MonitorAlert)
+deliveries = table_of(Delivery)
+accounts = table_of(Account)
 
 FIRING, RESOLVED = "firing", "resolved"
 

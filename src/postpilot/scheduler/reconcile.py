@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from postpilot.core import readback
@@ -40,11 +40,11 @@ from postpilot.scheduler import engine, lookups
 from postpilot.scheduler.runtime import Runtime
 from postpilot.scheduler.summary import PassReport
 from postpilot.store import activity, work
-from postpilot.store.tables import Activity
+from postpilot.store.tables import Activity, table_of
 from postpilot.store.work import WorkItem, accounts, deliveries, posts
 
 log = logging.getLogger(__name__)
-activity_table: Table = Activity.__table__  # type: ignore[assignment]
+activity_table = table_of(Activity)
 
 BATCH = 10
 MAX_LOOK_DELAY = timedelta(hours=6)

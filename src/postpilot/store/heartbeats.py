@@ -10,9 +10,9 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from postpilot.store.tables import WorkerHeartbeat
+from postpilot.store.tables import WorkerHeartbeat, table_of
 
-table = WorkerHeartbeat.__table__
+table = table_of(WorkerHeartbeat)
 # How often a running worker writes its heartbeat.
 HEARTBEAT_SECONDS = 5.0
 

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from postpilot.core.knobs import DEFAULT_SCHEDULER, SchedulerKind
-from postpilot.store.tables import SchedulerChange, SchedulerSettings
+from postpilot.store.tables import SchedulerChange, SchedulerSettings, table_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +25,7 @@ class SchedulerConfig:
 
 async def read(conn: AsyncConnection) -> SchedulerConfig:
     row = (
-        await conn.execute(select(SchedulerSettings.__table__).where(SchedulerSettings.id == 1))
+        await conn.execute(select(table_of(SchedulerSettings)).where(SchedulerSettings.id == 1))
     ).one_or_none()
     if row is None:
         return SchedulerConfig()

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
     text,
@@ -47,6 +48,12 @@ def utcnow() -> datetime:
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
+
+
+def table_of(model: type[Base]) -> Table:
+    """The Core table behind a model, typed as a `Table` (`Model.__table__` is typed as a
+    `FromClause`), for queries written in SQLAlchemy Core."""
+    return Base.metadata.tables[model.__tablename__]
 
 
 class Workspace(Base):

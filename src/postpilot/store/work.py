@@ -8,18 +8,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, Table, func, select, text, update
+from sqlalchemy import Row, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from postpilot.core.states import DeliveryStatus
 from postpilot.core.timezones import as_utc
 from postpilot.core.transitions import DeliverySnapshot, Transition
 from postpilot.store import bulk
-from postpilot.store.tables import Account, Delivery, Post
+from postpilot.store.tables import Account, Delivery, Post, table_of
 
-deliveries: Table = Delivery.__table__  # type: ignore[assignment]
-posts: Table = Post.__table__  # type: ignore[assignment]
-accounts: Table = Account.__table__  # type: ignore[assignment]
+deliveries = table_of(Delivery)
+posts = table_of(Post)
+accounts = table_of(Account)
 
 PENDING = (DeliveryStatus.SCHEDULED.value, DeliveryStatus.CLAIMED.value)
 
