@@ -26,6 +26,7 @@ person can act on, and its docstring is the message when none is given.
   - ApiError                                         (api.errors)
   - BodyTooLarge                                     (api.guard)
   - MediaError                                       (publishers.media)
+  - NotPublicAddress (also an httpx.ConnectError)    (publishers.transport)
   - Stop                                             (publishers.flow)
   - OutcomesNotWritten                               (scheduler.passes)
   - Unavailable                                      (cache.link)

@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from postpilot.core import figures
+from postpilot.errors import PostpilotError
 from postpilot.sandbox.client import SandboxClient
 from postpilot.sandbox.process import SandboxProcess, start_sandbox
 from postpilot.settings import Settings
@@ -39,7 +40,7 @@ Progress = Callable[[str, int, int], None]  # stage, done, total
 COMPARED_FIELDS = ("status", "attempts", "last_error", "events", "published_text", "media")
 
 
-class CompareError(Exception):
+class CompareError(PostpilotError):
     """The comparison could not run; the source database was not touched."""
 
 
