@@ -74,7 +74,7 @@ class Settings(BaseSettings):
     API_MAX_BODY_BYTES: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 1024 * 1024
     LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     LOG_FORMAT: Literal["json", "text"] = "json"
-    # Monitor, cache and alerts (issue 5).
+    # Monitor, cache and alerts.
     REDIS_KEY_PREFIX: Annotated[str, Field(min_length=1, max_length=100)] = "postpilot:"
     REDIS_RETRY_SECONDS: Annotated[float, Field(ge=1, le=3600)] = 30.0
     METRICS_RETENTION_DAYS: Annotated[int, Field(ge=1, le=3650)] = 14

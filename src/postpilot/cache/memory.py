@@ -60,9 +60,6 @@ class TTLCache(Generic[V]):
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
 
-    def discard(self, key: Hashable) -> None:
-        self._entries.pop(key, None)
-
     def clear(self) -> None:
         self._entries.clear()
 

@@ -1,4 +1,4 @@
-"""`postpilot migration report`: the plan's metric tables and success criteria, measured."""
+"""`postpilot migration report`: the migration's metric tables and success criteria, measured."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from postpilot.tools import compare as comparing
 from postpilot.tools import report as reporting
 from postpilot.tools.errors import db_error_line
 
-app = typer.Typer(help="The migration plan's report, from measured data.", no_args_is_help=True)
+app = typer.Typer(help="The migration's report, from measured data.", no_args_is_help=True)
 
 MAX_WINDOW = timedelta(days=366)
 

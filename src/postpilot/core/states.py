@@ -16,15 +16,6 @@ class DeliveryStatus(StrEnum):
     CANCELLED = "cancelled"
     UNKNOWN = "unknown"  # may or may not have reached a platform without idempotency
 
-    @property
-    def is_terminal(self) -> bool:
-        return self in TERMINAL_STATUSES
-
-
-TERMINAL_STATUSES = frozenset(
-    {DeliveryStatus.PUBLISHED, DeliveryStatus.FAILED, DeliveryStatus.CANCELLED}
-)
-
 
 class PostStatus(StrEnum):
     SCHEDULED = "scheduled"

@@ -35,7 +35,6 @@ class Event(StrEnum):
     RESOLVED = "resolved"
     LEASE_RECOVERED = "lease_recovered"
     RECONCILED = "reconciled"  # settled by reading the platform back
-    TOKEN_REFRESHED = "token_refreshed"
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,7 @@
 """Alert rules: what is wrong right now, decided purely from observations, and the firing /
 resolved life of each alert.
 
-Rules (thresholds from settings, defaults from the migration plan), each with its subject:
+Rules (thresholds from settings), each with its subject:
 
 - error_rate (per scheduler): (failed+retried+unknown)/outcomes > ALERT_ERROR_RATE over the
   window, once the window holds ALERT_MIN_DELIVERIES outcomes;

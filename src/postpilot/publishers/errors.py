@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 import httpx
@@ -73,10 +73,6 @@ def reset_from_iso(value: str | None, fallback: datetime) -> datetime:
     except ValueError:
         return fallback
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def in_seconds(now: datetime, seconds: float) -> datetime:
-    return now + timedelta(seconds=seconds)
 
 
 def error_text(response: httpx.Response, limit: int = 300) -> str:

@@ -9,7 +9,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import httpx
@@ -77,12 +76,3 @@ def _start(port: int, timeout: float) -> SandboxProcess:
         time.sleep(0.1)
     process.kill()
     raise RuntimeError(f"the sandbox did not answer on {url} within {timeout:g} s")
-
-
-@contextlib.contextmanager
-def running_sandbox(port: int | None = None) -> Iterator[SandboxProcess]:
-    sandbox = start_sandbox(port)
-    try:
-        yield sandbox
-    finally:
-        sandbox.stop()

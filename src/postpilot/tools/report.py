@@ -1,10 +1,10 @@
-"""The migration report: the plan's two metric tables and its success criteria, filled from
-measured data, as Markdown.
+"""The migration report: the metric tables during and after the move to the optimized scheduler,
+and its success criteria, filled from measured data, as Markdown.
 
 Sources, in order of preference:
 
 - "during migration" (target, current, met): the monitor's stored per-pass figures
-  (`pass_metrics`, issue 5) of the active scheduler over the window; without any, the fresh
+  (`pass_metrics`) of the active scheduler over the window; without any, the fresh
   comparison's run of the active scheduler (`--from-compare`);
 - "after migration" (before = reference, after = optimized): a fresh comparison when one was run,
   because both schedulers then handled the same workload; otherwise the monitor's figures of each
