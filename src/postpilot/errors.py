@@ -18,6 +18,7 @@ person can act on, and its docstring is the message when none is given.
   - CredentialsError                                 (crypto)
   - SchemaOutOfDate                                  (store.schema)
   - ScratchUnavailable                               (store.scratch)
+  - SqliteFileError                                  (store.sqlite_files)
   + KeyRefused                                       (store.api_keys)
   | - KeyNotFound, KeyRevoked, LastActiveKey
   + KeyConflict                                      (store.idempotency)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from postpilot.crypto import CredentialCipher
-from postpilot.store import schema, workspaces
+from postpilot.store import rows, schema, workspaces
 from postpilot.store.database import Database
 from postpilot.store.tables import Workspace
 from postpilot.tools import backup, demo
@@ -30,7 +30,7 @@ async def _fill(db: Database) -> dict[str, int]:
     )
     result = await run_cli(db, "scheduler", "use", "reference", "--actor", "ops")
     assert result.exit_code == 0, result.output
-    return await backup.row_counts(db)
+    return await rows.counts(db)
 
 
 async def test_backup_restore_round_trip(
@@ -52,22 +52,22 @@ async def test_backup_restore_round_trip(
     restored = await run_cli(other_db, "db", "restore", str(path))
     assert restored.exit_code == 0, restored.output
     assert "row counts match the backup" in restored.stdout
-    assert await backup.row_counts(other_db) == counts
+    assert await rows.counts(other_db) == counts
     assert await schema.current_revision(other_db) == schema.head_revision()
 
     # The restored database now holds rows: a second restore needs --force, and changes nothing.
     async with other_db.transaction() as session:
         await workspaces.create_workspace(session, name="written after the restore")
-    grown = await backup.row_counts(other_db)
+    grown = await rows.counts(other_db)
     refused = await run_cli(other_db, "db", "restore", str(path))
     assert_one_line_error(refused, "not empty", "--force")
-    assert await backup.row_counts(other_db) == grown
+    assert await rows.counts(other_db) == grown
 
     forced = await run_cli(other_db, "db", "restore", str(path), "--force")
     assert forced.exit_code == 0, forced.output
     assert "replaced the rows that were there" in forced.stdout
-    assert await backup.row_counts(other_db) == counts
-    assert await backup.row_counts(any_db) == counts, "the source is untouched"
+    assert await rows.counts(other_db) == counts
+    assert await rows.counts(any_db) == counts, "the source is untouched"
 
 
 async def test_restore_into_a_database_without_schema(
@@ -78,7 +78,7 @@ async def test_restore_into_a_database_without_schema(
     assert (await run_cli(any_db, "db", "backup", str(path))).exit_code == 0
     restored = await run_cli(other_db, "db", "restore", str(path))
     assert restored.exit_code == 0, restored.output
-    assert await backup.row_counts(other_db) == counts
+    assert await rows.counts(other_db) == counts
 
 
 async def test_backup_refuses_to_replace_a_file(sqlite_db: Database, tmp_path: Path) -> None:
@@ -120,7 +120,7 @@ async def test_bad_restores_are_one_line_and_change_nothing(
         await other.dispose()
     refused = await run_cli(any_db, "db", "restore", str(foreign), "--force")
     assert_one_line_error(refused, "backup and DATABASE_URL points at")
-    assert await backup.row_counts(any_db) == counts
+    assert await rows.counts(any_db) == counts
 
 
 async def test_backup_is_consistent_while_a_writer_is_busy(
@@ -138,7 +138,7 @@ async def test_backup_is_consistent_while_a_writer_is_busy(
         await writer.commit()
     _, in_file = await backup.backup_counts(path)
     assert in_file == counts, "the backup holds committed rows only"
-    assert (await backup.row_counts(any_db))["workspaces"] == counts["workspaces"] + 1
+    assert (await rows.counts(any_db))["workspaces"] == counts["workspaces"] + 1
 
 
 async def test_restore_rolls_the_schema_back_to_the_backups(
@@ -153,13 +153,13 @@ async def test_restore_rolls_the_schema_back_to_the_backups(
     path = tmp_path / "at-0002.backup"
     assert (await run_cli(other_db, "db", "backup", str(path))).exit_code == 0
     await schema.upgrade(other_db)  # adds the monitor's tables (0003 and later)
-    assert "pass_metrics" in await backup.row_counts(other_db)
+    assert "pass_metrics" in await rows.counts(other_db)
 
     restored = await run_cli(other_db, "db", "restore", str(path), "--force")
     assert restored.exit_code == 0, restored.output
     assert "run `postpilot db upgrade`" in restored.stdout
     assert await schema.current_revision(other_db) == "0002"
-    counts = await backup.row_counts(other_db)
+    counts = await rows.counts(other_db)
     assert "pass_metrics" not in counts and counts["workspaces"] == 1
 
     upgraded = await run_cli(other_db, "db", "upgrade")

@@ -10,10 +10,9 @@ from sqlalchemy import func, select
 from postpilot.sandbox.client import SandboxClient
 from postpilot.scheduler.passes import run_pass
 from postpilot.scheduler.runtime import Runtime
-from postpilot.store import posts, workspaces
+from postpilot.store import posts, rows, workspaces
 from postpilot.store.database import Database
 from postpilot.store.tables import Account, Activity, Delivery, Post, Workspace
-from postpilot.tools import backup
 from tests.helpers import make_settings
 from tests.migration.conftest import assert_one_line_error, run_cli
 
@@ -60,7 +59,7 @@ async def test_seeded_posts_publish_and_clean_removes_exactly_them(
     runtime = Runtime.open(make_settings(any_db, sandbox), db=any_db)
     try:
         real = await _real_data(any_db, runtime)
-        before = await backup.row_counts(any_db)
+        before = await rows.counts(any_db)
 
         seeded = await run_cli(
             any_db,
@@ -120,7 +119,7 @@ async def test_seeded_posts_publish_and_clean_removes_exactly_them(
         assert await _count(any_db, Workspace, Workspace.name == "demo") == 1
 
         # The real data is all there, row for row.
-        after = await backup.row_counts(any_db)
+        after = await rows.counts(any_db)
         assert await _count(any_db, Post, Post.id == real["post"]) == 1
         assert await _count(any_db, Account, Account.id == real["account"]) == 1
         assert await _count(any_db, Delivery, Delivery.post_id == real["post"]) == 1
@@ -134,7 +133,7 @@ async def test_seeded_posts_publish_and_clean_removes_exactly_them(
         again = await run_cli(any_db, "demo", "clean")
         assert again.exit_code == 0, again.output
         assert "1 demo accounts, 1 demo workspace(s)" in again.stdout
-        final = await backup.row_counts(any_db)
+        final = await rows.counts(any_db)
         for table in ("workspaces", "api_keys", "accounts", "posts", "deliveries"):
             assert final[table] == before[table], table
         # What is left beyond `before` is the test's own doing: the pass's figures and the

@@ -11,7 +11,7 @@ from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
 from postpilot.cli import common
-from postpilot.store import schema
+from postpilot.store import rows, schema, sqlite_files
 from postpilot.store.database import Database
 from postpilot.tools import backup as backups
 from postpilot.tools.errors import db_error_line
@@ -121,7 +121,7 @@ def restore(
 def _db_run(work: Callable[[], Coroutine[Any, Any, T]]) -> T:
     try:
         return common.run(work())
-    except backups.BackupError as exc:
+    except (backups.BackupError, sqlite_files.SqliteFileError) as exc:
         common.fail(str(exc))
     except SQLAlchemyError as exc:
         common.fail(db_error_line(exc))
@@ -135,7 +135,7 @@ def _counts_table(
     table.add_column("rows", justify="right")
     if expected is not None:
         table.add_column("in backup", justify="right")
-    for name in backups.TABLES:
+    for name in rows.TABLES:
         if name not in counts and (expected is None or name not in expected):
             continue
         row = [name, f"{counts.get(name, 0):,}"]

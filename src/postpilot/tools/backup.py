@@ -13,7 +13,9 @@ applies completely or not at all, and leaves exactly the backup's schema.
 
 Either way a backup is written to a temporary file and renamed into place, and a restore is
 verified afterwards: the row count of every table in the database must equal its count in the
-backup. A restore refuses a database that holds any row unless forced.
+backup. A restore refuses a database that holds any row unless forced. The SQL involved (row
+counts, the exported snapshot, the SQLite file copies) is the store's: `store/rows.py` and
+`store/sqlite_files.py`.
 """
 
 from __future__ import annotations
@@ -23,22 +25,17 @@ import contextlib
 import os
 import re
 import shutil
-import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import inspect, text
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import make_url
 
 from postpilot.errors import PostpilotError
-from postpilot.store import schema
+from postpilot.store import rows, schema, sqlite_files
 from postpilot.store.database import Database
-from postpilot.store.tables import Base
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 PG_CUSTOM_MAGIC = b"PGDMP"
-# Tables in dependency order, parents first: the order rows are counted and shown in.
-TABLES = tuple(table.name for table in Base.metadata.sorted_tables)
 
 
 class BackupError(PostpilotError):
@@ -73,23 +70,6 @@ class RestoreResult:
         }
 
 
-async def row_counts(db: Database) -> dict[str, int]:
-    """Rows per postpilot table that exists in the database (none: an empty database)."""
-    async with db.engine.connect() as conn:
-        existing = await conn.run_sync(_existing_tables)
-        counts = {}
-        for name in TABLES:
-            if name in existing:
-                counts[name] = int(
-                    (await conn.execute(text(f'SELECT count(*) FROM "{name}"'))).scalar_one()
-                )
-        return counts
-
-
-def _existing_tables(conn: Connection) -> set[str]:
-    return set(inspect(conn).get_table_names())
-
-
 async def backup(db: Database, path: Path, *, force: bool = False) -> BackupResult:
     path = path.expanduser()
     if path.exists() and not force:
@@ -101,7 +81,7 @@ async def backup(db: Database, path: Path, *, force: bool = False) -> BackupResu
     partial = path.with_name(f".{path.name}.partial")
     try:
         if db.is_sqlite:
-            counts = await asyncio.to_thread(_sqlite_backup, _sqlite_file(db.url), partial)
+            counts = await asyncio.to_thread(sqlite_files.copy_out, _sqlite_file(db.url), partial)
         else:
             counts = await _pg_backup(db, partial)
             found = await _pg_dump_counts(partial)
@@ -124,7 +104,7 @@ async def backup_counts(path: Path) -> tuple[str, dict[str, int]]:
     """The dialect of a backup file and its rows per table."""
     kind = backup_kind(path)
     if kind == "sqlite":
-        return kind, await asyncio.to_thread(_sqlite_file_counts, path)
+        return kind, await asyncio.to_thread(sqlite_files.file_counts, path)
     return kind, await _pg_dump_counts(path)
 
 
@@ -151,7 +131,7 @@ async def restore(db: Database, path: Path, *, force: bool = False) -> RestoreRe
     _, expected = await backup_counts(path)
     if not expected:
         raise BackupError(f"{path} holds no postpilot tables")
-    before = await row_counts(db)
+    before = await rows.counts(db)
     filled = {name: count for name, count in before.items() if count}
     if filled and not force:
         shown = ", ".join(f"{name} {count}" for name, count in filled.items())
@@ -161,11 +141,11 @@ async def restore(db: Database, path: Path, *, force: bool = False) -> RestoreRe
     if db.is_sqlite:
         target = _sqlite_file(db.url)
         await db.dispose()  # our own pooled connections must not hold the file meanwhile
-        await asyncio.to_thread(_sqlite_restore, path, target)
+        await asyncio.to_thread(sqlite_files.copy_in, path, target)
     else:
         await db.dispose()
         await _pg_restore(db, path)
-    after = await row_counts(db)
+    after = await rows.counts(db)
     return RestoreResult(
         path=path,
         dialect=db.dialect,
@@ -193,56 +173,6 @@ def _sqlite_file(url: str) -> Path:
     if not database or database == ":memory:" or database.startswith("file::memory:"):
         raise BackupError("an in-memory SQLite database cannot be backed up or restored")
     return Path(database)
-
-
-def _sqlite_counts(conn: sqlite3.Connection) -> dict[str, int]:
-    existing = {
-        row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-    }
-    return {
-        name: int(conn.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0])
-        for name in TABLES
-        if name in existing
-    }
-
-
-def _sqlite_backup(source: Path, partial: Path) -> dict[str, int]:
-    if not source.is_file():
-        raise BackupError(f"the SQLite database {source} does not exist")
-    with contextlib.closing(sqlite3.connect(f"file:{source}?mode=ro", uri=True)) as src:
-        src.execute("PRAGMA busy_timeout = 30000")
-        with contextlib.closing(sqlite3.connect(partial)) as dst:
-            src.backup(dst)
-            dst.execute("PRAGMA journal_mode = DELETE")  # one self-contained file
-            _sqlite_check(dst, partial)
-            return _sqlite_counts(dst)
-
-
-def _sqlite_file_counts(path: Path) -> dict[str, int]:
-    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
-        _sqlite_check(conn, path)
-        return _sqlite_counts(conn)
-
-
-def _sqlite_check(conn: sqlite3.Connection, path: Path) -> None:
-    try:
-        result = conn.execute("PRAGMA quick_check").fetchone()[0]
-    except sqlite3.DatabaseError as exc:
-        raise BackupError(f"{path} is not a readable SQLite database: {exc}") from exc
-    if result != "ok":
-        raise BackupError(f"{path} failed SQLite's integrity check: {result}")
-
-
-def _sqlite_restore(path: Path, target: Path) -> None:
-    if not target.parent.is_dir():
-        raise BackupError(f"{target.parent} does not exist")
-    with (
-        contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as src,
-        contextlib.closing(sqlite3.connect(target)) as dst,
-    ):
-        dst.execute("PRAGMA busy_timeout = 30000")
-        src.backup(dst)  # replaces the whole database, in one step, under SQLite's locks
-        dst.execute("PRAGMA journal_mode = WAL")
 
 
 # --- PostgreSQL -------------------------------------------------------------------------------
@@ -279,26 +209,15 @@ async def _run(*args: str, env: dict[str, str]) -> None:
 async def _pg_backup(db: Database, partial: Path) -> dict[str, int]:
     pg_dump = _tool("pg_dump")
     dsn, env = _libpq(db)
-    async with db.engine.connect() as conn:
-        await conn.execution_options(isolation_level="REPEATABLE READ")
-        async with conn.begin():
-            snapshot = (await conn.execute(text("SELECT pg_export_snapshot()"))).scalar_one()
-            existing = await conn.run_sync(_existing_tables)
-            counts = {}
-            for name in TABLES:
-                if name in existing:
-                    counts[name] = int(
-                        (await conn.execute(text(f'SELECT count(*) FROM "{name}"'))).scalar_one()
-                    )
-            # The snapshot lives as long as this transaction: pg_dump must run inside it.
-            await _run(
-                pg_dump,
-                "--format=custom",
-                f"--snapshot={snapshot}",
-                f"--file={partial}",
-                f"--dbname={dsn}",
-                env=env,
-            )
+    async with rows.exported_snapshot(db) as (snapshot, counts):
+        await _run(
+            pg_dump,
+            "--format=custom",
+            f"--snapshot={snapshot}",
+            f"--file={partial}",
+            f"--dbname={dsn}",
+            env=env,
+        )
     return counts
 
 
@@ -341,7 +260,7 @@ async def _pg_dump_counts(path: Path) -> dict[str, int]:
     if code != 0:
         lines = [line for line in message.splitlines() if line.strip()]
         raise BackupError(f"pg_restore could not read {path}: {lines[0] if lines else code}")
-    return {name: counts[name] for name in TABLES if name in counts}
+    return {name: counts[name] for name in rows.TABLES if name in counts}
 
 
 async def _pg_restore(db: Database, path: Path) -> None:
@@ -352,11 +271,9 @@ async def _pg_restore(db: Database, path: Path) -> None:
     pg_restore, psql = _tool("pg_restore"), _tool("psql")
     dsn, env = _libpq(db)
     in_archive = await _archive_tables(pg_restore, path)
-    async with db.engine.connect() as conn:
-        present = await conn.run_sync(_existing_tables)
-    ours = set(TABLES) | {"alembic_version"}
-    extra = sorted((present & ours) - in_archive)
-    prelude = "".join(f'DROP TABLE IF EXISTS "{name}" CASCADE;\n' for name in extra)
+    present = await rows.existing_tables(db)
+    ours = set(rows.TABLES) | {"alembic_version"}
+    prelude = rows.drop_statements(sorted((present & ours) - in_archive))
     source = await asyncio.create_subprocess_exec(
         pg_restore,
         "--clean",
