@@ -46,8 +46,6 @@ def compare(
         result = run_with_progress(
             settings, limit=limit, concurrency=concurrency, latency_ms=latency_ms
         )
-    except comparing.CompareError as exc:
-        common.fail(str(exc))
     except SQLAlchemyError as exc:
         common.fail(db_error_line(exc))
     if as_json:

@@ -58,8 +58,6 @@ def report(
                 settings, limit=limit, concurrency=concurrency, latency_ms=latency_ms
             )
         data = common.run(_gather(settings, span, comparison))
-    except comparing.CompareError as exc:
-        common.fail(str(exc))
     except SQLAlchemyError as exc:
         common.fail(db_error_line(exc))
     markdown = reporting.render(data)

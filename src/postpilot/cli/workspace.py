@@ -91,10 +91,7 @@ def _in_workspace(workspace_id: str, change: Callable[[AsyncSession, str], Await
         finally:
             await db.dispose()
 
-    try:
-        return common.run(go())
-    except api_keys.KeyRefused as exc:
-        common.fail(str(exc))
+    return common.run(go())
 
 
 def _print_secret(new: api_keys.NewKey, what: str) -> None:
