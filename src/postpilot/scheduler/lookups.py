@@ -1,7 +1,7 @@
 """Ask a platform whether a delivery that may have been sent is there, within a time bound.
 
 Used twice: when a pass takes over a delivery its dead holder may have sent (`on_recovery`: a
-post found there is published at once; anything else becomes `unknown`, as before), and by the
+post found there is published at once; anything else becomes `unknown`), and by the
 periodic reconciliation of stored `unknown` deliveries (`reconcile`).
 """
 
