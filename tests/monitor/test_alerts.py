@@ -20,6 +20,7 @@ from postpilot.sandbox.client import SandboxClient
 from postpilot.scheduler.passes import run_pass
 from postpilot.scheduler.runtime import Runtime
 from postpilot.store import accounts as account_store
+from postpilot.store import work
 from postpilot.store.database import Database
 from postpilot.store.tables import Account
 from tests.factories import due_posts, workspace_with_accounts
@@ -327,7 +328,7 @@ def test_rules_respect_their_thresholds() -> None:
         return alerts.Observations(
             now=clock(),
             schedulers=summary.by_scheduler(passes, window=timedelta(minutes=5)),
-            overdue=store.Overdue(0, None),
+            overdue=work.Overdue(0, None),
             reconnect=[],
             monitoring_seconds=0,
         )

@@ -33,6 +33,20 @@ class AccountStatus(StrEnum):
     DISABLED = "disabled"
 
 
+class WorkerState(StrEnum):
+    """What a row of the worker heartbeats says. Values are the strings stored in the DB."""
+
+    RUNNING = "running"
+    STALLED = "stalled"  # its pass has run past its bound
+    STOPPED = "stopped"
+    CRON = "cron"  # not a worker: the last pass triggered from outside (HTTP cron, `run-once`)
+
+
+class AlertStatus(StrEnum):
+    FIRING = "firing"
+    RESOLVED = "resolved"
+
+
 def has_started(status: DeliveryStatus, attempts: int) -> bool:
     """Whether a delivery has begun publishing. One cancelled before any attempt (its account
     was deleted) has not: the post's other targets can still be edited."""

@@ -27,9 +27,11 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from postpilot.core.states import AlertStatus
 from postpilot.monitor import store
 from postpilot.monitor.summary import SchedulerSummary, by_scheduler
 from postpilot.settings import Settings
+from postpilot.store import accounts, work
 from postpilot.store.database import Database
 
 log = logging.getLogger(__name__)
@@ -82,8 +84,8 @@ class Observations:
 
     now: datetime
     schedulers: Mapping[str, SchedulerSummary]  # over the last window
-    overdue: store.Overdue
-    reconnect: Sequence[store.ReconnectNeeded]
+    overdue: work.Overdue
+    reconnect: Sequence[accounts.ReconnectNeeded]
     monitoring_seconds: float  # how long this monitor has been watching (cache warm-up)
 
 
@@ -243,7 +245,7 @@ def plan(firing: Sequence[store.AlertRecord], findings: Sequence[Finding]) -> Pl
 class Change:
     """An alert that fired or resolved: what gets notified."""
 
-    status: str  # firing | resolved
+    status: AlertStatus
     alert: store.AlertRecord
 
     def payload(self) -> dict[str, Any]:
@@ -276,10 +278,10 @@ class AlertEvaluator:
         window = timedelta(seconds=self.thresholds.window_seconds)
         async with self.db.engine.connect() as conn:
             passes = await store.passes_since(conn, now - window)
-            overdue = await store.overdue_deliveries(
+            overdue = await work.overdue_deliveries(
                 conn, due_before=now - timedelta(seconds=self.thresholds.overdue_seconds)
             )
-            reconnect = await store.accounts_needing_reconnect(conn)
+            reconnect = await accounts.accounts_needing_reconnect(conn)
         return Observations(
             now=now,
             schedulers=by_scheduler(passes, window=window),
@@ -308,11 +310,11 @@ class AlertEvaluator:
                     now=observed.now,
                 )
                 if opened is not None:
-                    changes.append(Change("firing", opened))
+                    changes.append(Change(AlertStatus.FIRING, opened))
             for alert in todo.resolve:
                 closed = await store.resolve(conn, alert.id, now=observed.now)
                 if closed is not None:
-                    changes.append(Change("resolved", closed))
+                    changes.append(Change(AlertStatus.RESOLVED, closed))
             for alert, finding in todo.keep:
                 await store.still_firing(
                     conn,
@@ -337,7 +339,7 @@ def log_change(change: Change) -> None:
         "value": alert.value,
         "threshold": alert.threshold,
     }
-    if change.status == "firing":
+    if change.status is AlertStatus.FIRING:
         log.warning("alert firing: %s", alert.message, extra=extra)
     else:
         log.info("alert resolved: %s", alert.message, extra=extra)

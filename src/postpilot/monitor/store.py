@@ -1,29 +1,25 @@
-"""The monitor's queries: pass figures in and out, alert states, and the few facts the alert
-rules read from the scheduling tables (overdue deliveries, accounts that need reconnecting)."""
+"""The monitor's queries: pass figures in and out, and alert states. What the alert rules read
+from the scheduling tables is queried by the store (`work.overdue_deliveries`,
+`accounts.accounts_needing_reconnect`)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from postpilot.core.states import AccountStatus
+from postpilot.core.states import AlertStatus
 from postpilot.core.timezones import as_utc
 from postpilot.monitor.figures import PassFigures
-from postpilot.store.tables import Account, Delivery, MonitorAlert, PassMetric, table_of
-from postpilot.store.work import PENDING
+from postpilot.store.tables import MonitorAlert, PassMetric, table_of
 
 pass_metrics = table_of(PassMetric)
 alerts = table_of(MonitorAlert)
-deliveries = table_of(Delivery)
-accounts = table_of(Account)
-
-FIRING, RESOLVED = "firing", "resolved"
+FIRING, RESOLVED = AlertStatus.FIRING.value, AlertStatus.RESOLVED.value
 
 
 async def insert_pass(conn: AsyncConnection, figures: PassFigures) -> None:
@@ -191,68 +187,3 @@ async def still_firing(
         .where(alerts.c.id == alert_id, alerts.c.status == FIRING)
         .values(value=value, message=message, details=details, last_seen_at=now)
     )
-
-
-# --- facts the rules read -------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Overdue:
-    count: int
-    oldest_due_at: datetime | None
-
-
-async def overdue_deliveries(conn: AsyncConnection, *, due_before: datetime) -> Overdue:
-    """Deliveries still waiting (scheduled, or claimed under a lease that ran out) whose due
-    time passed before `due_before`: one range scan of the pending-due index."""
-    row = (
-        await conn.execute(
-            select(func.count(), func.min(deliveries.c.due_at)).where(
-                deliveries.c.status.in_(PENDING), deliveries.c.due_at < due_before
-            )
-        )
-    ).one()
-    count, oldest = int(row[0] or 0), row[1]
-    return Overdue(count, as_utc(oldest) if oldest is not None else None)
-
-
-@dataclass(frozen=True, slots=True)
-class ReconnectNeeded:
-    account_id: str
-    workspace_id: str
-    platform: str
-    handle: str
-    reason: str | None
-    since: datetime | None
-
-
-async def accounts_needing_reconnect(
-    conn: AsyncConnection, *, limit: int = 500
-) -> Sequence[ReconnectNeeded]:
-    rows = await conn.execute(
-        select(
-            accounts.c.id,
-            accounts.c.workspace_id,
-            accounts.c.platform,
-            accounts.c.handle,
-            accounts.c.status_reason,
-            accounts.c.updated_at,
-        )
-        .where(
-            accounts.c.status == AccountStatus.NEEDS_RECONNECT.value,
-            accounts.c.deleted_at.is_(None),
-        )
-        .order_by(accounts.c.updated_at)
-        .limit(limit)
-    )
-    return [
-        ReconnectNeeded(
-            account_id=row.id,
-            workspace_id=row.workspace_id,
-            platform=row.platform,
-            handle=row.handle,
-            reason=row.status_reason,
-            since=as_utc(row.updated_at) if row.updated_at else None,
-        )
-        for row in rows
-    ]

@@ -19,6 +19,7 @@ from datetime import datetime
 import asyncpg
 from sqlalchemy.engine import make_url
 
+from postpilot.core.states import WorkerState
 from postpilot.scheduler import reconcile
 from postpilot.scheduler.passes import run_pass
 from postpilot.scheduler.runtime import Runtime
@@ -118,10 +119,11 @@ class Worker:
 
     @contextlib.asynccontextmanager
     async def _heartbeat(self, stop: asyncio.Event) -> AsyncIterator[None]:
-        async def beat(state: str | None = None) -> None:
+        async def beat(state: WorkerState | None = None) -> None:
             if state is None:
                 # A beat says the worker makes progress, not only that its process is alive.
-                state = "running" if self.stalled_for() is None else "stalled"
+                stalled = self.stalled_for() is not None
+                state = WorkerState.STALLED if stalled else WorkerState.RUNNING
             async with self.runtime.db.engine.begin() as conn:
                 await heartbeats.beat(
                     conn,
@@ -150,7 +152,7 @@ class Worker:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
             with contextlib.suppress(Exception):
-                await beat("stopped")
+                await beat(WorkerState.STOPPED)
 
     @contextlib.asynccontextmanager
     async def _listen(self) -> AsyncIterator[None]:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from postpilot.core.states import AccountStatus, DeliveryStatus
+from postpilot.core.timezones import as_utc
 from postpilot.core.transitions import Event
-from postpilot.store.tables import Account, Activity, Delivery
+from postpilot.store.tables import Account, Activity, Delivery, table_of
 
 
 async def get_account(session: AsyncSession, workspace_id: str, account_id: str) -> Account | None:
@@ -167,3 +169,47 @@ def public_fields(account: Account) -> dict[str, Any]:
         "created_at": account.created_at,
         "updated_at": account.updated_at,
     }
+
+
+@dataclass(frozen=True, slots=True)
+class ReconnectNeeded:
+    account_id: str
+    workspace_id: str
+    platform: str
+    handle: str
+    reason: str | None
+    since: datetime | None
+
+
+async def accounts_needing_reconnect(
+    conn: AsyncConnection, *, limit: int = 500
+) -> Sequence[ReconnectNeeded]:
+    """Accounts (not deleted) whose tokens were refused: a person must connect them again."""
+    table = table_of(Account)
+    rows = await conn.execute(
+        select(
+            table.c.id,
+            table.c.workspace_id,
+            table.c.platform,
+            table.c.handle,
+            table.c.status_reason,
+            table.c.updated_at,
+        )
+        .where(
+            table.c.status == AccountStatus.NEEDS_RECONNECT.value,
+            table.c.deleted_at.is_(None),
+        )
+        .order_by(table.c.updated_at)
+        .limit(limit)
+    )
+    return [
+        ReconnectNeeded(
+            account_id=row.id,
+            workspace_id=row.workspace_id,
+            platform=row.platform,
+            handle=row.handle,
+            reason=row.status_reason,
+            since=as_utc(row.updated_at) if row.updated_at else None,
+        )
+        for row in rows
+    ]

@@ -25,6 +25,26 @@ PENDING = (DeliveryStatus.SCHEDULED.value, DeliveryStatus.CLAIMED.value)
 
 
 @dataclass(frozen=True, slots=True)
+class Overdue:
+    count: int
+    oldest_due_at: datetime | None
+
+
+async def overdue_deliveries(conn: AsyncConnection, *, due_before: datetime) -> Overdue:
+    """Deliveries still waiting (scheduled, or claimed under a lease that ran out) whose due
+    time passed before `due_before`: one range scan of the pending-due index."""
+    row = (
+        await conn.execute(
+            select(func.count(), func.min(deliveries.c.due_at)).where(
+                deliveries.c.status.in_(PENDING), deliveries.c.due_at < due_before
+            )
+        )
+    ).one()
+    count, oldest = int(row[0] or 0), row[1]
+    return Overdue(count, as_utc(oldest) if oldest is not None else None)
+
+
+@dataclass(frozen=True, slots=True)
 class ClaimedDelivery:
     id: str
     workspace_id: str
