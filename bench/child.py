@@ -23,8 +23,8 @@ from sqlalchemy import select
 from bench import client, common
 from postpilot.crypto import CredentialCipher
 from postpilot.publishers.bluesky import COLLECTION, record_key
+from postpilot.runtime import ServiceRuntime, build_runtime
 from postpilot.scheduler.passes import run_pass
-from postpilot.scheduler.runtime import Runtime
 from postpilot.store import work
 from postpilot.store.tables import Account, Delivery, Post
 
@@ -53,7 +53,7 @@ async def scheduler_run(spec: dict[str, Any]) -> dict[str, Any]:
         batch=spec["batch"],
         concurrency=spec["concurrency"],
     )
-    runtime = Runtime.open(settings)
+    runtime = build_runtime(settings)
     mode, batch, most = spec["mode"], int(spec["batch"]), spec.get("max_deliveries")
     passes: list[dict[str, Any]] = []
     processing: list[float] = []
@@ -159,7 +159,7 @@ async def bare_run(spec: dict[str, Any]) -> dict[str, Any]:
         batch=spec["batch"],
         concurrency=spec["concurrency"],
     )
-    runtime = Runtime.open(settings)  # for its HTTP client: the same settings as the scheduler
+    runtime = build_runtime(settings)  # for its HTTP client: the same settings as the scheduler
     try:
         requests = await _publish_requests(runtime, spec)
         rss_start = psutil.Process().memory_info().rss / 2**20
@@ -208,7 +208,7 @@ async def bare_run(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def _publish_requests(runtime: Runtime, spec: dict[str, Any]) -> list[dict[str, Any]]:
+async def _publish_requests(runtime: ServiceRuntime, spec: dict[str, Any]) -> list[dict[str, Any]]:
     cipher = CredentialCipher(common.SECRET_KEY)
     sandbox = spec["sandbox_url"]
     query = (

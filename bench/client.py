@@ -1,4 +1,4 @@
-"""The HTTP client's own cost: the scheduler's httpx client (built as `Runtime.open` builds it)
+"""The HTTP client's own cost: the scheduler's httpx client (built as `build_runtime` builds it)
 sending N publish requests to the sandbox at several concurrencies, no database, no scheduler.
 CPU time per request is the client process's, so it holds even on a busy machine; with
 `--profile` the share of httpcore's connection-pool bookkeeping is measured too."""
@@ -20,7 +20,7 @@ from typing import Any
 from rich.progress import Progress
 
 from bench import common, report
-from postpilot.scheduler.runtime import Runtime
+from postpilot.runtime import build_runtime
 
 POOL_FUNCTION = "_assign_requests_to_connections"
 
@@ -84,7 +84,7 @@ async def burst(sandbox_url: str, requests: int, concurrency: int) -> dict[str, 
         sandbox_url=sandbox_url,
         concurrency=concurrency,
     )
-    runtime = Runtime.open(settings)
+    runtime = build_runtime(settings)
     gate = asyncio.Semaphore(concurrency)
     durations: list[float] = []
 
@@ -178,7 +178,7 @@ def markdown(result: dict[str, Any], command: str) -> str:
                 f"`{command}`",
                 "",
                 f"{p['requests']:,} Mastodon publish requests per run through the scheduler's "
-                f"httpx client (as `Runtime.open` builds it), sandbox latency "
+                f"httpx client (as `build_runtime` builds it), sandbox latency "
                 f"{report.fmt(p['latency_ms'])} ms, no database; medians of {p['repeat']} runs. "
                 "`C+sniffio`: the same with `import sniffio` succeeding (sniffio is not "
                 "installed, and httpcore retries that failed import on every lock it sets up).",

@@ -14,8 +14,8 @@ import httpx
 import uvicorn
 
 from postpilot.api.app import create_app
+from postpilot.runtime import ServiceRuntime, build_runtime
 from postpilot.sandbox.client import SandboxClient
-from postpilot.scheduler.runtime import Runtime
 from postpilot.settings import Settings, load_settings
 from postpilot.store import workspaces
 from postpilot.store.database import Database
@@ -45,7 +45,7 @@ def make_settings(db: Database, sandbox: SandboxClient | None = None, **extra: A
 @dataclass
 class ApiServer:
     url: str
-    runtime: Runtime
+    runtime: ServiceRuntime
     client: httpx.AsyncClient  # authorized with the workspace's API key
     workspace_id: str
     api_key: str
@@ -65,7 +65,7 @@ async def api_server(
     db: Database, sandbox: SandboxClient | None = None, **settings: Any
 ) -> AsyncIterator[ApiServer]:
     """The real app under uvicorn on a loopback port, sharing `db` with the test."""
-    runtime = Runtime.open(make_settings(db, sandbox, **settings), db=db)
+    runtime = build_runtime(make_settings(db, sandbox, **settings), db=db)
     try:
         async with serving(create_app(runtime.settings, runtime=runtime)) as url:
             workspace_id, key = await new_workspace(db)

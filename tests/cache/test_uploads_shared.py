@@ -10,9 +10,9 @@ import pytest
 from postpilot.cache.shared import RedisUploadStore
 from postpilot.publishers.registry import PUBLISHERS
 from postpilot.publishers.uploads import UploadCache
+from postpilot.runtime import build_runtime
 from postpilot.sandbox.client import SandboxClient
 from postpilot.scheduler.passes import run_pass
-from postpilot.scheduler.runtime import Runtime
 from postpilot.store.database import Database
 from tests.cache.conftest import bluesky_account
 from tests.factories import due_posts
@@ -32,7 +32,7 @@ async def test_second_worker_reuses_the_first_workers_upload(
     workspace, account = await bluesky_account(any_db, sandbox)
     image = sandbox.media_url("shared.png")
 
-    first = Runtime.open(settings, db=any_db)
+    first = build_runtime(settings, db=any_db)
     try:
         assert isinstance(first.publish.uploads, RedisUploadStore)
         await due_posts(
@@ -48,7 +48,7 @@ async def test_second_worker_reuses_the_first_workers_upload(
         await first.close()
     assert uploads(sandbox) == 1
 
-    second = Runtime.open(settings, db=any_db)
+    second = build_runtime(settings, db=any_db)
     try:
         await due_posts(
             any_db,
@@ -72,8 +72,8 @@ async def test_second_worker_reuses_the_first_workers_upload(
 async def test_each_runtime_has_its_own_store_and_publishers_hold_none(
     sqlite_db: Database, redis_url: str
 ) -> None:
-    shared = Runtime.open(make_settings(sqlite_db, REDIS_URL=redis_url), db=sqlite_db)
-    local = Runtime.open(make_settings(sqlite_db), db=sqlite_db)
+    shared = build_runtime(make_settings(sqlite_db, REDIS_URL=redis_url), db=sqlite_db)
+    local = build_runtime(make_settings(sqlite_db), db=sqlite_db)
     try:
         assert isinstance(shared.publish.uploads, RedisUploadStore)
         assert isinstance(local.publish.uploads, UploadCache)

@@ -17,9 +17,9 @@ from sqlalchemy import select
 
 from postpilot.core import outcomes
 from postpilot.publishers.telegram import TelegramPublisher
+from postpilot.runtime import build_runtime
 from postpilot.sandbox.client import SandboxClient
 from postpilot.scheduler.passes import OutcomesNotWritten, run_pass
-from postpilot.scheduler.runtime import Runtime
 from postpilot.scheduler.worker import Worker
 from postpilot.store.database import Database
 from postpilot.store.tables import Activity, Delivery
@@ -83,7 +83,7 @@ async def test_a_database_cut_during_passes_sends_nothing_twice_and_loses_nothin
     sandbox.configure(latency_ms=150)
 
     databases = [Database(proxied_url, max_connections=5) for _ in range(2)]
-    runtimes = [Runtime.open(fault_settings(db, sandbox, tmp_path), db=db) for db in databases]
+    runtimes = [build_runtime(fault_settings(db, sandbox, tmp_path), db=db) for db in databases]
     stop = asyncio.Event()
     workers = [asyncio.create_task(Worker(r).run(stop)) for r in runtimes]
     try:
@@ -148,10 +148,10 @@ async def test_outcomes_the_database_did_not_take_are_written_by_whoever_takes_o
     await due_posts(pg_db, workspace, accounts, count=4, at=datetime.now(UTC))
     sandbox.configure(latency_ms=600)
     proxied = Database(proxied_url, max_connections=5)
-    first = Runtime.open(
+    first = build_runtime(
         fault_settings(proxied, sandbox, tmp_path, SCHEDULER_WRITE_RETRY_SECONDS=0.5), db=proxied
     )
-    second = Runtime.open(fault_settings(pg_db, sandbox, tmp_path), db=pg_db)
+    second = build_runtime(fault_settings(pg_db, sandbox, tmp_path), db=pg_db)
     try:
         publishing = asyncio.create_task(
             run_pass(first, scheduler="optimized", limit=4, concurrency=4)
@@ -212,7 +212,7 @@ async def test_one_row_the_database_refuses_holds_back_no_one_else(
         return outcome
 
     monkeypatch.setattr(TelegramPublisher, "publish", publish)
-    runtime = Runtime.open(fault_settings(pg_db, sandbox, tmp_path), db=pg_db)
+    runtime = build_runtime(fault_settings(pg_db, sandbox, tmp_path), db=pg_db)
     try:
         report = await run_pass(runtime, scheduler="optimized", limit=3, concurrency=1)
     finally:

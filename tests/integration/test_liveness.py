@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select
 
+from postpilot.runtime import build_runtime
 from postpilot.sandbox.client import SandboxClient
 from postpilot.scheduler.passes import run_pass
-from postpilot.scheduler.runtime import Runtime
 from postpilot.store.database import Database
 from postpilot.store.tables import Delivery
 from tests.factories import due_posts, workspace_with_accounts
@@ -40,7 +40,7 @@ async def test_a_publish_that_does_not_answer_is_stopped_at_its_timeout(
     await due_posts(any_db, telegram_ws, telegram, count=2, at=datetime.now(UTC))
     sandbox.configure(latency_ms=4000)
     settings = make_settings(any_db, sandbox, SCHEDULER_DELIVERY_TIMEOUT_SECONDS=0.3)
-    runtime = Runtime.open(settings, db=any_db)
+    runtime = build_runtime(settings, db=any_db)
     try:
         report = await asyncio.wait_for(
             run_pass(runtime, scheduler="optimized", limit=4, concurrency=4), timeout=10

@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import select
 
 from postpilot.core.states import DeliveryStatus
+from postpilot.runtime import ServiceRuntime, build_runtime
 from postpilot.sandbox.client import SandboxClient
 from postpilot.scheduler.passes import run_pass
-from postpilot.scheduler.runtime import Runtime
 from postpilot.store import work
 from postpilot.store.database import Database
 from postpilot.store.tables import Account, Activity, Delivery
@@ -21,8 +21,8 @@ from tests.helpers import make_settings
 
 
 @pytest.fixture
-async def runtime(any_db: Database, sandbox: SandboxClient) -> AsyncIterator[Runtime]:
-    rt = Runtime.open(make_settings(any_db, sandbox), db=any_db)
+async def runtime(any_db: Database, sandbox: SandboxClient) -> AsyncIterator[ServiceRuntime]:
+    rt = build_runtime(make_settings(any_db, sandbox), db=any_db)
     yield rt
     await rt.close()
 
@@ -42,7 +42,7 @@ async def only_delivery(db: Database) -> Delivery:
 
 
 async def test_statement_count_is_the_same_at_batch_10_and_500(
-    runtime: Runtime, sandbox: SandboxClient
+    runtime: ServiceRuntime, sandbox: SandboxClient
 ) -> None:
     db = runtime.db
     workspace, accounts = await workspace_with_accounts(db, sandbox, count=5)
@@ -58,7 +58,7 @@ async def test_statement_count_is_the_same_at_batch_10_and_500(
 
 
 async def test_reference_costs_statements_per_delivery(
-    runtime: Runtime, sandbox: SandboxClient
+    runtime: ServiceRuntime, sandbox: SandboxClient
 ) -> None:
     workspace, accounts = await workspace_with_accounts(runtime.db, sandbox)
     await due_posts(runtime.db, workspace, accounts, count=6, at=datetime.now(UTC))
@@ -71,7 +71,7 @@ async def test_reference_costs_statements_per_delivery(
 
 
 async def test_outcome_is_not_written_once_the_lease_was_taken_over(
-    runtime: Runtime, sandbox: SandboxClient
+    runtime: ServiceRuntime, sandbox: SandboxClient
 ) -> None:
     db = runtime.db
     workspace, accounts = await workspace_with_accounts(db, sandbox)
@@ -100,7 +100,7 @@ async def test_outcome_is_not_written_once_the_lease_was_taken_over(
 
 
 async def test_nothing_is_claimed_before_it_is_due(
-    runtime: Runtime, sandbox: SandboxClient
+    runtime: ServiceRuntime, sandbox: SandboxClient
 ) -> None:
     workspace, accounts = await workspace_with_accounts(runtime.db, sandbox)
     await due_posts(
@@ -114,7 +114,7 @@ async def test_nothing_is_claimed_before_it_is_due(
 
 @pytest.mark.parametrize("scheduler", ["reference", "optimized"])
 async def test_server_error_is_retried_with_the_same_idempotency_key(
-    runtime: Runtime, sandbox: SandboxClient, scheduler: str
+    runtime: ServiceRuntime, sandbox: SandboxClient, scheduler: str
 ) -> None:
     workspace, accounts = await workspace_with_accounts(runtime.db, sandbox)
     await due_posts(runtime.db, workspace, accounts, count=1, at=datetime.now(UTC))
@@ -133,7 +133,7 @@ async def test_server_error_is_retried_with_the_same_idempotency_key(
 
 @pytest.mark.parametrize("scheduler", ["reference", "optimized"])
 async def test_ambiguous_500_is_retried_on_an_idempotent_platform_without_duplicate(
-    runtime: Runtime, sandbox: SandboxClient, scheduler: str
+    runtime: ServiceRuntime, sandbox: SandboxClient, scheduler: str
 ) -> None:
     workspace, accounts = await workspace_with_accounts(runtime.db, sandbox)
     await due_posts(runtime.db, workspace, accounts, count=1, at=datetime.now(UTC))
@@ -148,7 +148,7 @@ async def test_ambiguous_500_is_retried_on_an_idempotent_platform_without_duplic
 
 @pytest.mark.parametrize("scheduler", ["reference", "optimized"])
 async def test_rate_limit_reschedules_at_the_reset_without_an_attempt(
-    runtime: Runtime, sandbox: SandboxClient, scheduler: str
+    runtime: ServiceRuntime, sandbox: SandboxClient, scheduler: str
 ) -> None:
     workspace, accounts = await workspace_with_accounts(runtime.db, sandbox)
     await due_posts(runtime.db, workspace, accounts, count=1, at=datetime.now(UTC))
@@ -164,7 +164,7 @@ async def test_rate_limit_reschedules_at_the_reset_without_an_attempt(
 
 @pytest.mark.parametrize("scheduler", ["reference", "optimized"])
 async def test_rejected_token_fails_with_a_reason_and_flags_the_account(
-    runtime: Runtime, sandbox: SandboxClient, scheduler: str
+    runtime: ServiceRuntime, sandbox: SandboxClient, scheduler: str
 ) -> None:
     workspace, accounts = await workspace_with_accounts(runtime.db, sandbox)
     await due_posts(runtime.db, workspace, accounts, count=2, at=datetime.now(UTC))
@@ -181,7 +181,7 @@ async def test_rejected_token_fails_with_a_reason_and_flags_the_account(
 
 @pytest.mark.parametrize("scheduler", ["reference", "optimized"])
 async def test_media_that_is_not_an_image_fails_naming_the_url(
-    runtime: Runtime, sandbox: SandboxClient, scheduler: str
+    runtime: ServiceRuntime, sandbox: SandboxClient, scheduler: str
 ) -> None:
     workspace, accounts = await workspace_with_accounts(runtime.db, sandbox)
     bad = sandbox.media_url("notes.txt")
@@ -197,7 +197,7 @@ async def test_media_that_is_not_an_image_fails_naming_the_url(
 
 
 async def test_activity_is_appended_for_every_decision(
-    runtime: Runtime, sandbox: SandboxClient
+    runtime: ServiceRuntime, sandbox: SandboxClient
 ) -> None:
     workspace, accounts = await workspace_with_accounts(runtime.db, sandbox, count=2)
     await due_posts(runtime.db, workspace, accounts, count=3, at=datetime.now(UTC))

@@ -17,8 +17,8 @@ import pytest
 from sqlalchemy import select
 
 from postpilot.publishers.transport import NotPublicAddress
+from postpilot.runtime import ServiceRuntime, build_runtime
 from postpilot.scheduler.passes import run_pass
-from postpilot.scheduler.runtime import Runtime
 from postpilot.store import workspaces
 from postpilot.store.database import Database
 from postpilot.store.tables import Account, Delivery
@@ -185,9 +185,9 @@ async def store_accounts(db: Database, specs: list[dict[str, Any]]) -> tuple[str
 
 
 @pytest.fixture
-async def bare_runtime(sqlite_db: Database) -> AsyncIterator[Runtime]:
+async def bare_runtime(sqlite_db: Database) -> AsyncIterator[ServiceRuntime]:
     """Settings as in production: no SANDBOX_URL, no allow-list."""
-    runtime = Runtime.open(make_settings(sqlite_db), db=sqlite_db)
+    runtime = build_runtime(make_settings(sqlite_db), db=sqlite_db)
     assert runtime.settings.SANDBOX_URL is None
     yield runtime
     await runtime.close()
@@ -195,7 +195,7 @@ async def bare_runtime(sqlite_db: Database) -> AsyncIterator[Runtime]:
 
 @pytest.mark.parametrize("scheduler", ["reference", "optimized"])
 async def test_no_request_reaches_a_private_address(
-    bare_runtime: Runtime, v4: Listener, v6: Listener | None, scheduler: str
+    bare_runtime: ServiceRuntime, v4: Listener, v6: Listener | None, scheduler: str
 ) -> None:
     specs = hostile_accounts(v4, v6)
     workspace, accounts = await store_accounts(bare_runtime.db, specs)
@@ -218,7 +218,7 @@ async def test_no_request_reaches_a_private_address(
 
 
 async def test_a_login_to_a_private_address_is_not_sent_either(
-    bare_runtime: Runtime, v4: Listener
+    bare_runtime: ServiceRuntime, v4: Listener
 ) -> None:
     """An account with only a password signs in first (a token refresh): refused too, and the
     delivery says why (it is retried: the account itself may be fixed)."""
@@ -241,7 +241,7 @@ async def test_the_allow_list_lets_a_self_hosted_instance_through(
     sqlite_db: Database, v4: Listener
 ) -> None:
     settings = make_settings(sqlite_db, PRIVATE_HOSTS_ALLOWED=f"127.0.0.1:{v4.port}")
-    runtime = Runtime.open(settings, db=sqlite_db)
+    runtime = build_runtime(settings, db=sqlite_db)
     try:
         specs = hostile_accounts(v4, None)[:1]  # mastodon on 127.0.0.1:<port>
         workspace, accounts = await store_accounts(runtime.db, specs)
@@ -258,7 +258,7 @@ async def test_every_redirect_hop_is_checked(
 ) -> None:
     """The first hop is an allowed host; where it redirects to is not, and is never reached."""
     settings = make_settings(sqlite_db, PRIVATE_HOSTS_ALLOWED=f"127.0.0.1:{v4.port}")
-    runtime = Runtime.open(settings, db=sqlite_db)
+    runtime = build_runtime(settings, db=sqlite_db)
     inside = f"http://localhost:{v4.port + 1 if v6 is None else v6.port}/admin"
     try:
         with pytest.raises(NotPublicAddress, match="not a public address"):

@@ -16,10 +16,10 @@ from postpilot.core.outcomes import Published
 from postpilot.monitor.webhooks import Message
 from postpilot.publishers.base import PublishRequest
 from postpilot.publishers.registry import PUBLISHERS
+from postpilot.runtime import ServiceRuntime, build_runtime
 from postpilot.sandbox.client import SandboxClient
 from postpilot.scheduler import engine, reconcile
 from postpilot.scheduler.passes import run_pass
-from postpilot.scheduler.runtime import Runtime
 from postpilot.store import work
 from postpilot.store.database import Database
 from postpilot.store.tables import Activity, Delivery
@@ -63,7 +63,7 @@ def clock() -> Clock:
 @pytest.fixture
 async def runtime(
     any_db: Database, sandbox: SandboxClient, clock: Clock, tmp_path: Path
-) -> AsyncIterator[Runtime]:
+) -> AsyncIterator[ServiceRuntime]:
     settings = make_settings(
         any_db,
         sandbox,
@@ -72,7 +72,7 @@ async def runtime(
         JOURNAL_DIR=str(tmp_path / "journal"),
         HTTP_TIMEOUT_SECONDS=2,
     )
-    rt = Runtime.open(settings, db=any_db, clock=clock)
+    rt = build_runtime(settings, db=any_db, clock=clock)
     yield rt
     await rt.close()
 
@@ -91,7 +91,7 @@ async def reconciled_activity(db: Database) -> dict[str, str]:
         return {str(delivery_id): detail for delivery_id, detail in rows.all()}
 
 
-async def slack_workspace(runtime: Runtime, sandbox: SandboxClient, count: int) -> list[str]:
+async def slack_workspace(runtime: ServiceRuntime, sandbox: SandboxClient, count: int) -> list[str]:
     workspace, accounts = await workspace_with_accounts(
         runtime.db,
         sandbox,
@@ -104,7 +104,7 @@ async def slack_workspace(runtime: Runtime, sandbox: SandboxClient, count: int) 
 
 
 async def test_a_dead_pass_s_sends_are_settled_exactly_once(
-    runtime: Runtime, sandbox: SandboxClient, clock: Clock
+    runtime: ServiceRuntime, sandbox: SandboxClient, clock: Clock
 ) -> None:
     """Pass A claims three Slack deliveries, journals two as sending, sends one, and dies
     before writing anything. The sent one is found and published without a second send; the
@@ -161,7 +161,7 @@ async def test_a_dead_pass_s_sends_are_settled_exactly_once(
 
 
 async def test_a_lost_answer_becomes_unknown_then_published_with_the_platform_s_id(
-    runtime: Runtime, sandbox: SandboxClient, clock: Clock
+    runtime: ServiceRuntime, sandbox: SandboxClient, clock: Clock
 ) -> None:
     workspace, accounts = await workspace_with_accounts(
         runtime.db,
@@ -192,7 +192,7 @@ async def test_a_lost_answer_becomes_unknown_then_published_with_the_platform_s_
 
 
 async def test_when_the_platform_cannot_tell_it_waits_and_looks_again_later(
-    runtime: Runtime, sandbox: SandboxClient, clock: Clock
+    runtime: ServiceRuntime, sandbox: SandboxClient, clock: Clock
 ) -> None:
     [delivery_id] = await slack_workspace(runtime, sandbox, count=1)
     async with runtime.db.engine.begin() as conn:
@@ -224,7 +224,7 @@ async def test_when_the_platform_cannot_tell_it_waits_and_looks_again_later(
 
 
 async def test_a_look_that_is_stopped_leaves_the_delivery_in_doubt(
-    runtime: Runtime, sandbox: SandboxClient, clock: Clock
+    runtime: ServiceRuntime, sandbox: SandboxClient, clock: Clock
 ) -> None:
     """The taking-over pass journals the delivery as sending before it looks: if it is stopped
     (or dies) mid-look, whoever comes next must not take it as never sent."""
@@ -253,7 +253,7 @@ async def test_a_look_that_is_stopped_leaves_the_delivery_in_doubt(
 
 
 async def test_a_read_back_that_breaks_leaves_the_delivery_unknown(
-    runtime: Runtime, sandbox: SandboxClient, clock: Clock, monkeypatch: pytest.MonkeyPatch
+    runtime: ServiceRuntime, sandbox: SandboxClient, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     [delivery_id] = await slack_workspace(runtime, sandbox, count=1)
     async with runtime.db.engine.begin() as conn:

@@ -15,11 +15,11 @@ from sqlalchemy import select, update
 
 from postpilot.publishers.base import AccountContext
 from postpilot.publishers.registry import PUBLISHERS
+from postpilot.runtime import ServiceRuntime, build_runtime
 from postpilot.sandbox.client import SandboxClient
 from postpilot.scheduler.engine import PassState
 from postpilot.scheduler.passes import run_pass
 from postpilot.scheduler.renewal import Held, Renewals
-from postpilot.scheduler.runtime import Runtime
 from postpilot.store import work
 from postpilot.store.database import Database
 from postpilot.store.tables import Account, Delivery
@@ -28,14 +28,14 @@ from tests.helpers import make_settings
 
 
 @pytest.fixture
-async def runtime(any_db: Database, sandbox: SandboxClient) -> AsyncIterator[Runtime]:
-    rt = Runtime.open(make_settings(any_db, sandbox), db=any_db)
+async def runtime(any_db: Database, sandbox: SandboxClient) -> AsyncIterator[ServiceRuntime]:
+    rt = build_runtime(make_settings(any_db, sandbox), db=any_db)
     yield rt
     await rt.close()
 
 
 async def x_account(
-    runtime: Runtime, sandbox: SandboxClient
+    runtime: ServiceRuntime, sandbox: SandboxClient
 ) -> tuple[str, Account, dict[str, Any]]:
     tokens = sandbox.issue_token("x", "alice")
     workspace, (account,) = await workspace_with_accounts(
@@ -62,7 +62,7 @@ def token_requests(sandbox: SandboxClient) -> int:
 
 @pytest.mark.parametrize("scheduler", ["reference", "optimized"])
 async def test_expired_token_is_refreshed_once_and_stored(
-    runtime: Runtime, sandbox: SandboxClient, scheduler: str
+    runtime: ServiceRuntime, sandbox: SandboxClient, scheduler: str
 ) -> None:
     workspace, account, tokens = await x_account(runtime, sandbox)
     await due_posts(runtime.db, workspace, [account], count=3, at=datetime.now(UTC))
@@ -79,7 +79,7 @@ async def test_expired_token_is_refreshed_once_and_stored(
 
 
 async def test_token_close_to_expiry_is_refreshed_before_publishing(
-    runtime: Runtime, sandbox: SandboxClient
+    runtime: ServiceRuntime, sandbox: SandboxClient
 ) -> None:
     workspace, account, _tokens = await x_account(runtime, sandbox)
     async with runtime.db.transaction() as session:
@@ -96,7 +96,7 @@ async def test_token_close_to_expiry_is_refreshed_before_publishing(
 
 
 async def test_refused_refresh_fails_deliveries_and_asks_for_a_reconnect(
-    runtime: Runtime, sandbox: SandboxClient
+    runtime: ServiceRuntime, sandbox: SandboxClient
 ) -> None:
     workspace, account, tokens = await x_account(runtime, sandbox)
     await due_posts(runtime.db, workspace, [account], count=2, at=datetime.now(UTC))
@@ -114,7 +114,7 @@ async def test_refused_refresh_fails_deliveries_and_asks_for_a_reconnect(
 
 
 async def test_refresh_that_cannot_reach_the_platform_is_retried_later(
-    runtime: Runtime, sandbox: SandboxClient
+    runtime: ServiceRuntime, sandbox: SandboxClient
 ) -> None:
     workspace, account, tokens = await x_account(runtime, sandbox)
     await due_posts(runtime.db, workspace, [account], count=1, at=datetime.now(UTC))
@@ -129,7 +129,7 @@ async def test_refresh_that_cannot_reach_the_platform_is_retried_later(
 
 @pytest.mark.parametrize("scheduler", ["reference", "optimized"])
 async def test_one_rejected_token_does_not_fail_the_accounts_other_deliveries(
-    runtime: Runtime, sandbox: SandboxClient, scheduler: str
+    runtime: ServiceRuntime, sandbox: SandboxClient, scheduler: str
 ) -> None:
     workspace, account, _tokens = await x_account(runtime, sandbox)
     await due_posts(runtime.db, workspace, [account], count=3, at=datetime.now(UTC))
@@ -147,7 +147,7 @@ async def test_one_rejected_token_does_not_fail_the_accounts_other_deliveries(
 
 
 async def test_a_five_minute_token_is_not_renewed_on_every_pass(
-    runtime: Runtime, sandbox: SandboxClient
+    runtime: ServiceRuntime, sandbox: SandboxClient
 ) -> None:
     tokens = sandbox.issue_token("x", "alice", expires_in=300)
     now = datetime.now(UTC)
@@ -170,7 +170,7 @@ async def test_a_five_minute_token_is_not_renewed_on_every_pass(
 
 
 async def test_renewal_stamps_the_lifetime_so_the_next_pass_does_not_renew(
-    runtime: Runtime, sandbox: SandboxClient
+    runtime: ServiceRuntime, sandbox: SandboxClient
 ) -> None:
     sandbox.configure(access_token_ttl={"x": 300})
     workspace, account, tokens = await x_account(runtime, sandbox)
@@ -185,7 +185,7 @@ async def test_renewal_stamps_the_lifetime_so_the_next_pass_does_not_renew(
 
 
 async def test_credentials_another_worker_stored_are_used_not_renewed_again(
-    runtime: Runtime, sandbox: SandboxClient
+    runtime: ServiceRuntime, sandbox: SandboxClient
 ) -> None:
     """A worker holding credentials that another worker has since renewed (the refresh token it
     holds is spent, its access token revoked) takes the stored ones, on rejection and before
@@ -193,7 +193,7 @@ async def test_credentials_another_worker_stored_are_used_not_renewed_again(
     sandbox.configure(refresh_revokes_access=True)
     workspace, account, tokens = await x_account(runtime, sandbox)
     stale = await held_now(runtime)
-    other = Runtime.open(runtime.settings, db=runtime.db)  # another worker: its own caches
+    other = build_runtime(runtime.settings, db=runtime.db)  # another worker: its own caches
     try:
         await due_posts(runtime.db, workspace, [account], count=1, at=datetime.now(UTC))
         sandbox.expire_token(tokens["access_token"])
@@ -215,7 +215,7 @@ async def test_credentials_another_worker_stored_are_used_not_renewed_again(
 
 
 async def test_a_stale_change_never_overwrites_newer_credentials(
-    runtime: Runtime, sandbox: SandboxClient
+    runtime: ServiceRuntime, sandbox: SandboxClient
 ) -> None:
     _workspace, account, _tokens = await x_account(runtime, sandbox)
     now = datetime.now(UTC)
@@ -247,7 +247,7 @@ async def test_a_stale_change_never_overwrites_newer_credentials(
     assert after.status == "active", "a refusal of credentials since replaced marks nothing"
 
 
-async def held_now(runtime: Runtime) -> Held:
+async def held_now(runtime: ServiceRuntime) -> Held:
     account = await stored(runtime.db)
     context = AccountContext(
         id=account.id,
@@ -284,7 +284,7 @@ async def test_concurrent_passes_renew_a_rotating_token_once(
     )
     await due_posts(pg_db, workspace, accounts, count=8, at=datetime.now(UTC))
     sandbox.expire_token(tokens["access_token"])
-    workers = [Runtime.open(make_settings(pg_db, sandbox), db=pg_db) for _ in range(2)]
+    workers = [build_runtime(make_settings(pg_db, sandbox), db=pg_db) for _ in range(2)]
     try:
         reports = await asyncio.gather(
             *(run_pass(w, scheduler="optimized", limit=4, concurrency=4) for w in workers)
@@ -318,8 +318,8 @@ async def test_spent_refresh_token_after_another_process_renewed_takes_the_store
         credentials=credentials,
         options={"room_id": "!room:sandbox.test"},
     )
-    ours = Runtime.open(make_settings(sqlite_db, sandbox), db=sqlite_db)
-    theirs = Runtime.open(make_settings(sqlite_db, sandbox), db=sqlite_db)
+    ours = build_runtime(make_settings(sqlite_db, sandbox), db=sqlite_db)
+    theirs = build_runtime(make_settings(sqlite_db, sandbox), db=sqlite_db)
     stale = await held_now(ours)
     matrix = PUBLISHERS["matrix"]
 
@@ -346,7 +346,7 @@ async def test_spent_refresh_token_after_another_process_renewed_takes_the_store
 
 
 async def test_a_renewal_is_stored_at_once_not_with_the_pass_outcomes(
-    runtime: Runtime, sandbox: SandboxClient
+    runtime: ServiceRuntime, sandbox: SandboxClient
 ) -> None:
     """The refresh token it replaced is spent: the new pair must outlive a pass that dies."""
     _workspace, _account, tokens = await x_account(runtime, sandbox)

@@ -13,9 +13,9 @@ from typing import Literal
 import pytest
 from sqlalchemy import func, select
 
+from postpilot.runtime import ServiceRuntime, build_runtime
 from postpilot.sandbox.client import SandboxClient
 from postpilot.scheduler.passes import run_pass
-from postpilot.scheduler.runtime import Runtime
 from postpilot.scheduler.summary import PassReport
 from postpilot.scheduler.worker import Worker
 from postpilot.store.database import Database
@@ -68,7 +68,7 @@ async def test_worker_wakes_for_a_new_post_long_before_its_poll_interval(
     any_db: Database, sandbox: SandboxClient
 ) -> None:
     """SQLite: the in-process event; PostgreSQL: LISTEN/NOTIFY from another connection."""
-    runtime = Runtime.open(make_settings(any_db, sandbox, WORKER_POLL_SECONDS=60), db=any_db)
+    runtime = build_runtime(make_settings(any_db, sandbox, WORKER_POLL_SECONDS=60), db=any_db)
     workspace, accounts = await workspace_with_accounts(any_db, sandbox)
     runtime.wakeup = wakeup = WatchedEvent()
     stop = asyncio.Event()
@@ -93,7 +93,7 @@ async def in_flight(sandbox: SandboxClient, n: int) -> bool:
     return await asyncio.to_thread(sandbox.waiting) >= n
 
 
-async def take_over(runtime: Runtime) -> PassReport:
+async def take_over(runtime: ServiceRuntime) -> PassReport:
     """Passes until one takes the dead worker's deliveries over (its lease has run out)."""
     reports: list[PassReport] = []
 
@@ -131,7 +131,7 @@ async def test_four_workers_and_cron_passes_publish_2000_deliveries_exactly_once
     assert sum((await delivery_counts(pg_db)).values()) == 2000
     env = worker_env(pg_db, sandbox, SCHEDULER_BATCH_SIZE="50", SCHEDULER_CONCURRENCY="10")
     workers = [spawn(env) for _ in range(4)]
-    runtime = Runtime.open(make_settings(pg_db, sandbox), db=pg_db)
+    runtime = build_runtime(make_settings(pg_db, sandbox), db=pg_db)
     try:
         kinds = ["reference", "optimized"]
         turn = 0
@@ -180,7 +180,7 @@ async def test_sigkill_mid_pass_loses_nothing_and_duplicates_nothing(
     assert (await delivery_counts(any_db)) == {"claimed": 10}
 
     sandbox.configure(latency_ms=0)
-    runtime = Runtime.open(make_settings(any_db, sandbox, SCHEDULER_LEASE_SECONDS=5), db=any_db)
+    runtime = build_runtime(make_settings(any_db, sandbox, SCHEDULER_LEASE_SECONDS=5), db=any_db)
     try:
         early = await run_pass(runtime, scheduler="optimized")
         assert early.claimed == 0, "the dead worker's lease still holds"
@@ -253,7 +253,7 @@ async def test_sigkill_on_a_platform_without_idempotency_marks_only_what_was_in_
     worker.wait()
 
     sandbox.configure(latency_ms=0)
-    runtime = Runtime.open(make_settings(any_db, sandbox, SCHEDULER_LEASE_SECONDS=5), db=any_db)
+    runtime = build_runtime(make_settings(any_db, sandbox, SCHEDULER_LEASE_SECONDS=5), db=any_db)
     try:
         report = await take_over(runtime)
     finally:

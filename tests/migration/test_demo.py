@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 
 from sqlalchemy import func, select
 
+from postpilot.runtime import ServiceRuntime, build_runtime
 from postpilot.sandbox.client import SandboxClient
 from postpilot.scheduler.passes import run_pass
-from postpilot.scheduler.runtime import Runtime
 from postpilot.store import posts, rows, workspaces
 from postpilot.store.database import Database
 from postpilot.store.tables import Account, Activity, Delivery, Post, Workspace
@@ -25,7 +25,7 @@ async def _count(db: Database, table: type, *where: object) -> int:
         return int((await conn.execute(query)).scalar_one())
 
 
-async def _real_data(db: Database, runtime: Runtime) -> dict[str, str]:
+async def _real_data(db: Database, runtime: ServiceRuntime) -> dict[str, str]:
     """A real workspace, account, post (with its activity) that clean must never touch."""
     async with db.transaction() as session:
         created = await workspaces.create_workspace(session, name="acme")
@@ -56,7 +56,7 @@ async def _real_data(db: Database, runtime: Runtime) -> dict[str, str]:
 async def test_seeded_posts_publish_and_clean_removes_exactly_them(
     any_db: Database, sandbox: SandboxClient
 ) -> None:
-    runtime = Runtime.open(make_settings(any_db, sandbox), db=any_db)
+    runtime = build_runtime(make_settings(any_db, sandbox), db=any_db)
     try:
         real = await _real_data(any_db, runtime)
         before = await rows.counts(any_db)

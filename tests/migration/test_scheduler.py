@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
+from postpilot.runtime import build_runtime
 from postpilot.sandbox.client import SandboxClient
-from postpilot.scheduler.runtime import Runtime
 from postpilot.scheduler.worker import Worker
 from postpilot.store import posts, scheduler_config, workspaces
 from postpilot.store.database import Database
@@ -232,7 +232,7 @@ async def _passes(worker: Worker, count: int, timeout: float = 30.0) -> None:
 async def test_running_worker_follows_a_switch_at_its_next_pass(
     any_db: Database, sandbox: SandboxClient
 ) -> None:
-    runtime = Runtime.open(make_settings(any_db, sandbox, WORKER_POLL_SECONDS=0.1), db=any_db)
+    runtime = build_runtime(make_settings(any_db, sandbox, WORKER_POLL_SECONDS=0.1), db=any_db)
     async with any_db.transaction() as session:
         created = await workspaces.create_workspace(session, name="real")
         account = Account(

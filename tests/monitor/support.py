@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 
 from postpilot.api.app import create_app
-from postpilot.scheduler.runtime import Runtime
+from postpilot.runtime import ServiceRuntime
 from postpilot.scheduler.summary import PassReport
 from tests.helpers import TEST_CRON_SECRET, serving
 
@@ -98,7 +98,7 @@ def _no_lifespan(hook: Receiver) -> Any:
 
 
 @contextlib.asynccontextmanager
-async def api_for(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
+async def api_for(runtime: ServiceRuntime) -> AsyncIterator[httpx.AsyncClient]:
     """The real app over HTTP, on a runtime the test built (its clock, its settings)."""
     async with (
         serving(create_app(runtime.settings, runtime=runtime)) as url,

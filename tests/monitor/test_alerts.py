@@ -16,9 +16,9 @@ from sqlalchemy import update
 
 from postpilot.monitor import alerts, store, webhooks
 from postpilot.monitor.alerts import Change
+from postpilot.runtime import ServiceRuntime, build_runtime
 from postpilot.sandbox.client import SandboxClient
 from postpilot.scheduler.passes import run_pass
-from postpilot.scheduler.runtime import Runtime
 from postpilot.store import accounts as account_store
 from postpilot.store import work
 from postpilot.store.database import Database
@@ -61,27 +61,27 @@ async def clock() -> Clock:
 
 def open_runtime(
     db: Database, sandbox: SandboxClient, clock: Clock, hook: Receiver | None = None
-) -> Runtime:
+) -> ServiceRuntime:
     extra = {"ALERT_WEBHOOK_URL": hook.url, "ALERT_WEBHOOK_SECRET": WEBHOOK_SECRET} if hook else {}
     settings = make_settings(db, sandbox, **RULE_SETTINGS, **extra)
-    return Runtime.open(settings, db=db, clock=clock)
+    return build_runtime(settings, db=db, clock=clock)
 
 
 @pytest.fixture
 async def runtime(
     any_db: Database, sandbox: SandboxClient, clock: Clock, hook: Receiver
-) -> AsyncIterator[Runtime]:
+) -> AsyncIterator[ServiceRuntime]:
     rt = open_runtime(any_db, sandbox, clock, hook)
     yield rt
     await rt.close()
 
 
-async def evaluate(runtime: Runtime) -> Seen:
+async def evaluate(runtime: ServiceRuntime) -> Seen:
     changes: list[Change] = await runtime.monitor.evaluate()
     return [(c.status, c.alert.rule, c.alert.subject) for c in changes]
 
 
-async def notified(runtime: Runtime, hook: Receiver) -> list[tuple[str, str, str]]:
+async def notified(runtime: ServiceRuntime, hook: Receiver) -> list[tuple[str, str, str]]:
     """(event, rule, subject) of every alert message the receiver accepted, each signature
     checked as a receiver would."""
     assert runtime.monitor.alert_hook is not None
@@ -102,7 +102,7 @@ async def notified(runtime: Runtime, hook: Receiver) -> list[tuple[str, str, str
 
 
 async def test_error_rate_fires_once_and_resolves(
-    runtime: Runtime, clock: Clock, hook: Receiver, caplog: pytest.LogCaptureFixture
+    runtime: ServiceRuntime, clock: Clock, hook: Receiver, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="postpilot.monitor.alerts")
     record = runtime.monitor.record
@@ -147,7 +147,7 @@ async def test_error_rate_fires_once_and_resolves(
     assert alert["resolved_at"] is not None
 
 
-async def test_processing_time_fires_and_resolves(runtime: Runtime, clock: Clock) -> None:
+async def test_processing_time_fires_and_resolves(runtime: ServiceRuntime, clock: Clock) -> None:
     slow = synthetic_pass(clock, claimed=10, published=10, processing_ms=[6000.0] * 10)
     await runtime.monitor.record(slow)
     assert await evaluate(runtime) == [("firing", "processing_time", "optimized")]
@@ -161,7 +161,7 @@ async def test_processing_time_fires_and_resolves(runtime: Runtime, clock: Clock
 
 
 async def test_db_connections_fire_above_80_percent_and_resolve(
-    runtime: Runtime, clock: Clock
+    runtime: ServiceRuntime, clock: Clock
 ) -> None:
     assert runtime.db.max_connections == 20
     await runtime.monitor.record(synthetic_pass(clock, claimed=1, peak_db_connections=16))
@@ -175,7 +175,7 @@ async def test_db_connections_fire_above_80_percent_and_resolve(
 
 
 async def test_cache_hit_rate_waits_for_warm_up_then_fires_and_resolves(
-    runtime: Runtime, clock: Clock
+    runtime: ServiceRuntime, clock: Clock
 ) -> None:
     await runtime.monitor.record(synthetic_pass(clock, claimed=5, cache_hits=5, cache_misses=15))
     assert await evaluate(runtime) == [], "cold caches miss: no alert during warm-up"
@@ -186,7 +186,7 @@ async def test_cache_hit_rate_waits_for_warm_up_then_fires_and_resolves(
 
 
 async def test_overdue_deliveries_fire_when_nothing_polls_and_resolve_when_published(
-    runtime: Runtime, sandbox: SandboxClient, clock: Clock, hook: Receiver
+    runtime: ServiceRuntime, sandbox: SandboxClient, clock: Clock, hook: Receiver
 ) -> None:
     workspace, accounts = await workspace_with_accounts(runtime.db, sandbox)
     await due_posts(runtime.db, workspace, accounts, count=2, at=clock())
@@ -212,7 +212,7 @@ async def test_overdue_deliveries_fire_when_nothing_polls_and_resolve_when_publi
 
 
 async def test_failed_token_refresh_fires_per_account_and_resolves_on_reconnect(
-    runtime: Runtime, sandbox: SandboxClient, clock: Clock
+    runtime: ServiceRuntime, sandbox: SandboxClient, clock: Clock
 ) -> None:
     _, accounts = await workspace_with_accounts(runtime.db, sandbox, count=2)
     broken = accounts[1]
@@ -269,7 +269,7 @@ async def test_the_timer_evaluates_when_no_pass_runs(
     any_db: Database, sandbox: SandboxClient, clock: Clock
 ) -> None:
     settings = make_settings(any_db, sandbox, **{**RULE_SETTINGS, "ALERT_EVALUATE_SECONDS": 0.1})
-    runtime = Runtime.open(settings, db=any_db, clock=clock)
+    runtime = build_runtime(settings, db=any_db, clock=clock)
     workspace, accounts = await workspace_with_accounts(any_db, sandbox)
     await due_posts(any_db, workspace, accounts, count=1, at=clock())
     clock.advance(seconds=600)
@@ -343,7 +343,9 @@ def test_rules_respect_their_thresholds() -> None:
     assert [f.rule for f in alerts.evaluate(full, limits)] == [alerts.Rule.DB_CONNECTIONS]
 
 
-async def test_old_figures_and_resolved_alerts_are_pruned(runtime: Runtime, clock: Clock) -> None:
+async def test_old_figures_and_resolved_alerts_are_pruned(
+    runtime: ServiceRuntime, clock: Clock
+) -> None:
     await runtime.monitor.record(synthetic_pass(clock, claimed=10, failed=10))
     assert await evaluate(runtime) == [("firing", "error_rate", "optimized")]
     clock.advance(minutes=10)

@@ -14,9 +14,9 @@ import pytest
 from postpilot import logs
 from postpilot.publishers.base import PublishContext, PublishRequest
 from postpilot.publishers.registry import PUBLISHERS
+from postpilot.runtime import build_runtime
 from postpilot.sandbox.client import SandboxClient
 from postpilot.scheduler.passes import run_pass
-from postpilot.scheduler.runtime import Runtime
 from postpilot.store.database import Database
 from tests.factories import due_posts, workspace_with_accounts
 from tests.helpers import make_settings
@@ -55,7 +55,7 @@ async def test_pass_lines_carry_pass_and_delivery_ids(
         return await original(request, ctx)
 
     monkeypatch.setattr(publisher, "publish", publish)
-    runtime = Runtime.open(make_settings(sqlite_db, sandbox), db=sqlite_db)
+    runtime = build_runtime(make_settings(sqlite_db, sandbox), db=sqlite_db)
     try:
         workspace, accounts = await workspace_with_accounts(sqlite_db, sandbox, count=3)
         await due_posts(sqlite_db, workspace, accounts, count=1, at=runtime.now())

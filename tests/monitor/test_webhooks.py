@@ -13,10 +13,10 @@ import pytest
 
 from postpilot.monitor import webhooks
 from postpilot.monitor.webhooks import Message, WebhookSender
+from postpilot.runtime import build_runtime
 from postpilot.sandbox.client import SandboxClient
 from postpilot.sandbox.process import free_port
 from postpilot.scheduler.passes import run_pass
-from postpilot.scheduler.runtime import Runtime
 from postpilot.settings import SettingsError
 from postpilot.store.database import Database
 from tests.factories import due_posts, workspace_with_accounts
@@ -152,7 +152,7 @@ async def test_delivery_events_from_a_real_pass(
     settings = make_settings(
         any_db, sandbox, EVENTS_WEBHOOK_URL=hook.url, EVENTS_WEBHOOK_SECRET=WEBHOOK_SECRET
     )
-    runtime = Runtime.open(settings, db=any_db, clock=clock)
+    runtime = build_runtime(settings, db=any_db, clock=clock)
     try:
         workspace, accounts = await workspace_with_accounts(any_db, sandbox, count=3)
         await due_posts(any_db, workspace, accounts, count=1, at=clock())
@@ -195,7 +195,7 @@ async def test_a_slow_or_dead_receiver_never_holds_a_pass(
             WEBHOOK_TIMEOUT_SECONDS=0.3,
             WEBHOOK_MAX_ATTEMPTS=1,
         )
-        runtime = Runtime.open(settings, db=any_db)
+        runtime = build_runtime(settings, db=any_db)
         try:
             workspace, accounts = await workspace_with_accounts(any_db, sandbox, count=5)
             await due_posts(

@@ -11,9 +11,9 @@ import pytest
 
 from postpilot.core import figures
 from postpilot.monitor import store
+from postpilot.runtime import ServiceRuntime, build_runtime
 from postpilot.sandbox.client import SandboxClient
 from postpilot.scheduler.passes import run_pass
-from postpilot.scheduler.runtime import Runtime
 from postpilot.store.database import Database
 from tests.factories import due_posts, workspace_with_accounts
 from tests.helpers import make_settings
@@ -26,9 +26,11 @@ async def clock() -> Clock:
 
 
 @pytest.fixture
-async def runtime(any_db: Database, sandbox: SandboxClient, clock: Clock) -> AsyncIterator[Runtime]:
+async def runtime(
+    any_db: Database, sandbox: SandboxClient, clock: Clock
+) -> AsyncIterator[ServiceRuntime]:
     settings = make_settings(any_db, sandbox, SCHEDULER_RETRY_BASE_SECONDS=60)
-    rt = Runtime.open(settings, db=any_db, clock=clock)
+    rt = build_runtime(settings, db=any_db, clock=clock)
     yield rt
     await rt.close()
 
@@ -40,7 +42,7 @@ def _sample(values: list[float], q: float) -> float:
 
 
 async def test_known_workload_figures(
-    runtime: Runtime, sandbox: SandboxClient, clock: Clock
+    runtime: ServiceRuntime, sandbox: SandboxClient, clock: Clock
 ) -> None:
     db = runtime.db
     workspace, accounts = await workspace_with_accounts(db, sandbox, count=2)
@@ -138,7 +140,7 @@ async def test_known_workload_figures(
     assert 'postpilot_cache_requests_total{cache="credentials",result="miss"}' in metrics
 
 
-async def test_passes_that_claim_nothing_are_not_stored(runtime: Runtime) -> None:
+async def test_passes_that_claim_nothing_are_not_stored(runtime: ServiceRuntime) -> None:
     report = await run_pass(runtime, scheduler="optimized")
     assert report.claimed == 0
     async with runtime.db.engine.connect() as conn:
@@ -149,7 +151,7 @@ async def test_monitoring_off_stores_nothing(
     any_db: Database, sandbox: SandboxClient, clock: Clock
 ) -> None:
     settings = make_settings(any_db, sandbox, ENABLE_PERFORMANCE_MONITORING=False)
-    runtime = Runtime.open(settings, db=any_db, clock=clock)
+    runtime = build_runtime(settings, db=any_db, clock=clock)
     try:
         workspace, accounts = await workspace_with_accounts(any_db, sandbox)
         await due_posts(any_db, workspace, accounts, count=1, at=clock())

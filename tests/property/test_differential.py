@@ -16,9 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
+from postpilot.runtime import build_runtime
 from postpilot.sandbox.client import SandboxClient
 from postpilot.scheduler.passes import run_pass
-from postpilot.scheduler.runtime import Runtime
 from postpilot.store.database import Database
 from postpilot.store.schema import upgrade
 from postpilot.store.tables import Account, Delivery, Post
@@ -56,7 +56,7 @@ async def run_workload(
     sandbox.reset()
     sandbox.configure(max_text={"mastodon": 40})  # the platform is stricter than our own check
     db = Database(f"sqlite+aiosqlite:///{db_path}")
-    runtime = Runtime.open(make_settings(db, sandbox, SCHEDULER_MAX_ATTEMPTS=2), db=db)
+    runtime = build_runtime(make_settings(db, sandbox, SCHEDULER_MAX_ATTEMPTS=2), db=db)
     try:
         workspace, accounts = await workspace_with_accounts(db, sandbox, count=4)
         for index in revoked:

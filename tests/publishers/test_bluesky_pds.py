@@ -193,15 +193,15 @@ async def test_scheduler_publishes_to_the_pds_once(
     """Through postpilot's scheduler: an account connected with an app password only (the
     engine logs it in through `refresh`), a due post with an image, one optimized pass; then
     the delivery is run again with the same record key and the PDS still has one record."""
+    from postpilot.runtime import build_runtime
     from postpilot.scheduler.passes import run_pass
-    from postpilot.scheduler.runtime import Runtime
     from postpilot.store import posts
     from tests.helpers import make_settings, new_workspace
 
     port = sandbox.url.rsplit(":", 1)[1]
     pds_host = urlsplit(pds["PDS_BASE_URL"]).netloc  # the operator allows its own server
     settings = make_settings(sqlite_db, PRIVATE_HOSTS_ALLOWED=f"127.0.0.1:{port},{pds_host}")
-    runtime = Runtime.open(settings, db=sqlite_db)
+    runtime = build_runtime(settings, db=sqlite_db)
     base, did = pds["PDS_BASE_URL"], pds["PDS_DID"]
     try:
         workspace_id, _ = await new_workspace(sqlite_db)

@@ -25,7 +25,7 @@ from postpilot.api.routes import (
     posts,
     scheduler,
 )
-from postpilot.scheduler.runtime import Runtime
+from postpilot.runtime import ServiceRuntime, open_runtime
 from postpilot.settings import Settings, get_settings
 from postpilot.store import schema
 
@@ -47,33 +47,35 @@ ROUTERS = (
 def create_app(
     settings: Settings | None = None,
     *,
-    runtime: Runtime | None = None,
+    runtime: ServiceRuntime | None = None,
     with_worker: bool = False,
 ) -> FastAPI:
     """`runtime` lets tests share one with their own code; otherwise the lifespan opens one."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        active = runtime or Runtime.open(settings or get_settings())
-        await schema.ensure_current(active.db)
-        app.state.runtime = active
-        worker_task: asyncio.Task[None] | None = None
-        stop = asyncio.Event()
-        if with_worker:
-            from postpilot.scheduler.worker import Worker
-
-            worker_task = asyncio.create_task(Worker(active).run(stop), name="worker")
-        # Alerts are evaluated on a timer too: the overdue rule must fire when nothing polls.
-        monitor_task = asyncio.create_task(active.monitor.run(stop), name="monitor")
-        try:
-            yield
-        finally:
-            stop.set()
-            if worker_task is not None:
-                await worker_task
-            await monitor_task
+        async with contextlib.AsyncExitStack() as owned:
             if runtime is None:
-                await active.close()
+                active = await owned.enter_async_context(open_runtime(settings or get_settings()))
+            else:  # the caller's to close, but its schema must be current all the same
+                active = runtime
+                await schema.ensure_current(active.db)
+            app.state.runtime = active
+            worker_task: asyncio.Task[None] | None = None
+            stop = asyncio.Event()
+            if with_worker:
+                from postpilot.scheduler.worker import Worker
+
+                worker_task = asyncio.create_task(Worker(active).run(stop), name="worker")
+            # Alerts are evaluated on a timer too: the overdue rule must fire when nothing polls.
+            monitor_task = asyncio.create_task(active.monitor.run(stop), name="monitor")
+            try:
+                yield
+            finally:
+                stop.set()
+                if worker_task is not None:
+                    await worker_task
+                await monitor_task
 
     limits = settings or (runtime.settings if runtime else get_settings())
     app = FastAPI(

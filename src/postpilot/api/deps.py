@@ -11,19 +11,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from postpilot.api.errors import ApiError
 from postpilot.crypto import same_secret
-from postpilot.scheduler.runtime import Runtime
+from postpilot.runtime import ServiceRuntime
 from postpilot.store import api_keys
 from postpilot.store.tables import Workspace
 
 bearer = HTTPBearer(auto_error=False, description="A workspace API key: `Bearer pp_...`.")
 
 
-def get_runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
+def get_runtime(request: Request) -> ServiceRuntime:
+    runtime: ServiceRuntime = request.app.state.runtime
     return runtime
 
 
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+RuntimeDep = Annotated[ServiceRuntime, Depends(get_runtime)]
 
 
 async def get_session(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:

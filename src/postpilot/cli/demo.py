@@ -14,12 +14,11 @@ from postpilot.api.app import create_app
 from postpilot.cli import common
 from postpilot.core.durations import InvalidDuration, parse_duration
 from postpilot.core.states import DeliveryStatus
+from postpilot.runtime import open_database, open_runtime
 from postpilot.sandbox.process import start_sandbox
-from postpilot.scheduler.runtime import Runtime
 from postpilot.scheduler.summary import PassReport
 from postpilot.settings import Settings
 from postpilot.store import schema
-from postpilot.store.database import Database
 from postpilot.tools import demo
 
 app = typer.Typer(
@@ -70,8 +69,7 @@ def run(
 async def _serve(
     settings: Settings, sandbox_url: str, port: int, count: int, added: list[str]
 ) -> None:
-    runtime = Runtime.open(settings)
-    try:
+    async with open_runtime(settings, check_schema=False) as runtime:
         await schema.upgrade(runtime.db)
         now = runtime.now()
         seeded = await demo.seed(
@@ -112,8 +110,6 @@ async def _serve(
             )
         )
         await server.serve()
-    finally:
-        await runtime.close()
 
 
 async def _print_published(report: PassReport) -> None:
@@ -154,9 +150,7 @@ def seed(
         common.fail(f"--sandbox-url must be an http(s) URL (got {url!r})")
 
     async def go() -> demo.Seeded:
-        runtime = Runtime.open(settings)
-        try:
-            await schema.ensure_current(runtime.db)
+        async with open_runtime(settings) as runtime:
             now = runtime.now()
             return await demo.seed(
                 runtime.db,
@@ -167,8 +161,6 @@ def seed(
                 spread=span,
                 now=now,
             )
-        finally:
-            await runtime.close()
 
     seeded = common.run(go())
     common.console.print(
@@ -186,12 +178,8 @@ def clean() -> None:
     settings = common.settings()
 
     async def go() -> demo.Cleaned:
-        db = Database(settings.DATABASE_URL)
-        try:
-            await schema.ensure_current(db)
+        async with open_database(settings) as db:
             return await demo.clean(db)
-        finally:
-            await db.dispose()
 
     cleaned = common.run(go())
     common.console.print(

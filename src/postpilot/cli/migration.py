@@ -13,9 +13,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from postpilot.cli import common
 from postpilot.cli.compare import run_with_progress
 from postpilot.core.durations import InvalidDuration, parse_duration
+from postpilot.runtime import open_database
 from postpilot.settings import Settings
-from postpilot.store import schema
-from postpilot.store.database import Database
 from postpilot.tools import compare as comparing
 from postpilot.tools import report as reporting
 from postpilot.tools.errors import db_error_line
@@ -80,14 +79,10 @@ def report(
 async def _gather(
     settings: Settings, span: timedelta, comparison: comparing.Comparison | None
 ) -> reporting.ReportData:
-    db = Database(settings.DATABASE_URL)
-    try:
-        await schema.ensure_current(db)
+    async with open_database(settings) as db:
         return await reporting.gather(
             db, settings, now=datetime.now(UTC), window=span, comparison=comparison
         )
-    finally:
-        await db.dispose()
 
 
 def _compare(

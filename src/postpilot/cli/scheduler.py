@@ -14,9 +14,9 @@ from postpilot.cli import common
 from postpilot.core import knobs
 from postpilot.core.durations import format_duration, parse_duration
 from postpilot.errors import InvalidValue
+from postpilot.runtime import open_database
 from postpilot.scheduler import control
 from postpilot.settings import Settings
-from postpilot.store import schema
 from postpilot.store.database import Database
 
 app = typer.Typer(
@@ -30,12 +30,8 @@ ACTOR_HELP = "Who is making the change (default: user@host)."
 
 def _with_db(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
     async def go() -> T:
-        db = Database(settings.DATABASE_URL)
-        try:
-            await schema.ensure_current(db)
+        async with open_database(settings) as db:
             return await work(db)
-        finally:
-            await db.dispose()
 
     return common.run(go())
 

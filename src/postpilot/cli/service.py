@@ -13,10 +13,9 @@ from postpilot.api.app import create_app
 from postpilot.cli import common
 from postpilot.core import knobs
 from postpilot.monitor import prometheus
+from postpilot.runtime import open_runtime
 from postpilot.scheduler.passes import cron_pass
-from postpilot.scheduler.runtime import Runtime
 from postpilot.scheduler.worker import Worker
-from postpilot.store import schema
 
 
 def serve(
@@ -28,11 +27,9 @@ def serve(
     settings = common.settings()
 
     async def check() -> None:
-        runtime = Runtime.open(settings)
-        try:
-            await schema.ensure_current(runtime.db)
-        finally:
-            await runtime.close()
+        # Missing secret or old schema: one line here rather than a failing lifespan in uvicorn.
+        async with open_runtime(settings):
+            pass
 
     common.run(check())
     uvicorn.run(
@@ -53,9 +50,7 @@ def worker(
     settings = common.settings()
 
     async def go() -> None:
-        runtime = Runtime.open(settings)
-        try:
-            await schema.ensure_current(runtime.db)
+        async with open_runtime(settings) as runtime:
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
@@ -78,8 +73,6 @@ def worker(
                 await monitor
                 if stop_metrics is not None:
                     stop_metrics()
-        finally:
-            await runtime.close()
 
     common.run(go())
 
@@ -98,15 +91,11 @@ def run_once(
     settings = common.settings()
 
     async def go() -> dict[str, object]:
-        runtime = Runtime.open(settings)
-        try:
-            await schema.ensure_current(runtime.db)
+        async with open_runtime(settings) as runtime:
             report = await cron_pass(
                 runtime, scheduler=scheduler, limit=limit, concurrency=concurrency
             )
             return report.summary()
-        finally:
-            await runtime.close()
 
     summary = common.run(go())
     if as_json:

@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from postpilot.cli import common
 from postpilot.core.timezones import as_utc
-from postpilot.store import api_keys, schema, workspaces
-from postpilot.store.database import Database
+from postpilot.runtime import open_database
+from postpilot.store import api_keys, workspaces
 from postpilot.store.tables import ApiKey, Workspace
 
 T = TypeVar("T")
@@ -29,13 +29,8 @@ def create(name: str = typer.Option(..., "--name", help="A name people recognise
     settings = common.settings()
 
     async def go() -> workspaces.NewWorkspace:
-        db = Database(settings.DATABASE_URL)
-        try:
-            await schema.ensure_current(db)
-            async with db.transaction() as session:
-                return await workspaces.create_workspace(session, name=name)
-        finally:
-            await db.dispose()
+        async with open_database(settings) as db, db.transaction() as session:
+            return await workspaces.create_workspace(session, name=name)
 
     created = common.run(go())
     common.console.print(f"workspace {created.workspace.id} ({name})")
@@ -48,13 +43,8 @@ def list_() -> None:
     settings = common.settings()
 
     async def go() -> list[tuple[str, str]]:
-        db = Database(settings.DATABASE_URL)
-        try:
-            await schema.ensure_current(db)
-            async with db.session() as session:
-                return [(w.id, w.name) for w in await workspaces.list_workspaces(session)]
-        finally:
-            await db.dispose()
+        async with open_database(settings) as db, db.session() as session:
+            return [(w.id, w.name) for w in await workspaces.list_workspaces(session)]
 
     for ident, name in common.run(go()):
         common.console.print(f"{ident}  {name}", highlight=False)
@@ -81,15 +71,10 @@ def _in_workspace(workspace_id: str, change: Callable[[AsyncSession, str], Await
     settings = common.settings()
 
     async def go() -> T:
-        db = Database(settings.DATABASE_URL)
-        try:
-            await schema.ensure_current(db)
-            async with db.transaction() as session:
-                if await session.get(Workspace, workspace_id) is None:
-                    common.fail(f"no workspace {workspace_id} (see `postpilot workspace list`)")
-                return await change(session, _actor())
-        finally:
-            await db.dispose()
+        async with open_database(settings) as db, db.transaction() as session:
+            if await session.get(Workspace, workspace_id) is None:
+                common.fail(f"no workspace {workspace_id} (see `postpilot workspace list`)")
+            return await change(session, _actor())
 
     return common.run(go())
 

@@ -67,15 +67,13 @@ class Monitor:
         self._evaluating = asyncio.Lock()
 
     async def observe(self, report: PassReport) -> None:
-        """The pass observer (registered by `Runtime.open`)."""
+        """The pass observer (handed to the scheduler by the composition root)."""
         extra = {"pass_id": report.pass_id}
         try:
             self.prometheus.observe(report)
         except Exception:
             log.exception("prometheus update failed", extra=extra)
-        if self.event_hook is not None:
-            for message in events.delivery_events(report):
-                self.event_hook.enqueue(message)
+        self.announce(report)
         if not self.enabled:
             return
         if report.claimed or report.released or report.lost_lease:
@@ -88,6 +86,13 @@ class Monitor:
                 await self.evaluate()
             except Exception:
                 log.exception("alert evaluation failed", extra=extra)
+
+    def announce(self, report: PassReport) -> None:
+        """Queue a delivery event for each decision of `report` (the scheduler's delivery-event
+        hook, also for decisions written outside a pass)."""
+        if self.event_hook is not None:
+            for message in events.delivery_events(report):
+                self.event_hook.enqueue(message)
 
     async def record(self, report: PassReport) -> PassFigures:
         figures = PassFigures.from_report(report, max_connections=self.db.max_connections)

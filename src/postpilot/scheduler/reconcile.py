@@ -34,7 +34,6 @@ from postpilot.core import readback
 from postpilot.core.states import DeliveryStatus
 from postpilot.core.timezones import as_utc
 from postpilot.core.transitions import DeliverySnapshot, Event, Transition, reconcile
-from postpilot.monitor import events
 from postpilot.publishers.registry import PUBLISHERS
 from postpilot.scheduler import engine, lookups
 from postpilot.scheduler.runtime import Runtime
@@ -213,9 +212,6 @@ async def _note(
 
 def _announce(runtime: Runtime, item: WorkItem, transition: Transition) -> None:
     """Users' tools hear of a delivery published here as of one a pass published."""
-    hook = runtime.monitor.event_hook
-    if hook is None:
-        return
     report = PassReport(
         pass_id=str(uuid.uuid4()),
         scheduler=ACTOR,
@@ -224,8 +220,7 @@ def _announce(runtime: Runtime, item: WorkItem, transition: Transition) -> None:
         concurrency=1,
         decisions=[work.Decision(delivery=item.delivery, transition=transition)],
     )
-    for message in events.delivery_events(report):
-        hook.enqueue(message)
+    runtime.delivery_events(report)
 
 
 def _next_look(unknown_for: timedelta, runtime: Runtime) -> timedelta:

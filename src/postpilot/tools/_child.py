@@ -24,8 +24,8 @@ from typing import Any
 import psutil
 
 from postpilot import logs
+from postpilot.runtime import open_runtime
 from postpilot.scheduler.passes import run_pass
-from postpilot.scheduler.runtime import Runtime
 from postpilot.settings import load_settings
 
 
@@ -33,8 +33,8 @@ async def measure(job: dict[str, Any]) -> dict[str, Any]:
     settings = load_settings(_env_file=None, **job["settings"])
     logs.configure(settings.LOG_LEVEL, settings.LOG_FORMAT)
     frozen = datetime.fromisoformat(job["clock"])
-    runtime = Runtime.open(settings, clock=lambda: frozen)
-    try:
+    # The copy is of a database whose schema the parent checked.
+    async with open_runtime(settings, clock=lambda: frozen, check_schema=False) as runtime:
         process = psutil.Process()
         baseline_rss = process.memory_info().rss
         before = resource.getrusage(resource.RUSAGE_SELF)
@@ -47,8 +47,6 @@ async def measure(job: dict[str, Any]) -> dict[str, Any]:
         )
         wall_ms = (time.perf_counter() - wall) * 1000
         after = resource.getrusage(resource.RUSAGE_SELF)
-    finally:
-        await runtime.close()
     return {
         **report.summary(),
         "wall_ms": wall_ms,

@@ -17,7 +17,7 @@ from postpilot.api.errors import ApiError
 from postpilot.core import knobs
 from postpilot.crypto import same_secret
 from postpilot.monitor import store, summary
-from postpilot.scheduler.runtime import Runtime
+from postpilot.runtime import ServiceRuntime
 
 
 def require_operator(runtime: RuntimeDep, credentials: Credentials) -> None:
@@ -93,7 +93,7 @@ async def performance(
 
 
 def _head(
-    runtime: Runtime, kind: str, window: str, start: datetime, now: datetime
+    runtime: ServiceRuntime, kind: str, window: str, start: datetime, now: datetime
 ) -> dict[str, Any]:
     return {
         "type": kind,
@@ -118,7 +118,7 @@ def _row(row: summary.Comparison) -> dict[str, Any]:
     }
 
 
-async def _runs(runtime: Runtime, *, scheduler: str | None, limit: int) -> dict[str, Any]:
+async def _runs(runtime: ServiceRuntime, *, scheduler: str | None, limit: int) -> dict[str, Any]:
     async with runtime.db.engine.connect() as conn:
         runs = await store.recent_passes(conn, limit=limit, scheduler=scheduler)
     return {
@@ -128,7 +128,7 @@ async def _runs(runtime: Runtime, *, scheduler: str | None, limit: int) -> dict[
     }
 
 
-async def _alerts(runtime: Runtime, *, limit: int, status: str) -> dict[str, Any]:
+async def _alerts(runtime: ServiceRuntime, *, limit: int, status: str) -> dict[str, Any]:
     async with runtime.db.engine.connect() as conn:
         firing = await store.firing_alerts(conn)
         recent = await store.recent_alerts(
@@ -142,7 +142,7 @@ async def _alerts(runtime: Runtime, *, limit: int, status: str) -> dict[str, Any
     }
 
 
-def _cache(runtime: Runtime) -> dict[str, Any]:
+def _cache(runtime: ServiceRuntime) -> dict[str, Any]:
     """This process's caches since it started (the stored figures cover every process)."""
     caches = {
         name: {"hits": stats.hits, "misses": stats.misses, "hit_rate": stats.hit_rate}
@@ -151,7 +151,7 @@ def _cache(runtime: Runtime) -> dict[str, Any]:
     return {"backend": runtime.cache.backend, "process": caches}
 
 
-def _thresholds(runtime: Runtime) -> dict[str, Any]:
+def _thresholds(runtime: ServiceRuntime) -> dict[str, Any]:
     """The alert thresholds, for a dashboard's target lines."""
     limits = runtime.monitor.alerts.thresholds
     return {
