@@ -121,20 +121,24 @@ def _status_counts() -> Any:
         return func.sum(case((condition, 1), else_=0))
 
     status = Delivery.status
+    scheduled, cancelled = DeliveryStatus.SCHEDULED.value, DeliveryStatus.CANCELLED.value
     return (
         select(
             Delivery.post_id.label("post_id"),
             func.count().label("total"),
-            count(status == "published").label("published"),
-            count(status == "failed").label("failed"),
-            count(status == "cancelled").label("cancelled"),
-            count(status == "unknown").label("unknown"),
-            count(status == "claimed").label("claimed"),
-            count(status == "scheduled").label("scheduled"),
-            count((status == "scheduled") & (Delivery.attempts > 0)).label("retrying"),
-            count(status.not_in(("scheduled", "cancelled")) | (Delivery.attempts > 0)).label(
-                "started"
+            *(
+                count(status == each.value).label(each.value)
+                for each in (
+                    DeliveryStatus.PUBLISHED,
+                    DeliveryStatus.FAILED,
+                    DeliveryStatus.CANCELLED,
+                    DeliveryStatus.UNKNOWN,
+                    DeliveryStatus.CLAIMED,
+                    DeliveryStatus.SCHEDULED,
+                )
             ),
+            count((status == scheduled) & (Delivery.attempts > 0)).label("retrying"),
+            count(status.not_in((scheduled, cancelled)) | (Delivery.attempts > 0)).label("started"),
         )
         .group_by(Delivery.post_id)
         .subquery("counts")

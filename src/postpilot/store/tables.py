@@ -24,6 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from postpilot.core.knobs import DEFAULT_SCHEDULER
+from postpilot.core.states import AccountStatus, AlertStatus, DeliveryStatus, WorkerState
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -32,6 +33,10 @@ NAMING = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+# Partial-index conditions, in the words the migrations wrote them.
+_PENDING_WHERE = f"status IN ('{DeliveryStatus.SCHEDULED.value}', '{DeliveryStatus.CLAIMED.value}')"
+_FIRING_WHERE = f"status = '{AlertStatus.FIRING.value}'"
 
 # SQLite only autoincrements an INTEGER PRIMARY KEY.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -112,7 +117,7 @@ class Account(Base):
     # Bumped on every credentials change: caches key on it so an edit is never served stale.
     credentials_version: Mapped[int] = mapped_column(Integer, default=1)
     token_expires_at: Mapped[datetime | None] = mapped_column(Timestamp)
-    status: Mapped[str] = mapped_column(String(32), default="active")
+    status: Mapped[str] = mapped_column(String(32), default=AccountStatus.ACTIVE.value)
     status_reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
@@ -149,7 +154,7 @@ class Delivery(Base):
     post_id: Mapped[str] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"))
     account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
     platform: Mapped[str] = mapped_column(String(32))
-    status: Mapped[str] = mapped_column(String(16), default="scheduled")
+    status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.SCHEDULED.value)
     scheduled_at: Mapped[datetime] = mapped_column(Timestamp)  # the user's time, for lateness
     due_at: Mapped[datetime] = mapped_column(Timestamp)  # next attempt
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -176,8 +181,8 @@ class Delivery(Base):
             "ix_deliveries_pending_due",
             "due_at",
             "id",
-            postgresql_where=text("status IN ('scheduled', 'claimed')"),
-            sqlite_where=text("status IN ('scheduled', 'claimed')"),
+            postgresql_where=text(_PENDING_WHERE),
+            sqlite_where=text(_PENDING_WHERE),
         ),
         Index(None, "workspace_id", "status"),
     )
@@ -235,7 +240,7 @@ class WorkerHeartbeat(Base):
     pid: Mapped[int] = mapped_column(Integer)
     started_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     last_beat_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
-    state: Mapped[str] = mapped_column(String(16), default="running")  # running, stopped
+    state: Mapped[str] = mapped_column(String(16), default=WorkerState.RUNNING.value)
 
 
 class PassMetric(Base):
@@ -286,7 +291,7 @@ class MonitorAlert(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     rule: Mapped[str] = mapped_column(String(32))
     subject: Mapped[str] = mapped_column(String(200), default="")
-    status: Mapped[str] = mapped_column(String(16), default="firing")  # firing, resolved
+    status: Mapped[str] = mapped_column(String(16), default=AlertStatus.FIRING.value)
     severity: Mapped[str] = mapped_column(String(16), default="warning")
     value: Mapped[float | None] = mapped_column()
     threshold: Mapped[float | None] = mapped_column()
@@ -302,8 +307,8 @@ class MonitorAlert(Base):
             "rule",
             "subject",
             unique=True,
-            postgresql_where=text("status = 'firing'"),
-            sqlite_where=text("status = 'firing'"),
+            postgresql_where=text(_FIRING_WHERE),
+            sqlite_where=text(_FIRING_WHERE),
         ),
         Index(None, "fired_at"),
     )

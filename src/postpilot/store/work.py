@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Row, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from postpilot.core.states import DeliveryStatus
+from postpilot.core.states import AccountStatus, DeliveryStatus
 from postpilot.core.timezones import as_utc
 from postpilot.core.transitions import DeliverySnapshot, Transition
 from postpilot.store import bulk
@@ -338,7 +338,8 @@ async def apply_decisions(
             platform_url = {v["platform_url"]}, published_at = {v["published_at"]},
             claimed_by = NULL, claimed_until = NULL, recovered = false, updated_at = :now
         FROM {rows.from_clause}
-        WHERE {d}.id = {v["id"]} AND {d}.claimed_by = :claimer AND {d}.status = 'claimed'
+        WHERE {d}.id = {v["id"]} AND {d}.claimed_by = :claimer
+            AND {d}.status = '{DeliveryStatus.CLAIMED.value}'
         RETURNING {d}.id
     """
     payload = bulk.encode(
@@ -426,7 +427,7 @@ async def apply_account_changes(
                     credentials=change.credentials,
                     credentials_version=accounts.c.credentials_version + 1,
                     token_expires_at=change.token_expires_at,
-                    status="active",
+                    status=AccountStatus.ACTIVE.value,
                     status_reason=None,
                     updated_at=now,
                 )
@@ -434,9 +435,11 @@ async def apply_account_changes(
         elif change.needs_reconnect is not None:
             await conn.execute(
                 update(accounts)
-                .where(*where, accounts.c.status == "active")
+                .where(*where, accounts.c.status == AccountStatus.ACTIVE.value)
                 .values(
-                    status="needs_reconnect", status_reason=change.needs_reconnect, updated_at=now
+                    status=AccountStatus.NEEDS_RECONNECT.value,
+                    status_reason=change.needs_reconnect,
+                    updated_at=now,
                 )
             )
 
@@ -491,7 +494,7 @@ async def swap_credentials(
             credentials=credentials,
             credentials_version=expected_version + 1,
             token_expires_at=token_expires_at,
-            status="active",
+            status=AccountStatus.ACTIVE.value,
             status_reason=None,
             updated_at=now,
         )

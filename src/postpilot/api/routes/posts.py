@@ -22,7 +22,7 @@ from postpilot.api.schemas import (
     PostUpdate,
 )
 from postpilot.core.limits import LIMITS, limits_for
-from postpilot.core.states import DeliveryStatus, PostStatus
+from postpilot.core.states import AccountStatus, DeliveryStatus, PostStatus
 from postpilot.core.timezones import Dst, as_utc, in_zone
 from postpilot.publishers.addresses import AddressPolicy
 from postpilot.publishers.media import MediaError, check_url_shape
@@ -93,7 +93,7 @@ async def _targets(session: Any, workspace_id: str, ids: list[str]) -> list[Acco
     missing = [i for i in ids if i not in found]
     if missing:
         raise _invalid([f"targets: no account {i} in this workspace" for i in missing])
-    inactive = [a for a in found.values() if a.status != "active"]
+    inactive = [a for a in found.values() if a.status != AccountStatus.ACTIVE]
     if inactive:
         raise _invalid(
             [f"targets: account {a.handle} on {a.platform} is {a.status}" for a in inactive],
