@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -49,9 +49,17 @@ class ApiServer:
     client: httpx.AsyncClient  # authorized with the workspace's API key
     workspace_id: str
     api_key: str
+    closing: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
 
     def cron(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {TEST_CRON_SECRET}"}
+
+    def client_for(self, key: str | None) -> httpx.AsyncClient:
+        """Another client of this server, sending `key` (or no key); closed with the server."""
+        headers = {"Authorization": f"Bearer {key}"} if key is not None else {}
+        client = httpx.AsyncClient(base_url=self.url, headers=headers, timeout=30)
+        self.closing.push_async_callback(client.aclose)
+        return client
 
 
 async def new_workspace(db: Database, name: str = "test") -> tuple[str, str]:
@@ -72,7 +80,9 @@ async def api_server(
             async with httpx.AsyncClient(
                 base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=30
             ) as client:
-                yield ApiServer(url, runtime, client, workspace_id, key)
+                api = ApiServer(url, runtime, client, workspace_id, key)
+                async with api.closing:
+                    yield api
     finally:
         await runtime.close()
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import httpx
 from sqlalchemy import func, select, update
 
 from postpilot.sandbox.client import SandboxClient
@@ -28,18 +27,14 @@ async def test_requests_need_a_valid_key_and_stay_in_their_workspace(
 ) -> None:
     async with api_server(sqlite_db, sandbox) as api:
         account_id = await mastodon_account(api, sandbox)
-        anonymous = await httpx.AsyncClient(base_url=api.url).get("/api/accounts")
+        anonymous = await api.client_for(None).get("/api/accounts")
         assert anonymous.status_code == 401
         assert "Authorization: Bearer" in anonymous.json()["error"]["message"]
-        bad = await httpx.AsyncClient(
-            base_url=api.url, headers={"Authorization": "Bearer pp_nope"}
-        ).get("/api/accounts")
+        bad = await api.client_for("pp_nope").get("/api/accounts")
         assert bad.status_code == 401
 
         _, other_key = await new_workspace(sqlite_db, "other")
-        other = httpx.AsyncClient(
-            base_url=api.url, headers={"Authorization": f"Bearer {other_key}"}
-        )
+        other = api.client_for(other_key)
         assert (await other.get("/api/accounts")).json() == []
         assert (await other.get(f"/api/accounts/{account_id}")).status_code == 404
         stolen = await other.post(

@@ -25,7 +25,7 @@ def future(minutes: int = 30) -> str:
 
 
 def client(api: ApiServer, key: str) -> httpx.AsyncClient:
-    return httpx.AsyncClient(base_url=api.url, headers={"Authorization": f"Bearer {key}"})
+    return api.client_for(key)
 
 
 async def rows(db: Database, model: type, *where: Any) -> list[Any]:
