@@ -11,6 +11,7 @@ from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
 from postpilot.cli import common
+from postpilot.core import knobs
 from postpilot.settings import Settings
 from postpilot.tools import compare as comparing
 from postpilot.tools.errors import db_error_line
@@ -24,10 +25,18 @@ STAGES = {
 
 def compare(
     limit: int = typer.Option(
-        50, "--limit", min=1, max=10_000, help="Most due deliveries to take."
+        50,
+        "--limit",
+        min=knobs.BATCH_SIZE.low,
+        max=knobs.BATCH_SIZE.high,
+        help="Most due deliveries to take.",
     ),
     concurrency: int = typer.Option(
-        5, "--concurrency", min=1, max=1_000, help="Parallel publishes (optimized)."
+        knobs.CONCURRENCY.default,
+        "--concurrency",
+        min=knobs.CONCURRENCY.low,
+        max=knobs.CONCURRENCY.high,
+        help="Parallel publishes (optimized).",
     ),
     latency_ms: float = typer.Option(
         50.0,

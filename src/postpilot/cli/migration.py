@@ -12,6 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from postpilot.cli import common
 from postpilot.cli.compare import run_with_progress
+from postpilot.core import knobs
 from postpilot.core.durations import InvalidDuration, parse_duration
 from postpilot.runtime import open_database
 from postpilot.settings import Settings
@@ -35,8 +36,18 @@ def report(
     from_compare: bool = typer.Option(
         False, "--from-compare", help="Also run `postpilot compare` now and use its figures."
     ),
-    limit: int = typer.Option(50, min=1, max=10_000, help="With --from-compare: most deliveries."),
-    concurrency: int = typer.Option(5, min=1, max=1_000, help="With --from-compare."),
+    limit: int = typer.Option(
+        50,
+        min=knobs.BATCH_SIZE.low,
+        max=knobs.BATCH_SIZE.high,
+        help="With --from-compare: most deliveries.",
+    ),
+    concurrency: int = typer.Option(
+        knobs.CONCURRENCY.default,
+        min=knobs.CONCURRENCY.low,
+        max=knobs.CONCURRENCY.high,
+        help="With --from-compare.",
+    ),
     latency_ms: float = typer.Option(50.0, min=0, max=10_000, help="With --from-compare."),
 ) -> None:
     """Write the migration report: during-migration targets (current, met or not), the

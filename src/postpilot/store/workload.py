@@ -14,10 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from postpilot.store import work
 from postpilot.store.database import Database
-from postpilot.store.tables import Activity, Workspace
+from postpilot.store.tables import Activity, Workspace, table_of
 
 CHUNK = 500
-workspaces: Table = Workspace.__table__  # type: ignore[assignment]
+workspaces = table_of(Workspace)
 # Parents first, the order rows are inserted in.
 TABLES: tuple[Table, ...] = (workspaces, work.accounts, work.posts, work.deliveries)
 

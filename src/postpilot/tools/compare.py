@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from postpilot.core import figures
+from postpilot.core import figures, knobs
 from postpilot.errors import PostpilotError
 from postpilot.sandbox.client import SandboxClient
 from postpilot.sandbox.process import SandboxProcess, start_sandbox
@@ -35,7 +35,7 @@ from postpilot.store import workload as copies
 from postpilot.store.database import Database
 from postpilot.tools import workload as workloads
 
-SCHEDULERS = ("reference", "optimized")
+SCHEDULERS: tuple[str, ...] = tuple(knobs.SchedulerKind)
 Progress = Callable[[str, int, int], None]  # stage, done, total
 COMPARED_FIELDS = ("status", "attempts", "last_error", "events", "published_text", "media")
 

@@ -70,7 +70,10 @@ async def performance(
     per_scheduler = summary.by_scheduler(passes, window=span)
     head = _head(runtime, type, window, start, now)
     if compared:
-        rows = summary.compare(per_scheduler["reference"], per_scheduler["optimized"])
+        rows = summary.compare(
+            per_scheduler[knobs.SchedulerKind.REFERENCE],
+            per_scheduler[knobs.SchedulerKind.OPTIMIZED],
+        )
         return {
             **head,
             "rows": [_row(row) for row in rows],
