@@ -43,7 +43,7 @@ from __future__ import annotations
 
 
 class PostpilotError(Exception):
-    """Something postpilot expects can go wrong went wrong."""
+    """A failure postpilot foresaw; the message says what happened."""
 
     def __init__(self, message: str | None = None) -> None:
         super().__init__(message or " ".join((self.__doc__ or "").split()))
