@@ -11,7 +11,7 @@ from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
 from postpilot.cli import common
-from postpilot.store import rows, schema, sqlite_files
+from postpilot.store import rows, schema
 from postpilot.store.database import Database
 from postpilot.tools import backup as backups
 from postpilot.tools.errors import db_error_line
@@ -121,8 +121,6 @@ def restore(
 def _db_run(work: Callable[[], Coroutine[Any, Any, T]]) -> T:
     try:
         return common.run(work())
-    except (backups.BackupError, sqlite_files.SqliteFileError) as exc:
-        common.fail(str(exc))
     except SQLAlchemyError as exc:
         common.fail(db_error_line(exc))
 
