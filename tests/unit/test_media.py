@@ -13,6 +13,7 @@ import pytest
 
 from postpilot.publishers.media import MediaError, MediaFetcher, is_public_address, pinned
 from postpilot.sandbox.images import png
+from tests.waiting import wait_until
 
 IMAGE = png(8, 8)
 
@@ -211,7 +212,7 @@ async def test_a_failure_past_the_checks_still_answers_every_waiter(
 
     class Broken(httpx.AsyncBaseTransport):
         async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-            await asyncio.sleep(0)
+            await asyncio.sleep(0)  # fail after a checkpoint, as real I/O would
             raise RuntimeError("a bug below the fetcher")
 
     async with httpx.AsyncClient(transport=Broken()) as broken:
@@ -249,7 +250,7 @@ async def test_cancelled_download_hands_over_to_a_waiter(
         first = asyncio.create_task(fetch.fetch(url(server, "/ok.png")))
         await started.wait()
         waiter = asyncio.create_task(fetch.fetch(url(server, "/ok.png")))
-        await asyncio.sleep(0)
+        await wait_until(lambda: fetch.hits == 1, timeout=5, every=0)  # it waits on the first
         first.cancel()
         media = await asyncio.wait_for(waiter, 5)
     assert media.content == IMAGE
