@@ -47,8 +47,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.postgres)
         if "redis" in needs:
             item.add_marker(pytest.mark.redis)
-        if not any(item.get_closest_marker(tier) for tier in TIERS):
-            item.add_marker(getattr(pytest.mark, tier_of(needs)))
+        implied = tier_of(needs)
+        marked = [tier for tier in TIERS if item.get_closest_marker(tier)]
+        if not marked:
+            item.add_marker(getattr(pytest.mark, implied))
+        elif len(marked) > 1 or TIERS.index(marked[0]) < TIERS.index(implied):
+            raise pytest.UsageError(
+                f"{item.nodeid}: marked {', '.join(marked)}, but its fixtures put it in {implied}"
+            )
 
 
 def tier_of(needs: Iterable[str]) -> str:
