@@ -16,13 +16,8 @@ from postpilot.store.database import Database
 from postpilot.store.tables import Delivery
 from tests.factories import due_posts, workspace_with_accounts
 from tests.helpers import make_settings
-from tests.integration.test_worker import delivery_counts, in_flight, worker_env
+from tests.integration.test_worker import delivery_counts, in_flight, nothing_held, worker_env
 from tests.waiting import wait_until
-
-
-async def nothing_held(sandbox: SandboxClient) -> bool:
-    """The sandbox answered every request it held: nothing late leaks into the next test."""
-    return await asyncio.to_thread(sandbox.waiting) == 0
 
 
 async def test_a_publish_that_does_not_answer_is_stopped_at_its_timeout(
