@@ -66,14 +66,6 @@ def test_rates_of_no_decision_are_unknown_not_zero() -> None:
     assert figures.success_rate(nothing) is None
 
 
-def test_outcomes_add_up_and_copy_any_counts() -> None:
-    first = Outcomes.of(_Report(published=3, failed=1, released=9))
-    second = Outcomes(published=2, retried=1, rate_limited=4, unknown=5)
-    assert first + second == Outcomes(published=5, failed=1, retried=1, rate_limited=4, unknown=5)
-    assert first + Outcomes() == first
-    assert figures.outcomes(first + second) == figures.outcomes(first) + figures.outcomes(second)
-
-
 @pytest.mark.parametrize(
     ("part", "whole", "expected"),
     [(1, 4, 0.25), (0, 4, 0.0), (3, 0, None), (None, 4, None), (3, None, None), (2.5, 0.5, 5.0)],

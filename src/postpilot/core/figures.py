@@ -48,32 +48,13 @@ class OutcomeCounts(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Outcomes:
-    """Outcome counts as a value, for totals over several passes."""
+    """Outcome counts as a value, for totals gathered from elsewhere."""
 
     published: int = 0
     failed: int = 0
     retried: int = 0
     rate_limited: int = 0
     unknown: int = 0
-
-    @classmethod
-    def of(cls, counts: OutcomeCounts) -> Outcomes:
-        return cls(
-            published=counts.published,
-            failed=counts.failed,
-            retried=counts.retried,
-            rate_limited=counts.rate_limited,
-            unknown=counts.unknown,
-        )
-
-    def __add__(self, other: Outcomes) -> Outcomes:
-        return Outcomes(
-            published=self.published + other.published,
-            failed=self.failed + other.failed,
-            retried=self.retried + other.retried,
-            rate_limited=self.rate_limited + other.rate_limited,
-            unknown=self.unknown + other.unknown,
-        )
 
 
 def outcomes(counts: OutcomeCounts) -> int:
