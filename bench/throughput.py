@@ -138,12 +138,13 @@ def spawn(spec: dict[str, Any], progress: Progress, task: Any, timeout_s: float)
         )
         result: dict[str, Any] | None = None
         assert process.stdout is not None
-        for line in process.stdout:
-            message = json.loads(line)
-            if message["type"] == "progress":
-                progress.update(task, completed=message["done"])
-            elif message["type"] == "result":
-                result = message["result"]
+        with process.stdout:  # read to its end, then closed (the child keeps no other pipe)
+            for line in process.stdout:
+                message = json.loads(line)
+                if message["type"] == "progress":
+                    progress.update(task, completed=message["done"])
+                elif message["type"] == "result":
+                    result = message["result"]
         try:
             process.wait(timeout_s)
         except subprocess.TimeoutExpired:
