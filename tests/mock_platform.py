@@ -69,10 +69,11 @@ def request(
     media_urls: tuple[str, ...] = (),
     attempt: int = 1,
     recovered: bool = False,
+    key: str | None = None,
 ) -> PublishRequest:
     return PublishRequest(
         delivery_id=f"dlv-{uuid.uuid4().hex[:8]}",
-        idempotency_key=uuid.uuid4().hex,
+        idempotency_key=key or uuid.uuid4().hex,
         text="hello",
         media_urls=media_urls,
         account=acct,
