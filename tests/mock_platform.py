@@ -4,7 +4,6 @@ and sends its real requests, nothing leaves the process, and the clock stands st
 from __future__ import annotations
 
 import contextlib
-import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -13,7 +12,7 @@ from typing import Any
 import httpx
 
 from postpilot.core import outcomes
-from postpilot.publishers.base import AccountContext, PublishContext, PublishRequest
+from postpilot.publishers.base import PublishContext
 from postpilot.publishers.media import MediaFetcher
 
 # Ahead of the real clock: budgets ignore resets that have already passed.
@@ -48,39 +47,6 @@ async def context(
     """A publish context whose every request goes to `platform`, at `NOW`."""
     async with httpx.AsyncClient(transport=httpx.MockTransport(platform)) as http:
         yield PublishContext(http=http, media=MediaFetcher(http, max_bytes=1024), now=lambda: NOW)
-
-
-def account(
-    platform: str, credentials: dict[str, Any], options: dict[str, Any] | None = None
-) -> AccountContext:
-    return AccountContext(
-        id=f"acct-{platform}",
-        platform=platform,
-        handle="someone",
-        base_url="https://platform.example",
-        options=options or {},
-        credentials=credentials,
-    )
-
-
-def request(
-    acct: AccountContext,
-    *,
-    media_urls: tuple[str, ...] = (),
-    attempt: int = 1,
-    recovered: bool = False,
-    key: str | None = None,
-) -> PublishRequest:
-    return PublishRequest(
-        delivery_id=f"dlv-{uuid.uuid4().hex[:8]}",
-        idempotency_key=key or uuid.uuid4().hex,
-        text="hello",
-        media_urls=media_urls,
-        account=acct,
-        scheduled_at=NOW,
-        attempt=attempt,
-        recovered=recovered,
-    )
 
 
 def response(status: int, body: Any = None, **headers: str) -> httpx.Response:

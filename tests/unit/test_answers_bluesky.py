@@ -18,13 +18,12 @@ from tests.mock_platform import (
     Answer,
     Expected,
     MockPlatform,
-    account,
     by_status,
     context,
     expect,
-    request,
     response,
 )
+from tests.publishers.conftest import account, publish_request
 
 CREATE, GET = "/com.atproto.repo.createRecord", "/com.atproto.repo.getRecord"
 FOUND, ABSENT = response(200, {"uri": "at://..."}), response(400, {"error": "RecordNotFound"})
@@ -89,21 +88,21 @@ ANSWERS: dict[str, tuple[Answer, httpx.Response, Expected]] = {
 async def test_each_answer_has_its_outcome(case: str) -> None:
     created, looked_up, expected = ANSWERS[case]
     async with context(MockPlatform({CREATE: created, GET: looked_up})) as ctx:
-        outcome = await BlueskyPublisher().publish(request(session()), ctx)
+        outcome = await BlueskyPublisher().publish(publish_request(session()), ctx)
     expected.check(outcome)
 
 
 @pytest.mark.parametrize("status", ERROR_STATUSES)
 async def test_every_error_status_has_an_outcome(status: int) -> None:
     async with context(MockPlatform({CREATE: response(status), GET: ABSENT})) as ctx:
-        outcome = await BlueskyPublisher().publish(request(session()), ctx)
+        outcome = await BlueskyPublisher().publish(publish_request(session()), ctx)
     by_status(status).check(outcome)
 
 
 async def test_a_retry_finds_its_record_and_does_not_create_it_again() -> None:
     platform = MockPlatform({GET: FOUND})
     async with context(platform) as ctx:
-        outcome = await BlueskyPublisher().publish(request(session(), attempt=2), ctx)
+        outcome = await BlueskyPublisher().publish(publish_request(session(), attempt=2), ctx)
     published(True).check(outcome)
     assert [r.url.path.rsplit("/", 1)[1] for r in platform.requests] == [GET.lstrip("/")]
 
@@ -111,6 +110,6 @@ async def test_a_retry_finds_its_record_and_does_not_create_it_again() -> None:
 async def test_no_session_needs_a_reconnect_without_sending() -> None:
     platform = MockPlatform()
     async with context(platform) as ctx:
-        outcome = await BlueskyPublisher().publish(request(account("bluesky", {})), ctx)
+        outcome = await BlueskyPublisher().publish(publish_request(account("bluesky", {})), ctx)
     expect(outcomes.TokenExpired).check(outcome)
     assert platform.requests == []

@@ -17,13 +17,12 @@ from tests.mock_platform import (
     Answer,
     Expected,
     MockPlatform,
-    account,
     by_status,
     context,
     expect,
-    request,
     response,
 )
+from tests.publishers.conftest import account, publish_request
 
 WEBHOOK = "/api/webhooks/111/secret"
 ROOM = "/send/m.room.message/key"
@@ -117,7 +116,7 @@ async def test_each_answer_has_its_outcome(platform: str, case: str) -> None:
     answer, expected = (DISCORD if platform == "discord" else MATRIX)[case]
     publisher, acct, path = PLATFORMS[platform]
     async with context(MockPlatform({path: answer})) as ctx:
-        outcome = await publisher.publish(request(acct, key="key"), ctx)
+        outcome = await publisher.publish(publish_request(acct, key="key"), ctx)
     expected.check(outcome)
 
 
@@ -126,7 +125,7 @@ async def test_each_answer_has_its_outcome(platform: str, case: str) -> None:
 async def test_every_error_status_has_an_outcome(platform: str, status: int) -> None:
     publisher, acct, path = PLATFORMS[platform]
     async with context(MockPlatform({path: response(status)})) as ctx:
-        outcome = await publisher.publish(request(acct, key="key"), ctx)
+        outcome = await publisher.publish(publish_request(acct, key="key"), ctx)
     # Discord's webhook is gone only when its code says so: a bare 401 is a refusal.
     gone_needs_code = platform == "discord" and status == 401
     (expect(outcomes.Permanent) if gone_needs_code else by_status(status)).check(outcome)

@@ -16,7 +16,8 @@ from postpilot.publishers import graph
 from postpilot.publishers.base import AccountContext
 from postpilot.publishers.facebook import FacebookPublisher
 from postpilot.sandbox.images import png
-from tests.mock_platform import NOW, Expected, MockPlatform, account, context, expect, request
+from tests.mock_platform import NOW, Expected, MockPlatform, context, expect
+from tests.publishers.conftest import account, publish_request
 
 KEYS = ("facebook:account:acct-facebook", "facebook:app:app")
 FEED = "/feed"
@@ -142,7 +143,7 @@ def page() -> AccountContext:
 async def test_the_publishing_request(case: str) -> None:
     answer, expected, _ = TABLE[case]
     async with context(MockPlatform({FEED: answer})) as ctx:
-        outcome = await FacebookPublisher().publish(request(page()), ctx)
+        outcome = await FacebookPublisher().publish(publish_request(page()), ctx)
     expected.check(outcome)
 
 
@@ -162,10 +163,10 @@ async def test_a_spam_block_may_have_posted(answer: httpx.Response) -> None:
 
 
 async def test_a_rate_limit_spends_the_account_budget() -> None:
-    platform = MockPlatform({FEED: graph_error(400, 32)})
+    platform, acct = MockPlatform({FEED: graph_error(400, 32)}), page()
     async with context(platform) as ctx:
-        await FacebookPublisher().publish(request(page()), ctx)
-        again = await FacebookPublisher().publish(request(page()), ctx)
+        await FacebookPublisher().publish(publish_request(acct), ctx)
+        again = await FacebookPublisher().publish(publish_request(acct), ctx)
     limited(minutes=15).check(again)
     assert len(platform.requests) == 1
 
@@ -175,8 +176,8 @@ async def test_app_usage_at_100_percent_holds_every_account_of_the_app() -> None
     platform = MockPlatform({FEED: full})
     other = account("facebook", {"page_access_token": "q"}, {"page_id": "456", "app_id": "app"})
     async with context(platform) as ctx:
-        first = await FacebookPublisher().publish(request(page()), ctx)
-        held = await FacebookPublisher().publish(request(other), ctx)
+        first = await FacebookPublisher().publish(publish_request(page()), ctx)
+        held = await FacebookPublisher().publish(publish_request(other), ctx)
     expect(outcomes.Published, platform_post_id="123_1").check(first)
     limited(hours=1).check(held)
     assert len(platform.requests) == 1
@@ -192,6 +193,6 @@ async def test_facebook_names_what_a_person_must_change(
 ) -> None:
     image = httpx.Response(200, content=png(), headers={"content-type": "image/png"})
     async with context(MockPlatform({FEED: answer, "/photos": answer, "/a.png": image})) as ctx:
-        outcome = await FacebookPublisher().publish(request(page(), media_urls=media), ctx)
+        outcome = await FacebookPublisher().publish(publish_request(page(), media=media), ctx)
     assert isinstance(outcome, outcomes.Permanent), outcome
     assert "duplicate" in outcome.reason or "could not use the image" in outcome.reason

@@ -16,13 +16,12 @@ from tests.mock_platform import (
     Answer,
     Expected,
     MockPlatform,
-    account,
     by_status,
     context,
     expect,
-    request,
     response,
 )
+from tests.publishers.conftest import account, publish_request
 
 POSTS = "/rest/posts"
 URN = "urn:li:share:7001"
@@ -60,7 +59,7 @@ async def test_each_answer_has_its_outcome(case: str) -> None:
     answer, expected = ANSWERS[case]
     platform = MockPlatform({POSTS: answer})
     async with context(platform) as ctx:
-        outcome = await LinkedInPublisher().publish(request(_member()), ctx)
+        outcome = await LinkedInPublisher().publish(publish_request(_member()), ctx)
     expected.check(outcome)
     assert platform.requests[-1].headers["LinkedIn-Version"]
 
@@ -68,7 +67,7 @@ async def test_each_answer_has_its_outcome(case: str) -> None:
 @pytest.mark.parametrize("status", ERROR_STATUSES)
 async def test_every_error_status_has_an_outcome(status: int) -> None:
     async with context(MockPlatform({POSTS: response(status)})) as ctx:
-        outcome = await LinkedInPublisher().publish(request(_member()), ctx)
+        outcome = await LinkedInPublisher().publish(publish_request(_member()), ctx)
     by_status(status).check(outcome)
 
 
@@ -80,16 +79,16 @@ async def test_a_duplicate_after_an_attempt_that_may_have_posted_is_that_post(
 ) -> None:
     async with context(MockPlatform({POSTS: DUPLICATE})) as ctx:
         outcome = await LinkedInPublisher().publish(
-            request(_member(), attempt=attempt, recovered=recovered), ctx
+            publish_request(_member(), attempt=attempt, recovered=recovered), ctx
         )
     expect(outcomes.Published, platform_post_id=URN, already_existed=True).check(outcome)
 
 
 async def test_a_rate_limit_spends_the_account_budget_until_midnight() -> None:
-    platform = MockPlatform({POSTS: response(429)})
+    platform, acct = MockPlatform({POSTS: response(429)}), _member()
     async with context(platform) as ctx:
-        await LinkedInPublisher().publish(request(_member()), ctx)
-        again = await LinkedInPublisher().publish(request(_member()), ctx)
+        await LinkedInPublisher().publish(publish_request(acct), ctx)
+        again = await LinkedInPublisher().publish(publish_request(acct), ctx)
     expect(outcomes.RateLimited, until=MIDNIGHT_UTC).check(again)
     assert len(platform.requests) == 1, "the second one was not sent"
 
@@ -108,7 +107,7 @@ async def test_an_incomplete_account_is_refused_without_sending(
     platform = MockPlatform()
     async with context(platform) as ctx:
         outcome = await LinkedInPublisher().publish(
-            request(account("linkedin", credentials, options)), ctx
+            publish_request(account("linkedin", credentials, options)), ctx
         )
     expect(kind).check(outcome)
     assert platform.requests == []

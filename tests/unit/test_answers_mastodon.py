@@ -17,15 +17,15 @@ from tests.mock_platform import (
     Answer,
     Expected,
     MockPlatform,
-    account,
     by_status,
     context,
     expect,
-    request,
     response,
 )
+from tests.publishers.conftest import account, publish_request
 
 STATUSES = "/api/v1/statuses"
+INSTANCE = "https://social.example"
 RESET = NOW + timedelta(minutes=3)
 
 ANSWERS: dict[str, tuple[Answer, Expected]] = {
@@ -66,7 +66,7 @@ async def test_each_answer_has_its_outcome(case: str) -> None:
     platform = MockPlatform({STATUSES: answer})
     async with context(platform) as ctx:
         outcome = await MastodonPublisher().publish(
-            request(account("mastodon", {"access_token": "t"})), ctx
+            publish_request(account("mastodon", {"access_token": "t"}, base_url=INSTANCE)), ctx
         )
     expected.check(outcome)
     sent = platform.requests[-1]
@@ -78,7 +78,7 @@ async def test_each_answer_has_its_outcome(case: str) -> None:
 async def test_every_error_status_has_an_outcome(status: int) -> None:
     async with context(MockPlatform({STATUSES: response(status)})) as ctx:
         outcome = await MastodonPublisher().publish(
-            request(account("mastodon", {"access_token": "t"})), ctx
+            publish_request(account("mastodon", {"access_token": "t"}, base_url=INSTANCE)), ctx
         )
     by_status(status).check(outcome)
 
@@ -86,18 +86,18 @@ async def test_every_error_status_has_an_outcome(status: int) -> None:
 async def test_a_spent_budget_answers_without_sending() -> None:
     platform = MockPlatform()
     async with context(platform) as ctx:
-        acct = account("mastodon", {"access_token": "t"})
+        acct = account("mastodon", {"access_token": "t"}, base_url=INSTANCE)
         key = budgets.account_key("mastodon", acct.id)
         await ctx.budgets.spend(key, until=RESET, reason="test")
-        outcome = await MastodonPublisher().publish(request(acct), ctx)
+        outcome = await MastodonPublisher().publish(publish_request(acct), ctx)
     expect(outcomes.RateLimited, until=RESET).check(outcome)
     assert platform.requests == []
 
 
 async def test_an_account_without_an_instance_is_refused() -> None:
-    acct = replace(account("mastodon", {"access_token": "t"}), base_url=None)
+    acct = replace(account("mastodon", {"access_token": "t"}, base_url=INSTANCE), base_url=None)
     async with context(MockPlatform()) as ctx:
-        outcome = await MastodonPublisher().publish(request(acct), ctx)
+        outcome = await MastodonPublisher().publish(publish_request(acct), ctx)
     expect(outcomes.Permanent).check(outcome)
 
 
@@ -105,9 +105,9 @@ async def test_the_last_call_of_a_window_stops_the_next_publish_before_it_is_sen
     limits = {"x-ratelimit-remaining": "0", "x-ratelimit-reset": RESET.isoformat()}
     platform = MockPlatform({STATUSES: response(200, {"id": "1"}, **limits)})
     async with context(platform) as ctx:
-        acct = account("mastodon", {"access_token": "t"})
-        first = await MastodonPublisher().publish(request(acct), ctx)
-        second = await MastodonPublisher().publish(request(acct), ctx)
+        acct = account("mastodon", {"access_token": "t"}, base_url=INSTANCE)
+        first = await MastodonPublisher().publish(publish_request(acct), ctx)
+        second = await MastodonPublisher().publish(publish_request(acct), ctx)
     expect(outcomes.Published).check(first)
     expect(outcomes.RateLimited, until=RESET).check(second)
     assert len(platform.requests) == 1

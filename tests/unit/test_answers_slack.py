@@ -19,13 +19,12 @@ from tests.mock_platform import (
     Answer,
     Expected,
     MockPlatform,
-    account,
     by_status,
     context,
     expect,
-    request,
     response,
 )
+from tests.publishers.conftest import account, publish_request
 
 POST = "/api/chat.postMessage"
 
@@ -76,7 +75,7 @@ async def test_each_answer_has_its_outcome(case: str) -> None:
     answer, expected = ANSWERS[case]
     platform = MockPlatform({POST: answer})
     async with context(platform) as ctx:
-        outcome = await SlackPublisher().publish(request(bot()), ctx)
+        outcome = await SlackPublisher().publish(publish_request(bot()), ctx)
     expected.check(outcome)
     assert platform.requests[-1].headers["Authorization"] == "Bearer xoxb-1"
 
@@ -84,7 +83,7 @@ async def test_each_answer_has_its_outcome(case: str) -> None:
 @pytest.mark.parametrize("status", ERROR_STATUSES)
 async def test_every_error_status_has_an_outcome(status: int) -> None:
     async with context(MockPlatform({POST: response(status)})) as ctx:
-        outcome = await SlackPublisher().publish(request(bot()), ctx)
+        outcome = await SlackPublisher().publish(publish_request(bot()), ctx)
     # Slack names a refused token in the body (above); a bare 401 is not one of its answers.
     (expect(outcomes.Permanent) if status == 401 else by_status(status)).check(outcome)
 
@@ -98,7 +97,7 @@ async def test_an_image_slack_could_not_fetch_is_named() -> None:
         }
     )
     async with context(platform) as ctx:
-        outcome = await SlackPublisher().publish(request(bot(), media_urls=(image,)), ctx)
+        outcome = await SlackPublisher().publish(publish_request(bot(), media=(image,)), ctx)
     assert isinstance(outcome, outcomes.Permanent), outcome
     assert outcome.reason.startswith(f"slack could not download the image {image}"), outcome
     assert [r.url.path for r in platform.requests] == ["/a.png", POST]
@@ -106,7 +105,7 @@ async def test_an_image_slack_could_not_fetch_is_named() -> None:
 
 async def test_each_message_carries_its_delivery_id_for_the_read_back() -> None:
     platform = MockPlatform({POST: response(200, {"ok": True, "channel": "C1", "ts": "1.0"})})
-    sent = request(bot())
+    sent = publish_request(bot())
     async with context(platform) as ctx:
         await SlackPublisher().publish(sent, ctx)
     metadata = platform.requests[0].read()
@@ -127,7 +126,7 @@ async def test_an_incomplete_account_is_refused_without_sending(
     platform = MockPlatform()
     async with context(platform) as ctx:
         outcome = await SlackPublisher().publish(
-            request(account("slack", credentials, options)), ctx
+            publish_request(account("slack", credentials, options)), ctx
         )
     expect(kind).check(outcome)
     assert platform.requests == []

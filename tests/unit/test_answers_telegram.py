@@ -17,13 +17,12 @@ from tests.mock_platform import (
     Answer,
     Expected,
     MockPlatform,
-    account,
     by_status,
     context,
     expect,
-    request,
     response,
 )
+from tests.publishers.conftest import account, publish_request
 
 SEND = "/sendMessage"
 IMAGE = "https://media.example/a.png"
@@ -77,7 +76,7 @@ async def test_each_answer_has_its_outcome(case: str) -> None:
     answer, expected = ANSWERS[case]
     platform = MockPlatform({SEND: answer})
     async with context(platform) as ctx:
-        outcome = await TelegramPublisher().publish(request(bot()), ctx)
+        outcome = await TelegramPublisher().publish(publish_request(bot()), ctx)
     expected.check(outcome)
     assert platform.requests[-1].url.path == "/bot123:abc/sendMessage"
 
@@ -85,15 +84,15 @@ async def test_each_answer_has_its_outcome(case: str) -> None:
 @pytest.mark.parametrize("status", ERROR_STATUSES)
 async def test_every_error_status_has_an_outcome(status: int) -> None:
     async with context(MockPlatform({SEND: response(status)})) as ctx:
-        outcome = await TelegramPublisher().publish(request(bot()), ctx)
+        outcome = await TelegramPublisher().publish(publish_request(bot()), ctx)
     by_status(status).check(outcome)
 
 
 async def test_a_flood_wait_spends_the_chat_budget() -> None:
-    platform = MockPlatform({SEND: refused(429, "Too Many Requests", retry_after=60)})
+    platform, acct = MockPlatform({SEND: refused(429, "Too Many Requests", retry_after=60)}), bot()
     async with context(platform) as ctx:
-        await TelegramPublisher().publish(request(bot()), ctx)
-        again = await TelegramPublisher().publish(request(bot()), ctx)
+        await TelegramPublisher().publish(publish_request(acct), ctx)
+        again = await TelegramPublisher().publish(publish_request(acct), ctx)
     expect(outcomes.RateLimited, until=NOW + timedelta(seconds=60)).check(again)
     assert len(platform.requests) == 1
 
@@ -106,7 +105,7 @@ async def test_a_file_id_telegram_no_longer_knows_is_forgotten(description: str)
     acct = bot()
     async with context(MockPlatform({"/sendPhoto": refused(400, description)})) as ctx:
         await ctx.uploads.put("telegram", acct.id, IMAGE, "file-1", 3600)
-        outcome = await TelegramPublisher().publish(request(acct, media_urls=(IMAGE,)), ctx)
+        outcome = await TelegramPublisher().publish(publish_request(acct, media=(IMAGE,)), ctx)
         assert await ctx.uploads.get("telegram", acct.id, IMAGE) is None
     assert isinstance(outcome, outcomes.Permanent) and IMAGE in outcome.reason, outcome
 
@@ -125,7 +124,7 @@ async def test_an_incomplete_account_is_refused_without_sending(
     platform = MockPlatform()
     async with context(platform) as ctx:
         outcome = await TelegramPublisher().publish(
-            request(account("telegram", credentials, options)), ctx
+            publish_request(account("telegram", credentials, options)), ctx
         )
     expect(kind).check(outcome)
     assert platform.requests == []

@@ -16,13 +16,12 @@ from tests.mock_platform import (
     Answer,
     Expected,
     MockPlatform,
-    account,
     by_status,
     context,
     expect,
-    request,
     response,
 )
+from tests.publishers.conftest import account, publish_request
 
 TWEETS = "/2/tweets"
 SOON, LATER = NOW + timedelta(minutes=4), NOW + timedelta(hours=5)
@@ -34,7 +33,7 @@ DUPLICATE_CODE = response(403, {"errors": [{"code": 187, "message": "Status is a
 ANSWERS: dict[str, tuple[Answer, Expected]] = {
     "posted": (
         response(201, {"data": {"id": "99", "text": "hello"}}),
-        expect(outcomes.Published, platform_post_id="99", url="https://x.com/someone/status/99"),
+        expect(outcomes.Published, platform_post_id="99", url="https://x.com/sandbox/status/99"),
     ),
     "token rejected": (response(401, {"title": "Unauthorized"}), by_status(401)),
     "rate limited: the spent window that resets last": (
@@ -73,14 +72,18 @@ ANSWERS: dict[str, tuple[Answer, Expected]] = {
 async def test_each_answer_has_its_outcome(case: str) -> None:
     answer, expected = ANSWERS[case]
     async with context(MockPlatform({TWEETS: answer})) as ctx:
-        outcome = await XPublisher().publish(request(account("x", {"access_token": "t"})), ctx)
+        outcome = await XPublisher().publish(
+            publish_request(account("x", {"access_token": "t"})), ctx
+        )
     expected.check(outcome)
 
 
 @pytest.mark.parametrize("status", ERROR_STATUSES)
 async def test_every_error_status_has_an_outcome(status: int) -> None:
     async with context(MockPlatform({TWEETS: response(status)})) as ctx:
-        outcome = await XPublisher().publish(request(account("x", {"access_token": "t"})), ctx)
+        outcome = await XPublisher().publish(
+            publish_request(account("x", {"access_token": "t"})), ctx
+        )
     by_status(status).check(outcome)
 
 
@@ -94,7 +97,7 @@ async def test_a_duplicate_after_an_attempt_that_may_have_posted_is_already_post
     acct = account("x", {"access_token": "t"})
     async with context(MockPlatform({TWEETS: answer})) as ctx:
         outcome = await XPublisher().publish(
-            request(acct, attempt=attempt, recovered=recovered), ctx
+            publish_request(acct, attempt=attempt, recovered=recovered), ctx
         )
     expect(outcomes.Published, already_existed=True).check(outcome)
 
@@ -105,7 +108,7 @@ async def test_an_expired_reused_media_id_is_forgotten_and_uploaded_again_next_t
     platform = MockPlatform({TWEETS: invalid})
     async with context(platform) as ctx:
         await ctx.uploads.put("x", acct.id, image, "media-1", 3600)
-        outcome = await XPublisher().publish(request(acct, media_urls=(image,)), ctx)
+        outcome = await XPublisher().publish(publish_request(acct, media=(image,)), ctx)
         assert await ctx.uploads.get("x", acct.id, image) is None
     expect(outcomes.Transient, retry_after_seconds=0).check(outcome)
     assert [r.url.path for r in platform.requests] == [TWEETS], "the reused id, no upload"
@@ -114,6 +117,6 @@ async def test_an_expired_reused_media_id_is_forgotten_and_uploaded_again_next_t
 async def test_no_access_token_needs_a_reconnect_without_sending() -> None:
     platform = MockPlatform()
     async with context(platform) as ctx:
-        outcome = await XPublisher().publish(request(account("x", {})), ctx)
+        outcome = await XPublisher().publish(publish_request(account("x", {})), ctx)
     expect(outcomes.TokenExpired).check(outcome)
     assert platform.requests == []
