@@ -21,6 +21,7 @@ import psutil
 from sqlalchemy import select
 
 from bench import client, common
+from postpilot.core import figures
 from postpilot.crypto import CredentialCipher
 from postpilot.publishers.bluesky import COLLECTION, record_key
 from postpilot.runtime import ServiceRuntime, build_runtime
@@ -115,36 +116,39 @@ def summarize(
     def total(key: str) -> int:
         return sum(int(p[key]) for p in passes)
 
-    published, statements = total("published"), total("db_statements")
-    hits, misses = total("cache_hits"), total("cache_misses")
+    counts = figures.Outcomes(
+        published=total("published"),
+        failed=total("failed"),
+        retried=total("retried"),
+        rate_limited=total("rate_limited"),
+        unknown=total("unknown"),
+    )
+    # The run goes on until nothing is due: a retried delivery is decided again, counted once.
+    deliveries, statements = figures.finished(counts), total("db_statements")
     full = [p for p in passes if p["claimed"] == max((q["claimed"] for q in passes), default=0)]
     return {
         "mode": mode,
         "wall_s": wall,
-        "published": published,
+        "published": counts.published,
         "claimed": total("claimed"),
-        "failed": total("failed"),
-        "retried": total("retried"),
-        "rate_limited": total("rate_limited"),
-        "unknown": total("unknown"),
+        "failed": counts.failed,
+        "retried": counts.retried,
+        "rate_limited": counts.rate_limited,
+        "unknown": counts.unknown,
         "lost_lease": total("lost_lease"),
-        "deliveries_per_s": published / wall if wall else None,
-        "ms_per_delivery": wall * 1000 / published if published else None,
-        "processing_p50_ms": common.percentile(processing, 50),
-        "processing_p95_ms": common.percentile(processing, 95),
-        "processing_p99_ms": common.percentile(processing, 99),
+        **_per_delivery(deliveries, wall=wall, cpu=cpu),
+        **_processing(processing),
         "passes": len(passes),
         "db_statements": statements,
-        "statements_per_delivery": statements / published if published else None,
+        "statements_per_delivery": figures.per_delivery(statements, deliveries),
         "statements_per_pass_max": max((p["db_statements"] for p in passes), default=None),
-        "statements_per_full_pass": common.median([p["db_statements"] for p in full]),
+        "statements_per_full_pass": figures.median([p["db_statements"] for p in full]),
         "full_pass_size": full[0]["claimed"] if full else None,
-        "cache_hits": hits,
-        "cache_misses": misses,
-        "cache_hit_rate": hits / (hits + misses) if hits + misses else None,
+        "cache_hits": total("cache_hits"),
+        "cache_misses": total("cache_misses"),
+        "cache_hit_rate": figures.hit_rate(total("cache_hits"), total("cache_misses")),
         "peak_db_connections": max((p["peak_db_connections"] for p in passes), default=None),
         "cpu_s": cpu,
-        "cpu_ms_per_delivery": cpu * 1000 / published if published else None,
         "rss_start_mb": rss_start,
         "peak_rss_mb": peak_rss_mb(),
         "pass_log": passes,
@@ -196,16 +200,24 @@ async def bare_run(spec: dict[str, Any]) -> dict[str, Any]:
         "requests": len(requests),
         "published": ok,
         "statuses": statuses,
-        "deliveries_per_s": ok / wall if wall else None,
-        "ms_per_delivery": wall * 1000 / ok if ok else None,
-        "processing_p50_ms": common.percentile(durations, 50),
-        "processing_p95_ms": common.percentile(durations, 95),
-        "processing_p99_ms": common.percentile(durations, 99),
+        **_per_delivery(ok, wall=wall, cpu=cpu),
+        **_processing(durations),
         "cpu_s": cpu,
-        "cpu_ms_per_delivery": cpu * 1000 / ok if ok else None,
         "rss_start_mb": rss_start,
         "peak_rss_mb": peak_rss_mb(),
     }
+
+
+def _per_delivery(deliveries: int, *, wall: float, cpu: float) -> dict[str, float | None]:
+    return {
+        "deliveries_per_s": figures.throughput(deliveries, wall),
+        "ms_per_delivery": figures.per_delivery(wall * 1000, deliveries),
+        "cpu_ms_per_delivery": figures.per_delivery(cpu * 1000, deliveries),
+    }
+
+
+def _processing(durations: list[float]) -> dict[str, float | None]:
+    return {f"processing_p{q}_ms": figures.percentile(durations, q) for q in (50, 95, 99)}
 
 
 async def _publish_requests(runtime: ServiceRuntime, spec: dict[str, Any]) -> list[dict[str, Any]]:

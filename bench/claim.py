@@ -17,6 +17,7 @@ from rich.progress import Progress
 from sqlalchemy import event
 
 from bench import common, data, report
+from postpilot.core import figures
 from postpilot.store import work
 from postpilot.store.database import Database
 
@@ -71,7 +72,7 @@ def run(p: Params, sandbox: common.Sandbox, progress: Progress) -> dict[str, Any
     if len(p.rows) >= 2:
         small, big = (results["sizes"][str(r)] for r in (min(p.rows), max(p.rows)))
         for batch in p.batches:
-            ratios[str(batch)] = common.ratio(
+            ratios[str(batch)] = figures.ratio(
                 big["batches"][str(batch)]["median_ms"], small["batches"][str(batch)]["median_ms"]
             )
     results["ratio_big_over_small"] = ratios
@@ -116,7 +117,7 @@ async def measure(url: str, p: Params, progress: Progress, rows: int) -> dict[st
                     "claimed": len(items),
                     "statements": len(captured),
                     "median_ms": common.median(timings),
-                    "p95_ms": common.percentile(timings, 95),
+                    "p95_ms": figures.percentile(timings, 95),
                     "min_ms": min(timings),
                     "timings_ms": timings,
                     "statement": statement,

@@ -20,6 +20,7 @@ from typing import Any
 from rich.progress import Progress
 
 from bench import common, report
+from postpilot.core import figures
 from postpilot.runtime import build_runtime
 
 POOL_FUNCTION = "_assign_requests_to_connections"
@@ -110,8 +111,8 @@ async def burst(sandbox_url: str, requests: int, concurrency: int) -> dict[str, 
         "wall_s": wall,
         "requests_per_s": requests / wall,
         "cpu_ms_per_request": used * 1000 / requests,
-        "p50_ms": common.percentile(durations, 50),
-        "p99_ms": common.percentile(durations, 99),
+        "p50_ms": figures.percentile(durations, 50),
+        "p99_ms": figures.percentile(durations, 99),
     }
 
 

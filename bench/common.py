@@ -1,5 +1,5 @@
-"""What every scenario shares: paths, the benchmark's settings, statistics, the machine, the
-PostgreSQL scratch databases and the sandbox."""
+"""What every scenario shares: paths, the benchmark's settings, medians over repeats, the
+machine, the PostgreSQL scratch databases and the sandbox."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import asyncio
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import uuid
@@ -20,6 +19,7 @@ from typing import Any
 import asyncpg
 import psutil
 
+from postpilot.core import figures
 from postpilot.sandbox.client import SandboxClient
 from postpilot.sandbox.process import SandboxProcess, start_sandbox
 from postpilot.settings import Settings, load_settings
@@ -88,27 +88,12 @@ def worker_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-# --- statistics ------------------------------------------------------------------------------
-
-
-def percentile(values: Sequence[float], q: float) -> float | None:
-    """Nearest-rank percentile (q in 0..100); None for no values."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
-    return ordered[rank - 1]
+# --- medians over repeats (every figure itself is postpilot.core.figures's) -------------------
 
 
 def median(values: Sequence[float | None]) -> float | None:
-    present = [v for v in values if v is not None]
-    return statistics.median(present) if present else None
-
-
-def ratio(a: float | None, b: float | None) -> float | None:
-    if a is None or b is None or b == 0:
-        return None
-    return a / b
+    """The median of the runs that measured the figure."""
+    return figures.median([v for v in values if v is not None])
 
 
 def medians(runs: Sequence[dict[str, Any]], keys: Sequence[str]) -> dict[str, Any]:

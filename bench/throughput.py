@@ -16,6 +16,7 @@ from typing import Any
 from rich.progress import Progress
 
 from bench import common, data
+from postpilot.core import figures
 
 MODES = ("reference", "optimized", "bare")
 SUMMARY_KEYS = (
@@ -192,25 +193,25 @@ def summarize(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
         summary[mode]["exactly_once_all_runs"] = all(r["check"]["exactly_once"] for r in mode_runs)
     ref, opt, bare = (summary.get(m, {}) for m in MODES)
     summary["ratios"] = {
-        "throughput_optimized_over_reference": common.ratio(
+        "throughput_optimized_over_reference": figures.ratio(
             opt.get("deliveries_per_s"), ref.get("deliveries_per_s")
         ),
-        "throughput_optimized_over_bare": common.ratio(
+        "throughput_optimized_over_bare": figures.ratio(
             opt.get("deliveries_per_s"), bare.get("deliveries_per_s")
         ),
-        "throughput_reference_over_bare": common.ratio(
+        "throughput_reference_over_bare": figures.ratio(
             ref.get("deliveries_per_s"), bare.get("deliveries_per_s")
         ),
-        "ms_per_delivery_optimized_over_reference": common.ratio(
+        "ms_per_delivery_optimized_over_reference": figures.ratio(
             opt.get("ms_per_delivery"), ref.get("ms_per_delivery")
         ),
-        "statements_per_delivery_optimized_over_reference": common.ratio(
+        "statements_per_delivery_optimized_over_reference": figures.ratio(
             opt.get("statements_per_delivery"), ref.get("statements_per_delivery")
         ),
-        "cpu_per_delivery_optimized_over_reference": common.ratio(
+        "cpu_per_delivery_optimized_over_reference": figures.ratio(
             opt.get("cpu_ms_per_delivery"), ref.get("cpu_ms_per_delivery")
         ),
-        "cpu_per_delivery_optimized_over_bare": common.ratio(
+        "cpu_per_delivery_optimized_over_bare": figures.ratio(
             opt.get("cpu_ms_per_delivery"), bare.get("cpu_ms_per_delivery")
         ),
     }

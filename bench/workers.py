@@ -23,6 +23,7 @@ import psutil
 from rich.progress import Progress
 
 from bench import common, data, report
+from postpilot.core import figures
 from postpilot.settings import Settings
 from postpilot.store.database import Database
 
@@ -153,9 +154,9 @@ def check(url: str, sandbox: common.Sandbox) -> dict[str, Any]:
 def lateness_stats(values: list[float]) -> dict[str, Any]:
     return {
         "count": len(values),
-        "p50_ms": common.percentile(values, 50),
-        "p95_ms": common.percentile(values, 95),
-        "p99_ms": common.percentile(values, 99),
+        "p50_ms": figures.percentile(values, 50),
+        "p95_ms": figures.percentile(values, 95),
+        "p99_ms": figures.percentile(values, 99),
         "max_ms": max(values) if values else None,
     }
 
@@ -219,7 +220,7 @@ def fleet_run(
         }
         if late and spread.total_seconds() == 0:
             result["drain_s"] = max(late) / 1000
-            result["deliveries_per_s"] = len(late) / (max(late) / 1000)
+            result["deliveries_per_s"] = figures.throughput(len(late), max(late) / 1000)
         shutil.rmtree(logdir, ignore_errors=True)  # kept when something failed
         return result
     finally:
@@ -311,7 +312,7 @@ def workers_markdown(result: dict[str, Any], command: str) -> str:
         [
             count,
             report.fmt(s["deliveries_per_s"]),
-            report.times(common.ratio(s["deliveries_per_s"], one)),
+            report.times(figures.ratio(s["deliveries_per_s"], one)),
             report.fmt(s["drain_s"], 2),
             report.fmt(s["lateness_p99_ms"]),
             report.fmt(s["peak_rss_mb_per_worker"]),
@@ -544,7 +545,7 @@ def run_memory(p: MemoryParams, sandbox: common.Sandbox, progress: Progress) -> 
             "rss_max_mb": group.peak_rss_mb[0],
             "published": published,
             "drained": drained,
-            "deliveries_per_s": published / elapsed if elapsed else None,
+            "deliveries_per_s": figures.throughput(published, elapsed),
             "statuses": data.run(data.status_counts(url)),
         }
     finally:
