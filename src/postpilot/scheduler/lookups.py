@@ -12,15 +12,14 @@ import logging
 from collections.abc import Callable
 from datetime import timedelta
 
-from sqlalchemy import select
-
 from postpilot.core import readback
 from postpilot.core.transitions import Transition, reconcile
 from postpilot.crypto import CredentialsError
 from postpilot.publishers.base import AccountContext, Lookup, PublishRequest, finder
 from postpilot.publishers.registry import PUBLISHERS
 from postpilot.scheduler.runtime import Runtime
-from postpilot.store.work import AccountRecord, WorkItem, deliveries
+from postpilot.store import unknown
+from postpilot.store.work import AccountRecord, WorkItem
 
 log = logging.getLogger(__name__)
 
@@ -58,15 +57,9 @@ async def taken_ids(runtime: Runtime, item: WorkItem) -> frozenset[str]:
     """Platform ids the account's other deliveries hold: never this delivery's post."""
     since = item.delivery.scheduled_at - CLOCK_SKEW
     async with runtime.db.engine.connect() as conn:
-        rows = await conn.execute(
-            select(deliveries.c.platform_post_id).where(
-                deliveries.c.account_id == item.account.id,
-                deliveries.c.id != item.delivery.id,
-                deliveries.c.platform_post_id.is_not(None),
-                deliveries.c.published_at >= since,
-            )
+        return await unknown.platform_ids_held(
+            conn, account_id=item.account.id, other_than=item.delivery.id, since=since
         )
-        return frozenset(str(value) for value in rows.scalars())
 
 
 async def look(item: WorkItem, runtime: Runtime, account_of: AccountOf) -> readback.ReadBack:

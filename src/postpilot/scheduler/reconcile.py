@@ -22,28 +22,23 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
-from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from postpilot.core import readback
 from postpilot.core.states import DeliveryStatus
-from postpilot.core.timezones import as_utc
 from postpilot.core.transitions import DeliverySnapshot, Event, Transition, reconcile
 from postpilot.publishers.registry import PUBLISHERS
 from postpilot.scheduler import engine, lookups
 from postpilot.scheduler.runtime import Runtime
 from postpilot.scheduler.summary import PassReport
-from postpilot.store import activity, work
-from postpilot.store.tables import Activity, table_of
-from postpilot.store.work import WorkItem, accounts, deliveries, posts
+from postpilot.store import activity, unknown, work
+from postpilot.store.work import WorkItem
 
 log = logging.getLogger(__name__)
-activity_table = table_of(Activity)
 
 BATCH = 10
 MAX_LOOK_DELAY = timedelta(hours=6)
@@ -95,72 +90,42 @@ async def running(runtime: Runtime, stop: asyncio.Event) -> AsyncIterator[None]:
             await task
 
 
-async def _due(runtime: Runtime, limit: int) -> Sequence[Any]:
+async def _due(runtime: Runtime, limit: int) -> list[unknown.UnknownDelivery]:
     now = runtime.now()
     settle = timedelta(seconds=runtime.settings.RECONCILE_SETTLE_SECONDS)
-    readable = [name for name in PUBLISHERS if lookups.readable(name)]
-    columns = [c for c in work._content_columns() if c.name not in ("post_id", "account_id")]
-    statement = (
-        select(*work._CLAIM_COLUMNS, deliveries.c.updated_at.label("seen_at"), *columns)
-        .select_from(
-            deliveries.join(posts, posts.c.id == deliveries.c.post_id).join(
-                accounts, accounts.c.id == deliveries.c.account_id
-            )
-        )
-        .where(
-            deliveries.c.status == DeliveryStatus.UNKNOWN.value,
-            deliveries.c.platform.in_(readable),
-            deliveries.c.due_at <= now,
-            deliveries.c.updated_at <= now - settle,
-        )
-        .order_by(deliveries.c.due_at, deliveries.c.id)
-        .limit(limit)
-    )
     async with runtime.db.engine.connect() as conn:
-        return (await conn.execute(statement)).all()
+        return await unknown.due_for_a_look(
+            conn,
+            now=now,
+            unknown_since=now - settle,
+            platforms=[name for name in PUBLISHERS if lookups.readable(name)],
+            limit=limit,
+        )
 
 
-async def _settle(runtime: Runtime, row: Any) -> str:
+async def _settle(runtime: Runtime, row: unknown.UnknownDelivery) -> str:
     """Look one delivery up and write what follows; the name of the report's counter."""
-    item = work._work_item(row, row)
+    item = row.item
     answer = await lookups.look(item, runtime, engine.account_context)
     now = runtime.now()
-    unknown_for = now - as_utc(row.seen_at)
+    unknown_for = now - row.seen_at
     settled = unknown_for >= timedelta(seconds=runtime.settings.RECONCILE_SETTLE_SECONDS)
     snapshot = DeliverySnapshot(DeliveryStatus.UNKNOWN, item.delivery.attempts, now)
     transition = reconcile(snapshot, answer, now, settled=settled)
-    still_unknown = (
-        deliveries.c.id == item.delivery.id,
-        deliveries.c.status == DeliveryStatus.UNKNOWN.value,
-        deliveries.c.updated_at == row.seen_at,
-    )
     async with runtime.db.engine.begin() as conn:
         if transition is None:
             later = now + _next_look(unknown_for, runtime)
-            moved = await conn.execute(
-                update(deliveries).where(*still_unknown).values(due_at=later)
-            )
-            if moved.rowcount == 1:
+            if await unknown.put_off_look(conn, item.delivery.id, seen_at=row.seen_at, until=later):
                 await _explain(conn, item, answer, now)
             log.info(
                 "unknown delivery still undecided",
                 extra={"delivery_id": item.delivery.id, "answer": repr(answer), "next": later},
             )
             return "undecided"
-        written = await conn.execute(
-            update(deliveries)
-            .where(*still_unknown)
-            .values(
-                status=transition.status.value,
-                due_at=transition.due_at,
-                last_error=transition.error,
-                platform_post_id=transition.platform_post_id,
-                platform_url=transition.platform_url,
-                published_at=transition.published_at,
-                updated_at=now,
-            )
+        written = await unknown.settle(
+            conn, item.delivery.id, seen_at=row.seen_at, transition=transition, now=now
         )
-        if written.rowcount != 1:
+        if not written:
             return "undecided"  # settled by someone else meanwhile
         await _note(conn, item, now, transition.event, transition.detail)
     published = transition.status is DeliveryStatus.PUBLISHED
@@ -182,16 +147,7 @@ async def _explain(
         f"could not tell from {item.delivery.platform} whether it was published ({why}); it is "
         "looked up again later, or resolve it by hand"
     )
-    last = await conn.execute(
-        select(activity_table.c.detail)
-        .where(
-            activity_table.c.post_id == item.delivery.post_id,
-            activity_table.c.delivery_id == item.delivery.id,
-        )
-        .order_by(activity_table.c.id.desc())
-        .limit(1)
-    )
-    if last.scalar_one_or_none() != detail:
+    if await activity.last_detail(conn, item.delivery.post_id, item.delivery.id) != detail:
         await _note(conn, item, now, Event.UNKNOWN, detail)
 
 

@@ -10,7 +10,9 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from postpilot.store import bulk
-from postpilot.store.tables import Activity
+from postpilot.store.tables import Activity, table_of
+
+activity_table = table_of(Activity)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,3 +78,14 @@ async def recent(
         query = query.where(Activity.id < before)
     rows = await session.execute(query.order_by(Activity.id.desc()).limit(limit))
     return list(rows.scalars())
+
+
+async def last_detail(conn: AsyncConnection, post_id: str, delivery_id: str) -> str | None:
+    """The detail of a delivery's newest activity entry."""
+    row = await conn.execute(
+        select(activity_table.c.detail)
+        .where(activity_table.c.post_id == post_id, activity_table.c.delivery_id == delivery_id)
+        .order_by(activity_table.c.id.desc())
+        .limit(1)
+    )
+    return row.scalar_one_or_none()

@@ -128,7 +128,7 @@ class StoredCredentials:
     status_reason: str | None
 
 
-_CLAIM_COLUMNS = (
+CLAIM_COLUMNS = (
     deliveries.c.id,
     deliveries.c.workspace_id,
     deliveries.c.post_id,
@@ -166,7 +166,7 @@ def _claim_statement(*, now: datetime, limit: int, claimer: str, lease: timedelt
             due_at=now + lease,
             updated_at=now,
         )
-        .returning(*_CLAIM_COLUMNS)
+        .returning(*CLAIM_COLUMNS)
     )
 
 
@@ -192,13 +192,13 @@ _ACCOUNT_COLUMNS = (
 )
 
 
-def _content_columns() -> tuple[Any, ...]:
+def content_columns() -> tuple[Any, ...]:
     return (*_POST_COLUMNS, *_ACCOUNT_COLUMNS)
 
 
 def _load_statement(ids: Sequence[str]) -> Any:
     return (
-        select(deliveries.c.id.label("delivery_id"), *_content_columns())
+        select(deliveries.c.id.label("delivery_id"), *content_columns())
         .select_from(
             deliveries.join(posts, posts.c.id == deliveries.c.post_id).join(
                 accounts, accounts.c.id == deliveries.c.account_id
@@ -225,16 +225,16 @@ async def claim(
                 # The CTE already carries post_id and account_id: take the rest of the content.
                 select(
                     claimed_cte,
-                    *[c for c in _content_columns() if c.name not in ("post_id", "account_id")],
+                    *[c for c in content_columns() if c.name not in ("post_id", "account_id")],
                 ).select_from(joined)
             )
         ).all()
-        return [_work_item(row, row) for row in rows]
+        return [work_item(row, row) for row in rows]
     claimed = await claim_rows(conn, now=now, limit=limit, claimer=claimer, lease=lease)
     if not claimed:
         return []
     by_id = {row.delivery_id: row for row in await _load(conn, [row.id for row in claimed])}
-    return [_work_item(row, by_id[row.id]) for row in claimed if row.id in by_id]
+    return [work_item(row, by_id[row.id]) for row in claimed if row.id in by_id]
 
 
 async def claim_rows(
@@ -262,7 +262,7 @@ async def load_separately(conn: AsyncConnection, claimed: Row[Any]) -> WorkItem 
     return WorkItem(delivery=_claimed(claimed), post=_post(post), account=_account(account))
 
 
-def _work_item(claimed: Any, loaded: Any) -> WorkItem:
+def work_item(claimed: Any, loaded: Any) -> WorkItem:
     return WorkItem(delivery=_claimed(claimed), post=_post(loaded), account=_account(loaded))
 
 
