@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 
 from postpilot.core import outcomes
-from postpilot.publishers.base import PublishContext
+from postpilot.publishers.base import PublishContext, Publisher, PublishRequest
 from postpilot.publishers.media import MediaFetcher
 
 # Ahead of the real clock: budgets ignore resets that have already passed.
@@ -47,6 +47,16 @@ async def context(
     """A publish context whose every request goes to `platform`, at `NOW`."""
     async with httpx.AsyncClient(transport=httpx.MockTransport(platform)) as http:
         yield PublishContext(http=http, media=MediaFetcher(http, max_bytes=1024), now=lambda: NOW)
+
+
+async def publish_through(
+    publisher: Publisher,
+    request: PublishRequest,
+    platform: Callable[[httpx.Request], httpx.Response],
+) -> outcomes.Outcome:
+    """The outcome of one publish whose every request goes to `platform`."""
+    async with context(platform) as ctx:
+        return await publisher.publish(request, ctx)
 
 
 def response(status: int, body: Any = None, **headers: str) -> httpx.Response:

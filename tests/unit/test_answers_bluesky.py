@@ -19,8 +19,8 @@ from tests.mock_platform import (
     Expected,
     MockPlatform,
     by_status,
-    context,
     expect,
+    publish_through,
     response,
 )
 from tests.publishers.conftest import account, publish_request
@@ -87,29 +87,37 @@ ANSWERS: dict[str, tuple[Answer, httpx.Response, Expected]] = {
 @pytest.mark.parametrize("case", ANSWERS)
 async def test_each_answer_has_its_outcome(case: str) -> None:
     created, looked_up, expected = ANSWERS[case]
-    async with context(MockPlatform({CREATE: created, GET: looked_up})) as ctx:
-        outcome = await BlueskyPublisher().publish(publish_request(session()), ctx)
+    outcome = await publish_through(
+        BlueskyPublisher(),
+        publish_request(session()),
+        MockPlatform({CREATE: created, GET: looked_up}),
+    )
     expected.check(outcome)
 
 
 @pytest.mark.parametrize("status", ERROR_STATUSES)
 async def test_every_error_status_has_an_outcome(status: int) -> None:
-    async with context(MockPlatform({CREATE: response(status), GET: ABSENT})) as ctx:
-        outcome = await BlueskyPublisher().publish(publish_request(session()), ctx)
+    outcome = await publish_through(
+        BlueskyPublisher(),
+        publish_request(session()),
+        MockPlatform({CREATE: response(status), GET: ABSENT}),
+    )
     by_status(status).check(outcome)
 
 
 async def test_a_retry_finds_its_record_and_does_not_create_it_again() -> None:
     platform = MockPlatform({GET: FOUND})
-    async with context(platform) as ctx:
-        outcome = await BlueskyPublisher().publish(publish_request(session(), attempt=2), ctx)
+    outcome = await publish_through(
+        BlueskyPublisher(), publish_request(session(), attempt=2), platform
+    )
     published(True).check(outcome)
     assert [r.url.path.rsplit("/", 1)[1] for r in platform.requests] == [GET.lstrip("/")]
 
 
 async def test_no_session_needs_a_reconnect_without_sending() -> None:
     platform = MockPlatform()
-    async with context(platform) as ctx:
-        outcome = await BlueskyPublisher().publish(publish_request(account("bluesky", {})), ctx)
+    outcome = await publish_through(
+        BlueskyPublisher(), publish_request(account("bluesky", {})), platform
+    )
     expect(outcomes.TokenExpired).check(outcome)
     assert platform.requests == []

@@ -18,8 +18,8 @@ from tests.mock_platform import (
     Expected,
     MockPlatform,
     by_status,
-    context,
     expect,
+    publish_through,
     response,
 )
 from tests.publishers.conftest import account, publish_request
@@ -115,8 +115,9 @@ CASES = [
 async def test_each_answer_has_its_outcome(platform: str, case: str) -> None:
     answer, expected = (DISCORD if platform == "discord" else MATRIX)[case]
     publisher, acct, path = PLATFORMS[platform]
-    async with context(MockPlatform({path: answer})) as ctx:
-        outcome = await publisher.publish(publish_request(acct, key="key"), ctx)
+    outcome = await publish_through(
+        publisher, publish_request(acct, key="key"), MockPlatform({path: answer})
+    )
     expected.check(outcome)
 
 
@@ -124,8 +125,9 @@ async def test_each_answer_has_its_outcome(platform: str, case: str) -> None:
 @pytest.mark.parametrize("status", ERROR_STATUSES)
 async def test_every_error_status_has_an_outcome(platform: str, status: int) -> None:
     publisher, acct, path = PLATFORMS[platform]
-    async with context(MockPlatform({path: response(status)})) as ctx:
-        outcome = await publisher.publish(publish_request(acct, key="key"), ctx)
+    outcome = await publish_through(
+        publisher, publish_request(acct, key="key"), MockPlatform({path: response(status)})
+    )
     # Discord's webhook is gone only when its code says so: a bare 401 is a refusal.
     gone_needs_code = platform == "discord" and status == 401
     (expect(outcomes.Permanent) if gone_needs_code else by_status(status)).check(outcome)

@@ -16,7 +16,7 @@ from postpilot.publishers import graph
 from postpilot.publishers.base import AccountContext
 from postpilot.publishers.facebook import FacebookPublisher
 from postpilot.sandbox.images import png
-from tests.mock_platform import NOW, Expected, MockPlatform, context, expect
+from tests.mock_platform import NOW, Expected, MockPlatform, context, expect, publish_through
 from tests.publishers.conftest import account, publish_request
 
 KEYS = ("facebook:account:acct-facebook", "facebook:app:app")
@@ -142,8 +142,9 @@ def page() -> AccountContext:
 @pytest.mark.parametrize("case", TABLE)
 async def test_the_publishing_request(case: str) -> None:
     answer, expected, _ = TABLE[case]
-    async with context(MockPlatform({FEED: answer})) as ctx:
-        outcome = await FacebookPublisher().publish(publish_request(page()), ctx)
+    outcome = await publish_through(
+        FacebookPublisher(), publish_request(page()), MockPlatform({FEED: answer})
+    )
     expected.check(outcome)
 
 
@@ -192,7 +193,10 @@ async def test_facebook_names_what_a_person_must_change(
     answer: httpx.Response, media: tuple[str, ...]
 ) -> None:
     image = httpx.Response(200, content=png(), headers={"content-type": "image/png"})
-    async with context(MockPlatform({FEED: answer, "/photos": answer, "/a.png": image})) as ctx:
-        outcome = await FacebookPublisher().publish(publish_request(page(), media=media), ctx)
+    outcome = await publish_through(
+        FacebookPublisher(),
+        publish_request(page(), media=media),
+        MockPlatform({FEED: answer, "/photos": answer, "/a.png": image}),
+    )
     assert isinstance(outcome, outcomes.Permanent), outcome
     assert "duplicate" in outcome.reason or "could not use the image" in outcome.reason

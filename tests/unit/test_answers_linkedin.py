@@ -19,6 +19,7 @@ from tests.mock_platform import (
     by_status,
     context,
     expect,
+    publish_through,
     response,
 )
 from tests.publishers.conftest import account, publish_request
@@ -58,16 +59,16 @@ ANSWERS: dict[str, tuple[Answer, Expected]] = {
 async def test_each_answer_has_its_outcome(case: str) -> None:
     answer, expected = ANSWERS[case]
     platform = MockPlatform({POSTS: answer})
-    async with context(platform) as ctx:
-        outcome = await LinkedInPublisher().publish(publish_request(_member()), ctx)
+    outcome = await publish_through(LinkedInPublisher(), publish_request(_member()), platform)
     expected.check(outcome)
     assert platform.requests[-1].headers["LinkedIn-Version"]
 
 
 @pytest.mark.parametrize("status", ERROR_STATUSES)
 async def test_every_error_status_has_an_outcome(status: int) -> None:
-    async with context(MockPlatform({POSTS: response(status)})) as ctx:
-        outcome = await LinkedInPublisher().publish(publish_request(_member()), ctx)
+    outcome = await publish_through(
+        LinkedInPublisher(), publish_request(_member()), MockPlatform({POSTS: response(status)})
+    )
     by_status(status).check(outcome)
 
 

@@ -20,6 +20,7 @@ from tests.mock_platform import (
     by_status,
     context,
     expect,
+    publish_through,
     response,
 )
 from tests.publishers.conftest import account, publish_request
@@ -96,8 +97,7 @@ async def test_a_spent_budget_answers_without_sending() -> None:
 
 async def test_an_account_without_an_instance_is_refused() -> None:
     acct = replace(account("mastodon", {"access_token": "t"}, base_url=INSTANCE), base_url=None)
-    async with context(MockPlatform()) as ctx:
-        outcome = await MastodonPublisher().publish(publish_request(acct), ctx)
+    outcome = await publish_through(MastodonPublisher(), publish_request(acct), MockPlatform())
     expect(outcomes.Permanent).check(outcome)
 
 

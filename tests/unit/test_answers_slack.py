@@ -22,6 +22,7 @@ from tests.mock_platform import (
     by_status,
     context,
     expect,
+    publish_through,
     response,
 )
 from tests.publishers.conftest import account, publish_request
@@ -74,16 +75,16 @@ def bot() -> AccountContext:
 async def test_each_answer_has_its_outcome(case: str) -> None:
     answer, expected = ANSWERS[case]
     platform = MockPlatform({POST: answer})
-    async with context(platform) as ctx:
-        outcome = await SlackPublisher().publish(publish_request(bot()), ctx)
+    outcome = await publish_through(SlackPublisher(), publish_request(bot()), platform)
     expected.check(outcome)
     assert platform.requests[-1].headers["Authorization"] == "Bearer xoxb-1"
 
 
 @pytest.mark.parametrize("status", ERROR_STATUSES)
 async def test_every_error_status_has_an_outcome(status: int) -> None:
-    async with context(MockPlatform({POST: response(status)})) as ctx:
-        outcome = await SlackPublisher().publish(publish_request(bot()), ctx)
+    outcome = await publish_through(
+        SlackPublisher(), publish_request(bot()), MockPlatform({POST: response(status)})
+    )
     # Slack names a refused token in the body (above); a bare 401 is not one of its answers.
     (expect(outcomes.Permanent) if status == 401 else by_status(status)).check(outcome)
 
@@ -96,8 +97,9 @@ async def test_an_image_slack_could_not_fetch_is_named() -> None:
             POST: response(200, {"ok": False, "error": "invalid_blocks", "errors": ["image"]}),
         }
     )
-    async with context(platform) as ctx:
-        outcome = await SlackPublisher().publish(publish_request(bot(), media=(image,)), ctx)
+    outcome = await publish_through(
+        SlackPublisher(), publish_request(bot(), media=(image,)), platform
+    )
     assert isinstance(outcome, outcomes.Permanent), outcome
     assert outcome.reason.startswith(f"slack could not download the image {image}"), outcome
     assert [r.url.path for r in platform.requests] == ["/a.png", POST]

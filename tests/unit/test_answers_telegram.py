@@ -20,6 +20,7 @@ from tests.mock_platform import (
     by_status,
     context,
     expect,
+    publish_through,
     response,
 )
 from tests.publishers.conftest import account, publish_request
@@ -75,16 +76,16 @@ def bot() -> AccountContext:
 async def test_each_answer_has_its_outcome(case: str) -> None:
     answer, expected = ANSWERS[case]
     platform = MockPlatform({SEND: answer})
-    async with context(platform) as ctx:
-        outcome = await TelegramPublisher().publish(publish_request(bot()), ctx)
+    outcome = await publish_through(TelegramPublisher(), publish_request(bot()), platform)
     expected.check(outcome)
     assert platform.requests[-1].url.path == "/bot123:abc/sendMessage"
 
 
 @pytest.mark.parametrize("status", ERROR_STATUSES)
 async def test_every_error_status_has_an_outcome(status: int) -> None:
-    async with context(MockPlatform({SEND: response(status)})) as ctx:
-        outcome = await TelegramPublisher().publish(publish_request(bot()), ctx)
+    outcome = await publish_through(
+        TelegramPublisher(), publish_request(bot()), MockPlatform({SEND: response(status)})
+    )
     by_status(status).check(outcome)
 
 

@@ -19,6 +19,7 @@ from tests.mock_platform import (
     by_status,
     context,
     expect,
+    publish_through,
     response,
 )
 from tests.publishers.conftest import account, publish_request
@@ -116,7 +117,6 @@ async def test_an_expired_reused_media_id_is_forgotten_and_uploaded_again_next_t
 
 async def test_no_access_token_needs_a_reconnect_without_sending() -> None:
     platform = MockPlatform()
-    async with context(platform) as ctx:
-        outcome = await XPublisher().publish(publish_request(account("x", {})), ctx)
+    outcome = await publish_through(XPublisher(), publish_request(account("x", {})), platform)
     expect(outcomes.TokenExpired).check(outcome)
     assert platform.requests == []
