@@ -94,6 +94,8 @@ async def failure(
     app_until, business_until = await note_usage(response, ctx, *keys)
     if code in TOKEN_CODES or response.status_code == 401:
         return outcomes.TokenExpired(f"the token was rejected ({message})")
+    if code == 4 and subcode == 2207051:  # spam block, not a throttle: it may still have posted
+        return outcomes.Ambiguous(message)
     if code in THROTTLE_CODES or (code == 9 and subcode == 2207042):
         fallback = ctx.now() + (timedelta(hours=1) if code == 9 else timedelta(minutes=15))
         known = [d for d in (app_until, business_until) if d is not None]
@@ -104,8 +106,6 @@ async def failure(
         until = ctx.now() + timedelta(hours=24)
         await ctx.budgets.spend(keys[0], until=until, reason=message)
         return outcomes.RateLimited(until=until, reason=f"blocked by Meta for now: {message}")
-    if code == 4 and subcode == 2207051:  # spam block: Instagram says it may still have posted
-        return outcomes.Ambiguous(message)
     if response.status_code >= 500 or error.get("is_transient") or code in TRANSIENT_CODES:
         if final:
             return outcomes.Ambiguous(message)
