@@ -60,7 +60,7 @@ async def test_sigterm_stops_a_worker_within_its_grace_whatever_is_in_flight(
 ) -> None:
     workspace, accounts = await workspace_with_accounts(any_db, sandbox)
     await due_posts(any_db, workspace, accounts, count=6, at=datetime.now(UTC))
-    sandbox.configure(latency_ms=4000)
+    sandbox.configure(latency_ms=8000)
     env = worker_env(
         any_db,
         sandbox,
@@ -71,8 +71,8 @@ async def test_sigterm_stops_a_worker_within_its_grace_whatever_is_in_flight(
     worker = spawn(env)
     await wait_until(lambda: in_flight(sandbox, 2), timeout=20, every=0.02)
     worker.send_signal(signal.SIGTERM)
-    # Well under the 4 s the sandbox holds each publish: the grace ended them.
-    assert await asyncio.to_thread(worker.wait, 3.5) == 0
+    # Well under the 8 s the sandbox holds each publish: the grace ended them.
+    assert await asyncio.to_thread(worker.wait, 6) == 0
     assert await delivery_counts(any_db) == {"scheduled": 6}
     async with any_db.session() as session:
         rows = (await session.execute(select(Delivery.claimed_by, Delivery.attempts))).all()
