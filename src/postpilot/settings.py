@@ -60,9 +60,8 @@ class Settings(BaseSettings):
     MEDIA_ALLOWED_HOSTS: str = ""
     # When set, every publisher talks to this sandbox instead of the real platform.
     SANDBOX_URL: str | None = None
-    # Where passes record, before sending, which non-idempotent deliveries they started (so a
-    # crashed pass's unsent deliveries are published, not marked unknown). Default: next to a
-    # SQLite file, or in ~/.local/state/postpilot/journal/<database> for PostgreSQL.
+    # Where passes journal which deliveries they began sending and outcomes the database did
+    # not take. Default: next to a SQLite file, or ~/.local/state/postpilot/journal/<database>.
     JOURNAL_DIR: str | None = None
     # `unknown` deliveries on platforms we can read back are looked up this often, once no send
     # of theirs can still land (this long after they became unknown; >= the HTTP timeout).
