@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -173,14 +173,8 @@ class Renewals:
         now = self._now()
         credentials = tokens.stamped(result.credentials, now)
         renewed = Held(
-            account=AccountContext(
-                id=held.account.id,
-                platform=held.account.platform,
-                handle=held.account.handle,
-                base_url=held.account.base_url,
-                options=held.account.options,
-                credentials=credentials,
-                token_expires_at=result.expires_at,
+            account=replace(
+                held.account, credentials=credentials, token_expires_at=result.expires_at
             ),
             version=held.version + 1,
         )
@@ -241,14 +235,8 @@ class Renewals:
                 return outcomes.Permanent(str(exc))
             self._runtime.credentials.set(key, credentials)
         newer = Held(
-            account=AccountContext(
-                id=held.account.id,
-                platform=held.account.platform,
-                handle=held.account.handle,
-                base_url=held.account.base_url,
-                options=held.account.options,
-                credentials=credentials,
-                token_expires_at=stored.token_expires_at,
+            account=replace(
+                held.account, credentials=credentials, token_expires_at=stored.token_expires_at
             ),
             version=stored.credentials_version,
         )
