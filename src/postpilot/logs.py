@@ -7,12 +7,24 @@ import contextlib
 import contextvars
 import json
 import logging
+import re
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+# Record attributes that are not the caller's fields. `color_message` is uvicorn's copy of its
+# message with ANSI colours, meant for a terminal: the plain `message` says the same.
+_STANDARD = set(vars(logging.makeLogRecord({}))) | {
+    "message",
+    "asctime",
+    "taskName",
+    "color_message",
+}
+# ANSI escape sequences (colours, cursor moves) as JSON writes them, and any ESC left alone: a
+# JSON line is read by machines, never by a terminal, wherever in the entry the text came from.
+# Only an escape JSON wrote: one after an even run of backslashes (typed text stays as it is).
+_ANSI_IN_JSON = re.compile(r"(?<!\\)((?:\\\\)*)\\u001b(?:\[[0-9;?]*[A-Za-z])?")
 
 # Fields every line logged within a `context()` block carries (pass_id, delivery_id...), also
 # from tasks started inside it: a publisher's warning names the pass and the delivery.
@@ -51,7 +63,7 @@ class JsonFormatter(logging.Formatter):
         entry.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
         if record.exc_info:
             entry["error"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        return _ANSI_IN_JSON.sub(r"\1", json.dumps(entry, default=str))
 
 
 class TextFormatter(logging.Formatter):

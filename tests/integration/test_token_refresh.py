@@ -5,6 +5,7 @@ workers ask, with the credentials another worker stored, and what a failed refre
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -96,15 +97,24 @@ async def test_token_close_to_expiry_is_refreshed_before_publishing(
 
 
 async def test_refused_refresh_fails_deliveries_and_asks_for_a_reconnect(
-    runtime: ServiceRuntime, sandbox: SandboxClient
+    runtime: ServiceRuntime, sandbox: SandboxClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     workspace, account, tokens = await x_account(runtime, sandbox)
     await due_posts(runtime.db, workspace, [account], count=2, at=datetime.now(UTC))
     before = (await stored(runtime.db)).credentials
     sandbox.expire_token(tokens["access_token"])
     sandbox.revoke(tokens["refresh_token"])
-    report = await run_pass(runtime, scheduler="optimized")
+    with caplog.at_level(logging.INFO, logger="postpilot.scheduler.passes"):
+        report = await run_pass(runtime, scheduler="optimized")
     assert report.failed == 2
+    # The account's change is said once, as a warning; so is each delivery that failed.
+    (reconnect,) = [r for r in caplog.records if r.getMessage().startswith("account needs")]
+    assert (reconnect.levelno, getattr(reconnect, "account_id", None)) == (
+        logging.WARNING,
+        account.id,
+    )
+    failed = [r for r in caplog.records if r.getMessage() == "delivery failed"]
+    assert [r.levelno for r in failed] == [logging.WARNING] * 2
     after = await stored(runtime.db)
     assert after.status == "needs_reconnect"
     assert after.credentials == before, "a failed refresh never overwrites stored tokens"

@@ -220,6 +220,7 @@ async def test_a_publisher_crash_is_decided_as_ambiguous(
     transition = processed.decision.transition
     assert (processed.outcome, transition.status, transition.event) == ("ambiguous", status, event)
     assert "RuntimeError" in transition.detail and "secret" not in transition.detail
+    assert processed.ours  # our code failed, not the platform: logged as an error
 
 
 async def test_the_last_attempt_that_stays_unclear_fails(runtime: Runtime) -> None:
@@ -247,6 +248,7 @@ async def test_clear_answers(
         processed = await decide(work_item(publisher.platform), runtime)
     transition = processed.decision.transition
     assert (transition.status, transition.attempts) == (status, attempts)
+    assert not processed.ours  # whatever the platform answered, it is not our fault
     (sent,) = publisher.sent
     assert (sent.text, sent.idempotency_key, sent.attempt) == ("hello, platform", "key-1", 1)
 
@@ -306,6 +308,7 @@ async def test_a_platform_without_a_publisher_fails_for_good(runtime: Runtime) -
     processed = await decide(work_item("no-such-platform"), runtime)
     assert processed.decision.transition.status == DeliveryStatus.FAILED
     assert "no publisher" in processed.decision.transition.detail
+    assert processed.ours
 
 
 # --- a delivery taken over from a pass whose lease ran out -------------------------------------

@@ -37,16 +37,20 @@ class Transient:
 
 @dataclass(frozen=True, slots=True)
 class Permanent:
-    """The platform refused for a reason retrying will not fix (bad media, text too long...)."""
+    """The platform refused for a reason retrying will not fix (bad media, text too long...);
+    `ours` when the fault is on our side instead (no publisher, credentials we cannot read)."""
 
     reason: str
+    ours: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class Ambiguous:
-    """The attempt may have reached the platform (timeout after sending, 500, 502, 504)."""
+    """The attempt may have reached the platform (timeout after sending, 500, 502, 504);
+    `ours` when our own code failed mid-attempt (a publisher crashed)."""
 
     reason: str
+    ours: bool = False
 
 
 Outcome = Published | RateLimited | TokenExpired | Transient | Permanent | Ambiguous

@@ -36,6 +36,7 @@ class Processed:
     outcome: str  # outcome kind, or "recovered" when no attempt was made
     duration_ms: float
     account_changes: list[AccountChange] = field(default_factory=list)
+    ours: bool = False  # the outcome is our fault, not the platform's (logged as an error)
 
 
 class PassState:
@@ -127,7 +128,8 @@ async def _process(item: WorkItem, runtime: Runtime, state: PassState) -> Proces
         state.rejected.setdefault(item.account.id, outcome.reason)
         if not any(c.needs_reconnect for c in changes):
             changes.append(AccountChange(item.account.id, needs_reconnect=outcome.reason))
-    return _processed(item, transition, outcomes.outcome_kind(outcome), started, changes)
+    ours = isinstance(outcome, outcomes.Permanent | outcomes.Ambiguous) and outcome.ours
+    return _processed(item, transition, outcomes.outcome_kind(outcome), started, changes, ours=ours)
 
 
 def _processed(
@@ -136,12 +138,15 @@ def _processed(
     kind: str,
     started: float,
     changes: list[AccountChange],
+    *,
+    ours: bool = False,
 ) -> Processed:
     return Processed(
         decision=Decision(delivery=item.delivery, transition=transition),
         outcome=kind,
         duration_ms=(time.perf_counter() - started) * 1000,
         account_changes=changes,
+        ours=ours,
     )
 
 
@@ -153,7 +158,9 @@ async def _attempt(
     changes: list[AccountChange],
 ) -> outcomes.Outcome:
     if publisher is None:
-        return outcomes.Permanent(f"no publisher for platform {item.delivery.platform!r}")
+        return outcomes.Permanent(
+            f"no publisher for platform {item.delivery.platform!r}", ours=True
+        )
     if reason := state.rejected.get(item.account.id):
         return outcomes.TokenExpired(reason)
     if item.account.status != AccountStatus.ACTIVE:
@@ -189,7 +196,7 @@ async def _publish_with_token(
             Held(account_context(item.account, runtime), item.account.credentials_version)
         )
     except CredentialsError as exc:
-        return outcomes.Permanent(str(exc))
+        return outcomes.Permanent(str(exc), ours=True)
     if publisher.can_refresh and tokens.due(held.account, runtime.now()):
         renewed = await state.refresh(publisher, held)
         if not isinstance(renewed, Held):
@@ -250,7 +257,8 @@ async def _guarded_publish(
         # Only the type: an exception's text may carry a URL with a token (Telegram, Discord).
         return outcomes.Ambiguous(
             f"internal error in the {publisher.platform} publisher ({type(exc).__name__}); "
-            "the worker log has the details"
+            "the worker log has the details",
+            ours=True,
         )
 
 

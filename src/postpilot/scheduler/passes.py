@@ -230,7 +230,8 @@ class _Interrupter:
         await stop.wait()
         grace = self._runtime.settings.WORKER_SHUTDOWN_GRACE_SECONDS
         if self._in_flight:
-            log.info(
+            # A warning, so that it reaches a console that shows only warnings (the demo's).
+            log.warning(
                 "stopping: waiting at most %g s for %d publishes in flight",
                 grace,
                 len(self._in_flight),
@@ -364,6 +365,14 @@ async def _write(
         changes = [change for p in processed for change in p.account_changes]
         if changes:
             await work.apply_account_changes(conn, changes, now=now)
+    # Once per account: each of its deliveries in the pass carries the same change.
+    reconnect = {c.account_id: c.needs_reconnect for c in changes if c.needs_reconnect}
+    for account_id, reason in reconnect.items():
+        log.warning(
+            "account needs reconnecting: %s",
+            reason,
+            extra={"pass_id": report.pass_id, "account_id": account_id},
+        )
         if released:
             report.released += await work.release(conn, released, claimer=report.pass_id, now=now)
     _tally(report, processed, applied)
@@ -395,6 +404,17 @@ def _activity(p: engine.Processed, report: PassReport, now: datetime) -> list[ac
         )
     entries.append(entry(transition.event.value, transition.detail))
     return entries
+
+
+def outcome_level(p: engine.Processed) -> int:
+    """ERROR when the outcome is our fault; WARNING when the delivery ended without being
+    published (failed, or unknown until a person or a read-back settles it); INFO otherwise
+    (published, or coming back: retried, rate-limited)."""
+    if p.ours:
+        return logging.ERROR
+    if p.decision.transition.status in (DeliveryStatus.FAILED, DeliveryStatus.UNKNOWN):
+        return logging.WARNING
+    return logging.INFO
 
 
 def _tally(report: PassReport, processed: Sequence[engine.Processed], applied: set[str]) -> None:
@@ -431,7 +451,8 @@ def _tally(report: PassReport, processed: Sequence[engine.Processed], applied: s
             report.rate_limited += 1
         else:
             report.retried += 1
-        log.info(
+        log.log(
+            outcome_level(p),
             "delivery %s",
             transition.event.value,
             extra={
