@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import secrets
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 
 import typer
 import uvicorn
+from rich.markup import escape
 
 from postpilot.api.app import create_app
 from postpilot.cli import common
@@ -82,7 +83,7 @@ async def _serve(
             now=now,
         )
         key = await demo.new_api_key(runtime.db, workspace_id=seeded.workspace_id)
-        runtime.observers.append(_print_published)
+        runtime.observers.append(_printer(demo.Outcomes(seeded)))
         base = f"http://127.0.0.1:{port}"
         say = common.console.print
         say("[bold]postpilot demo[/bold] on " + runtime.db.engine.url.render_as_string())
@@ -112,18 +113,35 @@ async def _serve(
         await server.serve()
 
 
-async def _print_published(report: PassReport) -> None:
-    for decision in report.decisions:
-        transition = decision.transition
-        if transition.status is DeliveryStatus.PUBLISHED:
-            common.console.print(
-                f"  [green]published[/green] via {report.scheduler} pass: "
-                f"{decision.delivery.platform} -> {transition.platform_url}",
-                highlight=False,
-            )
-        elif transition.status in (DeliveryStatus.FAILED, DeliveryStatus.UNKNOWN):
-            common.console.print(f"  [red]{transition.status}[/red]: {transition.detail}")
-    await asyncio.sleep(0)
+def _printer(outcomes: demo.Outcomes) -> Callable[[PassReport], Awaitable[None]]:
+    """A pass observer that prints each demo post once, when all its deliveries have ended."""
+
+    async def print_settled(report: PassReport) -> None:
+        for post in outcomes.add(report.decisions):
+            for line in post_lines(post):
+                common.console.print(line, highlight=False)
+
+    return print_settled
+
+
+def post_lines(post: demo.Settled) -> list[str]:
+    """The post's text once, then one line per platform: its link, or why it has none."""
+    width = max(len(t.platform) for t in post.targets)
+    published = sum(t.status is DeliveryStatus.PUBLISHED for t in post.targets)
+    if published == len(post.targets):
+        mark = "[green]published[/green]"
+    elif published:
+        mark = f"[yellow]published to {published} of {len(post.targets)}[/yellow]"
+    else:
+        mark = "[red]not published[/red]"
+    lines = [f"  {mark} {escape(repr(post.text))}"]
+    for target in post.targets:
+        if target.status is DeliveryStatus.PUBLISHED:
+            lines.append(f"    {target.platform:<{width}}  {escape(target.link or '(no link)')}")
+        else:
+            status = f"[red]{target.status}[/red]"
+            lines.append(f"    {target.platform:<{width}}  {status}: {escape(target.detail)}")
+    return lines
 
 
 @app.command("seed")

@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from postpilot.core.states import DeliveryStatus
 from postpilot.crypto import CredentialCipher
 from postpilot.store import demo as demo_rows
 from postpilot.store import posts, workspaces
 from postpilot.store.database import Database
 from postpilot.store.tables import Account, Workspace
+from postpilot.store.work import Decision
 
 MAX_POSTS = 10_000
 # The sandbox's Bluesky treats a token it never issued as this DID's (sha256 of "sandbox").
@@ -61,6 +64,60 @@ class Seeded:
     deliveries: int
     first_due: datetime
     last_due: datetime
+    texts: dict[str, str] = field(default_factory=dict)  # post id -> its text
+    targets: dict[str, int] = field(default_factory=dict)  # post id -> how many deliveries
+
+
+# Where a delivery ends; a retried or rate-limited one is decided again later.
+ENDED = (DeliveryStatus.PUBLISHED, DeliveryStatus.FAILED, DeliveryStatus.UNKNOWN)
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """How one delivery of a post ended: its link, or why it has none."""
+
+    platform: str
+    status: DeliveryStatus
+    link: str | None
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """A demo post whose every delivery has ended, for printing once."""
+
+    text: str
+    targets: list[Target]
+
+
+class Outcomes:
+    """Gathers the deliveries of the demo's posts as passes decide them, whatever pass each
+    is in, and hands a post back once, when all of its deliveries have ended."""
+
+    def __init__(self, seeded: Seeded) -> None:
+        self._texts = seeded.texts
+        self._targets = seeded.targets
+        self._ended: dict[str, list[Target]] = {}
+
+    def add(self, decisions: Iterable[Decision]) -> list[Settled]:
+        settled = []
+        for decision in decisions:
+            post_id, transition = decision.delivery.post_id, decision.transition
+            if post_id not in self._texts or transition.status not in ENDED:
+                continue
+            ended = self._ended.setdefault(post_id, [])
+            ended.append(
+                Target(
+                    platform=decision.delivery.platform,
+                    status=transition.status,
+                    link=transition.platform_url,
+                    detail=transition.detail,
+                )
+            )
+            if len(ended) == self._targets[post_id]:
+                targets = sorted(ended, key=lambda t: t.platform)
+                settled.append(Settled(text=self._texts[post_id], targets=targets))
+        return settled
 
 
 async def _workspace(session: AsyncSession) -> Workspace:
@@ -120,6 +177,8 @@ async def seed(
     step = spread / (count - 1) if count > 1 else timedelta(0)
     batch = secrets.token_hex(2)
     ids: list[str] = []
+    texts: dict[str, str] = {}
+    targets_of: dict[str, int] = {}
     deliveries = 0
     async with db.transaction() as session:
         workspace = await _workspace(session)
@@ -142,6 +201,8 @@ async def seed(
                 now=now,
             )
             ids.append(post.id)
+            texts[post.id] = text
+            targets_of[post.id] = len(targets)
             deliveries += len(targets)
         return Seeded(
             workspace_id=workspace.id,
@@ -151,6 +212,8 @@ async def seed(
             deliveries=deliveries,
             first_due=start,
             last_due=start + step * (count - 1),
+            texts=texts,
+            targets=targets_of,
         )
 
 
