@@ -12,7 +12,7 @@ import uvicorn
 from rich.markup import escape
 
 from postpilot.api.app import create_app
-from postpilot.cli import common
+from postpilot.cli import common, ports
 from postpilot.core.durations import InvalidDuration, parse_duration
 from postpilot.core.states import DeliveryStatus
 from postpilot.runtime import open_database, open_runtime
@@ -51,6 +51,8 @@ def run(
 ) -> None:
     """Start the sandbox, the API and the worker on SQLite, schedule demo posts over the next
     half minute, and print each one as it is published. Ctrl-C stops everything."""
+    ports.ensure_free(port, flag="--port")
+    ports.ensure_free(sandbox_port, flag="--sandbox-port")
     added = ensure_local_secrets()
     sandbox = start_sandbox(sandbox_port)
     try:

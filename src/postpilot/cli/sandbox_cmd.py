@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 import uvicorn
 
+from postpilot.cli import ports
 from postpilot.sandbox.app import create_app
 
 
@@ -14,6 +15,7 @@ def sandbox(
     quiet: bool = typer.Option(False, help="Do not log each request."),
 ) -> None:
     """Run the sandbox that speaks the platforms' publishing contracts, offline."""
+    ports.ensure_free(port, flag="--port", host=host)
     uvicorn.run(
         create_app(),
         host=host,

@@ -10,7 +10,7 @@ import typer
 import uvicorn
 
 from postpilot.api.app import create_app
-from postpilot.cli import common
+from postpilot.cli import common, ports
 from postpilot.core import knobs
 from postpilot.monitor import prometheus
 from postpilot.runtime import open_runtime
@@ -24,6 +24,7 @@ def serve(
     worker: bool = typer.Option(True, "--worker/--no-worker", help="Run the worker in-process."),
 ) -> None:
     """Run the HTTP API (and, by default, the worker in the same process)."""
+    ports.ensure_free(port, flag="--port", host=host)
     settings = common.settings()
 
     async def check() -> None:
