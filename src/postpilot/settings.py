@@ -5,11 +5,17 @@ Only entry points (CLI, ASGI app factory) read them; everything else receives va
 
 from __future__ import annotations
 
+import difflib
+import logging
+import os
 import re
+from collections.abc import Iterable, Mapping
 from functools import lru_cache
+from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
+from dotenv import dotenv_values
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -197,13 +203,17 @@ def normalize_database_url(url: str) -> str:
     raise ValueError("must start with postgresql:// or sqlite:/// (e.g. sqlite:///./postpilot.db)")
 
 
-_SECRET_NAMES = frozenset(
+# Never shown: they are, or may hold, a password or a token (a Slack or Discord webhook URL is
+# itself the credential).
+SECRET_NAMES = frozenset(
     {
         "SECRET_KEY",
         "CRON_SECRET",
         "DATABASE_URL",
         "REDIS_URL",
+        "ALERT_WEBHOOK_URL",
         "ALERT_WEBHOOK_SECRET",
+        "EVENTS_WEBHOOK_URL",
         "EVENTS_WEBHOOK_SECRET",
     }
 )
@@ -221,11 +231,60 @@ def load_settings(**overrides: object) -> Settings:
         for error in exc.errors():
             name = ".".join(str(part) for part in error["loc"]) or "settings"
             message = str(error["msg"]).removeprefix("Value error, ")
-            shown = "<hidden>" if name.upper() in _SECRET_NAMES else repr(error.get("input"))
+            shown = "<hidden>" if name.upper() in SECRET_NAMES else repr(error.get("input"))
             lines.append(f"{name}: {message} (got {shown})")
         raise SettingsError("; ".join(lines)) from None
 
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return load_settings()
+    settings = load_settings()
+    warn_misspelt()
+    return settings
+
+
+def env_files() -> dict[str, dict[str, str]]:
+    """What each settings file that exists holds, names upper-cased, in order of precedence
+    (lowest first, as Settings reads them)."""
+    configured = Settings.model_config.get("env_file") or ()
+    names = [configured] if isinstance(configured, str | Path) else list(configured)
+    files = {}
+    for name in names:
+        path = Path(name)
+        if path.is_file():
+            values = dotenv_values(path, encoding="utf-8")
+            files[str(name)] = {k.upper(): v or "" for k, v in values.items()}
+    return files
+
+
+# How close a name must be to a setting's to be taken for a misspelling of it (difflib's ratio):
+# SCHEDULER_CONCURENCY is 0.98 from SCHEDULER_CONCURRENCY, REDIS_HOST 0.74 from REDIS_URL.
+_MISSPELT_RATIO = 0.85
+
+
+def misspelt(names: Iterable[str]) -> dict[str, str]:
+    """Each name that is not a setting but close to one, with the setting it likely means."""
+    known = list(Settings.model_fields)
+    found = {}
+    for name in sorted({n.upper() for n in names} - set(known)):
+        close = difflib.get_close_matches(name, known, n=1, cutoff=_MISSPELT_RATIO)
+        if close:
+            found[name] = close[0]
+    return found
+
+
+_warned: set[str] = set()
+
+
+def warn_misspelt(environ: Mapping[str, str] = os.environ) -> None:
+    """Log a warning for each misspelt name in the environment or the settings files, once per
+    process: an ignored variable otherwise looks like a setting that does nothing."""
+    names = set(environ)
+    for values in env_files().values():
+        names.update(values)
+    for name, meant in misspelt(names).items():
+        if name not in _warned:
+            _warned.add(name)
+            logging.getLogger(__name__).warning(
+                "%s is not a setting and is ignored: did you mean %s?", name, meant
+            )

@@ -13,7 +13,7 @@ from rich.console import Console
 
 from postpilot import logs
 from postpilot.errors import PostpilotError
-from postpilot.settings import Settings, SettingsError, load_settings
+from postpilot.settings import Settings, SettingsError, load_settings, warn_misspelt
 
 T = TypeVar("T")
 console = Console(soft_wrap=True)
@@ -36,6 +36,7 @@ def settings(**overrides: Any) -> Settings:
     except SettingsError as exc:
         fail(f"bad setting: {exc}")
     logs.configure(loaded.LOG_LEVEL, loaded.LOG_FORMAT)
+    warn_misspelt()
     return loaded
 
 

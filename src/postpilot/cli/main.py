@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import typer
 
-from postpilot.cli import compare, db, demo, migration, sandbox_cmd, scheduler, service, workspace
+from postpilot import __version__
+from postpilot.cli import (
+    compare,
+    config,
+    db,
+    demo,
+    migration,
+    sandbox_cmd,
+    scheduler,
+    service,
+    workspace,
+)
 
 app = typer.Typer(
     name="postpilot",
@@ -13,11 +24,29 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        typer.echo(f"postpilot {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print the version."
+    ),
+) -> None:
+    """Publishes scheduled social-media posts fast and exactly once."""
+
+
 app.add_typer(db.app, name="db")
 app.add_typer(workspace.app, name="workspace")
 app.add_typer(demo.app, name="demo")
 app.add_typer(scheduler.app, name="scheduler")
 app.add_typer(migration.app, name="migration")
+app.add_typer(config.app, name="config")
 app.command("compare")(compare.compare)
 app.command("serve")(service.serve)
 app.command("worker")(service.worker)
