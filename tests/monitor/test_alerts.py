@@ -174,13 +174,19 @@ async def test_db_connections_fire_above_80_percent_and_resolve(
     assert await evaluate(runtime) == [("resolved", "db_connections", "reference")]
 
 
-async def test_cache_hit_rate_waits_for_warm_up_then_fires_and_resolves(
+async def test_cache_hit_rate_reads_steady_state_passes_then_fires_and_resolves(
     runtime: ServiceRuntime, clock: Clock
 ) -> None:
-    await runtime.monitor.record(synthetic_pass(clock, claimed=5, cache_hits=5, cache_misses=15))
+    cold = synthetic_pass(clock, claimed=5, cache_hits=5, cache_misses=95)
+    await runtime.monitor.record(cold)
     assert await evaluate(runtime) == [], "cold caches miss: no alert during warm-up"
     clock.advance(seconds=61)
+    assert await evaluate(runtime) == [], "a cold start's misses stay out of the rate it reads"
+    await runtime.monitor.record(synthetic_pass(clock, claimed=5, cache_hits=5, cache_misses=15))
     assert await evaluate(runtime) == [("firing", "cache_hit_rate", "optimized")]
+    async with runtime.db.engine.connect() as conn:
+        (alert,) = await store.firing_alerts(conn)
+    assert alert.value == pytest.approx(0.25) and alert.details["phase"] == "steady_state"
     await runtime.monitor.record(synthetic_pass(clock, claimed=5, cache_hits=100))
     assert await evaluate(runtime) == [("resolved", "cache_hit_rate", "optimized")]
 

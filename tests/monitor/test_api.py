@@ -10,13 +10,14 @@ from datetime import timedelta
 
 import pytest
 
+from postpilot.core.states import WorkerState
 from postpilot.sandbox.client import SandboxClient
 from postpilot.sandbox.process import free_port
 from postpilot.scheduler.worker import Worker
 from postpilot.store import heartbeats, schema
 from postpilot.store.database import Database
 from tests.helpers import api_server
-from tests.monitor.support import OPERATOR
+from tests.monitor.support import OPERATOR, Clock, synthetic_pass
 from tests.waiting import wait_until
 
 
@@ -181,7 +182,7 @@ async def test_readiness_fails_while_a_workers_pass_runs_past_its_bound(
                 pid=os.getpid(),
                 started_at=api.runtime.now() - timedelta(minutes=5),
                 now=api.runtime.now(),
-                state="stalled",
+                state=WorkerState.STALLED,
             )
         answer = await api.client.get("/api/health/ready")
         assert answer.status_code == 503
@@ -204,3 +205,28 @@ async def test_readiness_reports_an_unreachable_database(
         assert answer.status_code == 503
         assert answer.json()["checks"]["database"].startswith("unreachable: ")
         assert (await api.client.get("/api/health/live")).status_code == 200
+
+
+async def test_the_summary_gives_cold_start_and_steady_state_cache_rates_apart(
+    sqlite_db: Database, sandbox: SandboxClient
+) -> None:
+    # No warm-up time: the process's first pass is its cold start, every later one steady.
+    async with api_server(sqlite_db, sandbox, ALERT_CACHE_WARMUP_SECONDS=0) as api:
+        clock = Clock(api.runtime.monitor.started_at)
+        monitor = api.runtime.monitor
+        await monitor.record(synthetic_pass(clock, claimed=5, cache_hits=2, cache_misses=8))
+        await monitor.record(synthetic_pass(clock, claimed=5, cache_hits=19, cache_misses=1))
+        body = (await api.client.get("/api/performance", headers=OPERATOR)).json()
+        optimized = body["schedulers"]["optimized"]
+        assert optimized["cache_cold_start"] == {"hits": 2, "misses": 8, "hit_rate": 0.2}
+        assert optimized["cache_steady_state"] == {"hits": 19, "misses": 1, "hit_rate": 0.95}
+        assert optimized["cache_hit_rate"] == 0.7  # both phases together
+        assert body["thresholds"]["cache_hit_rate_reads"] == "steady_state"
+        compared = (await api.client.get("/api/performance?type=compare", headers=OPERATOR)).json()
+        rows = {row["metric"]: row["optimized"] for row in compared["rows"]}
+        assert rows["cache_cold_start.hit_rate"] == 0.2
+        assert rows["cache_steady_state.hit_rate"] == 0.95
+        (_, runs) = (
+            (await api.client.get("/api/performance?type=runs", headers=OPERATOR)).json().popitem()
+        )
+        assert sorted(run["cache_phase"] for run in runs) == ["cold_start", "steady_state"]

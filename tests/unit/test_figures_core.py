@@ -207,3 +207,26 @@ def test_a_change_needs_both_runs() -> None:
     assert Change.between(1.0, None, "higher") is None
     assert Change.between(None, None, "lower") is None
     assert Change.between(2.0, 1.0, "lower") == Change(2.0, 1.0, "lower")
+
+
+@pytest.mark.parametrize(
+    ("first_pass", "since_start", "phase"),
+    [
+        (True, 3600.0, "cold_start"),  # the process's first pass, however late it came
+        (False, 299.9, "cold_start"),  # within the warm-up
+        (False, 300.0, "steady_state"),
+    ],
+)
+def test_cache_phase_is_cold_for_a_first_pass_or_within_the_warm_up(
+    first_pass: bool, since_start: float, phase: str
+) -> None:
+    found = figures.cache_phase(
+        first_pass=first_pass, since_start_seconds=since_start, warmup_seconds=300
+    )
+    assert found == phase
+
+
+def test_cache_lookups_add_up_and_say_their_rate() -> None:
+    total = figures.CacheLookups(2, 8) + figures.CacheLookups(19, 1)
+    assert total.lookups == 30 and total.hit_rate == pytest.approx(0.7)
+    assert figures.CacheLookups().public() == {"hits": 0, "misses": 0, "hit_rate": None}

@@ -12,6 +12,9 @@ from here. Pure.
 - throughput: deliveries per second; per delivery: a total (time, statements, CPU) divided by the
   deliveries (one pass: its outcomes; a run to the end: the finished ones);
 - percentiles: linear interpolation between closest ranks (numpy's default); the median is p50;
+- cache hit rate: hits / (hits + misses), over every cache of the process; reported apart for
+  cold-start passes and steady-state ones (`cache_phase`), since a fresh process's caches miss
+  on every account and medium they have not seen yet;
 - a change reads after against before (the optimized run against the reference): its ratio is
   after / before, its percent (after - before) / before, and an improvement is positive when the
   figure moved the better way.
@@ -25,6 +28,9 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 Better = Literal["lower", "higher"]
+CachePhase = Literal["cold_start", "steady_state"]
+COLD_START: CachePhase = "cold_start"
+STEADY_STATE: CachePhase = "steady_state"
 
 
 class OutcomeCounts(Protocol):
@@ -89,6 +95,48 @@ def ratio(part: float | None, whole: float | None) -> float | None:
 
 def hit_rate(hits: int, misses: int) -> float | None:
     return ratio(hits, hits + misses)
+
+
+def cache_phase(
+    *, first_pass: bool, since_start_seconds: float, warmup_seconds: float
+) -> CachePhase:
+    """Whether a pass's cache lookups are cold-start or steady-state figures.
+
+    Cold-start: the first pass of its process that looked anything up, or a pass that began
+    within `warmup_seconds` (ALERT_CACHE_WARMUP_SECONDS) of the process's start; its caches
+    were empty then and miss once per account, medium and upload they have not met yet.
+    Steady-state: every later pass, whose misses are expiries and new items. A comparison run
+    (one pass in a fresh process) is therefore cold-start only."""
+    if first_pass or since_start_seconds < warmup_seconds:
+        return COLD_START
+    return STEADY_STATE
+
+
+@dataclass(frozen=True, slots=True)
+class CacheLookups:
+    """Cache hits and misses, of one phase or of all of them."""
+
+    hits: int = 0
+    misses: int = 0
+
+    @property
+    def lookups(self) -> int:
+        return self.hits + self.misses
+
+    @property
+    def hit_rate(self) -> float | None:
+        return hit_rate(self.hits, self.misses)
+
+    def __add__(self, other: CacheLookups) -> CacheLookups:
+        return CacheLookups(self.hits + other.hits, self.misses + other.misses)
+
+    def public(self) -> dict[str, float | int | None]:
+        rate = self.hit_rate
+        return {
+            "hits": self.hits,
+            "misses": self.misses,
+            "hit_rate": None if rate is None else round(rate, 6),
+        }
 
 
 def throughput(deliveries: int, seconds: float) -> float | None:

@@ -7,8 +7,9 @@ Rules (thresholds from settings), each with its subject:
   window, once the window holds ALERT_MIN_DELIVERIES outcomes;
 - processing_time (per scheduler): p95 processing time > ALERT_PROCESSING_SECONDS (same minimum);
 - db_connections (per scheduler): a pass held > ALERT_DB_CONNECTIONS_RATIO of the maximum;
-- cache_hit_rate (per scheduler): hit rate < ALERT_CACHE_HIT_RATE, once the monitor has watched
-  for ALERT_CACHE_WARMUP_SECONDS and the window holds ALERT_CACHE_MIN_LOOKUPS lookups;
+- cache_hit_rate (per scheduler): the steady-state hit rate (passes after their process's
+  cold start, `figures.cache_phase`) < ALERT_CACHE_HIT_RATE, once the monitor has watched for
+  ALERT_CACHE_WARMUP_SECONDS and the window holds ALERT_CACHE_MIN_LOOKUPS steady-state lookups;
 - deliveries_overdue (subject ''): a delivery waits > ALERT_OVERDUE_SECONDS past its due time;
 - token_refresh_failed (per account id): the account's status is needs_reconnect.
 
@@ -202,8 +203,8 @@ def _scheduler_findings(
                 {"peak": summary.db_connections_peak, "max": summary.db_connections_max},
             )
         )
-    lookups = summary.cache_hits + summary.cache_misses
-    rate = summary.cache_hit_rate
+    steady = summary.cache_steady_state  # a fresh process's caches miss: not a fault
+    lookups, rate = steady.lookups, steady.hit_rate
     warm = observed.monitoring_seconds >= limits.cache_warmup_seconds
     counted = warm and lookups >= limits.cache_min_lookups
     if counted and rate is not None and rate < limits.cache_hit_rate:
@@ -214,9 +215,9 @@ def _scheduler_findings(
                 Severity.WARNING,
                 rate,
                 limits.cache_hit_rate,
-                f"{name} scheduler cache hit rate {rate:.1%} {window} "
+                f"{name} scheduler steady-state cache hit rate {rate:.1%} {window} "
                 f"(threshold {limits.cache_hit_rate:.0%})",
-                {"hits": summary.cache_hits, "misses": summary.cache_misses},
+                {"hits": steady.hits, "misses": steady.misses, "phase": "steady_state"},
             )
         )
     return found

@@ -46,6 +46,7 @@ class PassFigures:
     db_statements: int = 0
     cache_hits: int = 0
     cache_misses: int = 0
+    cache_phase: str | None = None  # figures.CachePhase; None when stored before it was known
     peak_db_connections: int = 0
     max_db_connections: int = 0
     lateness_count: int = 0
@@ -54,7 +55,13 @@ class PassFigures:
     lateness_samples: list[float] = field(default_factory=list)
 
     @classmethod
-    def from_report(cls, report: PassReport, *, max_connections: int) -> PassFigures:
+    def from_report(
+        cls,
+        report: PassReport,
+        *,
+        max_connections: int,
+        cache_phase: figures.CachePhase | None = None,
+    ) -> PassFigures:
         processing, lateness = _rounded(report.processing_ms), _rounded(report.lateness_ms)
         return cls(
             pass_id=report.pass_id,
@@ -80,6 +87,7 @@ class PassFigures:
             db_statements=report.db_statements,
             cache_hits=report.cache_hits,
             cache_misses=report.cache_misses,
+            cache_phase=cache_phase,
             peak_db_connections=report.peak_db_connections,
             max_db_connections=max_connections,
             lateness_count=len(lateness),

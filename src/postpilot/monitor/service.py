@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from postpilot.cache.service import CacheService
+from postpilot.core import figures as core_figures
 from postpilot.monitor import events, store
 from postpilot.monitor.alerts import AlertEvaluator, Change, Rule, Thresholds, log_change
 from postpilot.monitor.figures import PassFigures
@@ -64,6 +65,7 @@ class Monitor:
         self.evaluate_every = timedelta(seconds=settings.ALERT_EVALUATE_SECONDS)
         self._last_evaluation: datetime | None = None
         self._last_prune: datetime | None = None
+        self._looked_up = False  # a pass of this process has used its caches (they are warm)
         self._evaluating = asyncio.Lock()
 
     async def observe(self, report: PassReport) -> None:
@@ -95,7 +97,15 @@ class Monitor:
                 self.event_hook.enqueue(message)
 
     async def record(self, report: PassReport) -> PassFigures:
-        figures = PassFigures.from_report(report, max_connections=self.db.max_connections)
+        phase = core_figures.cache_phase(
+            first_pass=not self._looked_up,
+            since_start_seconds=(report.started_at - self.started_at).total_seconds(),
+            warmup_seconds=self.settings.ALERT_CACHE_WARMUP_SECONDS,
+        )
+        self._looked_up = self._looked_up or bool(report.cache_hits + report.cache_misses)
+        figures = PassFigures.from_report(
+            report, max_connections=self.db.max_connections, cache_phase=phase
+        )
         async with self.db.engine.begin() as conn:
             await store.insert_pass(conn, figures)
         return figures

@@ -10,6 +10,8 @@ API and the alerts read them from here:
   of the window (what went out);
 - DB queries per batch: statements per pass; per delivery: statements / outcomes;
 - lateness: published_at - scheduled_at;
+- cache hit rate: over every pass, and apart for cold-start and steady-state passes
+  (`figures.cache_phase`); the cache alert reads the steady-state one;
 - DB connections: the most in use during any pass, against DATABASE_MAX_CONNECTIONS.
 """
 
@@ -82,6 +84,8 @@ class SchedulerSummary:
     cache_hits: int
     cache_misses: int
     cache_hit_rate: float | None
+    cache_cold_start: figures.CacheLookups
+    cache_steady_state: figures.CacheLookups
     busy_seconds: float
     throughput_per_second: float | None
     published_per_minute: float | None
@@ -94,6 +98,8 @@ class SchedulerSummary:
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        data["cache_cold_start"] = self.cache_cold_start.public()
+        data["cache_steady_state"] = self.cache_steady_state.public()
         for name in ("first_pass_at", "last_pass_at"):
             moment = data[name]
             data[name] = moment.isoformat() if moment else None
@@ -135,6 +141,8 @@ def summarize(
         cache_hits=total.cache_hits,
         cache_misses=total.cache_misses,
         cache_hit_rate=_round(figures.hit_rate(total.cache_hits, total.cache_misses), 6),
+        cache_cold_start=_lookups(passes, figures.COLD_START),
+        cache_steady_state=_lookups(passes, figures.STEADY_STATE),
         busy_seconds=round(busy_seconds, 3),
         throughput_per_second=_round(figures.throughput(total.outcomes, busy_seconds)),
         published_per_minute=(
@@ -190,6 +198,7 @@ def series(
                     "lateness_p99_ms": point.lateness_ms.p99,
                     "db_statements_per_pass": point.db_statements_per_pass,
                     "cache_hit_rate": point.cache_hit_rate,
+                    "cache_hit_rate_steady_state": _round(point.cache_steady_state.hit_rate, 6),
                     "throughput_per_second": point.throughput_per_second,
                 }
             )
@@ -219,6 +228,8 @@ _COMPARED: tuple[tuple[str, str, str, figures.Better], ...] = (
     ("db_statements_per_pass", "DB queries per batch", "count", "lower"),
     ("db_statements_per_delivery", "DB queries per delivery", "count", "lower"),
     ("cache_hit_rate", "Cache hit rate", "ratio", "higher"),
+    ("cache_cold_start.hit_rate", "Cache hit rate (cold start)", "ratio", "higher"),
+    ("cache_steady_state.hit_rate", "Cache hit rate (steady state)", "ratio", "higher"),
     ("response_time_ms.mean", "Response time (pass duration, mean)", "ms", "lower"),
     ("throughput_per_second", "Throughput (deliveries per second of work)", "per_second", "higher"),
     ("lateness_ms.p50", "Lateness (p50)", "ms", "lower"),
@@ -277,6 +288,16 @@ def _connection_ratio(one: PassFigures | None) -> float:
     if one is None or not one.max_db_connections:
         return 0.0
     return one.peak_db_connections / one.max_db_connections
+
+
+def _lookups(passes: Iterable[PassFigures], phase: figures.CachePhase) -> figures.CacheLookups:
+    """The cache lookups of the passes of one phase (passes stored before phases were recorded
+    count only in the overall rate)."""
+    total = figures.CacheLookups()
+    for p in passes:
+        if p.cache_phase == phase:
+            total += figures.CacheLookups(p.cache_hits, p.cache_misses)
+    return total
 
 
 def _round(value: float | None, digits: int = 3) -> float | None:

@@ -272,6 +272,7 @@ class PassMetric(Base):
     db_statements: Mapped[int] = mapped_column(Integer, default=0)
     cache_hits: Mapped[int] = mapped_column(Integer, default=0)
     cache_misses: Mapped[int] = mapped_column(Integer, default=0)
+    cache_phase: Mapped[str | None] = mapped_column(String(16))  # core.figures.cache_phase
     peak_db_connections: Mapped[int] = mapped_column(Integer, default=0)
     max_db_connections: Mapped[int] = mapped_column(Integer, default=0)
     lateness_count: Mapped[int] = mapped_column(Integer, default=0)

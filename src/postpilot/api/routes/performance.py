@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Query
 
 from postpilot.api.deps import Credentials, RuntimeDep
 from postpilot.api.errors import ApiError
-from postpilot.core import knobs
+from postpilot.core import figures, knobs
 from postpilot.crypto import same_secret
 from postpilot.monitor import store, summary
 from postpilot.runtime import ServiceRuntime
@@ -127,7 +127,7 @@ async def _runs(runtime: ServiceRuntime, *, scheduler: str | None, limit: int) -
     return {
         "type": "runs",
         "monitoring": runtime.settings.ENABLE_PERFORMANCE_MONITORING,
-        "runs": [figures.public() for figures in runs],
+        "runs": [one.public() for one in runs],
     }
 
 
@@ -162,6 +162,9 @@ def _thresholds(runtime: ServiceRuntime) -> dict[str, Any]:
         "processing_ms": limits.processing_seconds * 1000,
         "db_connections_ratio": limits.db_connections_ratio,
         "cache_hit_rate": limits.cache_hit_rate,
+        # Which of a summary's cache rates the alert reads, and where cold start ends.
+        "cache_hit_rate_reads": figures.STEADY_STATE,
+        "cache_warmup_seconds": limits.cache_warmup_seconds,
         "overdue_seconds": limits.overdue_seconds,
         "window_seconds": limits.window_seconds,
     }
