@@ -23,6 +23,7 @@ from pathlib import Path
 import httpx
 from sqlalchemy.engine import make_url
 
+from postpilot import tracing
 from postpilot.cache.memory import CacheStats
 from postpilot.cache.service import CacheService
 from postpilot.core.retry import RetryPolicy
@@ -72,6 +73,8 @@ def build_runtime(
     if db is None:
         db = database(settings)
         closing.push_async_callback(db.dispose)
+    if stop_tracing := tracing.start(settings.TRACING_OTLP_ENDPOINT, db.engine.sync_engine):
+        closing.callback(stop_tracing)
     addresses = AddressPolicy.allowing(*settings.private_hosts_allowed)
     http = httpx.AsyncClient(
         timeout=settings.HTTP_TIMEOUT_SECONDS,

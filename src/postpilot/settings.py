@@ -86,6 +86,8 @@ class Settings(BaseSettings):
     METRICS_PUBLIC: bool = False
     WORKER_METRICS_PORT: Annotated[int | None, Field(ge=1, le=65535)] = None
     WORKER_METRICS_HOST: str = "127.0.0.1"
+    # OTLP/HTTP collector base URL: traces are off unless it or OTEL_EXPORTER_OTLP_ENDPOINT is set.
+    TRACING_OTLP_ENDPOINT: str | None = None
     HEALTH_HEARTBEAT_SECONDS: Annotated[float, Field(gt=0, le=86_400)] = 30.0
     # Cron-only deployments (no worker): readiness wants a cron pass within this many seconds.
     HEALTH_CRON_SECONDS: Annotated[float, Field(gt=0, le=86_400)] = 300.0

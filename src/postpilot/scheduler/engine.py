@@ -9,6 +9,8 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 
+from opentelemetry import trace
+
 from postpilot import logs
 from postpilot.core import outcomes
 from postpilot.core.states import AccountStatus
@@ -28,6 +30,7 @@ from postpilot.scheduler.runtime import Runtime
 from postpilot.store.work import AccountChange, AccountRecord, Decision, WorkItem
 
 log = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)  # a no-op until tracing is configured (postpilot.tracing)
 
 
 @dataclass
@@ -75,8 +78,19 @@ async def process(item: WorkItem, runtime: Runtime, state: PassState) -> Process
         hook = functools.partial(state.before_send, item.delivery.id)
     token = flow.before_publishing_request.set(hook)
     try:
-        with logs.context(delivery_id=item.delivery.id):
-            return await _process(item, runtime, state)
+        with (
+            logs.context(delivery_id=item.delivery.id),
+            tracer.start_as_current_span(
+                "postpilot.publish",  # ids and kinds only: never a token or the post's text
+                attributes={
+                    "postpilot.delivery_id": item.delivery.id,
+                    "postpilot.platform": item.delivery.platform,
+                },
+            ) as span,
+        ):
+            processed = await _process(item, runtime, state)
+            span.set_attribute("postpilot.outcome", processed.outcome)
+            return processed
     finally:
         flow.before_publishing_request.reset(token)
 

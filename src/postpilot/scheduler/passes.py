@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from opentelemetry import trace
 from sqlalchemy import exc as sa_exc
 
 from postpilot import logs
@@ -28,6 +29,11 @@ from postpilot.store import activity, heartbeats, work
 from postpilot.store.database import counting
 
 log = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)  # a no-op until tracing is configured (postpilot.tracing)
+PASS_SPAN_ATTRIBUTES = (
+    *("scheduler", "pass_id", "limit", "concurrency", "claimed", "published", "failed"),
+    *("retried", "rate_limited", "unknown", "released", "lost_lease"),
+)
 
 
 async def run_pass(
@@ -51,7 +57,11 @@ async def run_pass(
     started = time.perf_counter()
     hits_before, misses_before = _cache_totals(runtime)
     runtime.db.reset_peak_connections()
-    with counting() as statements, logs.context(pass_id=report.pass_id):
+    with (
+        counting() as statements,
+        logs.context(pass_id=report.pass_id),
+        tracer.start_as_current_span("postpilot.pass") as span,
+    ):
         # Before the claim: a pass that dies at any point after it leaves a journal saying
         # what it began sending, so its unsent deliveries are not taken for maybe-sent ones.
         await runtime.journal.begin(report.pass_id)
@@ -60,6 +70,8 @@ async def run_pass(
         else:
             await _optimized(runtime, report, stop)
         await _end_journal(runtime, report.pass_id)
+        if span.is_recording():
+            span.set_attributes(_span_attributes(report))
     report.db_statements = statements.count
     report.duration_ms = (time.perf_counter() - started) * 1000
     report.peak_db_connections = runtime.db.peak_connections_in_use
@@ -92,6 +104,10 @@ async def cron_pass(
     except Exception:  # the pass's own outcomes are written: this is only for readiness
         log.warning("could not record the cron pass for readiness", exc_info=True)
     return report
+
+
+def _span_attributes(report: PassReport) -> dict[str, str | int]:
+    return {f"postpilot.{name}": getattr(report, name) for name in PASS_SPAN_ATTRIBUTES}
 
 
 def _cache_totals(runtime: Runtime) -> tuple[int, int]:
