@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from postpilot import __version__
 from postpilot.api import errors, openapi
 from postpilot.api.guard import RequestGuard
+from postpilot.api.request_metrics import RequestMetrics
 from postpilot.api.routes import (
     accounts,
     activity,
@@ -25,6 +26,7 @@ from postpilot.api.routes import (
     posts,
     scheduler,
 )
+from postpilot.monitor.prometheus import PrometheusMetrics
 from postpilot.runtime import ServiceRuntime, open_runtime
 from postpilot.settings import Settings, get_settings
 from postpilot.store import schema
@@ -86,6 +88,13 @@ def create_app(
         responses=openapi.DEFAULT_RESPONSES,
     )
     app.add_middleware(RequestGuard, max_body_bytes=limits.API_MAX_BODY_BYTES)
+
+    def metrics() -> PrometheusMetrics | None:
+        active: ServiceRuntime | None = getattr(app.state, "runtime", None)
+        return active.monitor.prometheus if active is not None else None
+
+    # Added last, so outermost: the guard's refusals are counted too.
+    app.add_middleware(RequestMetrics, metrics=metrics)
     errors.install(app)
     openapi.install(app)
     for router in ROUTERS:

@@ -1,6 +1,6 @@
 """Prometheus exposition: the per-pass figures as counters and histograms, per-cache hits and
-misses, DB connections, and what the alert rules last saw. One registry per runtime (not the
-global default), so several runtimes in one process never collide.
+misses, DB connections, what the alert rules last saw, and the API's requests. One registry per
+runtime (not the global default), so several runtimes in one process never collide.
 
 The counters count the passes run in this process: scrape every process that runs passes (the
 API with its worker, and each `postpilot worker` via WORKER_METRICS_PORT)."""
@@ -27,6 +27,7 @@ from postpilot.scheduler.summary import PassReport
 SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 LATENESS_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600)
 STATEMENT_BUCKETS = (1, 2, 3, 4, 5, 8, 10, 20, 50, 100, 200, 500, 1000, 5000)
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 RESULTS = ("published", "failed", "retried", "rate_limited", "unknown", "released", "lost_lease")
 
 
@@ -109,6 +110,19 @@ class PrometheusMetrics:
             "evaluation.",
             registry=r,
         )
+        self.http_requests = Counter(
+            "postpilot_http_requests",
+            "API requests answered, by method, route template and status.",
+            ["method", "route", "status"],
+            registry=r,
+        )
+        self.http_duration = Histogram(
+            "postpilot_http_request_duration_seconds",
+            "API request latency, first byte read to last byte sent, by method and route template.",
+            ["method", "route"],
+            buckets=SECONDS_BUCKETS,
+            registry=r,
+        )
         r.register(_LiveCollector(caches, webhooks))
 
     def observe(self, report: PassReport) -> None:
@@ -132,6 +146,13 @@ class PrometheusMetrics:
         if report.cache_misses:
             self.pass_cache.labels(scheduler, "miss").inc(report.cache_misses)
         self.db_peak.labels(scheduler).set(report.peak_db_connections)
+
+    def observe_request(self, *, method: str, route: str, status: int, seconds: float) -> None:
+        """`route` is the matched template (`/api/posts/{post_id}`), never the raw path: one
+        series per id would grow without bound. So is `method`: unknown ones are "other"."""
+        method = method if method in HTTP_METHODS else "other"
+        self.http_requests.labels(method, route, str(status)).inc()
+        self.http_duration.labels(method, route).observe(seconds)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
