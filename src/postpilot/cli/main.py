@@ -6,6 +6,7 @@ import typer
 
 from postpilot import __version__
 from postpilot.cli import (
+    cache,
     compare,
     config,
     db,
@@ -47,6 +48,7 @@ app.add_typer(demo.app, name="demo")
 app.add_typer(scheduler.app, name="scheduler")
 app.add_typer(migration.app, name="migration")
 app.add_typer(config.app, name="config")
+app.add_typer(cache.app, name="cache")
 app.command("compare")(compare.compare)
 app.command("serve")(service.serve)
 app.command("worker")(service.worker)
