@@ -9,7 +9,9 @@ Sources, in order of preference:
 - "after migration" (before = reference, after = optimized): a fresh comparison when one was run,
   because both schedulers then handled the same workload; otherwise the monitor's figures of each
   scheduler over the window (different workloads: compare the per-delivery figures);
-- the success criteria read the "after migration" figures.
+- the success criteria read the "after migration" figures, except the cache hit rate: it reads
+  the optimized scheduler's steady-state rate (`figures.cache_phase`), as the cache alert does,
+  which only the monitor measures (a comparison's pass runs in a fresh process: a cold start).
 
 Outcomes, rates, per-delivery figures, percentiles and improvements are `core.figures`'s, as
 everywhere; the rest follows the monitor (`monitor/summary.py`): processing time per job is a
@@ -55,7 +57,8 @@ class Figures:
     throughput: float | None  # outcomes per second of pass time
     error_rate: float | None
     success_rate: float | None
-    cache_hit_rate: float | None
+    cache_cold_start: float | None  # hit rate of the passes that began a process (figures)
+    cache_steady_state: float | None  # hit rate of every later pass
     response_p95_ms: float | None  # pass duration
 
     @classmethod
@@ -76,7 +79,8 @@ class Figures:
             throughput=found.throughput_per_second,
             error_rate=found.error_rate,
             success_rate=found.success_rate,
-            cache_hit_rate=found.cache_hit_rate,
+            cache_cold_start=found.cache_cold_start.hit_rate,
+            cache_steady_state=found.cache_steady_state.hit_rate,
             response_p95_ms=found.response_time_ms.p95,
         )
 
@@ -96,7 +100,8 @@ class Figures:
             throughput=run.throughput,
             error_rate=run.error_rate,
             success_rate=run.success_rate,
-            cache_hit_rate=run.cache_hit_rate,
+            cache_cold_start=run.cache_hit_rate,  # one pass in a fresh process
+            cache_steady_state=None,
             response_p95_ms=run.duration_ms,
         )
 
@@ -120,7 +125,7 @@ DURING = (
     Target("Error rate", "%", "lower", 0.05, lambda f: f.error_rate),
     Target("Success rate", "%", "higher", 0.95, lambda f: f.success_rate),
     Target("DB queries per batch", "count", "lower", 5, lambda f: f.db_per_pass),
-    Target("Cache hit rate", "%", "higher", 0.70, lambda f: f.cache_hit_rate),
+    Target("Cache hit rate (steady state)", "%", "higher", 0.70, lambda f: f.cache_steady_state),
     Target("Response time (pass duration, p95)", "ms", "lower", 5000, lambda f: f.response_p95_ms),
 )
 
@@ -147,6 +152,8 @@ AFTER = (
     AfterRow("Throughput (deliveries/s)", "per_second", "higher", lambda f: f.throughput),
     AfterRow("Error rate", "%", "lower", lambda f: f.error_rate, points=True),
     AfterRow("Success rate", "%", "higher", lambda f: f.success_rate, points=True),
+    AfterRow("Cache hit rate (cold start)", "%", "higher", lambda f: f.cache_cold_start, True),
+    AfterRow("Cache hit rate (steady state)", "%", "higher", lambda f: f.cache_steady_state, True),
 )
 
 
@@ -195,16 +202,16 @@ class ReportData:
             Criterion("Processing time cut > 50 %", processing, 50, "% cut", source),
             Criterion("Processing time cut > 70 %", processing, 70, "% cut", source),
             Criterion("DB queries cut > 80 %", cut(db_read), 80, "% cut", source),
-            Criterion(
-                "Cache hit rate > 85 % (optimized)",
-                self.after.cache_hit_rate * 100
-                if self.after and self.after.cache_hit_rate is not None
-                else None,
-                85,
-                "%",
-                source,
-            ),
+            self._cache_criterion(),
         ]
+
+    def _cache_criterion(self) -> Criterion:
+        """Steady state, from the after figures when they have it, else the monitor's."""
+        label = "Cache hit rate > 85 % (optimized, steady state)"
+        for found in (self.after, self.monitor.get("optimized")):
+            if found is not None and found.cache_steady_state is not None:
+                return Criterion(label, found.cache_steady_state * 100, 85, "%", found.source)
+        return Criterion(label, None, 85, "%", "no steady-state passes")
 
 
 async def gather(
@@ -409,8 +416,13 @@ def _sources(data: ReportData) -> Sequence[str]:
         "Average processing time = pass time / deliveries decided: what a delivery costs the "
         "scheduler once concurrency overlaps the waits. The processing-time criteria use it.",
         "DB queries cut: total statements when both schedulers ran the same workload (a "
-        "comparison), statements per delivery otherwise. Cache hit rate: the optimized "
-        "scheduler's credential and media cache lookups.",
+        "comparison), statements per delivery otherwise.",
+        "Cache hit rate: hits / lookups over every cache of the process (credentials, media, "
+        "uploads, budgets), apart for cold-start passes (a process's first pass with lookups, "
+        "or one within ALERT_CACHE_WARMUP_SECONDS of its start: its caches were empty) and "
+        "steady-state ones (every later pass). The target and the criterion read the steady "
+        "state, as the cache alert does; a comparison's run is one pass in a fresh process, so "
+        "it measures a cold start only.",
     ]
     for name, measured in data.monitor.items():
         if measured is not None:
