@@ -91,6 +91,8 @@ async def test_cli_refusals_are_one_line_and_change_nothing(any_db: Database) ->
     before = await keys(any_db)
     cases = [
         (("keys", "list", "no-such-workspace"), "no workspace no-such-workspace"),
+        (("keys", "create", "no-such-workspace"), "no workspace no-such-workspace"),
+        (("add-key", "no-such-workspace"), "no workspace no-such-workspace"),
         (("keys", "revoke", workspace, "no-such-key"), "does not exist"),
         (("keys", "rotate", workspace, "no-such-key"), "does not exist"),
         (("keys", "create", workspace, "--name", " "), "--name"),

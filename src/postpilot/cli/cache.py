@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import typer
-
 from postpilot.cache.clear import clear_shared
 from postpilot.cache.service import CacheService
-from postpilot.cli import common
+from postpilot.cli import common, usage
 
-app = typer.Typer(help="The caches: clear them.", no_args_is_help=True)
+app = usage.group("The caches: clear them.")
 
 
 @app.command("clear")

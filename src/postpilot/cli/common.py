@@ -10,6 +10,7 @@ from typing import Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from postpilot import logs
 from postpilot.errors import PostpilotError
@@ -28,6 +29,14 @@ def fail(message: str, code: int = 1) -> NoReturn:
     line = " ".join(message.split())  # a docstring's line breaks included
     errors.print(f"[red]error:[/red] {line}", highlight=False)
     raise typer.Exit(code)
+
+
+def print_table(table: Table) -> None:
+    """A table with rows, or its title and "none" on one line: an empty grid says nothing."""
+    if table.row_count:
+        console.print(table)
+    else:
+        console.print(f"{table.title}: none", highlight=False)
 
 
 def settings(**overrides: Any) -> Settings:

@@ -7,12 +7,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-import typer
-
-from postpilot.cli import common
+from postpilot.cli import common, usage
 from postpilot.settings import SECRET_NAMES, Settings, env_files
 
-app = typer.Typer(help="The effective configuration.", no_args_is_help=True)
+app = usage.group("The effective configuration.")
 
 DEFAULT = "default"
 ENVIRONMENT = "environment"

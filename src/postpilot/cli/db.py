@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
-from postpilot.cli import common
+from postpilot.cli import common, usage
 from postpilot.store import rows, schema
 from postpilot.store.database import Database
 from postpilot.tools import backup as backups
@@ -18,9 +18,7 @@ from postpilot.tools.errors import db_error_line
 
 T = TypeVar("T")
 
-app = typer.Typer(
-    help="Database schema (upgrade, current version), backup and restore.", no_args_is_help=True
-)
+app = usage.group("Database schema (upgrade, current version), backup and restore.")
 
 
 @app.command()

@@ -12,7 +12,7 @@ import uvicorn
 from rich.markup import escape
 
 from postpilot.api.app import create_app
-from postpilot.cli import common, ports
+from postpilot.cli import common, ports, usage
 from postpilot.core.durations import InvalidDuration, parse_duration
 from postpilot.core.states import DeliveryStatus
 from postpilot.runtime import open_database, open_runtime
@@ -22,9 +22,7 @@ from postpilot.settings import Settings
 from postpilot.store import schema
 from postpilot.tools import demo
 
-app = typer.Typer(
-    help="Demo data and a one-command demo against the sandbox.", no_args_is_help=True
-)
+app = usage.group("Demo data and a one-command demo against the sandbox.")
 
 ENV_LOCAL = Path(".env.local")
 
@@ -127,8 +125,9 @@ def _printer(outcomes: demo.Outcomes) -> Callable[[PassReport], Awaitable[None]]
 
 
 def post_lines(post: demo.Settled) -> list[str]:
-    """The post's text once, then one line per platform: its link, or why it has none."""
-    width = max(len(t.platform) for t in post.targets)
+    """The post's text once, then one line per account: its link, or why it has none."""
+    names = [f"{t.platform} {t.handle}".rstrip() for t in post.targets]
+    width = max(len(name) for name in names)
     published = sum(t.status is DeliveryStatus.PUBLISHED for t in post.targets)
     if published == len(post.targets):
         mark = "[green]published[/green]"
@@ -137,12 +136,13 @@ def post_lines(post: demo.Settled) -> list[str]:
     else:
         mark = "[red]not published[/red]"
     lines = [f"  {mark} {escape(repr(post.text))}"]
-    for target in post.targets:
+    for name, target in zip(names, post.targets, strict=True):
+        where = escape(f"{name:<{width}}")
         if target.status is DeliveryStatus.PUBLISHED:
-            lines.append(f"    {target.platform:<{width}}  {escape(target.link or '(no link)')}")
+            lines.append(f"    {where}  {escape(target.link or '(no link)')}")
         else:
             status = f"[red]{target.status}[/red]"
-            lines.append(f"    {target.platform:<{width}}  {status}: {escape(target.detail)}")
+            lines.append(f"    {where}  {status}: {escape(target.detail)}")
     return lines
 
 

@@ -15,6 +15,7 @@ from postpilot.cli import (
     sandbox_cmd,
     scheduler,
     service,
+    usage,
     workspace,
 )
 
@@ -23,6 +24,8 @@ app = typer.Typer(
     help="Publishes scheduled social-media posts fast and exactly once.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    cls=usage.Commands,
     add_completion=False,
 )
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 from sqlalchemy.exc import SQLAlchemyError
 
-from postpilot.cli import common
+from postpilot.cli import common, usage
 from postpilot.cli.compare import run_with_progress
 from postpilot.core import knobs
 from postpilot.core.durations import InvalidDuration, parse_duration
@@ -20,7 +20,7 @@ from postpilot.tools import compare as comparing
 from postpilot.tools import report as reporting
 from postpilot.tools.errors import db_error_line
 
-app = typer.Typer(help="The migration's report, from measured data.", no_args_is_help=True)
+app = usage.group("The migration's report, from measured data.")
 
 MAX_WINDOW = timedelta(days=366)
 

@@ -10,7 +10,7 @@ from typing import TypeVar
 import typer
 from rich.table import Table
 
-from postpilot.cli import common
+from postpilot.cli import common, usage
 from postpilot.core import knobs
 from postpilot.core.durations import format_duration, parse_duration
 from postpilot.errors import InvalidValue
@@ -19,10 +19,7 @@ from postpilot.scheduler import control
 from postpilot.settings import Settings
 from postpilot.store.database import Database
 
-app = typer.Typer(
-    help="Switch the active scheduler, tune it at run time, and see who changed what.",
-    no_args_is_help=True,
-)
+app = usage.group("Switch the active scheduler, tune it at run time, and see who changed what.")
 
 T = TypeVar("T")
 ACTOR_HELP = "Who is making the change (default: user@host)."
@@ -142,7 +139,7 @@ def status(
     say(f"  interval:    {interval}")
     if found.updated_at:
         say(f"  last change: {found.updated_at:%Y-%m-%d %H:%M:%S} UTC by {found.updated_by}")
-    workers = Table(title=f"running workers ({len(found.workers)})", title_justify="left")
+    workers = Table(title="running workers", title_justify="left")
     for column in ("worker", "host", "pid", "started", "last heartbeat"):
         workers.add_column(column)
     for w in found.workers:
@@ -151,7 +148,7 @@ def status(
         workers.add_row(
             w.worker_id, w.hostname, str(w.pid), f"{w.started_at:%Y-%m-%d %H:%M:%S}", beat
         )
-    say(workers)
+    common.print_table(workers)
     history = Table(title="recent changes", title_justify="left")
     for column in ("when (UTC)", "who", "setting", "from", "to"):
         history.add_column(column)
@@ -163,7 +160,7 @@ def status(
             c.old_value or "default",
             c.new_value or "default",
         )
-    say(history)
+    common.print_table(history)
 
 
 def _knob(stored: float | None, effective: float) -> str:

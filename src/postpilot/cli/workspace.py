@@ -12,7 +12,7 @@ from typing import TypeVar
 import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from postpilot.cli import common
+from postpilot.cli import common, usage
 from postpilot.core.timezones import as_utc
 from postpilot.runtime import open_database
 from postpilot.store import api_keys, workspaces
@@ -20,7 +20,7 @@ from postpilot.store.tables import ApiKey, Workspace
 
 T = TypeVar("T")
 
-app = typer.Typer(help="Workspaces and their API keys.", no_args_is_help=True)
+app = usage.group("Workspaces and their API keys.")
 
 
 @app.command()
@@ -46,12 +46,15 @@ def list_() -> None:
         async with open_database(settings) as db, db.session() as session:
             return [(w.id, w.name) for w in await workspaces.list_workspaces(session)]
 
-    for ident, name in common.run(go()):
+    found = common.run(go())
+    if not found:
+        common.console.print("workspaces: none (create one with `postpilot workspace create`)")
+    for ident, name in found:
         common.console.print(f"{ident}  {name}", highlight=False)
 
 
-keys = typer.Typer(help="List, create, revoke and rotate a workspace's API keys.")
-app.add_typer(keys, name="keys", no_args_is_help=True)
+keys = usage.group("List, create, revoke and rotate a workspace's API keys.")
+app.add_typer(keys, name="keys")
 
 WORKSPACE = typer.Argument(..., help="The workspace id (see `postpilot workspace list`).")
 KEY = typer.Argument(..., help="The key's id (see `postpilot workspace keys list`).")
