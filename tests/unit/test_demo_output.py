@@ -26,6 +26,7 @@ SEEDED = demo.Seeded(
     last_due=NOW,
     texts={"post-1": "Good morning! #launch (ab-1)", "post-2": "We are [hiring] (ab-2)"},
     targets={"post-1": 2, "post-2": 1},
+    handles={"a-mastodon": "@news@sandbox.local", "a-x": "@brand_x"},
 )
 
 
@@ -82,12 +83,12 @@ def test_a_post_is_printed_once_when_all_its_deliveries_have_ended() -> None:
     (second,) = outcomes.add([decided("post-1", "mastodon", DeliveryStatus.PUBLISHED)])
     assert rendered(second) == [
         "  published 'Good morning! #launch (ab-1)'",
-        "    mastodon  https://mastodon.sandbox/post-1",
-        "    x         https://x.sandbox/post-1",
+        "    mastodon @news@sandbox.local  https://mastodon.sandbox/post-1",
+        "    x @brand_x                    https://x.sandbox/post-1",
     ]
     assert rendered(first[0]) == [
         "  published 'We are [hiring] (ab-2)'",
-        "    mastodon  https://mastodon.sandbox/post-2",
+        "    mastodon @news@sandbox.local  https://mastodon.sandbox/post-2",
     ]
     assert outcomes.add([decided("post-1", "x", DeliveryStatus.PUBLISHED)]) == []
 
@@ -102,6 +103,6 @@ def test_a_delivery_that_failed_says_why_on_its_platform_line() -> None:
     )
     assert rendered(post) == [
         "  published to 1 of 2 'Good morning! #launch (ab-1)'",
-        "    mastodon  https://mastodon.sandbox/post-1",
-        "    x         failed: text too long for x",
+        "    mastodon @news@sandbox.local  https://mastodon.sandbox/post-1",
+        "    x @brand_x                    failed: text too long for x",
     ]

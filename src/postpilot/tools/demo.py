@@ -66,6 +66,7 @@ class Seeded:
     last_due: datetime
     texts: dict[str, str] = field(default_factory=dict)  # post id -> its text
     targets: dict[str, int] = field(default_factory=dict)  # post id -> how many deliveries
+    handles: dict[str, str] = field(default_factory=dict)  # account id -> its handle
 
 
 # Where a delivery ends; a retried or rate-limited one is decided again later.
@@ -77,6 +78,7 @@ class Target:
     """How one delivery of a post ended: its link, or why it has none."""
 
     platform: str
+    handle: str
     status: DeliveryStatus
     link: str | None
     detail: str
@@ -97,6 +99,7 @@ class Outcomes:
     def __init__(self, seeded: Seeded) -> None:
         self._texts = seeded.texts
         self._targets = seeded.targets
+        self._handles = seeded.handles
         self._ended: dict[str, list[Target]] = {}
 
     def add(self, decisions: Iterable[Decision]) -> list[Settled]:
@@ -109,13 +112,14 @@ class Outcomes:
             ended.append(
                 Target(
                     platform=decision.delivery.platform,
+                    handle=self._handles.get(decision.delivery.account_id, ""),
                     status=transition.status,
                     link=transition.platform_url,
                     detail=transition.detail,
                 )
             )
             if len(ended) == self._targets[post_id]:
-                targets = sorted(ended, key=lambda t: t.platform)
+                targets = sorted(ended, key=lambda t: (t.platform, t.handle))
                 settled.append(Settled(text=self._texts[post_id], targets=targets))
         return settled
 
@@ -214,6 +218,7 @@ async def seed(
             last_due=start + step * (count - 1),
             texts=texts,
             targets=targets_of,
+            handles={a.id: a.handle for a in accounts},
         )
 
 
