@@ -31,6 +31,7 @@ person can act on, and its docstring is the message when none is given.
   - Stop                                             (publishers.flow)
   - OutcomesNotWritten                               (scheduler.passes)
   - Unavailable                                      (cache.link)
+  - SharedCacheUnreachable                           (cache.clear)
   - Retryable                                        (monitor.webhooks)
   - BackupError                                      (tools.backup)
   - CompareError                                     (tools.compare)

@@ -10,6 +10,7 @@ from typing import Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from postpilot import logs
@@ -26,7 +27,7 @@ EXPECTED = (PostpilotError, OSError)
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    line = " ".join(message.split())  # a docstring's line breaks included
+    line = escape(" ".join(message.split()))  # a docstring's line breaks included; [x] as typed
     errors.print(f"[red]error:[/red] {line}", highlight=False)
     raise typer.Exit(code)
 

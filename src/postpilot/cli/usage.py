@@ -3,14 +3,13 @@ errors (an unknown option, a bad value, a missing argument) in the one-line styl
 
 from __future__ import annotations
 
-from typing import IO, Any
+from typing import Any, NoReturn
 
 import typer
-from rich.markup import escape
 
 # Typer carries its own copy of click: its errors and contexts are these, not click's.
 from typer._click import Context
-from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+from typer._click.exceptions import NoArgsIsHelpError, UsageError
 from typer.core import TyperGroup
 
 from postpilot.cli import common
@@ -23,18 +22,9 @@ def group(help: str) -> typer.Typer:
     return typer.Typer(help=help, no_args_is_help=True, rich_markup_mode=None)
 
 
-class UsageLine(ClickException):
-    """A usage error shown as one line, naming the command's --help."""
-
-    exit_code = USAGE_EXIT_CODE
-
-    def __init__(self, error: UsageError) -> None:
-        path = error.ctx.command_path if error.ctx else "postpilot"
-        super().__init__(f"{error.format_message()} (see `{path} --help`)")
-
-    def show(self, file: IO[Any] | None = None) -> None:
-        line = " ".join(self.message.split())
-        common.errors.print(f"[red]error:[/red] {escape(line)}", highlight=False)
+def _one_line(error: UsageError) -> NoReturn:
+    path = error.ctx.command_path if error.ctx else "postpilot"
+    common.fail(f"{error.format_message()} (see `{path} --help`)", USAGE_EXIT_CODE)
 
 
 class Commands(TyperGroup):
@@ -52,7 +42,7 @@ class Commands(TyperGroup):
         except NoArgsIsHelpError:
             raise
         except UsageError as exc:
-            raise UsageLine(exc) from None
+            _one_line(exc)
 
     def invoke(self, ctx: Context) -> Any:
         try:
@@ -60,4 +50,4 @@ class Commands(TyperGroup):
         except NoArgsIsHelpError:
             raise
         except UsageError as exc:
-            raise UsageLine(exc) from None
+            _one_line(exc)
