@@ -381,6 +381,8 @@ async def _write(
         changes = [change for p in processed for change in p.account_changes]
         if changes:
             await work.apply_account_changes(conn, changes, now=now)
+        if released:
+            report.released += await work.release(conn, released, claimer=report.pass_id, now=now)
     # Once per account: each of its deliveries in the pass carries the same change.
     reconnect = {c.account_id: c.needs_reconnect for c in changes if c.needs_reconnect}
     for account_id, reason in reconnect.items():
@@ -389,8 +391,6 @@ async def _write(
             reason,
             extra={"pass_id": report.pass_id, "account_id": account_id},
         )
-        if released:
-            report.released += await work.release(conn, released, claimer=report.pass_id, now=now)
     _tally(report, processed, applied)
 
 
