@@ -3,6 +3,7 @@ retries, rate limits and token failures, identical decisions from both scheduler
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -209,3 +210,17 @@ async def test_activity_is_appended_for_every_decision(
             await session.execute(select(Activity.event).where(Activity.pass_id == report.pass_id))
         ).scalars()
         assert sorted(events) == ["published"] * 6
+
+
+async def test_a_stopping_worker_hands_back_what_it_did_not_start(
+    runtime: ServiceRuntime, sandbox: SandboxClient
+) -> None:
+    workspace, accounts = await workspace_with_accounts(runtime.db, sandbox)
+    await due_posts(runtime.db, workspace, accounts[:1], count=3, at=datetime.now(UTC))
+    stop = asyncio.Event()
+    stop.set()  # the optimized pass claims its batch, then starts none of it
+    report = await run_pass(runtime, scheduler="optimized", stop=stop)
+    assert (report.claimed, report.released, report.published) == (3, 3, 0)
+    async with runtime.db.session() as session:
+        holders = (await session.execute(select(Delivery.claimed_by))).scalars().all()
+    assert holders == [None] * 3, "a released delivery is nobody's: the next pass takes it"
