@@ -13,11 +13,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from opentelemetry import trace
 from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 from sqlalchemy.engine import Engine
 
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
+
+FLUSH_MILLISECONDS = 2000
 STANDARD_ENDPOINTS = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
 
 
@@ -31,9 +36,9 @@ def start(endpoint: str | None, engine: Engine) -> Callable[[], None] | None:
     None, and nothing set up, when no endpoint is configured."""
     if not configured(endpoint):
         return None
-    provider = trace.get_tracer_provider()
+    provider: trace.TracerProvider = trace.get_tracer_provider()
     if isinstance(provider, trace.ProxyTracerProvider):  # nobody set one yet
-        provider = _otlp_provider(endpoint)
+        provider = otlp_provider(endpoint)
         trace.set_tracer_provider(provider)
     statements = SQLAlchemyInstrumentor()
     # Its declared range stops below SQLAlchemy 2.1, whose cursor events it hooks are unchanged
@@ -44,13 +49,13 @@ def start(endpoint: str | None, engine: Engine) -> Callable[[], None] | None:
         if ours is not None:
             statements.uninstrument()
         flush = getattr(provider, "force_flush", None)
-        if flush is not None:
-            flush()
+        if flush is not None:  # the last pass's spans; bounded, since it holds up the close
+            flush(FLUSH_MILLISECONDS)
 
     return stop
 
 
-def _otlp_provider(endpoint: str | None) -> trace.TracerProvider:
+def otlp_provider(endpoint: str | None) -> TracerProvider:
     # Imported here: the SDK and the exporter cost nothing to a process that does not trace.
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.resources import Resource

@@ -1,14 +1,17 @@
 """With tracing configured, a pass against the sandbox is one span with a child per delivery's
-publish and a span per database statement, carrying ids and kinds but no token or post text."""
+publish and a span per database statement, carrying ids and kinds but no token or post text; the
+spans go to the collector over OTLP/HTTP."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
 from opentelemetry import trace
 from opentelemetry.context import Context
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -16,12 +19,14 @@ from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
 from opentelemetry.trace import Link, SpanKind
 from opentelemetry.util.types import Attributes
 
+from postpilot import tracing
 from postpilot.runtime import build_runtime
 from postpilot.sandbox.client import SandboxClient
 from postpilot.scheduler.passes import run_pass
 from postpilot.store.database import Database
 from tests.factories import due_posts, workspace_with_accounts
 from tests.helpers import make_settings
+from tests.monitor.support import receiver
 
 EXPORTER = InMemorySpanExporter()
 
@@ -123,3 +128,21 @@ async def test_after_close_statements_are_no_longer_traced(
     await runtime.close()
     await run_pass(runtime, scheduler="optimized")  # nothing due: a claim that finds nothing
     assert [s.name for s in spans.get_finished_spans()] == ["postpilot.pass"]
+
+
+async def test_spans_are_exported_over_otlp_http() -> None:
+    async with receiver() as collector:
+        provider = tracing.otlp_provider(collector.url.removesuffix("/hook"))
+        with provider.get_tracer("test").start_as_current_span("postpilot.pass"):
+            provider.get_tracer("test").start_span("postpilot.publish").end()
+        # The exporter's client is synchronous: off the loop that serves the collector.
+        assert await asyncio.to_thread(provider.force_flush)
+        await asyncio.to_thread(provider.shutdown)
+    (sent,) = collector.accepted()
+    assert sent.headers["content-type"] == "application/x-protobuf"
+    request = ExportTraceServiceRequest.FromString(sent.body)
+    (resource,) = request.resource_spans
+    service = {a.key: a.value.string_value for a in resource.resource.attributes}
+    assert service["service.name"] == "postpilot"
+    names = [s.name for scope in resource.scope_spans for s in scope.spans]
+    assert sorted(names) == ["postpilot.pass", "postpilot.publish"]
