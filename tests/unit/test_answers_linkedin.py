@@ -94,25 +94,5 @@ async def test_a_rate_limit_spends_the_account_budget_until_midnight() -> None:
     assert len(platform.requests) == 1, "the second one was not sent"
 
 
-@pytest.mark.parametrize(
-    ("credentials", "options", "kind"),
-    [
-        ({"access_token": "t"}, {}, outcomes.Permanent),
-        ({}, {"author_urn": "urn:li:person:1"}, outcomes.TokenExpired),
-    ],
-    ids=["no author", "no token"],
-)
-async def test_an_incomplete_account_is_refused_without_sending(
-    credentials: dict[str, str], options: dict[str, str], kind: type[outcomes.Outcome]
-) -> None:
-    platform = MockPlatform()
-    async with context(platform) as ctx:
-        outcome = await LinkedInPublisher().publish(
-            publish_request(account("linkedin", credentials, options)), ctx
-        )
-    expect(kind).check(outcome)
-    assert platform.requests == []
-
-
 def _member() -> AccountContext:
     return account("linkedin", {"access_token": "t"}, {"author_urn": "urn:li:person:1"})

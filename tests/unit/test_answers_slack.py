@@ -112,23 +112,3 @@ async def test_each_message_carries_its_delivery_id_for_the_read_back() -> None:
         await SlackPublisher().publish(sent, ctx)
     metadata = platform.requests[0].read()
     assert sent.delivery_id.encode() in metadata and slack.MARKER_EVENT.encode() in metadata
-
-
-@pytest.mark.parametrize(
-    ("credentials", "options", "kind"),
-    [
-        ({"access_token": "xoxb-1"}, {}, outcomes.Permanent),
-        ({}, {"channel": "C1"}, outcomes.TokenExpired),
-    ],
-    ids=["no channel", "no token"],
-)
-async def test_an_incomplete_account_is_refused_without_sending(
-    credentials: dict[str, str], options: dict[str, str], kind: type[outcomes.Outcome]
-) -> None:
-    platform = MockPlatform()
-    async with context(platform) as ctx:
-        outcome = await SlackPublisher().publish(
-            publish_request(account("slack", credentials, options)), ctx
-        )
-    expect(kind).check(outcome)
-    assert platform.requests == []

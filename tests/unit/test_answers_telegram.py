@@ -109,23 +109,3 @@ async def test_a_file_id_telegram_no_longer_knows_is_forgotten(description: str)
         outcome = await TelegramPublisher().publish(publish_request(acct, media=(IMAGE,)), ctx)
         assert await ctx.uploads.get("telegram", acct.id, IMAGE) is None
     assert isinstance(outcome, outcomes.Permanent) and IMAGE in outcome.reason, outcome
-
-
-@pytest.mark.parametrize(
-    ("credentials", "options", "kind"),
-    [
-        ({"bot_token": "123:abc"}, {}, outcomes.Permanent),
-        ({}, {"chat_id": "@news"}, outcomes.TokenExpired),
-    ],
-    ids=["no chat", "no token"],
-)
-async def test_an_incomplete_account_is_refused_without_sending(
-    credentials: dict[str, str], options: dict[str, str], kind: type[outcomes.Outcome]
-) -> None:
-    platform = MockPlatform()
-    async with context(platform) as ctx:
-        outcome = await TelegramPublisher().publish(
-            publish_request(account("telegram", credentials, options)), ctx
-        )
-    expect(kind).check(outcome)
-    assert platform.requests == []
