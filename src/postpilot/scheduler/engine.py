@@ -24,7 +24,7 @@ from postpilot.crypto import CredentialsError
 from postpilot.publishers import flow
 from postpilot.publishers.base import AccountContext, Publisher, PublishRequest
 from postpilot.publishers.registry import PUBLISHERS
-from postpilot.scheduler import lookups, tokens
+from postpilot.scheduler import journal, lookups, tokens
 from postpilot.scheduler.renewal import Held, Renewals
 from postpilot.scheduler.runtime import Runtime
 from postpilot.store.work import AccountChange, AccountRecord, Decision, WorkItem
@@ -55,8 +55,15 @@ class PassState:
         self._runtime = runtime
         self.pass_id = pass_id
         self.sending: set[str] = set()  # journaled as sending: may have reached the platform
+        self._previous: dict[str | None, journal.PassRecord | None] = {}
         self.tokens = Renewals(runtime)
         self.rejected: dict[str, str] = {}  # account id -> why its token is dead
+
+    async def previous_journal(self, pass_id: str | None) -> journal.PassRecord | None:
+        """The journal of a pass whose deliveries this pass took over, kept for the pass."""
+        if pass_id not in self._previous:
+            self._previous[pass_id] = await self._runtime.journal.read(pass_id)
+        return self._previous[pass_id]
 
     async def before_send(self, delivery_id: str) -> None:
         """Record durably that this delivery may now reach a platform without idempotency.
@@ -120,12 +127,12 @@ async def _process(item: WorkItem, runtime: Runtime, state: PassState) -> Proces
     recovery = publisher.recovery if publisher else Recovery.NONE
     snapshot = item.delivery.snapshot
     if item.delivery.recovered:
-        record = await runtime.journal.read(item.delivery.previous_claimer)
+        record = await state.previous_journal(item.delivery.previous_claimer)
         if record is not None and (kept := record.outcomes.get(item.delivery.id)):
             # The previous pass decided it but the database did not take its outcome then.
             detail = f"{kept.detail} (written from the journal of pass {record.pass_id})"
             return _processed(item, replace(kept, detail=detail), "recovered", started, changes)
-        sent = record is None or item.delivery.id in record.sending
+        sent = journal.may_have_sent(record, item.delivery.id)
         if held := recover_expired_lease(snapshot, recovery=recovery, may_have_sent=sent):
             if lookups.readable(item.delivery.platform):
                 # A post found there needs no person. Journaled as sending first: a look that

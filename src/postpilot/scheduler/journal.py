@@ -80,8 +80,7 @@ class InFlightJournal:
         return await asyncio.to_thread(self._read, pass_id)
 
     async def may_have_sent(self, pass_id: str | None, delivery_id: str) -> bool:
-        record = await self.read(pass_id)
-        return record is None or delivery_id in record.sending
+        return may_have_sent(await self.read(pass_id), delivery_id)
 
     async def end(self, pass_id: str) -> None:
         await asyncio.to_thread(self._path(pass_id).unlink, True)
@@ -135,6 +134,11 @@ class InFlightJournal:
             else:  # a torn last line, or a journal of an older version: may have sent
                 sending.add(line)
         return PassRecord(pass_id=pass_id, sending=frozenset(sending), outcomes=decided)
+
+
+def may_have_sent(record: PassRecord | None, delivery_id: str) -> bool:
+    """No journal of the pass on this machine, or it lists the delivery as sending."""
+    return record is None or delivery_id in record.sending
 
 
 def encode_transition(transition: Transition) -> dict[str, Any]:
