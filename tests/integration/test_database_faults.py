@@ -5,6 +5,7 @@ The database sits behind a TCP proxy that the test cuts and restores."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -30,6 +31,8 @@ from tests.proxy import TcpProxy
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.postgres
+
+log = logging.getLogger(__name__)
 
 TELEGRAM = {"credentials": {"bot_token": "123:secret"}, "options": {"chat_id": "@news"}}
 
@@ -123,13 +126,18 @@ async def test_a_database_cut_during_passes_sends_nothing_twice_and_loses_nothin
 
     telegram_texts = Counter(r["text"] for r in sandbox.records("telegram"))
     assert telegram_texts and max(telegram_texts.values()) == 1, "a telegram post went out twice"
-    published_ids = {pid for platform, status, pid in rows if status == "published"}
     telegram_ids = {r["id"] for r in sandbox.records("telegram")}
     assert {pid for p, s, pid in rows if p == "telegram" and s == "published"} <= telegram_ids
     assert len(telegram_ids) <= statuses["telegram", "published"] + unknown
     mastodon_keys = Counter(r["idempotency_key"] for r in sandbox.records("mastodon"))
     assert len(mastodon_keys) == 60 and max(mastodon_keys.values()) == 1
-    assert published_ids
+    creates = [r for r in sandbox.requests("mastodon") if r["path"].endswith("/statuses")]
+    log.warning(
+        "database cut of %g s: %d unknown, %d Mastodon sends for 60 posts",
+        cut_seconds,
+        unknown,
+        len(creates),
+    )
 
 
 async def test_outcomes_the_database_did_not_take_are_written_by_whoever_takes_over(
