@@ -14,7 +14,6 @@ from datetime import datetime
 from typing import Any
 
 from opentelemetry import trace
-from sqlalchemy import exc as sa_exc
 
 from postpilot import logs
 from postpilot.core.knobs import SchedulerKind
@@ -25,7 +24,7 @@ from postpilot.scheduler import engine
 from postpilot.scheduler.lease import LeaseGuard
 from postpilot.scheduler.runtime import Runtime
 from postpilot.scheduler.summary import PassReport
-from postpilot.store import activity, heartbeats, work
+from postpilot.store import activity, database, heartbeats, work
 from postpilot.store.database import counting
 
 log = logging.getLogger(__name__)
@@ -292,7 +291,7 @@ async def _write_kept(
                 await _write(runtime, report, processed, released=released)
             return
         except Exception as exc:
-            if not is_outage(exc):
+            if not database.unreachable(exc):
                 if one_by_one:
                     raise
                 log.warning(
@@ -327,15 +326,6 @@ async def _write_kept(
             delay = min(delay * 2, 5.0)
 
 
-def is_outage(exc: BaseException) -> bool:
-    """The database could not be reached (worth retrying), as opposed to refusing the data."""
-    if isinstance(exc, sa_exc.DBAPIError):
-        return exc.connection_invalidated or isinstance(
-            exc, sa_exc.OperationalError | sa_exc.InterfaceError
-        )
-    return isinstance(exc, OSError | TimeoutError | sa_exc.TimeoutError)
-
-
 async def _write_each(
     runtime: Runtime,
     report: PassReport,
@@ -347,7 +337,7 @@ async def _write_each(
         try:
             await _write(runtime, report, [p], released=[])
         except Exception as exc:
-            if is_outage(exc):
+            if database.unreachable(exc):
                 raise
             # Left claimed: whoever takes it over after the lease decides again.
             log.exception(

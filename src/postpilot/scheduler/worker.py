@@ -24,7 +24,7 @@ from postpilot.scheduler import reconcile
 from postpilot.scheduler.passes import run_pass
 from postpilot.scheduler.runtime import Runtime
 from postpilot.scheduler.summary import PassReport
-from postpilot.store import heartbeats, scheduler_config, work
+from postpilot.store import database, heartbeats, scheduler_config, work
 from postpilot.store.posts import NOTIFY_CHANNEL
 
 log = logging.getLogger(__name__)
@@ -57,8 +57,8 @@ class Worker:
             while not stop.is_set():
                 try:
                     sleep = await self._one_pass(stop)
-                except Exception:
-                    log.exception("pass failed", extra={"worker_id": self.worker_id})
+                except Exception as exc:
+                    _log_failure("pass", exc, self.worker_id)
                     sleep = self.runtime.settings.WORKER_POLL_SECONDS
                 if self.max_passes is not None and self.passes >= self.max_passes:
                     break
@@ -139,8 +139,8 @@ class Worker:
             while not stop.is_set():
                 try:
                     await beat()
-                except Exception:
-                    log.exception("heartbeat failed", extra={"worker_id": self.worker_id})
+                except Exception as exc:
+                    _log_failure("heartbeat", exc, self.worker_id)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), heartbeats.HEARTBEAT_SECONDS)
 
@@ -177,6 +177,20 @@ class Worker:
             if connection is not None:
                 with contextlib.suppress(Exception):
                     await connection.close()
+
+
+def _log_failure(what: str, exc: Exception, worker_id: str) -> None:
+    """An unreachable database is one warning line (it recurs every poll until it is back);
+    anything else is a bug worth its traceback."""
+    if database.unreachable(exc):
+        log.warning(
+            "%s failed: the database is unreachable (%s); trying again",
+            what,
+            type(exc).__name__,
+            extra={"worker_id": worker_id},
+        )
+    else:
+        log.exception("%s failed", what, extra={"worker_id": worker_id})
 
 
 def pass_bound(runtime: Runtime, limit: int, concurrency: int) -> float:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -141,3 +142,12 @@ def _create_engine(url: str, *, max_connections: int, echo: bool) -> AsyncEngine
             "command_timeout": STATEMENT_TIMEOUT_SECONDS,
         },
     )
+
+
+def unreachable(exc: BaseException) -> bool:
+    """The database could not be reached (worth retrying), as opposed to refusing the data."""
+    if isinstance(exc, sa_exc.DBAPIError):
+        return exc.connection_invalidated or isinstance(
+            exc, sa_exc.OperationalError | sa_exc.InterfaceError
+        )
+    return isinstance(exc, OSError | TimeoutError | sa_exc.TimeoutError)
