@@ -39,6 +39,17 @@ async def workspace_with_accounts(
     return created.workspace.id, accounts
 
 
+async def telegram_workspace(db: Database, sandbox: SandboxClient) -> tuple[str, list[Account]]:
+    """A workspace with one Telegram account: the platform that cannot deduplicate a repeat."""
+    return await workspace_with_accounts(
+        db,
+        sandbox,
+        platform="telegram",
+        credentials={"bot_token": "123:secret"},
+        options={"chat_id": "@news"},
+    )
+
+
 async def due_posts(
     db: Database,
     workspace_id: str,

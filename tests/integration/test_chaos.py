@@ -17,7 +17,7 @@ from sqlalchemy import select
 from postpilot.sandbox.client import SandboxClient
 from postpilot.store.database import Database
 from postpilot.store.tables import Delivery, Post
-from tests.factories import due_posts, workspace_with_accounts
+from tests.factories import due_posts, telegram_workspace, workspace_with_accounts
 from tests.integration.test_worker import delivery_counts, in_flight, worker_env
 from tests.waiting import wait_until
 
@@ -32,13 +32,7 @@ WORKERS = 3
 async def test_repeated_sigkill_publishes_everything_once(
     pg_db: Database, sandbox: SandboxClient, spawn, tmp_path: Path
 ) -> None:
-    telegram_ws, telegram = await workspace_with_accounts(
-        pg_db,
-        sandbox,
-        platform="telegram",
-        credentials={"bot_token": "123:secret"},
-        options={"chat_id": "@news"},
-    )
+    telegram_ws, telegram = await telegram_workspace(pg_db, sandbox)
     mastodon_ws, mastodon = await workspace_with_accounts(pg_db, sandbox)
     now = datetime.now(UTC)
     await due_posts(pg_db, telegram_ws, telegram, count=200, at=now, text="telegram")

@@ -24,7 +24,7 @@ from postpilot.scheduler.passes import OutcomesNotWritten, run_pass
 from postpilot.scheduler.worker import Worker
 from postpilot.store.database import Database
 from postpilot.store.tables import Activity, Delivery
-from tests.factories import due_posts, workspace_with_accounts
+from tests.factories import due_posts, telegram_workspace, workspace_with_accounts
 from tests.helpers import make_settings
 from tests.integration.test_worker import delivery_counts
 from tests.proxy import TcpProxy
@@ -33,8 +33,6 @@ from tests.waiting import wait_until
 pytestmark = pytest.mark.postgres
 
 log = logging.getLogger(__name__)
-
-TELEGRAM = {"credentials": {"bot_token": "123:secret"}, "options": {"chat_id": "@news"}}
 
 
 @pytest.fixture
@@ -76,9 +74,7 @@ async def test_a_database_cut_during_passes_sends_nothing_twice_and_loses_nothin
     cut_seconds: float,
 ) -> None:
     proxy, proxied_url = pg_proxy
-    telegram_ws, telegram = await workspace_with_accounts(
-        pg_db, sandbox, platform="telegram", **TELEGRAM
-    )
+    telegram_ws, telegram = await telegram_workspace(pg_db, sandbox)
     mastodon_ws, mastodon = await workspace_with_accounts(pg_db, sandbox)
     now = datetime.now(UTC)
     await due_posts(pg_db, telegram_ws, telegram, count=60, at=now, text="telegram")
@@ -150,9 +146,7 @@ async def test_outcomes_the_database_did_not_take_are_written_by_whoever_takes_o
     window and keeps its outcomes in the journal; the pass that takes the deliveries over
     writes them from there and sends nothing again."""
     proxy, proxied_url = pg_proxy
-    workspace, accounts = await workspace_with_accounts(
-        pg_db, sandbox, platform="telegram", **TELEGRAM
-    )
+    workspace, accounts = await telegram_workspace(pg_db, sandbox)
     await due_posts(pg_db, workspace, accounts, count=4, at=datetime.now(UTC))
     sandbox.configure(latency_ms=600)
     proxied = Database(proxied_url, max_connections=5)
@@ -204,9 +198,7 @@ async def test_one_row_the_database_refuses_holds_back_no_one_else(
 ) -> None:
     """A platform id longer than its column fails the bulk write; the pass writes row by row,
     and only the refused row is left for whoever takes it over."""
-    workspace, accounts = await workspace_with_accounts(
-        pg_db, sandbox, platform="telegram", **TELEGRAM
-    )
+    workspace, accounts = await telegram_workspace(pg_db, sandbox)
     await due_posts(pg_db, workspace, accounts, count=3, at=datetime.now(UTC))
     original = TelegramPublisher.publish
     calls = 0

@@ -14,7 +14,7 @@ from postpilot.sandbox.client import SandboxClient
 from postpilot.scheduler.passes import run_pass
 from postpilot.store.database import Database
 from postpilot.store.tables import Delivery
-from tests.factories import due_posts, workspace_with_accounts
+from tests.factories import due_posts, telegram_workspace, workspace_with_accounts
 from tests.helpers import make_settings
 from tests.integration.test_worker import delivery_counts, in_flight, nothing_held, worker_env
 from tests.waiting import wait_until
@@ -24,13 +24,7 @@ async def test_a_publish_that_does_not_answer_is_stopped_at_its_timeout(
     any_db: Database, sandbox: SandboxClient
 ) -> None:
     mastodon_ws, mastodon = await workspace_with_accounts(any_db, sandbox)
-    telegram_ws, telegram = await workspace_with_accounts(
-        any_db,
-        sandbox,
-        platform="telegram",
-        credentials={"bot_token": "123:secret"},
-        options={"chat_id": "@news"},
-    )
+    telegram_ws, telegram = await telegram_workspace(any_db, sandbox)
     await due_posts(any_db, mastodon_ws, mastodon, count=2, at=datetime.now(UTC))
     await due_posts(any_db, telegram_ws, telegram, count=2, at=datetime.now(UTC))
     sandbox.configure(latency_ms=4000)
