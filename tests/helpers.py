@@ -110,13 +110,20 @@ async def serving(app: Any) -> AsyncIterator[str]:
             await task
 
 
-async def mastodon_account(api: ApiServer, sandbox: SandboxClient, handle: str = "@me") -> str:
+async def mastodon_account(
+    api: ApiServer,
+    sandbox: SandboxClient | None = None,
+    handle: str = "@me",
+    *,
+    base_url: str = "https://mastodon.example",
+) -> str:
+    """A Mastodon account made through the API: on the sandbox when given, else at `base_url`."""
     response = await api.client.post(
         "/api/accounts",
         json={
             "platform": "mastodon",
             "handle": handle,
-            "base_url": sandbox.platform_url("mastodon"),
+            "base_url": sandbox.platform_url("mastodon") if sandbox else base_url,
             "credentials": {"access_token": f"token-{handle}"},
         },
     )

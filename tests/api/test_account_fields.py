@@ -10,7 +10,7 @@ import httpx
 
 from postpilot.publishers.registry import PUBLISHERS
 from postpilot.store.database import Database
-from tests.helpers import ApiServer, api_server
+from tests.helpers import ApiServer, api_server, mastodon_account
 
 TELEGRAM = {
     "platform": "telegram",
@@ -134,16 +134,7 @@ async def test_a_change_is_checked_like_a_new_account(sqlite_db: Database) -> No
         created = await api.client.post("/api/accounts", json=TELEGRAM)
         assert created.status_code == 201, created.text
         telegram = f"/api/accounts/{created.json()['id']}"
-        mastodon = await api.client.post(
-            "/api/accounts",
-            json={
-                "platform": "mastodon",
-                "handle": "@me",
-                "base_url": "https://mastodon.example",
-                "credentials": {"access_token": "t"},
-            },
-        )
-        assert mastodon.status_code == 201, mastodon.text
+        mastodon = await mastodon_account(api)
         cases: list[tuple[str, dict[str, Any], set[str]]] = [
             (
                 telegram,
@@ -157,7 +148,7 @@ async def test_a_change_is_checked_like_a_new_account(sqlite_db: Database) -> No
                 {"handle": "@renamed", "options": {"room_id": "!r"}},
                 {"options.room_id", "options.chat_id"},
             ),
-            (f"/api/accounts/{mastodon.json()['id']}", {"base_url": None}, {"base_url"}),
+            (f"/api/accounts/{mastodon}", {"base_url": None}, {"base_url"}),
         ]
         for path, body, fields in cases:
             assert refused_fields(await api.client.patch(path, json=body)) == fields, body

@@ -23,7 +23,7 @@ from postpilot.store import workspaces
 from postpilot.store.database import Database
 from postpilot.store.tables import Account, Delivery
 from tests.factories import cipher, due_posts
-from tests.helpers import api_server, make_settings
+from tests.helpers import api_server, make_settings, mastodon_account
 
 SECRET = "INTERNAL-ONLY-ANSWER"
 
@@ -332,17 +332,7 @@ async def test_the_api_refuses_account_urls_that_name_private_or_odd_places(
 
 async def test_the_api_refuses_media_urls_that_can_never_be_fetched(sqlite_db: Database) -> None:
     async with api_server(sqlite_db) as api:
-        created = await api.client.post(
-            "/api/accounts",
-            json={
-                "platform": "mastodon",
-                "handle": "@me",
-                "base_url": "https://mastodon.example",
-                "credentials": {"access_token": "t"},
-            },
-        )
-        assert created.status_code == 201, created.text
-        target = created.json()["id"]
+        target = await mastodon_account(api)
         for bad in (
             "http://example.com:99999/a.png",
             "http://[::1/a.png",
