@@ -56,7 +56,8 @@ async def sqlite_db(tmp_path: Path) -> AsyncIterator[Database]:
     await db.dispose()
 
 
-async def _admin(sql: str) -> None:
+async def pg_admin(sql: str) -> None:
+    """Run one statement as the PostgreSQL admin (create and drop test databases)."""
     conn = await asyncpg.connect(PG_ADMIN_DSN)
     try:
         await conn.execute(sql)
@@ -69,8 +70,8 @@ def pg_template() -> Iterator[str]:
     """Migrate a template database once; each test copies it (CREATE DATABASE ... TEMPLATE)."""
 
     async def build() -> None:
-        await _admin(f'DROP DATABASE IF EXISTS "{PG_TEMPLATE}" WITH (FORCE)')
-        await _admin(f'CREATE DATABASE "{PG_TEMPLATE}"')
+        await pg_admin(f'DROP DATABASE IF EXISTS "{PG_TEMPLATE}" WITH (FORCE)')
+        await pg_admin(f'CREATE DATABASE "{PG_TEMPLATE}"')
         db = Database(pg_url(PG_TEMPLATE))
         await upgrade(db)
         await db.dispose()
@@ -81,7 +82,7 @@ def pg_template() -> Iterator[str]:
     yield PG_TEMPLATE
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         pool.submit(
-            asyncio.run, _admin(f'DROP DATABASE IF EXISTS "{PG_TEMPLATE}" WITH (FORCE)')
+            asyncio.run, pg_admin(f'DROP DATABASE IF EXISTS "{PG_TEMPLATE}" WITH (FORCE)')
         ).result()
 
 
@@ -89,11 +90,11 @@ def pg_template() -> Iterator[str]:
 async def pg_database(pg_template: str) -> AsyncIterator[str]:
     """A fresh, migrated PostgreSQL database for one test; yields its URL."""
     name = f"postpilot_test_{uuid.uuid4().hex[:12]}"
-    await _admin(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"')
+    await pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"')
     try:
         yield pg_url(name)
     finally:
-        await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture
@@ -114,10 +115,10 @@ async def any_db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         return
     template = request.getfixturevalue("pg_template")
     name = f"postpilot_test_{uuid.uuid4().hex[:12]}"
-    await _admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    await pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
     db = Database(pg_url(name))
     try:
         yield db
     finally:
         await db.dispose()
-        await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from postpilot.cli import ports
 from postpilot.cli.main import app
+from postpilot.sandbox.process import free_port
 
 
 @pytest.fixture
@@ -21,12 +22,6 @@ def held_port() -> Iterator[int]:
         sock.bind(("127.0.0.1", 0))
         sock.listen()
         yield int(sock.getsockname()[1])
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.mark.parametrize(

@@ -18,8 +18,8 @@ from postpilot.sandbox.client import SandboxClient
 from postpilot.store.database import Database
 from postpilot.store.tables import Delivery, Post
 from tests.factories import due_posts, telegram_workspace, workspace_with_accounts
-from tests.integration.test_worker import delivery_counts, in_flight, worker_env
 from tests.waiting import wait_until
+from tests.workers import delivery_counts, in_flight, worker_env
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 

@@ -26,9 +26,9 @@ from postpilot.store.database import Database
 from postpilot.store.tables import Activity, Delivery
 from tests.factories import due_posts, telegram_workspace, workspace_with_accounts
 from tests.helpers import make_settings
-from tests.integration.test_worker import delivery_counts
 from tests.proxy import TcpProxy
 from tests.waiting import wait_until
+from tests.workers import delivery_counts
 
 pytestmark = pytest.mark.postgres
 

@@ -16,8 +16,8 @@ from postpilot.store.database import Database
 from postpilot.store.tables import Delivery
 from tests.factories import due_posts, telegram_workspace, workspace_with_accounts
 from tests.helpers import make_settings
-from tests.integration.test_worker import delivery_counts, in_flight, nothing_held, worker_env
 from tests.waiting import wait_until
+from tests.workers import delivery_counts, in_flight, nothing_held, worker_env
 
 
 async def test_a_publish_that_does_not_answer_is_stopped_at_its_timeout(

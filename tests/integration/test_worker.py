@@ -4,7 +4,6 @@ without publishing anything twice, survives SIGKILL, and releases what it holds 
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 from datetime import UTC, datetime, timedelta
 from typing import Literal
@@ -20,32 +19,9 @@ from postpilot.scheduler.worker import Worker
 from postpilot.store.database import Database
 from postpilot.store.tables import Activity, Delivery
 from tests.factories import due_posts, telegram_workspace, workspace_with_accounts
-from tests.helpers import TEST_SECRET_KEY, make_settings
+from tests.helpers import make_settings
 from tests.waiting import wait_until
-
-
-def worker_env(db: Database, sandbox: SandboxClient, **extra: str) -> dict[str, str]:
-    port = sandbox.url.rsplit(":", 1)[1]
-    env = {
-        **os.environ,
-        "DATABASE_URL": db.url,
-        "SECRET_KEY": TEST_SECRET_KEY,
-        "SANDBOX_URL": sandbox.url,
-        "MEDIA_ALLOWED_HOSTS": f"127.0.0.1:{port}",
-        "SCHEDULER_RETRY_BASE_SECONDS": "0",
-        "LOG_FORMAT": "text",
-        "LOG_LEVEL": "WARNING",
-    }
-    env.update(extra)
-    return env
-
-
-async def delivery_counts(db: Database) -> dict[str, int]:
-    async with db.session() as session:
-        rows = await session.execute(
-            select(Delivery.status, func.count()).group_by(Delivery.status)
-        )
-        return dict(rows.all())
+from tests.workers import delivery_counts, in_flight, nothing_held, worker_env
 
 
 class WatchedEvent(asyncio.Event):
@@ -85,16 +61,6 @@ async def test_worker_wakes_for_a_new_post_long_before_its_poll_interval(
         await task
         await runtime.close()
     assert len(sandbox.records("mastodon")) == 1
-
-
-async def in_flight(sandbox: SandboxClient, n: int) -> bool:
-    """`n` publishes have reached the sandbox and are held in its latency."""
-    return await asyncio.to_thread(sandbox.waiting) >= n
-
-
-async def nothing_held(sandbox: SandboxClient) -> bool:
-    """The sandbox answered every request it held: nothing late leaks into the next test."""
-    return await asyncio.to_thread(sandbox.waiting) == 0
 
 
 class MovableClock:

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from postpilot.cli.main import app
 from postpilot.store.database import Database
 from postpilot.store.tables import SchedulerChange
-from tests.conftest import PG_ADMIN_DSN, pg_url
+from tests.conftest import PG_ADMIN_DSN, pg_admin, pg_url
 from tests.helpers import TEST_CRON_SECRET, TEST_SECRET_KEY
 
 
@@ -83,14 +83,6 @@ async def change_count(db: Database) -> int:
         )
 
 
-async def _admin(sql: str) -> None:
-    conn = await asyncpg.connect(PG_ADMIN_DSN)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 @pytest.fixture
 async def other_db(any_db: Database, tmp_path: Path) -> AsyncIterator[Database]:
     """A second, empty database of the same kind as `any_db` (no schema at all)."""
@@ -100,13 +92,13 @@ async def other_db(any_db: Database, tmp_path: Path) -> AsyncIterator[Database]:
         await db.dispose()
         return
     name = f"postpilot_test_{uuid.uuid4().hex[:12]}"
-    await _admin(f'CREATE DATABASE "{name}"')
+    await pg_admin(f'CREATE DATABASE "{name}"')
     db = Database(pg_url(name))
     try:
         yield db
     finally:
         await db.dispose()
-        await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 async def leftover_compare_databases() -> list[str]:
