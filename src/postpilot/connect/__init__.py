@@ -1,0 +1,1 @@
+"""Connecting accounts: each platform's flow, and the service that runs them."""
