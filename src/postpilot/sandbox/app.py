@@ -12,6 +12,7 @@ from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoin
 
 from postpilot.sandbox import images
 from postpilot.sandbox.platforms import (
+    _oauth,
     bluesky,
     discord,
     facebook,
@@ -45,6 +46,7 @@ def create_app(sandbox_state: SandboxState | None = None) -> FastAPI:
     state = sandbox_state or SandboxState()
     app = FastAPI(title="postpilot sandbox", docs_url="/_sandbox/docs", openapi_url=None)
     app.state.sandbox = state
+    app.state.oauth = oauth = _oauth.AuthorizationServer(state)
     for make_router in PLATFORM_ROUTERS:
         app.include_router(make_router(state))
 
@@ -57,6 +59,11 @@ def create_app(sandbox_state: SandboxState | None = None) -> FastAPI:
             return response
 
     app.add_middleware(LogRequests)
+
+    @app.post(_oauth.DECIDE_PATH)
+    async def decide(request: Request) -> Response:
+        """The consent page's Allow / Deny (platforms/_oauth.py)."""
+        return await oauth.decide(request)
 
     @app.get("/_sandbox/health")
     async def health() -> dict[str, object]:

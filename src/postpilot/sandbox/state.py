@@ -147,6 +147,14 @@ class Settings:
     telegram_too_long: str = "Bad Request: message is too long"
     discord_max_upload_bytes: int = 10 * 1024 * 1024
     slack_rate_limit_error: str = "ratelimited"  # older docs: "rate_limited"
+    # --- connect flows (platforms/_oauth.py) ---
+    connect_consent: str = "ask"  # the consent step: "ask" (a page), "approve" or "deny" at once
+    connect_subject: str = "sandbox-user"  # who signs in at the consent step
+    # Seconds an authorization code stays redeemable (X documents 30 s; others unconfirmed).
+    code_ttl_seconds: dict[str, float] = field(default_factory=lambda: {"x": 30.0})
+    # Registered OAuth clients: client id -> {"secret": ..., "redirect_uris": [...]}. A client
+    # not listed is accepted with any secret and redirect URI (bound at authorize, checked after).
+    oauth_clients: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 class SandboxState:
