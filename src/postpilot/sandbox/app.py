@@ -12,6 +12,7 @@ from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoin
 
 from postpilot.sandbox import images
 from postpilot.sandbox.platforms import (
+    _connect_controls,
     _oauth,
     bluesky,
     discord,
@@ -49,6 +50,7 @@ def create_app(sandbox_state: SandboxState | None = None) -> FastAPI:
     app.state.oauth = oauth = _oauth.AuthorizationServer(state)
     for make_router in PLATFORM_ROUTERS:
         app.include_router(make_router(state))
+    app.include_router(_connect_controls.router(state))
 
     class LogRequests(BaseHTTPMiddleware):
         async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
