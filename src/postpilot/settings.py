@@ -27,6 +27,23 @@ DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./postpilot.db"
 _HOST_ENTRY = re.compile(r"[\w.-]+(:\d{1,5})?|[0-9a-fA-F:]+|\[[0-9a-fA-F:.]+\](:\d{1,5})?")
 
 
+# Each platform's app settings (id, secret) for connecting accounts: see connect/apps.py.
+CONNECT_APP_SETTINGS = (
+    "CONNECT_X_CLIENT_ID",
+    "CONNECT_X_CLIENT_SECRET",
+    "CONNECT_LINKEDIN_CLIENT_ID",
+    "CONNECT_LINKEDIN_CLIENT_SECRET",
+    "CONNECT_FACEBOOK_APP_ID",
+    "CONNECT_FACEBOOK_APP_SECRET",
+    "CONNECT_THREADS_APP_ID",
+    "CONNECT_THREADS_APP_SECRET",
+    "CONNECT_DISCORD_CLIENT_ID",
+    "CONNECT_DISCORD_CLIENT_SECRET",
+    "CONNECT_SLACK_CLIENT_ID",
+    "CONNECT_SLACK_CLIENT_SECRET",
+)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_file=(".env", ".env.local"),  # later files win
@@ -108,6 +125,37 @@ class Settings(BaseSettings):
     WEBHOOK_MAX_ATTEMPTS: Annotated[int, Field(ge=1, le=20)] = 5
     WEBHOOK_TIMEOUT_SECONDS: Annotated[float, Field(gt=0, le=300)] = 10.0
     WEBHOOK_QUEUE_SIZE: Annotated[int, Field(ge=1, le=1_000_000)] = 10_000
+    # Connecting accounts. The public origin people's browsers reach the API at: every
+    # platform's consent page sends them back to {PUBLIC_BASE_URL}/api/connect/callback, the one
+    # redirect URI to register with each platform's app.
+    PUBLIC_BASE_URL: str = "http://127.0.0.1:8000"
+    # The deployment's app at each platform (Mastodon registers one per instance by itself;
+    # Bluesky, Telegram and Matrix need none). Meta's app serves Facebook and Instagram.
+    CONNECT_X_CLIENT_ID: str | None = None
+    CONNECT_X_CLIENT_SECRET: str | None = None
+    CONNECT_LINKEDIN_CLIENT_ID: str | None = None
+    CONNECT_LINKEDIN_CLIENT_SECRET: str | None = None
+    CONNECT_FACEBOOK_APP_ID: str | None = None
+    CONNECT_FACEBOOK_APP_SECRET: str | None = None
+    CONNECT_THREADS_APP_ID: str | None = None
+    CONNECT_THREADS_APP_SECRET: str | None = None
+    CONNECT_DISCORD_CLIENT_ID: str | None = None
+    CONNECT_DISCORD_CLIENT_SECRET: str | None = None
+    CONNECT_SLACK_CLIENT_ID: str | None = None
+    CONNECT_SLACK_CLIENT_SECRET: str | None = None
+
+    @field_validator(*CONNECT_APP_SETTINGS, mode="before")
+    @classmethod
+    def _empty_app_setting_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("PUBLIC_BASE_URL")
+    @classmethod
+    def _public_origin(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
+            raise ValueError("must be an http(s) origin such as https://postpilot.example.com")
+        return value.rstrip("/")
 
     @field_validator("DATABASE_URL")
     @classmethod
@@ -217,6 +265,7 @@ SECRET_NAMES = frozenset(
         "ALERT_WEBHOOK_SECRET",
         "EVENTS_WEBHOOK_URL",
         "EVENTS_WEBHOOK_SECRET",
+        *(name for name in CONNECT_APP_SETTINGS if name.endswith("_SECRET")),
     }
 )
 

@@ -122,6 +122,11 @@ class Account(Base):
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     deleted_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    # The platform's stable id for what the account posts as (user, Page, channel, room), set
+    # when it was connected through a flow: connecting it again updates this account.
+    platform_id: Mapped[str | None] = mapped_column(String(255))
+
+    __table_args__ = (Index(None, "workspace_id", "platform", "platform_id"),)
 
 
 class Post(Base):
@@ -313,3 +318,47 @@ class MonitorAlert(Base):
         ),
         Index(None, "fired_at"),
     )
+
+
+class ConnectFlow(Base):
+    """One person connecting an account: started, then ended by the platform's callback (or a
+    direct sign-in), possibly through a choice among several targets. Only a hash of the state
+    is kept: the state in the callback is the credential."""
+
+    __tablename__ = "connect_flows"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    state_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    workspace_id: Mapped[str] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), index=True
+    )
+    platform: Mapped[str] = mapped_column(String(32))
+    method: Mapped[str] = mapped_column(String(16))
+    inputs: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # non-secret ones only
+    code_verifier: Mapped[str | None] = mapped_column(Text)  # encrypted
+    redirect_uri: Mapped[str] = mapped_column(String(1000))
+    account_id: Mapped[str | None] = mapped_column(String(36))  # a reconnect's account
+    success_url: Mapped[str | None] = mapped_column(String(1000))
+    actor: Mapped[str] = mapped_column(String(64), default="api")
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(Timestamp)
+    used_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    pending_targets: Mapped[str | None] = mapped_column(Text)  # encrypted, for the choice step
+    account_ids: Mapped[list[str]] = mapped_column(JSON, default=list)  # what it connected
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class ConnectApp(Base):
+    """Our app registered at one server of a platform that registers apps per server (a
+    Mastodon instance), kept so each instance is registered once."""
+
+    __tablename__ = "connect_apps"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    platform: Mapped[str] = mapped_column(String(32))
+    server: Mapped[str] = mapped_column(String(500))
+    credentials: Mapped[str] = mapped_column(Text)  # encrypted {"client_id", "client_secret"}
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+    __table_args__ = (UniqueConstraint("platform", "server"),)
