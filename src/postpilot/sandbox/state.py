@@ -113,6 +113,62 @@ class Token:
     pair: str | None = None  # for a refresh token: the access token issued with it
 
 
+def _telegram_chats() -> dict[str, dict[str, Any]]:
+    channel = {"type": "channel", "bot_status": "administrator", "can_post_messages": True}
+    return {
+        "@sandbox_channel": {"id": -1001000000001, "title": "Sandbox channel", **channel},
+        "@sandbox_readers": {
+            **channel,
+            "id": -1001000000002,
+            "title": "Bot only reads here",
+            "bot_status": "member",
+            "can_post_messages": False,
+        },
+        "-1001000000003": {
+            "id": -1001000000003,
+            "type": "supergroup",
+            "title": "Sandbox group",
+            "bot_status": "member",
+        },
+    }
+
+
+def _slack_channels() -> list[dict[str, Any]]:
+    return [
+        {"id": "C0SANDBOX01", "name": "general", "is_private": False, "is_member": True},
+        {"id": "C0SANDBOX02", "name": "announcements", "is_private": False, "is_member": False},
+        {"id": "G0SANDBOX03", "name": "team-private", "is_private": True, "is_member": True},
+        {"id": "G0SANDBOX04", "name": "not-invited", "is_private": True, "is_member": False},
+    ]
+
+
+def _matrix_rooms() -> dict[str, dict[str, Any]]:
+    me = "@sandbox-user:sandbox.test"
+    return {
+        "!general:sandbox.test": {
+            "name": "General",
+            "alias": "#general:sandbox.test",
+            "joined": [me],
+            "users": {me: 0},
+            "send_level": 0,
+        },
+        "!announcements:sandbox.test": {
+            "name": "Announcements (admins post)",
+            "joined": [me],
+            "users": {"@admin:sandbox.test": 100},
+            "send_level": 50,
+        },
+        "!news:sandbox.test": {
+            "name": "News",
+            "alias": "#news:sandbox.test",
+            "joined": [],
+            "invited": [me],
+            "users": {},
+            "send_level": 0,
+        },
+    }
+
+
 @dataclass
 class Settings:
     latency_ms: float = 0.0  # added to every platform request
@@ -155,6 +211,31 @@ class Settings:
     # Registered OAuth clients: client id -> {"secret": ..., "redirect_uris": [...]}. A client
     # not listed is accepted with any secret and redirect URI (bound at authorize, checked after).
     oauth_clients: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # --- connect flows of Mastodon, Bluesky, Telegram, Discord, Slack, Matrix ---
+    # Mastodon 4.3+ answers /.well-known/oauth-authorization-server and checks PKCE (S256);
+    # False: an older server (404 there, code_challenge ignored).
+    mastodon_pkce: bool = True
+    # App passwords createSession accepts: handle -> password. A handle not listed signs in with
+    # any password but "wrong-password" (publisher tests); a listed one only with its own.
+    bluesky_app_passwords: dict[str, str] = field(
+        default_factory=lambda: {"sandbox-user.test": "sbox-user-test-pass"}
+    )
+    # Chats a bot can be asked about: "@username" or id -> {"id", "type", "title", "bot_status"
+    # (creator|administrator|member|restricted|left|kicked), "can_post_messages"}.
+    telegram_chats: dict[str, dict[str, Any]] = field(default_factory=_telegram_chats)
+    # Slack's token rotation for the app: oauth.v2.access gives a 12 h token and a refresh token.
+    slack_token_rotation: bool = False
+    # The workspace's channels conversations.list gives: [{"id", "name", "is_private",
+    # "is_member"}] (private channels are listed only where the bot is a member).
+    slack_channels: list[dict[str, Any]] = field(default_factory=_slack_channels)
+    # Matrix accounts password login accepts: localpart -> password.
+    matrix_users: dict[str, str] = field(
+        default_factory=lambda: {"sandbox-user": "sandbox-user-password"}
+    )
+    # Rooms: id -> {"name", "alias"?, "joined": [MXIDs], "invited": [MXIDs], "users": {MXID:
+    # power level}, "send_level": the level m.room.message needs}.
+    matrix_rooms: dict[str, dict[str, Any]] = field(default_factory=_matrix_rooms)
+
 
 
 class SandboxState:
