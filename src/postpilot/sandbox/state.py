@@ -211,6 +211,15 @@ class Settings:
     # Registered OAuth clients: client id -> {"secret": ..., "redirect_uris": [...]}. A client
     # not listed is accepted with any secret and redirect URI (bound at authorize, checked after).
     oauth_clients: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Scopes the person un-ticks at the consent step, per platform: the token reply (or
+    # Meta's /me/permissions) leaves them out, as a partial grant would.
+    connect_declined_scopes: dict[str, list[str]] = field(default_factory=dict)
+    # Facebook Pages the person manages, per subject: [{"id", "name", "tasks"?, "instagram"?}]
+    # ("instagram": the linked professional account's id, or absent). Unset: two Pages derived
+    # from the subject, the first with an Instagram account.
+    connect_pages: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    # LinkedIn organizations the member has a role in, per subject: [{"id", "role"}].
+    connect_organizations: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     # --- connect flows of Mastodon, Bluesky, Telegram, Discord, Slack, Matrix ---
     # Mastodon 4.3+ answers /.well-known/oauth-authorization-server and checks PKCE (S256);
     # False: an older server (404 there, code_challenge ignored).
@@ -235,7 +244,6 @@ class Settings:
     # Rooms: id -> {"name", "alias"?, "joined": [MXIDs], "invited": [MXIDs], "users": {MXID:
     # power level}, "send_level": the level m.room.message needs}.
     matrix_rooms: dict[str, dict[str, Any]] = field(default_factory=_matrix_rooms)
-
 
 
 class SandboxState:

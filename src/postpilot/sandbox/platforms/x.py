@@ -3,14 +3,17 @@ headers (epoch seconds), 401 problem+json, 403 on duplicate text."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import time
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote_plus
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from postpilot.sandbox.platforms import _kit
+from postpilot.sandbox.platforms import _kit, _oauth
 from postpilot.sandbox.state import Fault, Record, SandboxState
 
 PLATFORM = "x"
@@ -174,6 +177,13 @@ def router(state: SandboxState) -> APIRouter:
         data = {"id": tweet_id, "text": text, "edit_history_tweet_ids": [tweet_id]}
         return JSONResponse({"data": data}, status_code=201, headers=headers)
 
+    @api.get("/i/oauth2/authorize")
+    async def authorize(request: Request) -> Response:
+        """The consent page; X's OAuth 2.0 flow requires PKCE."""
+        if not request.query_params.get("code_challenge"):
+            return HTMLResponse("<h1>Invalid request</h1><p>code_challenge is required.</p>", 400)
+        return _oauth.server(request).authorize(request, PLATFORM)
+
     @api.post("/2/oauth2/token")
     async def token(request: Request) -> Response:
         await _kit.pause(state)
@@ -181,9 +191,8 @@ def router(state: SandboxState) -> APIRouter:
         fault = state.take_fault(PLATFORM, "refresh")
         if (answer := await _kit.answer_fault(fault, answers)) is not None:
             return answer
-        if body.get("grant_type") != "refresh_token" or (
-            not body.get("client_id") and not request.headers.get("authorization")
-        ):
+        client = _client_of(request, body)
+        if client is None:
             return JSONResponse(
                 {
                     "error": "invalid_request",
@@ -191,25 +200,105 @@ def router(state: SandboxState) -> APIRouter:
                 },
                 400,
             )
+        client_id, secret = client
+        oauth = _oauth.server(request)
+        if not oauth.client_secret_ok(client_id, secret):
+            return JSONResponse(
+                {
+                    "error": "unauthorized_client",
+                    "error_description": "Missing valid authorization header",
+                },
+                401,
+            )
+        if body.get("grant_type") == "authorization_code":
+            return redeem(oauth, body, client_id)
+        if body.get("grant_type") != "refresh_token":
+            return invalid("Value passed for the grant_type was invalid.")
         issued = state.refresh_grant(
             PLATFORM, str(body.get("refresh_token") or ""), rotate=state.settings.x_refresh_rotates
         )
         if issued is None:
-            return JSONResponse(
-                {
-                    "error": "invalid_request",
-                    "error_description": "Value passed for the token was invalid.",
-                },
-                400,
-            )
+            return invalid("Value passed for the token was invalid.")
+        return granted(issued, "tweet.read tweet.write users.read media.write offline.access")
+
+    def redeem(oauth: _oauth.AuthorizationServer, body: dict[str, Any], client_id: str) -> Response:
+        outcome = oauth.redeem(
+            PLATFORM,
+            str(body.get("code") or ""),
+            client_id=client_id,
+            redirect_uri=str(body.get("redirect_uri") or ""),
+            code_verifier=str(body.get("code_verifier") or "") or None,
+        )
+        if isinstance(outcome, _oauth.Refused):
+            what = "code verifier" if outcome.reason == "pkce" else "authorization code"
+            return invalid(f"Value passed for the {what} was invalid.")
+        declined = state.settings.connect_declined_scopes.get(PLATFORM, [])
+        scopes = [s for s in outcome.code.scope.split() if s not in declined]
+        issued = state.issue_tokens(
+            PLATFORM, outcome.code.subject, refresh="offline.access" in scopes
+        )
+        return granted(issued, " ".join(scopes))
+
+    def granted(issued: dict[str, Any], scope: str) -> Response:
+        reply = {
+            "token_type": "bearer",
+            "expires_in": issued["expires_in"],
+            "access_token": issued["access_token"],
+            "scope": scope,
+        }
+        if issued.get("refresh_token"):
+            reply["refresh_token"] = issued["refresh_token"]
+        return JSONResponse(reply)
+
+    @api.get("/2/users/me")
+    async def users_me(request: Request) -> Response:
+        token = _kit.bearer(request)
+        if state.check_token(PLATFORM, token) != "ok" or token is None:
+            return problem(UNAUTHORIZED, 401)
+        subject = state.subject_of(token)
         return JSONResponse(
-            {
-                "token_type": "bearer",
-                "expires_in": issued["expires_in"],
-                "access_token": issued["access_token"],
-                "scope": "tweet.read tweet.write users.read media.write offline.access",
-                "refresh_token": issued.get("refresh_token"),
-            }
+            {"data": {"id": user_id(subject), "name": subject.title(), "username": subject}}
         )
 
+    @api.post("/2/oauth2/revoke")
+    async def revoke(request: Request) -> Response:
+        body = await _kit.body(request)
+        client = _client_of(request, body)
+        if client is None or not _oauth.server(request).client_secret_ok(*client):
+            return JSONResponse(
+                {
+                    "error": "unauthorized_client",
+                    "error_description": "Missing valid authorization header",
+                },
+                401,
+            )
+        token = str(body.get("token") or "")
+        known = state.tokens.get(token)
+        state.revoked_tokens.add(token)
+        if known is not None and known.pair:  # a refresh token ends its grant's access token
+            state.revoked_tokens.add(known.pair)
+        return JSONResponse({"revoked": True})
+
     return api
+
+
+def invalid(description: str) -> Response:
+    return JSONResponse({"error": "invalid_request", "error_description": description}, 400)
+
+
+def user_id(subject: str) -> str:
+    """The subject's X user id: numeric and stable, as X's are."""
+    return str(int.from_bytes(hashlib.sha256(f"x:{subject}".encode()).digest()[:7], "big"))
+
+
+def _client_of(request: Request, body: dict[str, Any]) -> tuple[str, str | None] | None:
+    """The client id and secret: Basic auth (confidential clients) or `client_id` (public)."""
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("basic "):
+        try:
+            client_id, _, secret = base64.b64decode(header[6:]).decode().partition(":")
+        except ValueError:
+            return None
+        return (unquote_plus(client_id), unquote_plus(secret)) if client_id else None
+    client_id = str(body.get("client_id") or "")
+    return (client_id, None) if client_id else None
