@@ -35,7 +35,7 @@ from postpilot.publishers.base import PublishContext
 from postpilot.publishers.budgets import RateBudgets
 from postpilot.publishers.media import MediaFetcher
 from postpilot.publishers.registry import supported_platforms
-from postpilot.publishers.transport import public_only_transport
+from postpilot.publishers.transport_aiohttp import PublicOnlyAiohttpTransport
 from postpilot.scheduler.journal import InFlightJournal
 from postpilot.scheduler.runtime import Runtime, utcnow
 from postpilot.settings import Settings
@@ -80,7 +80,7 @@ def build_runtime(
         timeout=settings.HTTP_TIMEOUT_SECONDS,
         # Every connection to a public address (or an allowed one), whatever URL a
         # publisher builds from an account (environment proxies are not used).
-        transport=public_only_transport(
+        transport=PublicOnlyAiohttpTransport(
             addresses,
             limits=httpx.Limits(
                 max_connections=max(100, settings.SCHEDULER_CONCURRENCY * 4),
