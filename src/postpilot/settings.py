@@ -103,6 +103,13 @@ class Settings(BaseSettings):
     METRICS_PUBLIC: bool = False
     WORKER_METRICS_PORT: Annotated[int | None, Field(ge=1, le=65535)] = None
     WORKER_METRICS_HOST: str = "127.0.0.1"
+    # `postpilot worker` processes (each its own event loop and database pool); unset: one per
+    # core. PostgreSQL only: SQLite has one writer, so a worker there runs one process.
+    WORKER_PROCESSES: Annotated[int | None, Field(ge=1, le=256)] = None
+    # A direct PostgreSQL connection for the worker's LISTEN when DATABASE_URL goes through a
+    # pooler in transaction mode (`?pooler=transaction`), where LISTEN cannot work; unset there,
+    # workers poll every WORKER_POLL_SECONDS instead of waking at once.
+    DATABASE_LISTEN_URL: str | None = None
     # OTLP/HTTP collector base URL: traces are off unless it or OTEL_EXPORTER_OTLP_ENDPOINT is set.
     TRACING_OTLP_ENDPOINT: str | None = None
     HEALTH_HEARTBEAT_SECONDS: Annotated[float, Field(gt=0, le=86_400)] = 30.0
@@ -166,6 +173,21 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("WORKER_PROCESSES", "DATABASE_LISTEN_URL", mode="before")
+    @classmethod
+    def _empty_worker_setting_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("DATABASE_LISTEN_URL")
+    @classmethod
+    def _listen_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        normalized = normalize_database_url(value)
+        if not normalized.startswith("postgresql"):
+            raise ValueError("must be a postgresql:// URL (a direct connection, not a pooler)")
+        return normalized
 
     @field_validator("SANDBOX_URL")
     @classmethod
@@ -260,6 +282,7 @@ SECRET_NAMES = frozenset(
         "SECRET_KEY",
         "CRON_SECRET",
         "DATABASE_URL",
+        "DATABASE_LISTEN_URL",
         "REDIS_URL",
         "ALERT_WEBHOOK_URL",
         "ALERT_WEBHOOK_SECRET",

@@ -3,7 +3,6 @@ one line for what a command may meet without a bug."""
 
 from __future__ import annotations
 
-import asyncio
 import socket
 from collections.abc import Coroutine
 from typing import Any, NoReturn, TypeVar
@@ -13,7 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from postpilot import logs
+from postpilot import logs, loop
 from postpilot.errors import PostpilotError
 from postpilot.settings import Settings, SettingsError, load_settings, warn_misspelt
 
@@ -52,7 +51,7 @@ def settings(**overrides: Any) -> Settings:
 
 def run(coroutine: Coroutine[Any, Any, T]) -> T:
     try:
-        return asyncio.run(coroutine)
+        return loop.run(coroutine)
     except (ConnectionError, socket.gaierror) as exc:
         fail(f"could not connect: {exc} (is the server named in DATABASE_URL running?)")
     except EXPECTED as exc:

@@ -17,7 +17,6 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 
 import asyncpg
-from sqlalchemy.engine import make_url
 
 from postpilot.core.states import WorkerState
 from postpilot.scheduler import reconcile
@@ -156,14 +155,25 @@ class Worker:
 
     @contextlib.asynccontextmanager
     async def _listen(self) -> AsyncIterator[None]:
-        """On PostgreSQL, a dedicated connection LISTENs for new or rescheduled posts."""
+        """On PostgreSQL, a dedicated connection LISTENs for new or rescheduled posts: to
+        DATABASE_LISTEN_URL when set, else to DATABASE_URL unless that goes through a pooler in
+        transaction mode (which would hand the LISTEN's session to other clients)."""
         if self.runtime.db.is_sqlite:
             yield
             return
-        url = make_url(self.runtime.db.url).set(drivername="postgresql")
+        dsn = listen_dsn(self.runtime)
+        if dsn is None:
+            log.warning(
+                "DATABASE_URL goes through a pooler in transaction mode, where LISTEN cannot "
+                "work, and DATABASE_LISTEN_URL is not set: polling every %g s for new posts",
+                self.runtime.settings.WORKER_POLL_SECONDS,
+                extra={"worker_id": self.worker_id},
+            )
+            yield
+            return
         connection: asyncpg.Connection | None = None
         try:
-            connection = await asyncpg.connect(url.render_as_string(hide_password=False))
+            connection = await asyncpg.connect(dsn)
 
             def wake(*_args: object) -> None:
                 self.runtime.wakeup.set()
@@ -177,6 +187,15 @@ class Worker:
             if connection is not None:
                 with contextlib.suppress(Exception):
                     await connection.close()
+
+
+def listen_dsn(runtime: Runtime) -> str | None:
+    """Where this worker LISTENs, or None when it must poll."""
+    if runtime.settings.DATABASE_LISTEN_URL:
+        return database.asyncpg_dsn(runtime.settings.DATABASE_LISTEN_URL)
+    if runtime.db.pooled:
+        return None
+    return database.asyncpg_dsn(runtime.db.url)
 
 
 def _log_failure(what: str, exc: Exception, worker_id: str) -> None:

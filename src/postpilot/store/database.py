@@ -1,4 +1,10 @@
-"""The engine, sessions and the statement counter every pass reports."""
+"""The engine, sessions and the statement counter every pass reports.
+
+A PostgreSQL URL may end in `?pooler=transaction` when it points at a connection pooler in
+transaction mode (PgBouncer's `pool_mode = transaction`): consecutive transactions of one client
+connection then run on different server sessions, so nothing may outlive a transaction. The
+engine then prepares only unnamed statements (asyncpg re-parses them in each statement's own
+round trip) and LISTEN needs a direct connection (the worker's DATABASE_LISTEN_URL)."""
 
 from __future__ import annotations
 
@@ -10,13 +16,23 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+
+from postpilot.errors import PostpilotError
+
+POOLER_OPTION = "pooler"
+POOLER_MODES = ("transaction",)
+
+
+class BadPoolerOption(PostpilotError):
+    """DATABASE_URL's `pooler` option accepts only `transaction` (a pooler in transaction mode,
+    such as PgBouncer's pool_mode = transaction), on a PostgreSQL URL."""
 
 
 @dataclass
@@ -55,6 +71,8 @@ class Database:
     def __init__(self, url: str, *, max_connections: int = 20, echo: bool = False) -> None:
         self.url = url
         self.max_connections = max_connections
+        # Through a transaction pooler: no session state (prepared statements, LISTEN) survives.
+        self.pooled = pooled(url)
         self.engine: AsyncEngine = _create_engine(url, max_connections=max_connections, echo=echo)
         self.dialect: str = self.engine.dialect.name
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
@@ -125,23 +143,55 @@ CONNECT_TIMEOUT_SECONDS = 10.0
 STATEMENT_TIMEOUT_SECONDS = 60.0
 
 
+def pooled(url: str) -> bool:
+    """Whether the URL says a pooler in transaction mode sits in front of PostgreSQL."""
+    parsed = make_url(url)
+    mode = parsed.query.get(POOLER_OPTION)
+    if mode is None:
+        return False
+    if mode not in POOLER_MODES or parsed.get_backend_name() != "postgresql":
+        raise BadPoolerOption()
+    return True
+
+
+def without_pooler_option(url: str | URL) -> URL:
+    """The URL the driver sees: `pooler` is ours, asyncpg would refuse it."""
+    return make_url(url).difference_update_query([POOLER_OPTION])
+
+
+def asyncpg_dsn(url: str) -> str:
+    """A plain asyncpg DSN for a dedicated connection (LISTEN), password included."""
+    plain = without_pooler_option(url).set(drivername="postgresql")
+    return plain.render_as_string(hide_password=False)
+
+
 def _create_engine(url: str, *, max_connections: int, echo: bool) -> AsyncEngine:
     if url.startswith("sqlite"):
         # One writer at a time anyway: a small pool saves reconnecting (and re-running pragmas).
         return create_async_engine(url, echo=echo, pool_size=5, max_overflow=max_connections)
     overflow = max(0, max_connections - max(1, max_connections // 2))
+    # A database that stops answering (not refusing) must not hold a pass forever.
+    connect_args: dict[str, Any] = {
+        "timeout": CONNECT_TIMEOUT_SECONDS,
+        "command_timeout": STATEMENT_TIMEOUT_SECONDS,
+    }
+    if pooled(url):
+        # A named statement lives in one server session, which the next transaction may not
+        # get. Unnamed ones are parsed again within each statement's own round trip; SQLAlchemy
+        # may keep their descriptions (no round trip to describe them again).
+        connect_args |= {"statement_cache_size": 0, "prepared_statement_name_func": _unnamed}
     return create_async_engine(
-        url,
+        without_pooler_option(url),
         echo=echo,
         pool_size=max(1, max_connections // 2),
         max_overflow=overflow,
         pool_pre_ping=True,
-        # A database that stops answering (not refusing) must not hold a pass forever.
-        connect_args={
-            "timeout": CONNECT_TIMEOUT_SECONDS,
-            "command_timeout": STATEMENT_TIMEOUT_SECONDS,
-        },
+        connect_args=connect_args,
     )
+
+
+def _unnamed() -> str:
+    return ""
 
 
 def unreachable(exc: BaseException) -> bool:
