@@ -83,24 +83,21 @@ def check_literal(policy: AddressPolicy, url: httpx.URL) -> None:
         raise NotPublicAddress(f"{host} is not a public address; nothing was sent")
 
 
-def mapped_error(exc: BaseException) -> httpx.TransportError | None:
+def httpx_error_class(kind: type[BaseException]) -> type[httpx.TransportError] | None:
     """The httpx error for an aiohttp one, or None for anything else (a bug: raised as is).
     Only what fails before the request is written may say "connect"."""
-    message = str(exc) or type(exc).__name__
-    if isinstance(exc, NotPublicAddress):
-        return exc
-    if isinstance(exc, aiohttp.ConnectionTimeoutError):
-        return httpx.ConnectTimeout(message)
-    if isinstance(exc, aiohttp.ClientConnectorError):  # DNS, refused, TLS handshake
-        return httpx.ConnectError(message)
-    if isinstance(exc, aiohttp.InvalidURL | aiohttp.NonHttpUrlClientError):
-        return httpx.UnsupportedProtocol(message)
-    if isinstance(exc, TimeoutError):  # socket read timeout, or any other after sending
-        return httpx.ReadTimeout(message)
-    if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientResponseError):
-        return httpx.RemoteProtocolError(message)
-    if isinstance(exc, aiohttp.ClientError):  # payload, reset, OS errors after connecting
-        return httpx.ReadError(message)
+    if issubclass(kind, aiohttp.ConnectionTimeoutError):
+        return httpx.ConnectTimeout
+    if issubclass(kind, aiohttp.ClientConnectorError):  # DNS, refused, TLS handshake
+        return httpx.ConnectError
+    if issubclass(kind, aiohttp.InvalidURL | aiohttp.NonHttpUrlClientError):
+        return httpx.UnsupportedProtocol
+    if issubclass(kind, TimeoutError):  # a socket read timeout, or any other after sending
+        return httpx.ReadTimeout
+    if issubclass(kind, aiohttp.ServerDisconnectedError | aiohttp.ClientResponseError):
+        return httpx.RemoteProtocolError
+    if issubclass(kind, aiohttp.ClientError):  # payload, reset, OS errors after connecting
+        return httpx.ReadError
     return None
 
 
@@ -111,10 +108,10 @@ def httpx_errors() -> Iterator[None]:
     except NotPublicAddress:
         raise
     except Exception as exc:
-        mapped = mapped_error(exc)
+        mapped = httpx_error_class(type(exc))
         if mapped is None:
             raise
-        raise mapped from exc
+        raise mapped(str(exc) or type(exc).__name__) from exc
 
 
 class _Body(httpx.AsyncByteStream):

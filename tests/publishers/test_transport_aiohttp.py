@@ -1,0 +1,241 @@
+"""The publishing client's aiohttp transport against a real local server whose every answer the
+test chooses (hold it, hang up, redirect, stream a big body): addresses are checked at the
+socket and on every redirect hop, timeouts apply, errors say whether the request left, bodies
+stream under the media fetcher's cap, nothing comes from the environment."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+
+import aiohttp
+import aiohttp.client_exceptions
+import httpx
+import pytest
+
+from postpilot.publishers.addresses import AddressPolicy
+from postpilot.publishers.errors import transport_outcome
+from postpilot.publishers.media import MediaError, MediaFetcher
+from postpilot.publishers.transport import NotPublicAddress
+from postpilot.publishers.transport_aiohttp import PublicOnlyAiohttpTransport, httpx_error_class
+from postpilot.sandbox.images import png
+from tests.waiting import wait_until
+
+IMAGE = png(8, 8)
+Answer = Callable[[asyncio.StreamWriter], Awaitable[None]]
+
+
+def plain(status: int, body: bytes, *headers: str, content_type: str = "text/plain") -> bytes:
+    head = [f"HTTP/1.1 {status} X", f"Content-Type: {content_type}", *headers]
+    head.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(head) + "\r\n\r\n").encode() + body
+
+
+@dataclass
+class Server:
+    """HTTP/1.1 on 127.0.0.1: each request's path picks its answer; requests and connections
+    are counted."""
+
+    answers: dict[str, Answer]
+    paths: list[str] = field(default_factory=list)
+    headers: list[dict[str, str]] = field(default_factory=list)
+    connections: int = 0
+    port: int = 0
+
+    def url(self, path: str, host: str = "127.0.0.1") -> str:
+        return f"http://{host}:{self.port}{path}"
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            while head := await reader.readuntil(b"\r\n\r\n"):
+                lines = head.decode().split("\r\n")
+                path = lines[0].split(" ")[1]
+                fields = {
+                    k.strip().lower(): v.strip()
+                    for k, _, v in (line.partition(":") for line in lines[1:] if line)
+                }
+                await reader.readexactly(int(fields.get("content-length", "0")))
+                self.paths.append(path)
+                self.headers.append(fields)
+                await self.answers.get(path, send(plain(404, b"none")))(writer)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+def send(raw: bytes) -> Answer:
+    async def answer(writer: asyncio.StreamWriter) -> None:
+        writer.write(raw)
+        await writer.drain()
+
+    return answer
+
+
+async def hang_up(writer: asyncio.StreamWriter) -> None:
+    writer.transport.abort()
+
+
+def hold(released: asyncio.Event) -> Answer:
+    async def answer(writer: asyncio.StreamWriter) -> None:
+        await released.wait()
+
+    return answer
+
+
+async def chunked_image(writer: asyncio.StreamWriter) -> None:
+    """300 KiB of "image" without a Content-Length, in 16 KiB chunks."""
+    writer.write(
+        b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+    chunk = b"\0" * 16384
+    for _ in range(20):
+        writer.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+        await writer.drain()
+    writer.write(b"0\r\n\r\n")
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[Server]:
+    released = asyncio.Event()
+    state = Server({})
+    state.answers = {
+        "/ok": send(plain(200, b'{"ok": true}', content_type="application/json")),
+        "/hang-up": hang_up,
+        "/hold": hold(released),
+        "/image.png": send(plain(200, IMAGE, content_type="image/png")),
+        "/big.png": chunked_image,
+        "/cookie": send(plain(200, b"", "Set-Cookie: session=tenant-a")),
+    }
+    listener = await asyncio.start_server(state.serve, "127.0.0.1", 0)
+    state.port = listener.sockets[0].getsockname()[1]
+    async with listener:
+        yield state
+        released.set()
+
+
+def client(*allowed: str, timeout: float = 5.0) -> httpx.AsyncClient:
+    transport = PublicOnlyAiohttpTransport(
+        AddressPolicy.allowing(*allowed),
+        limits=httpx.Limits(max_connections=10, max_keepalive_connections=10),
+    )
+    return httpx.AsyncClient(transport=transport, timeout=timeout)
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["127.0.0.1", "localhost", "2130706433", "0x7f.1", "[::ffff:127.0.0.1]", "127.1"],
+)
+async def test_private_addresses_are_refused_before_anything_is_sent(
+    server: Server, host: str
+) -> None:
+    async with client() as http:
+        with pytest.raises(NotPublicAddress, match="not a public address") as caught:
+            await http.post(server.url("/ok", host), json={"secret": "tenant-token"})
+    assert server.connections == 0
+    outcome = transport_outcome(caught.value, "publish")
+    assert type(outcome).__name__ == "Permanent"
+
+
+async def test_an_allowed_host_is_reached_and_connections_are_kept(server: Server) -> None:
+    async with client(f"127.0.0.1:{server.port}") as http:
+        answers = await asyncio.gather(*(http.get(server.url("/ok")) for _ in range(30)))
+        for _ in range(5):
+            await http.get(server.url("/ok"))
+    assert {a.status_code for a in answers} == {200} and answers[0].json() == {"ok": True}
+    assert len(server.paths) == 35
+    assert server.connections <= 10  # the pool's limit, and reused afterwards
+
+
+async def test_every_redirect_hop_is_checked_again(server: Server) -> None:
+    """The first hop is allowed; the one it redirects to (another port, by name) is not."""
+    server.answers["/away"] = send(plain(302, b"", "Location: http://localhost:1/admin"))
+    server.answers["/here"] = send(plain(302, b"", "Location: /ok"))
+    async with client(f"127.0.0.1:{server.port}") as http:
+        with pytest.raises(NotPublicAddress):
+            await http.get(server.url("/away"), follow_redirects=True)
+        followed = await http.get(server.url("/here"), follow_redirects=True)
+    assert followed.status_code == 200 and server.paths == ["/away", "/here", "/ok"]
+
+
+async def test_a_held_answer_ends_in_a_read_timeout_that_may_have_been_sent(
+    server: Server,
+) -> None:
+    async with client("127.0.0.1", timeout=0.3) as http:
+        with pytest.raises(httpx.ReadTimeout) as caught:
+            await http.post(server.url("/hold"), json={"status": "hi"})
+    assert server.paths == ["/hold"]
+    assert type(transport_outcome(caught.value, "publish")).__name__ == "Ambiguous"
+
+
+async def test_a_server_that_hangs_up_after_the_request_is_not_called_unsent(
+    server: Server,
+) -> None:
+    """httpx_aiohttp's own table would say ConnectTimeout here, and a publisher would send the
+    post again."""
+    async with client("127.0.0.1") as http:
+        with pytest.raises(httpx.TransportError) as caught:
+            await http.post(server.url("/hang-up"), json={"status": "hi"})
+    assert server.paths == ["/hang-up"]
+    assert not isinstance(caught.value, httpx.ConnectError | httpx.ConnectTimeout)
+    assert type(transport_outcome(caught.value, "publish")).__name__ == "Ambiguous"
+
+
+async def test_a_refused_connection_is_a_connect_error(server: Server) -> None:
+    probe = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port = probe.sockets[0].getsockname()[1]
+    probe.close()
+    await probe.wait_closed()
+    async with client("127.0.0.1") as http:
+        with pytest.raises(httpx.ConnectError) as caught:
+            await http.get(f"http://127.0.0.1:{port}/")
+    assert type(transport_outcome(caught.value, "publish")).__name__ == "Transient"
+
+
+def test_every_aiohttp_client_error_maps_to_an_httpx_transport_error() -> None:
+    classes = [
+        cls
+        for _, cls in inspect.getmembers(aiohttp.client_exceptions, inspect.isclass)
+        if issubclass(cls, aiohttp.ClientError) and not cls.__name__.startswith("WS")
+    ]
+    assert len(classes) > 20
+    before = aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError
+    for cls in classes:
+        mapped = httpx_error_class(cls)
+        assert mapped is not None and issubclass(mapped, httpx.TransportError), cls
+        unsent = issubclass(mapped, httpx.ConnectError | httpx.ConnectTimeout)
+        assert unsent == issubclass(cls, before), cls
+
+
+async def test_the_media_fetcher_streams_through_it_under_its_cap(server: Server) -> None:
+    async with client("127.0.0.1") as http:
+        fetcher = MediaFetcher(http, max_bytes=100 * 1024, allowed_hosts=frozenset({"127.0.0.1"}))
+        media = await fetcher.fetch(server.url("/image.png"))
+        with pytest.raises(MediaError, match="larger than the 100 KiB limit"):
+            await fetcher.fetch(server.url("/big.png"))
+        public = MediaFetcher(http, max_bytes=100 * 1024)
+        with pytest.raises(MediaError, match="not a public address"):
+            await public.fetch(server.url("/image.png", "localhost"))
+    assert media.content == IMAGE
+    assert server.paths == ["/image.png", "/big.png"]
+
+
+async def test_no_cookie_and_no_environment_proxy_is_used(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    monkeypatch.setenv("ALL_PROXY", "http://127.0.0.1:9")
+    transport = PublicOnlyAiohttpTransport(
+        AddressPolicy.allowing("127.0.0.1"), limits=httpx.Limits(max_connections=4)
+    )
+    async with httpx.AsyncClient(transport=transport, cookies=None) as http:
+        await http.get(server.url("/cookie"))
+        http.cookies.clear()  # httpx's own jar: postpilot's publishers never rely on it
+        await http.get(server.url("/ok"), headers={"User-Agent": "postpilot/test"})
+    await wait_until(lambda: len(server.headers) == 2, timeout=5)
+    assert "cookie" not in server.headers[1]
+    assert server.headers[1]["user-agent"] == "postpilot/test"
+    assert "content-type" not in server.headers[1]  # nothing aiohttp would add on its own
