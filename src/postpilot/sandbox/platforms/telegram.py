@@ -1,5 +1,7 @@
 """Telegram Bot API: `/bot{token}/sendMessage` and `/sendPhoto` (file_id, URL or multipart),
-`{"ok":false,"error_code","description","parameters":{"retry_after"}}` errors, no headers."""
+`{"ok":false,"error_code","description","parameters":{"retry_after"}}` errors, no headers; and
+what connecting a bot checks: getMe, getChat, getChatMember (chats per the `telegram_chats`
+setting)."""
 
 from __future__ import annotations
 
@@ -111,6 +113,73 @@ def router(state: SandboxState) -> APIRouter:
     @api.post("/bot{token}/sendPhoto")
     async def send_photo(token: str, request: Request) -> Response:
         return await send(token, request, photo=True)
+
+    async def bot_of(token: str) -> dict[str, Any] | Response:
+        await _kit.pause(state)
+        bot_id = token.split(":", 1)[0]
+        if not bot_id.isdigit():
+            return _error(404, "Not Found")
+        if state.check_token(PLATFORM, token) != "ok":
+            return _error(401, "Unauthorized")
+        return {
+            "id": int(bot_id),
+            "is_bot": True,
+            "first_name": "Sandbox bot",
+            "username": f"sandbox_{bot_id}_bot",
+            "can_join_groups": True,
+            "can_read_all_group_messages": False,
+            "supports_inline_queries": False,
+        }
+
+    def chat_of(values: dict[str, Any]) -> dict[str, Any] | None:
+        wanted = str(values.get("chat_id") or "")
+        for key, chat in state.settings.telegram_chats.items():
+            if wanted in (key, str(chat.get("id"))):
+                username = key.removeprefix("@") if key.startswith("@") else None
+                return {**chat, "username": username}
+        return None
+
+    @api.api_route("/bot{token}/getMe", methods=["GET", "POST"])
+    async def get_me(token: str) -> Response:
+        bot = await bot_of(token)
+        return bot if isinstance(bot, Response) else JSONResponse({"ok": True, "result": bot})
+
+    @api.api_route("/bot{token}/getChat", methods=["GET", "POST"])
+    async def get_chat(token: str, request: Request) -> Response:
+        bot = await bot_of(token)
+        if isinstance(bot, Response):
+            return bot
+        chat = chat_of(await _kit.body(request))
+        if chat is None or chat.get("bot_status") == "kicked":
+            return _error(400, "Bad Request: chat not found")
+        result = {"id": chat["id"], "type": chat.get("type", "channel"), "title": chat.get("title")}
+        if chat["username"]:
+            result["username"] = chat["username"]
+        return JSONResponse({"ok": True, "result": result})
+
+    @api.api_route("/bot{token}/getChatMember", methods=["GET", "POST"])
+    async def get_chat_member(token: str, request: Request) -> Response:
+        bot = await bot_of(token)
+        if isinstance(bot, Response):
+            return bot
+        values = await _kit.body(request)
+        chat = chat_of(values)
+        if chat is None:
+            return _error(400, "Bad Request: chat not found")
+        kind, status = chat.get("type", "channel"), chat.get("bot_status", "member")
+        if str(values.get("user_id")) != str(bot["id"]):
+            return _error(400, "Bad Request: member not found")
+        if status == "left":
+            return _error(403, f"Forbidden: bot is not a member of the {kind} chat")
+        if status == "kicked":
+            return _error(403, f"Forbidden: bot was kicked from the {kind} chat")
+        member: dict[str, Any] = {"user": bot, "status": status}
+        if status == "administrator":
+            member["can_post_messages"] = bool(chat.get("can_post_messages"))
+            member["can_be_edited"] = False
+        if status == "restricted":
+            member["can_send_messages"] = bool(chat.get("can_send_messages"))
+        return JSONResponse({"ok": True, "result": member})
 
     return api
 

@@ -1,0 +1,275 @@
+"""Connect flows of Mastodon, Bluesky, Telegram, Discord, Slack and Matrix against the sandbox
+process, each connector called as the service calls it: the inputs a person gives, the consent
+step and the callback's code where there is one, the targets and the live verify; then the
+platform's refusals, each with a message a person can act on; and a post published by the real
+publisher with the credentials the connect produced."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from datetime import UTC, datetime
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+from authlib.common.security import generate_token
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
+
+from postpilot.connect.base import (
+    App,
+    ConnectContext,
+    ConnectRefused,
+    Grant,
+    OAuthConnector,
+    Target,
+)
+from postpilot.connect.platforms import mastodon, telegram
+from postpilot.core import outcomes
+from postpilot.publishers.base import PublishContext, Publisher
+from postpilot.publishers.mastodon import MastodonPublisher
+from postpilot.publishers.media import MediaFetcher
+from postpilot.publishers.telegram import TelegramPublisher
+from postpilot.sandbox.client import SandboxClient
+from tests.publishers.conftest import account, publish_request, unique
+
+REDIRECT_URI = "https://postpilot.example/api/connect/callback"
+BOT_TOKEN = "123456789:AAEsandboxBotTokenForConnectTests"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=5) as client:
+        yield client
+
+
+def context(
+    http: httpx.AsyncClient, *, app: App | None = None, base_url: str | None = None
+) -> ConnectContext:
+    return ConnectContext(
+        http=http, now=utcnow, redirect_uri=REDIRECT_URI, app=app, base_url=base_url
+    )
+
+
+class Flow:
+    """One OAuth attempt as the service runs it: state, PKCE verifier, authorize URL, the
+    consent page's redirect back to us."""
+
+    def __init__(
+        self, connector: OAuthConnector, ctx: ConnectContext, inputs: Mapping[str, str]
+    ) -> None:
+        self.connector, self.ctx, self.inputs = connector, ctx, inputs
+        self.state = generate_token(24)
+        self.verifier = generate_token(48) if connector.pkce else None
+        challenge = create_s256_code_challenge(self.verifier) if self.verifier else None
+        self.url = connector.authorize_url(
+            ctx, state=self.state, code_challenge=challenge, inputs=inputs
+        )
+
+    async def callback(self) -> dict[str, str]:
+        """Open the authorize URL (the sandbox answers at once, per `connect_consent`) and
+        read the callback's query from its redirect."""
+        response = await self.ctx.http.get(self.url)
+        assert response.status_code == 302, response.text
+        location = response.headers["location"]
+        assert location.startswith(REDIRECT_URI)
+        query = {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+        assert query["state"] == self.state
+        return query
+
+    async def grant(self, code: str | None = None) -> Grant:
+        code = code or (await self.callback())["code"]
+        return await self.connector.exchange(
+            self.ctx, code=code, code_verifier=self.verifier, inputs=self.inputs
+        )
+
+
+def revoke_app(sandbox: SandboxClient, platform: str, subject: str = "sandbox-user") -> None:
+    response = httpx.post(
+        f"{sandbox.url}/_sandbox/connect/revoke_app",
+        json={"platform": platform, "subject": subject},
+    )
+    response.raise_for_status()
+
+
+async def publish(
+    http: httpx.AsyncClient,
+    publisher: Publisher,
+    target: Target,
+    *,
+    base_urls: dict[str, str] | None = None,
+) -> outcomes.Outcome:
+    """One post through the real publisher with what the connect produced."""
+    media = MediaFetcher(
+        http, max_bytes=64 * 1024, allowed_hosts=frozenset({"127.0.0.1"}), timeout_seconds=5
+    )
+    ctx = PublishContext(http=http, media=media, now=utcnow, base_urls=base_urls or {})
+    acct = account(
+        publisher.platform,
+        dict(target.credentials),
+        dict(target.options),
+        handle=target.handle,
+        base_url=target.base_url,
+    )
+    return await publisher.publish(publish_request(acct, unique("connected")), ctx)
+
+
+# --- Mastodon ------------------------------------------------------------------------------
+
+
+async def mastodon_flow(
+    sandbox: SandboxClient, http: httpx.AsyncClient
+) -> tuple[Flow, dict[str, str]]:
+    inputs = {"instance": sandbox.platform_url("mastodon")}
+    connector = mastodon.CONNECTOR
+    app = await connector.register_app(context(http), inputs)
+    return Flow(connector, context(http, app=app), inputs), inputs
+
+
+async def test_mastodon_registers_an_app_then_connects_and_publishes(
+    sandbox: SandboxClient, http: httpx.AsyncClient
+) -> None:
+    sandbox.configure(connect_consent="approve")
+    connector = mastodon.CONNECTOR
+    instance = sandbox.platform_url("mastodon")
+    assert connector.app_key({"instance": f"{instance}/"}) == instance
+    flow, inputs = await mastodon_flow(sandbox, http)
+    query = parse_qs(urlsplit(flow.url).query)
+    assert query["code_challenge_method"] == ["S256"]
+    assert query["scope"] == ["write:statuses write:media profile"]
+
+    grant = await flow.grant()
+    assert grant.expires_at is None and grant.refresh_token is None
+    [target] = await connector.targets(flow.ctx, grant, inputs)
+    assert target.base_url == instance
+    assert target.credentials == {"access_token": grant.access_token}
+    assert target.handle == f"@sandbox-user@{urlsplit(instance).netloc}"
+    identity = await connector.verify(flow.ctx, target)
+    assert identity.platform_id == target.platform_id
+
+    outcome = await publish(http, MastodonPublisher(), target)
+    assert isinstance(outcome, outcomes.Published), outcome
+    assert sandbox.records("mastodon")[-1]["account"] == grant.access_token
+
+    # Disconnect: the instance revokes the token, and verify then says so.
+    ctx = context(http, app=flow.ctx.app, base_url=instance)
+    await connector.revoke(ctx, target.credentials)
+    with pytest.raises(ConnectRefused, match="does not accept the account's token") as refused:
+        await connector.verify(flow.ctx, target)
+    assert refused.value.field == "credentials.access_token"
+
+
+async def test_mastodon_without_pkce_support_connects_without_a_verifier(
+    sandbox: SandboxClient, http: httpx.AsyncClient
+) -> None:
+    """An instance before 4.3 has no server metadata and ignores PKCE."""
+    sandbox.configure(connect_consent="approve", mastodon_pkce=False)
+    flow, inputs = await mastodon_flow(sandbox, http)
+    grant = await flow.grant()
+    [target] = await mastodon.CONNECTOR.targets(flow.ctx, grant, inputs)
+    assert (await mastodon.CONNECTOR.verify(flow.ctx, target)).platform_id
+
+
+async def test_mastodon_refusals(sandbox: SandboxClient, http: httpx.AsyncClient) -> None:
+    sandbox.configure(connect_consent="approve")
+    flow, _inputs = await mastodon_flow(sandbox, http)
+    code = (await flow.callback())["code"]
+    await flow.grant(code)
+    with pytest.raises(ConnectRefused, match="already used, has expired") as replayed:
+        await flow.grant(code)
+    assert replayed.value.field == "code"
+
+    # The verifier must be the one the challenge was made from.
+    other, _ = await mastodon_flow(sandbox, http)
+    other.verifier = generate_token(48)
+    with pytest.raises(ConnectRefused, match="refused the authorization code"):
+        await other.grant()
+
+    # The person removes the app from their account: the token stops working.
+    third, inputs = await mastodon_flow(sandbox, http)
+    [target] = await mastodon.CONNECTOR.targets(third.ctx, await third.grant(), inputs)
+    revoke_app(sandbox, "mastodon")
+    with pytest.raises(ConnectRefused, match="app was revoked"):
+        await mastodon.CONNECTOR.verify(third.ctx, target)
+
+    sandbox.configure(connect_consent="deny")
+    denied, _ = await mastodon_flow(sandbox, http)
+    assert (await denied.callback())["error"] == "access_denied"
+
+    with pytest.raises(ConnectRefused) as bad_instance:
+        await mastodon.CONNECTOR.register_app(context(http), {"instance": "ftp://x"})
+    assert bad_instance.value.field == "inputs.instance"
+    not_mastodon = {"instance": sandbox.platform_url("telegram")}
+    with pytest.raises(ConnectRefused, match="is it a Mastodon instance"):
+        await mastodon.CONNECTOR.register_app(context(http), not_mastodon)
+
+
+# --- Telegram ------------------------------------------------------------------------------
+
+
+async def test_telegram_bot_admin_of_a_channel_connects_and_publishes(
+    sandbox: SandboxClient, http: httpx.AsyncClient
+) -> None:
+    ctx = context(http, base_url=sandbox.platform_url("telegram"))
+    inputs = {"bot_token": BOT_TOKEN, "chat": "@sandbox_channel"}
+    [target] = await telegram.CONNECTOR.sign_in(ctx, inputs)
+    assert target.platform_id == "-1001000000001"
+    assert target.options == {"chat_id": "-1001000000001"}
+    assert target.credentials == {"bot_token": BOT_TOKEN}
+    assert target.handle == "@sandbox_channel"
+    assert (await telegram.CONNECTOR.verify(ctx, target)).platform_id == target.platform_id
+
+    base_urls = {"telegram": sandbox.platform_url("telegram")}
+    outcome = await publish(http, TelegramPublisher(), target, base_urls=base_urls)
+    assert isinstance(outcome, outcomes.Published), outcome
+    assert sandbox.records("telegram")[-1]["account"] == "-1001000000001"
+
+    # A group by its numeric id: a plain member may post.
+    group = {"bot_token": BOT_TOKEN, "chat": "-1001000000003"}
+    [in_group] = await telegram.CONNECTOR.sign_in(ctx, group)
+    assert in_group.name == "Sandbox group"
+
+
+@pytest.mark.parametrize(
+    ("inputs", "field", "message"),
+    [
+        ({"bot_token": "not-a-token", "chat": "@sandbox_channel"}, "bot_token", "not a bot token"),
+        ({"bot_token": BOT_TOKEN, "chat": "sandbox channel"}, "chat", "@channelusername"),
+        ({"bot_token": BOT_TOKEN, "chat": "@nowhere_at_all"}, "chat", "chat not found"),
+        ({"bot_token": BOT_TOKEN, "chat": "@sandbox_readers"}, "chat", "not an administrator"),
+    ],
+)
+async def test_telegram_refusals(
+    sandbox: SandboxClient,
+    http: httpx.AsyncClient,
+    inputs: dict[str, str],
+    field: str,
+    message: str,
+) -> None:
+    ctx = context(http, base_url=sandbox.platform_url("telegram"))
+    with pytest.raises(ConnectRefused, match=message) as refused:
+        await telegram.CONNECTOR.sign_in(ctx, inputs)
+    assert refused.value.field == f"inputs.{field}"
+    assert BOT_TOKEN not in refused.value.message
+
+
+async def test_telegram_revoked_token_and_demoted_bot(
+    sandbox: SandboxClient, http: httpx.AsyncClient
+) -> None:
+    ctx = context(http, base_url=sandbox.platform_url("telegram"))
+    [target] = await telegram.CONNECTOR.sign_in(
+        ctx, {"bot_token": BOT_TOKEN, "chat": "@sandbox_channel"}
+    )
+    # The channel's owner takes "Post messages" away from the bot.
+    demoted = {"id": -1001000000001, "title": "Sandbox channel", "type": "channel"}
+    demoted |= {"bot_status": "administrator", "can_post_messages": False}
+    sandbox.configure(telegram_chats={"@sandbox_channel": demoted})
+    with pytest.raises(ConnectRefused, match="without the right to post"):
+        await telegram.CONNECTOR.verify(ctx, target)
+    sandbox.revoke(BOT_TOKEN)  # @BotFather issued a new token
+    with pytest.raises(ConnectRefused, match="does not know this bot token") as refused:
+        await telegram.CONNECTOR.verify(ctx, target)
+    assert refused.value.field == "credentials.bot_token"
