@@ -17,9 +17,10 @@ from authlib.common.security import generate_token
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
 from postpilot.connect.base import App, ConnectContext, ConnectRefused, Grant, OAuthConnector
-from postpilot.connect.platforms import x
+from postpilot.connect.platforms import linkedin, x
 from postpilot.core import outcomes
 from postpilot.publishers.base import PublishContext
+from postpilot.publishers.linkedin import LinkedInPublisher
 from postpilot.publishers.media import MediaFetcher
 from postpilot.publishers.x import XPublisher
 from postpilot.sandbox.client import SandboxClient
@@ -271,3 +272,122 @@ async def test_x_spent_refresh_token_is_answered_like_x(
         "error": "invalid_request",
         "error_description": "Value passed for the token was invalid.",
     }
+
+
+# --- LinkedIn ------------------------------------------------------------------------------
+
+LINKEDIN_APP = App("postpilot-linkedin", "linkedin-secret")
+
+
+def linkedin_client(sandbox: SandboxClient) -> None:
+    approve(
+        sandbox,
+        oauth_clients={
+            LINKEDIN_APP.client_id: {
+                "secret": LINKEDIN_APP.client_secret,
+                "redirect_uris": [REDIRECT_URI],
+            }
+        },
+    )
+
+
+async def test_linkedin_connects_member_and_organization_and_publishes(
+    sandbox: SandboxClient, http: httpx.AsyncClient
+) -> None:
+    linkedin_client(sandbox)
+    sandbox.configure(
+        connect_organizations={
+            "sandbox-user": [
+                {"id": 101, "name": "Acme", "role": "ADMINISTRATOR"},
+                {"id": 102, "name": "Watched", "role": "ANALYST"},
+            ]
+        }
+    )
+    ctx = context(sandbox, http, "linkedin", LINKEDIN_APP)
+    flow = Flow(linkedin.CONNECTOR, ctx)
+    assert urlsplit(flow.url).path == "/linkedin/oauth/v2/authorization"
+    assert "code_challenge" not in flow.url
+    grant = await flow.grant()
+    assert grant.expires_at is not None and grant.expires_at - utcnow() > timedelta(days=59)
+    member, org = await linkedin.CONNECTOR.targets(ctx, grant, {})  # the analyst role is left out
+    assert member.platform_id.startswith("urn:li:person:")
+    assert member.options == {"author_urn": member.platform_id}
+    assert (org.platform_id, org.name, org.handle) == ("urn:li:organization:101", "Acme", "acme")
+    assert org.credentials == {
+        "access_token": grant.access_token,
+        "refresh_token": grant.refresh_token,
+        "client_id": LINKEDIN_APP.client_id,
+        "client_secret": LINKEDIN_APP.client_secret,
+    }
+    assert (await linkedin.CONNECTOR.verify(ctx, member)).platform_id == member.platform_id
+    assert (await linkedin.CONNECTOR.verify(ctx, org)).platform_id == org.platform_id
+
+    acct = account("linkedin", org.credentials, org.options, handle=org.handle)
+    text = unique("connected linkedin")
+    outcome = await LinkedInPublisher().publish(
+        publish_request(acct, text), publish_context(sandbox, http, "linkedin")
+    )
+    assert isinstance(outcome, outcomes.Published)
+    [record] = sandbox.records("linkedin")
+    assert (record["text"], record["account"]) == (text, org.platform_id)
+
+    # The member loses the role: the organization account no longer verifies.
+    sandbox.configure(connect_organizations={"sandbox-user": []})
+    with pytest.raises(ConnectRefused, match="no longer an administrator") as refused:
+        await linkedin.CONNECTOR.verify(ctx, org)
+    assert refused.value.field == "options.author_urn"
+
+
+async def test_linkedin_without_refresh_tokens_stores_only_the_token(
+    sandbox: SandboxClient, http: httpx.AsyncClient
+) -> None:
+    linkedin_client(sandbox)
+    sandbox.configure(linkedin_refresh_tokens=False)
+    ctx = context(sandbox, http, "linkedin", LINKEDIN_APP)
+    grant = await Flow(linkedin.CONNECTOR, ctx).grant()
+    member = (await linkedin.CONNECTOR.targets(ctx, grant, {}))[0]
+    assert member.credentials == {"access_token": grant.access_token}
+
+
+async def test_linkedin_refusals(sandbox: SandboxClient, http: httpx.AsyncClient) -> None:
+    linkedin_client(sandbox)
+    ctx = context(sandbox, http, "linkedin", LINKEDIN_APP)
+    flow = Flow(linkedin.CONNECTOR, ctx)
+    code = (await flow.consent())["code"]
+    await linkedin.CONNECTOR.exchange(ctx, code=code, code_verifier=None, inputs={})
+    with pytest.raises(ConnectRefused, match="already used or is unknown"):
+        await linkedin.CONNECTOR.exchange(ctx, code=code, code_verifier=None, inputs={})
+
+    code = (await Flow(linkedin.CONNECTOR, ctx).consent())["code"]
+    elsewhere = context(sandbox, http, "linkedin", LINKEDIN_APP)
+    elsewhere.redirect_uri = "https://postpilot.example/other"
+    with pytest.raises(ConnectRefused, match="another redirect URI"):
+        await linkedin.CONNECTOR.exchange(elsewhere, code=code, code_verifier=None, inputs={})
+
+    sandbox.configure(connect_declined_scopes={"linkedin": ["w_member_social"]})
+    with pytest.raises(ConnectRefused, match="did not grant the scope w_member_social"):
+        await Flow(linkedin.CONNECTOR, ctx).grant()
+
+    sandbox.configure(connect_consent="deny")
+    assert (await Flow(linkedin.CONNECTOR, ctx).consent())["error"] == "access_denied"
+
+
+async def test_linkedin_revoked_app_and_refresh_answered_like_linkedin(
+    sandbox: SandboxClient, http: httpx.AsyncClient
+) -> None:
+    linkedin_client(sandbox)
+    ctx = context(sandbox, http, "linkedin", LINKEDIN_APP)
+    grant = await Flow(linkedin.CONNECTOR, ctx).grant()
+    [member, _org] = await linkedin.CONNECTOR.targets(ctx, grant, {})
+    await linkedin.CONNECTOR.revoke(ctx, member.credentials)
+    with pytest.raises(ConnectRefused, match="did not accept the access token"):
+        await linkedin.CONNECTOR.verify(ctx, member)
+
+    grant = await Flow(linkedin.CONNECTOR, ctx).grant()
+    [member, _org] = await linkedin.CONNECTOR.targets(ctx, grant, {})
+    revoke_app(sandbox, "linkedin", "sandbox-user")
+    with pytest.raises(ConnectRefused, match="revoked by the user"):
+        await linkedin.CONNECTOR.verify(ctx, member)
+    acct = account("linkedin", member.credentials, member.options)
+    refreshed = await LinkedInPublisher().refresh(acct, publish_context(sandbox, http, "linkedin"))
+    assert "invalid, expired or revoked" in refreshed.reason  # type: ignore[union-attr]

@@ -200,6 +200,7 @@ class Settings:
     facebook_unreachable_media_code: int = 324  # 100 or 324 for an unreachable `url`
     linkedin_expired_code: str = "EXPIRED_ACCESS_TOKEN"  # the 401 body's code for expiry
     linkedin_refresh_rotates: bool = False  # the RT keeps its 365-day clock
+    linkedin_refresh_tokens: bool = True  # the app is a partner: the code grant gives an RT
     telegram_too_long: str = "Bad Request: message is too long"
     discord_max_upload_bytes: int = 10 * 1024 * 1024
     slack_rate_limit_error: str = "ratelimited"  # older docs: "rate_limited"

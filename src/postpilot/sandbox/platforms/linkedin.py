@@ -4,6 +4,7 @@ existing post, 429 without headers, refresh at `/oauth/v2/accessToken`."""
 
 from __future__ import annotations
 
+import hashlib
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from postpilot.sandbox.platforms import _kit
+from postpilot.sandbox.platforms import _kit, _oauth
 from postpilot.sandbox.state import Fault, Record, SandboxState
 
 PLATFORM = "linkedin"
@@ -180,6 +181,10 @@ def router(state: SandboxState) -> APIRouter:
         await _kit.hold_after_commit(fault)
         return Response(status_code=201, headers={"x-restli-id": urn, "x-linkedin-id": urn})
 
+    @api.get("/oauth/v2/authorization")
+    async def authorization(request: Request) -> Response:
+        return _oauth.server(request).authorize(request, PLATFORM)
+
     @api.post("/oauth/v2/accessToken")
     async def access_token(request: Request) -> Response:
         await _kit.pause(state)
@@ -187,6 +192,8 @@ def router(state: SandboxState) -> APIRouter:
         if (answer := await _kit.answer_fault(fault, answers)) is not None:
             return answer
         body = await _kit.body(request)
+        if body.get("grant_type") == "authorization_code":
+            return redeem(request, body)
         issued = None
         if (
             body.get("grant_type") == "refresh_token"
@@ -199,13 +206,10 @@ def router(state: SandboxState) -> APIRouter:
                 rotate=state.settings.linkedin_refresh_rotates,
             )
         if issued is None:
-            return JSONResponse(
-                {
-                    "error": "invalid_request",
-                    "error_description": "The provided authorization grant or refresh token "
-                    "is invalid, expired or revoked",
-                },
+            return _oauth_error(
                 400,
+                "invalid_request",
+                "The provided authorization grant or refresh token is invalid, expired or revoked",
             )
         return JSONResponse(
             {
@@ -217,4 +221,137 @@ def router(state: SandboxState) -> APIRouter:
             }
         )
 
+    def redeem(request: Request, body: dict[str, Any]) -> Response:
+        for name in ("code", "redirect_uri", "client_id", "client_secret"):
+            if not body.get(name):
+                return _oauth_error(
+                    400, "invalid_request", f'A required parameter "{name}" is missing'
+                )
+        oauth = _oauth.server(request)
+        if not oauth.client_secret_ok(str(body["client_id"]), str(body["client_secret"])):
+            return _oauth_error(401, "invalid_client", "Client authentication failed")
+        outcome = oauth.redeem(
+            PLATFORM,
+            str(body["code"]),
+            client_id=str(body["client_id"]),
+            redirect_uri=str(body["redirect_uri"]),
+            code_verifier=str(body.get("code_verifier") or "") or None,
+        )
+        if isinstance(outcome, _oauth.Refused):
+            if outcome.reason in ("invalid_code", "used_code"):
+                return _oauth_error(
+                    401,
+                    "invalid_request",
+                    "Unable to retrieve access token: authorization code not found",
+                )
+            return _oauth_error(
+                400,
+                "invalid_redirect_uri",
+                "Unable to retrieve access token: appid/redirect uri/code verifier does not "
+                "match authorization code. Or authorization code expired. Or external member "
+                "binding exists",
+            )
+        declined = state.settings.connect_declined_scopes.get(PLATFORM, [])
+        scopes = [s for s in outcome.code.scope.split() if s not in declined]
+        partner = state.settings.linkedin_refresh_tokens
+        issued = state.issue_tokens(
+            PLATFORM,
+            outcome.code.subject,
+            refresh=partner,
+            refresh_expires_in=31_536_000 if partner else None,
+        )
+        reply: dict[str, Any] = {
+            "access_token": issued["access_token"],
+            "expires_in": issued["expires_in"],
+            "scope": ",".join(scopes),
+        }
+        if partner:
+            reply["refresh_token"] = issued["refresh_token"]
+            reply["refresh_token_expires_in"] = 31_536_000
+        return JSONResponse(reply)
+
+    @api.get("/v2/userinfo")
+    async def userinfo(request: Request) -> Response:
+        allowed = await guard(request, None)
+        if isinstance(allowed, Response):
+            return allowed
+        subject = allowed[0]
+        return JSONResponse(
+            {
+                "sub": member_id(subject),
+                "name": subject.title(),
+                "given_name": subject.title(),
+                "family_name": "Sandbox",
+                "picture": None,
+                "locale": {"country": "US", "language": "en"},
+            }
+        )
+
+    @api.get("/rest/organizationAcls")
+    async def organization_acls(request: Request) -> Response:
+        allowed = await guard(request, None)
+        if isinstance(allowed, Response):
+            return allowed
+        subject, params = allowed[0], request.query_params
+        if params.get("q") != "roleAssignee":
+            return _error(400, "q must be roleAssignee", "ILLEGAL_ARGUMENT")
+        elements = [
+            {
+                "organization": f"urn:li:organization:{org['id']}",
+                "role": org.get("role", "ADMINISTRATOR"),
+                "state": "APPROVED",
+                "roleAssignee": f"urn:li:person:{member_id(subject)}",
+            }
+            for org in organizations(subject)
+            if params.get("role") in (None, org.get("role", "ADMINISTRATOR"))
+        ]
+        return JSONResponse({"elements": elements, "paging": {"count": 10, "start": 0}})
+
+    @api.get("/v2/organizations/{org_id}")
+    async def organization(org_id: str, request: Request) -> Response:
+        allowed = await guard(request, None)
+        if isinstance(allowed, Response):
+            return allowed
+        for org in organizations(allowed[0]):
+            if str(org["id"]) == org_id:
+                name = str(org.get("name") or f"Organization {org_id}")
+                vanity = name.lower().replace(" ", "-")
+                return JSONResponse(
+                    {"id": int(org_id), "localizedName": name, "vanityName": vanity}
+                )
+        return _error(
+            403, f"Not enough permissions to access organization {org_id}", "ACCESS_DENIED"
+        )
+
+    @api.post("/oauth/v2/revoke")
+    async def revoke(request: Request) -> Response:
+        body = await _kit.body(request)
+        if not _oauth.server(request).client_secret_ok(
+            str(body.get("client_id") or ""), str(body.get("client_secret") or "")
+        ) or not body.get("client_id"):
+            return _oauth_error(401, "invalid_client", "Client authentication failed")
+        token = str(body.get("token") or "")
+        state.revoked_tokens.add(token)
+        if (known := state.tokens.get(token)) is not None and known.pair:
+            state.revoked_tokens.add(known.pair)
+        return Response(status_code=200)
+
+    def organizations(subject: str) -> list[dict[str, Any]]:
+        """The organizations the member has a role in: the sandbox setting, or one derived
+        from the subject where the member is an administrator."""
+        configured = state.settings.connect_organizations.get(subject)
+        if configured is not None:
+            return configured
+        org_id = int.from_bytes(hashlib.sha256(f"org:{subject}".encode()).digest()[:4], "big")
+        return [{"id": org_id, "name": f"{subject.title()} Org", "role": "ADMINISTRATOR"}]
+
     return api
+
+
+def member_id(subject: str) -> str:
+    """The member's OpenID `sub` (stable per subject, as LinkedIn's are per member and app)."""
+    return hashlib.sha256(f"linkedin:{subject}".encode()).hexdigest()[:10]
+
+
+def _oauth_error(status: int, error: str, description: str) -> Response:
+    return JSONResponse({"error": error, "error_description": description}, status_code=status)
