@@ -230,6 +230,9 @@ class Settings:
     bluesky_app_passwords: dict[str, str] = field(
         default_factory=lambda: {"sandbox-user.test": "sbox-user-test-pass"}
     )
+    # createSession answers with the account's didDoc (bsky.social does; the reference PDS in
+    # ../shared/peers does not, so a client resolves the DID itself: GET /bluesky/{did}).
+    bluesky_session_did_doc: bool = True
     # Chats a bot can be asked about: "@username" or id -> {"id", "type", "title", "bot_status"
     # (creator|administrator|member|restricted|left|kicked), "can_post_messages"}.
     telegram_chats: dict[str, dict[str, Any]] = field(default_factory=_telegram_chats)

@@ -8,11 +8,9 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import httpx
-from authlib.oauth2.rfc6749.parameters import prepare_grant_uri
 
 from postpilot.connect.base import (
     App,
-    AppNotConfigured,
     ConnectContext,
     ConnectRefused,
     Grant,
@@ -21,7 +19,7 @@ from postpilot.connect.base import (
     Method,
     Target,
 )
-from postpilot.publishers import flow
+from postpilot.connect.platforms import _calls
 
 AUTHORIZE_HOST = "https://x.com"
 API_HOST = "https://api.x.com"
@@ -46,17 +44,13 @@ class XConnector:
         code_challenge: str | None,
         inputs: Mapping[str, str],
     ) -> str:
-        extra = {"code_challenge": code_challenge, "code_challenge_method": "S256"}
-        return str(
-            prepare_grant_uri(
-                ctx.url(AUTHORIZE_HOST, "/i/oauth2/authorize"),
-                _app(ctx).client_id,
-                "code",
-                redirect_uri=ctx.redirect_uri,
-                scope=" ".join(SCOPES),
-                state=state,
-                **(extra if code_challenge else {}),
-            )
+        return _calls.authorize_url(
+            ctx.url(AUTHORIZE_HOST, "/i/oauth2/authorize"),
+            client_id=_app(ctx).client_id,
+            redirect_uri=ctx.redirect_uri,
+            scope=" ".join(SCOPES),
+            state=state,
+            code_challenge=code_challenge,
         )
 
     async def exchange(
@@ -78,9 +72,9 @@ class XConnector:
                 "code_verifier": code_verifier or "",
             },
         )
-        body = flow.body_of(response)
+        body = _calls.json_object(response)
         if response.status_code != 200 or not body.get("access_token"):
-            raise _refused_code(response)
+            raise _refused_code(response, body)
         granted = tuple(str(body.get("scope") or "").split())
         if missing := [s for s in SCOPES if s not in granted]:
             raise ConnectRefused(
@@ -90,7 +84,7 @@ class XConnector:
         return Grant(
             access_token=str(body["access_token"]),
             refresh_token=str(body["refresh_token"]) if body.get("refresh_token") else None,
-            expires_at=flow.expiry(ctx.now(), body.get("expires_in")),
+            expires_at=_calls.expires_at(ctx, body.get("expires_in")),
             scopes=granted,
         )
 
@@ -140,9 +134,7 @@ class XConnector:
 
 
 def _app(ctx: ConnectContext) -> App:
-    if ctx.app is None:
-        raise AppNotConfigured("no X app is configured: set its client id (and secret)")
-    return ctx.app
+    return _calls.app_of(ctx, "x")
 
 
 async def _token_call(ctx: ConnectContext, app: App, form: dict[str, str]) -> httpx.Response:
@@ -153,18 +145,25 @@ async def _post(ctx: ConnectContext, app: App, path: str, form: dict[str, str]) 
     """A form POST as X's OAuth endpoints take it: Basic auth for a confidential client, the
     client id in the body for a public one."""
     auth = httpx.BasicAuth(app.client_id, app.client_secret) if app.client_secret else None
-    return await ctx.http.post(
+    return await _calls.call(
+        ctx,
+        "POST",
         ctx.url(API_HOST, path),
+        who="X",
         data={**form, "client_id": app.client_id},
         auth=auth or httpx.USE_CLIENT_DEFAULT,
     )
 
 
 async def _me(ctx: ConnectContext, token: str) -> dict[str, Any]:
-    response = await ctx.http.get(
-        ctx.url(API_HOST, "/2/users/me"), headers={"Authorization": f"Bearer {token}"}
+    response = await _calls.call(
+        ctx,
+        "GET",
+        ctx.url(API_HOST, "/2/users/me"),
+        who="X",
+        headers={"Authorization": f"Bearer {token}"},
     )
-    data = flow.body_of(response).get("data")
+    data = _calls.json_object(response).get("data")
     if response.status_code == 401:
         raise ConnectRefused(
             "X did not accept the access token: it was revoked (the app was removed from the "
@@ -176,8 +175,7 @@ async def _me(ctx: ConnectContext, token: str) -> dict[str, Any]:
     return data
 
 
-def _refused_code(response: httpx.Response) -> ConnectRefused:
-    body = flow.body_of(response)
+def _refused_code(response: httpx.Response, body: dict[str, Any]) -> ConnectRefused:
     description = str(body.get("error_description") or body.get("error") or "")
     if response.status_code == 401 or body.get("error") == "unauthorized_client":
         return ConnectRefused(
