@@ -23,9 +23,10 @@ from postpilot.connect.base import (
     OAuthConnector,
     Target,
 )
-from postpilot.connect.platforms import mastodon, telegram
+from postpilot.connect.platforms import bluesky, mastodon, telegram
 from postpilot.core import outcomes
 from postpilot.publishers.base import PublishContext, Publisher
+from postpilot.publishers.bluesky import BlueskyPublisher
 from postpilot.publishers.mastodon import MastodonPublisher
 from postpilot.publishers.media import MediaFetcher
 from postpilot.publishers.telegram import TelegramPublisher
@@ -34,6 +35,7 @@ from tests.publishers.conftest import account, publish_request, unique
 
 REDIRECT_URI = "https://postpilot.example/api/connect/callback"
 BOT_TOKEN = "123456789:AAEsandboxBotTokenForConnectTests"
+BSKY_HANDLE, BSKY_PASSWORD = "sandbox-user.test", "sbox-user-test-pass"  # sandbox defaults
 
 
 def utcnow() -> datetime:
@@ -273,3 +275,65 @@ async def test_telegram_revoked_token_and_demoted_bot(
     with pytest.raises(ConnectRefused, match="does not know this bot token") as refused:
         await telegram.CONNECTOR.verify(ctx, target)
     assert refused.value.field == "credentials.bot_token"
+
+
+# --- Bluesky -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("did_doc", [True, False], ids=["session-didDoc", "plc-directory"])
+async def test_bluesky_app_password_connects_on_the_resolved_pds_and_publishes(
+    sandbox: SandboxClient, http: httpx.AsyncClient, did_doc: bool
+) -> None:
+    """The PDS comes from the DID document: in the session's didDoc, or (as the reference PDS
+    answers) from the directory; the service signed in at is a different URL here."""
+    sandbox.configure(bluesky_session_did_doc=did_doc)
+    pds = sandbox.platform_url("bluesky")
+    ctx = context(http, base_url=pds)  # the directory's host: the sandbox
+    inputs = {"handle": f"@{BSKY_HANDLE}", "app_password": BSKY_PASSWORD, "service": f"{pds}/"}
+    [target] = await bluesky.CONNECTOR.sign_in(ctx, inputs)
+    assert target.platform_id.startswith("did:plc:")
+    assert target.handle == BSKY_HANDLE
+    assert target.base_url == pds and target.credentials["pds_url"] == pds
+    assert set(target.credentials) == {
+        "did",
+        "access_jwt",
+        "refresh_jwt",
+        "identifier",
+        "password",
+        "pds_url",
+    }
+    assert target.expires_at is not None and target.expires_at > utcnow()
+    identity = await bluesky.CONNECTOR.verify(ctx, target)
+    assert (identity.platform_id, identity.handle) == (target.platform_id, BSKY_HANDLE)
+
+    outcome = await publish(http, BlueskyPublisher(), target)
+    assert isinstance(outcome, outcomes.Published), outcome
+    assert outcome.platform_post_id.startswith(f"at://{target.platform_id}/")
+
+    # Disconnect ends the session: its refresh token is refused from then on.
+    await bluesky.CONNECTOR.revoke(ctx, target.credentials)
+    refreshed = await http.post(
+        f"{pds}/xrpc/com.atproto.server.refreshSession",
+        headers={"Authorization": f"Bearer {target.credentials['refresh_jwt']}"},
+    )
+    assert refreshed.json()["error"] == "ExpiredToken"
+
+
+async def test_bluesky_refusals(sandbox: SandboxClient, http: httpx.AsyncClient) -> None:
+    pds = sandbox.platform_url("bluesky")
+    ctx = context(http, base_url=pds)
+    wrong = {"handle": BSKY_HANDLE, "app_password": "aaaa-bbbb-cccc-dddd", "service": pds}
+    with pytest.raises(ConnectRefused, match="AuthenticationRequired") as refused:
+        await bluesky.CONNECTOR.sign_in(ctx, wrong)
+    assert refused.value.field == "inputs.app_password"
+    assert "aaaa-bbbb" not in refused.value.message
+    with pytest.raises(ConnectRefused) as missing:
+        await bluesky.CONNECTOR.sign_in(ctx, {"handle": BSKY_HANDLE, "service": pds})
+    assert missing.value.field == "inputs.app_password"
+
+    inputs = {"handle": BSKY_HANDLE, "app_password": BSKY_PASSWORD, "service": pds}
+    [target] = await bluesky.CONNECTOR.sign_in(ctx, inputs)
+    revoke_app(sandbox, "bluesky", target.platform_id)
+    with pytest.raises(ConnectRefused, match="does not accept the session") as revoked:
+        await bluesky.CONNECTOR.verify(ctx, target)
+    assert revoked.value.field == "credentials.access_jwt"

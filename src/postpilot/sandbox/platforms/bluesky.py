@@ -1,6 +1,8 @@
 """Bluesky (atproto XRPC) as a PDS answers it: sessions and refreshSession, uploadBlob,
 createRecord with a caller-chosen TID rkey (500 when it exists), getRecord, ratelimit-* headers.
-Matches what the real PDS in ../shared/peers/bluesky_pds answers."""
+Matches what the real PDS in ../shared/peers/bluesky_pds answers. For connecting: app passwords
+(`bluesky_app_passwords`), a didDoc naming this sandbox as the PDS, getSession, resolveHandle,
+deleteSession, and DID documents at /bluesky/{did} as the PLC directory serves them."""
 
 from __future__ import annotations
 
@@ -32,7 +34,7 @@ def _did(identifier: str) -> str:
 
 
 def router(state: SandboxState) -> APIRouter:
-    api = APIRouter(prefix=f"/{PLATFORM}/xrpc")
+    api = APIRouter(prefix="/xrpc")
     repos: dict[tuple[str, str], dict[str, Any]] = {}  # (did, rkey) -> {"cid", "value"}
     handles: dict[str, str] = {}  # did -> handle
     state.on_reset.append(handles.clear)
@@ -93,17 +95,79 @@ def router(state: SandboxState) -> APIRouter:
             "active": True,
         }
 
+    def did_document(request: Request, did: str) -> dict[str, Any]:
+        """The account's DID document: this sandbox is its PDS."""
+        pds = f"{str(request.base_url).rstrip('/')}/{PLATFORM}"
+        handle = handles.get(did)
+        return {
+            "@context": ["https://www.w3.org/ns/did/v1"],
+            "id": did,
+            "alsoKnownAs": [f"at://{handle}"] if handle else [],
+            "service": [
+                {
+                    "id": "#atproto_pds",
+                    "type": "AtprotoPersonalDataServer",
+                    "serviceEndpoint": pds,
+                }
+            ],
+        }
+
     @api.post("/com.atproto.server.createSession")
     async def create_session(request: Request) -> Response:
         await _kit.pause(state)
         body = await _kit.body(request)
         identifier, password = str(body.get("identifier") or ""), str(body.get("password") or "")
-        if not identifier or not password or password == "wrong-password":
+        known = state.settings.bluesky_app_passwords.get(identifier)
+        if (
+            not identifier
+            or not password
+            or password == "wrong-password"
+            or (known is not None and password != known)
+        ):
             return _error("AuthenticationRequired", "Invalid identifier or password", 401)
         did = identifier if identifier.startswith("did:") else _did(identifier)
         handles.setdefault(did, identifier)
         issued = state.issue_tokens(PLATFORM, did, refresh_expires_in=90 * 86_400)
-        return JSONResponse(session(did, issued))
+        answer = session(did, issued)
+        if state.settings.bluesky_session_did_doc:
+            answer["didDoc"] = did_document(request, did)
+        return JSONResponse(answer)
+
+    @api.get("/com.atproto.server.getSession")
+    async def get_session(request: Request) -> Response:
+        allowed = await guard(request, None)
+        if isinstance(allowed, Response):
+            return allowed
+        did, headers, _fault = allowed
+        handle = handles.get(did, "sandbox.test")
+        return JSONResponse(
+            {"did": did, "handle": handle, "emailConfirmed": True, "active": True},
+            headers=headers,
+        )
+
+    @api.post("/com.atproto.server.deleteSession")
+    async def delete_session(request: Request) -> Response:
+        """Ends the refresh token; access tokens live on until their exp (they are stateless)."""
+        await _kit.pause(state)
+        token = _kit.bearer(request)
+        if token is None:
+            return _error("AuthMissing", "Authentication Required", 401)
+        if token in state.revoked_tokens:
+            return _error("ExpiredToken", "Token has been revoked", 400)
+        if state.check_token(PLATFORM, token, "refresh") != "ok":
+            return _error("InvalidToken", "Token could not be verified", 400)
+        state.revoked_tokens.add(token)
+        return Response(status_code=200)
+
+    @api.get("/com.atproto.identity.resolveHandle")
+    async def resolve_handle(handle: str) -> Response:
+        await _kit.pause(state)
+        did = next((d for d, h in handles.items() if h == handle), None)
+        if did is None and handle in state.settings.bluesky_app_passwords:
+            did = _did(handle)
+        if did is None:
+            return _error("InvalidRequest", "Unable to resolve handle", 400)
+        return JSONResponse({"did": did})
 
     @api.post("/com.atproto.server.refreshSession")
     async def refresh_session(request: Request) -> Response:
@@ -215,7 +279,22 @@ def router(state: SandboxState) -> APIRouter:
             {"uri": _uri(did, rkey), "cid": stored["cid"], "value": stored["value"]}
         )
 
-    return api
+    outer = APIRouter(prefix=f"/{PLATFORM}")
+    outer.include_router(api)
+
+    @outer.get("/{did}")
+    async def plc_document(did: str, request: Request) -> Response:
+        """What plc.directory answers for a DID (the connector's path when a session has no
+        didDoc): accounts that signed in here, or a handle with an app password."""
+        await _kit.pause(state)
+        known = {_did(handle): handle for handle in state.settings.bluesky_app_passwords}
+        if did not in handles and did in known:
+            handles[did] = known[did]
+        if not did.startswith("did:") or did not in handles:
+            return JSONResponse({"message": f"DID not registered: {did}"}, status_code=404)
+        return JSONResponse(did_document(request, did))
+
+    return outer
 
 
 def _invalid_post(record: dict[str, Any], state: SandboxState) -> str | None:
