@@ -267,3 +267,70 @@ async def test_scheduler_publishes_to_the_pds_once(
         assert [r["uri"] for r in records].count(uri) == 1
     finally:
         await runtime.close()
+
+
+async def test_connect_with_an_app_password_then_publish(pds: dict[str, str]) -> None:
+    """The Bluesky connector against the real PDS: an app password made there, the PDS found
+    from the DID's document in the PLC directory (this PDS's createSession has no didDoc),
+    getSession as the live check, one post through the connected credentials read back, a
+    wrong app password refused in the PDS's words, and the session ended on disconnect."""
+    from postpilot.connect.base import ConnectContext, ConnectRefused
+    from postpilot.connect.platforms.bluesky import CONNECTOR
+
+    base, handle = pds["PDS_BASE_URL"], pds["PDS_HANDLE"]
+    async with httpx.AsyncClient(timeout=15) as http:
+        login = await http.post(
+            f"{base}/xrpc/com.atproto.server.createSession",
+            json={"identifier": handle, "password": pds["PDS_PASSWORD"]},
+        )
+        made = await http.post(
+            f"{base}/xrpc/com.atproto.server.createAppPassword",
+            json={"name": unique("postpilot")[:30]},
+            headers={"Authorization": f"Bearer {login.json()['accessJwt']}"},
+        )
+        assert made.status_code == 200, made.text
+        app_password = made.json()["password"]
+        # The DID directory's host is the PLC beside the PDS (plc.directory in production).
+        ctx = ConnectContext(
+            http=http, now=utcnow, redirect_uri="unused:", base_url=pds["PDS_PLC_URL"]
+        )
+        inputs = {"handle": handle, "app_password": app_password, "service": base}
+        [target] = await CONNECTOR.sign_in(ctx, inputs)
+        assert target.platform_id == pds["PDS_DID"] and target.handle == handle
+        port = urlsplit(base).port
+        assert target.base_url == f"http://localhost:{port}"  # from the DID document
+        assert target.expires_at is not None
+        assert target.expires_at > datetime.now(UTC) + timedelta(minutes=30)
+        identity = await CONNECTOR.verify(ctx, target)
+        assert identity.platform_id == pds["PDS_DID"]
+
+        publish_ctx = PublishContext(
+            http=http,
+            media=MediaFetcher(http, max_bytes=1_000_000, allowed_hosts=frozenset()),
+            now=utcnow,
+        )
+        acct = account("bluesky", dict(target.credentials), handle=handle, base_url=target.base_url)
+        text = unique("connected with an app password")
+        outcome = await BlueskyPublisher().publish(publish_request(acct, text), publish_ctx)
+        assert isinstance(outcome, outcomes.Published), outcome
+        rkey = outcome.platform_post_id.rsplit("/", 1)[1]
+        stored = await xrpc_get(
+            publish_ctx,
+            base,
+            "com.atproto.repo.getRecord",
+            repo=pds["PDS_DID"],
+            collection=COLLECTION,
+            rkey=rkey,
+        )
+        assert stored.status_code == 200 and stored.json()["value"]["text"] == text
+
+        with pytest.raises(ConnectRefused, match="AuthenticationRequired") as refused:
+            await CONNECTOR.sign_in(ctx, {**inputs, "app_password": "aaaa-bbbb-cccc-dddd"})
+        assert refused.value.field == "inputs.app_password"
+
+        await CONNECTOR.revoke(ctx, target.credentials)
+        again = await http.post(
+            f"{base}/xrpc/com.atproto.server.refreshSession",
+            headers={"Authorization": f"Bearer {target.credentials['refresh_jwt']}"},
+        )
+        assert again.status_code == 400 and again.json()["error"] == "ExpiredToken"
