@@ -17,7 +17,9 @@ def spawn(tmp_path: Path) -> Iterator[object]:
 
     def start(env: dict[str, str]) -> subprocess.Popen[bytes]:
         process = subprocess.Popen(
-            [sys.executable, "-m", "postpilot.cli.main", "worker"], env=env, cwd=tmp_path
+            [sys.executable, "-m", "postpilot.cli.main", "worker", "--processes", "1"],
+            env=env,
+            cwd=tmp_path,
         )
         started.append(process)
         return process

@@ -85,7 +85,7 @@ async def test_workers_share_a_rotating_refresh_token(
         rate_limit=100_000,
         latency_ms=30,
     )
-    command = [sys.executable, "-m", "postpilot.cli.main", "worker"]
+    command = [sys.executable, "-m", "postpilot.cli.main", "worker", "--processes", "1"]
     env = worker_env(pg_db, sandbox, tmp_path / "journal")
     workers.extend(subprocess.Popen(command, env=env, cwd=tmp_path) for _ in range(WORKERS))
 
