@@ -44,7 +44,7 @@ async def only_delivery(db: Database) -> Delivery:
         return (await session.execute(select(Delivery))).scalar_one()
 
 
-async def test_statement_count_is_the_same_at_batch_10_and_500(
+async def test_statements_per_delivery_stay_low_at_batch_10_and_500(
     runtime: ServiceRuntime, sandbox: SandboxClient
 ) -> None:
     db = runtime.db
@@ -55,8 +55,11 @@ async def test_statement_count_is_the_same_at_batch_10_and_500(
     large = await run_pass(runtime, scheduler="optimized", limit=500, concurrency=50)
     assert (small.claimed, large.claimed) == (10, 500)
     assert small.published == 10 and large.published == 500
-    assert small.db_statements == large.db_statements
-    assert large.db_statements <= 4  # claim(+load), apply outcomes, append activity
+    # One claim and one outcome group: claim(+load), outcomes (+activity on SQLite).
+    assert small.db_statements <= 4
+    # Claims of 200 and groups of at most 100 outcomes: a claim or a write per dozens.
+    per_delivery = 0.05 if db.is_sqlite else 0.03
+    assert large.db_statements / large.claimed <= per_delivery
     assert len(sandbox.records("mastodon")) == 510
 
 

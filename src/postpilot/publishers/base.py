@@ -91,6 +91,10 @@ class Publisher(Protocol):
     platform: ClassVar[str]
     recovery: ClassVar[Recovery]
     can_refresh: ClassVar[bool]
+    # Sends to one account a pass may have in flight at once: more only earns rate-limit
+    # answers (platforms.md: about one message a second per chat, channel or room on
+    # Telegram, Slack, Discord and Matrix; volume limits per account elsewhere).
+    max_in_flight_per_account: ClassVar[int]
     account_fields: ClassVar[AccountFields]  # what an account holds, checked when saved
 
     async def publish(self, request: PublishRequest, ctx: PublishContext) -> Outcome: ...
@@ -118,3 +122,16 @@ class FindsPublished(Protocol):
 
 def finder(publisher: object) -> FindsPublished | None:
     return publisher if isinstance(publisher, FindsPublished) else None
+
+
+# For a platform without a publisher (its deliveries fail without a request).
+DEFAULT_IN_FLIGHT_PER_ACCOUNT = 1
+
+
+def in_flight_per_account(publisher: Publisher | None) -> int:
+    """The account cap of `publisher`'s platform, at least 1."""
+    if publisher is None:
+        return DEFAULT_IN_FLIGHT_PER_ACCOUNT
+    return max(
+        1, int(getattr(publisher, "max_in_flight_per_account", DEFAULT_IN_FLIGHT_PER_ACCOUNT))
+    )

@@ -78,6 +78,7 @@ def link_facets(text: str) -> list[dict[str, Any]]:
 
 class BlueskyPublisher(flow.StepwisePublisher):
     platform: ClassVar[str] = "bluesky"
+    max_in_flight_per_account: ClassVar[int] = 4
     recovery: ClassVar[Recovery] = Recovery.IDEMPOTENT
     can_refresh: ClassVar[bool] = True
     account_fields: ClassVar[AccountFields] = AccountFields(

@@ -55,6 +55,7 @@ def webhook_parts(credentials: dict[str, Any]) -> tuple[str, str] | None:
 
 class DiscordPublisher(flow.StepwisePublisher):
     platform: ClassVar[str] = "discord"
+    max_in_flight_per_account: ClassVar[int] = 1
     recovery: ClassVar[Recovery] = Recovery.NONE
     can_refresh: ClassVar[bool] = False
     account_fields: ClassVar[AccountFields] = AccountFields(

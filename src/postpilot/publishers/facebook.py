@@ -36,6 +36,7 @@ EDGE = listing.Edge(text_field="message", time_field="created_time", url_field="
 
 class FacebookPublisher(flow.StepwisePublisher):
     platform: ClassVar[str] = "facebook"
+    max_in_flight_per_account: ClassVar[int] = 2
     recovery: ClassVar[Recovery] = Recovery.NONE
     can_refresh: ClassVar[bool] = False
     account_fields: ClassVar[AccountFields] = AccountFields(

@@ -16,6 +16,7 @@ from postpilot.publishers.fields import AccountFields, credential, option
 
 class InstagramPublisher(ContainerPublisher):
     platform: ClassVar[str] = "instagram"
+    max_in_flight_per_account: ClassVar[int] = 2
     flavour: ClassVar[Flavour] = Flavour(
         platform="instagram",
         name="Instagram",

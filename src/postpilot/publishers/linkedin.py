@@ -46,6 +46,7 @@ def next_utc_midnight(now: datetime) -> datetime:
 
 class LinkedInPublisher(flow.StepwisePublisher):
     platform: ClassVar[str] = "linkedin"
+    max_in_flight_per_account: ClassVar[int] = 2
     recovery: ClassVar[Recovery] = Recovery.VERIFIABLE
     can_refresh: ClassVar[bool] = True
     account_fields: ClassVar[AccountFields] = AccountFields(

@@ -27,6 +27,7 @@ MEDIA_POLL_SECONDS = 0.5
 
 class MastodonPublisher:
     platform: ClassVar[str] = "mastodon"
+    max_in_flight_per_account: ClassVar[int] = 4
     recovery: ClassVar[Recovery] = Recovery.IDEMPOTENT
     can_refresh: ClassVar[bool] = False
     account_fields: ClassVar[AccountFields] = AccountFields(

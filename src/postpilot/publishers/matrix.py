@@ -34,6 +34,7 @@ CONTENT_URI_TTL_SECONDS = 30 * 86_400.0
 
 class MatrixPublisher(flow.StepwisePublisher):
     platform: ClassVar[str] = "matrix"
+    max_in_flight_per_account: ClassVar[int] = 1
     recovery: ClassVar[Recovery] = Recovery.IDEMPOTENT
     can_refresh: ClassVar[bool] = True
     account_fields: ClassVar[AccountFields] = AccountFields(

@@ -46,6 +46,7 @@ MAX_PAGES = 10
 
 class SlackPublisher(flow.StepwisePublisher):
     platform: ClassVar[str] = "slack"
+    max_in_flight_per_account: ClassVar[int] = 1
     recovery: ClassVar[Recovery] = Recovery.NONE
     can_refresh: ClassVar[bool] = True
     account_fields: ClassVar[AccountFields] = AccountFields(

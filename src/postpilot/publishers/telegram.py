@@ -34,6 +34,7 @@ _RETRY_AFTER = re.compile(r"retry after (\d+)")
 
 class TelegramPublisher(flow.StepwisePublisher):
     platform: ClassVar[str] = "telegram"
+    max_in_flight_per_account: ClassVar[int] = 1
     recovery: ClassVar[Recovery] = Recovery.NONE
     can_refresh: ClassVar[bool] = False
     account_fields: ClassVar[AccountFields] = AccountFields(

@@ -14,6 +14,7 @@ from postpilot.publishers.fields import AccountFields, credential, option
 
 class ThreadsPublisher(ContainerPublisher):
     platform: ClassVar[str] = "threads"
+    max_in_flight_per_account: ClassVar[int] = 2
     flavour: ClassVar[Flavour] = Flavour(
         platform="threads",
         name="Threads",

@@ -31,6 +31,7 @@ DUPLICATE_CODE = 187
 
 class XPublisher(flow.StepwisePublisher):
     platform: ClassVar[str] = "x"
+    max_in_flight_per_account: ClassVar[int] = 4
     recovery: ClassVar[Recovery] = Recovery.VERIFIABLE
     can_refresh: ClassVar[bool] = True
     account_fields: ClassVar[AccountFields] = AccountFields(

@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 
 from opentelemetry import trace
 
@@ -22,7 +23,12 @@ from postpilot.core.transitions import (
 )
 from postpilot.crypto import CredentialsError
 from postpilot.publishers import flow
-from postpilot.publishers.base import AccountContext, Publisher, PublishRequest
+from postpilot.publishers.base import (
+    AccountContext,
+    Publisher,
+    PublishRequest,
+    in_flight_per_account,
+)
 from postpilot.publishers.registry import PUBLISHERS
 from postpilot.scheduler import journal, lookups, tokens
 from postpilot.scheduler.renewal import Held, Renewals
@@ -100,6 +106,28 @@ async def process(item: WorkItem, runtime: Runtime, state: PassState) -> Process
             return processed
     finally:
         flow.before_publishing_request.reset(token)
+
+
+def in_flight_cap(platform: str) -> int:
+    """How many sends to one account of `platform` a pass may have in flight at once."""
+    return in_flight_per_account(PUBLISHERS.get(platform))
+
+
+def deferred(item: WorkItem, runtime: Runtime, until: datetime, why: str) -> Processed:
+    """The decision for a delivery not sent because its account is rate limited until `until`
+    (an earlier delivery of the account was told so): rescheduled then, no attempt spent. Only
+    for a delivery that was not taken over: one that was goes through `process`, whose
+    recovery decides first whether it may be sent at all."""
+    assert not item.delivery.recovered
+    started = time.perf_counter()
+    transition = apply_outcome(
+        item.delivery.snapshot,
+        outcomes.RateLimited(until=until, reason=why),
+        runtime.now(),
+        policy=runtime.policy,
+        recovery=Recovery.IDEMPOTENT,  # not read for a rate limit: nothing was sent
+    )
+    return _processed(item, transition, "rate_limited", started, [])
 
 
 def interrupted(item: WorkItem, runtime: Runtime, state: PassState, why: str) -> Processed:

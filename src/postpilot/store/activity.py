@@ -27,7 +27,8 @@ class Entry:
     pass_id: str | None = None
 
 
-_COLUMNS: tuple[tuple[str, bulk.ColumnType], ...] = (
+# What a bulk append writes (also the outcome writer's, which appends in its own statement).
+COLUMNS: tuple[tuple[str, bulk.ColumnType], ...] = (
     ("workspace_id", "text"),
     ("post_id", "text"),
     ("delivery_id", "text"),
@@ -43,9 +44,9 @@ async def append(conn: AsyncConnection, entries: Sequence[Entry]) -> None:
     """Append every entry in one statement."""
     if not entries:
         return
-    rows = bulk.json_rows(conn.dialect.name, _COLUMNS)
-    names = ", ".join(name for name, _ in _COLUMNS)
-    values = ", ".join(rows.columns[name] for name, _ in _COLUMNS)
+    rows = bulk.json_rows(conn.dialect.name, COLUMNS)
+    names = ", ".join(name for name, _ in COLUMNS)
+    values = ", ".join(rows.columns[name] for name, _ in COLUMNS)
     payload = bulk.encode(
         conn.dialect.name,
         (

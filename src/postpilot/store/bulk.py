@@ -21,16 +21,19 @@ class JsonRows:
 
 
 def json_rows(
-    dialect: str, columns: Sequence[tuple[str, ColumnType]], alias: str = "v"
+    dialect: str,
+    columns: Sequence[tuple[str, ColumnType]],
+    alias: str = "v",
+    param: str = "payload",
 ) -> JsonRows:
     if dialect == "postgresql":
         spec = ", ".join(f"{name} {sql_type}" for name, sql_type in columns)
         return JsonRows(
-            from_clause=f"json_to_recordset(CAST(:payload AS json)) AS {alias}({spec})",
+            from_clause=f"json_to_recordset(CAST(:{param} AS json)) AS {alias}({spec})",
             columns={name: f"{alias}.{name}" for name, _ in columns},
         )
     return JsonRows(
-        from_clause=f"json_each(:payload) AS {alias}",
+        from_clause=f"json_each(:{param}) AS {alias}",
         columns={name: f"json_extract({alias}.value, '$.{name}')" for name, _ in columns},
     )
 

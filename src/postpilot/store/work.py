@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from postpilot.core.states import AccountStatus, DeliveryStatus
 from postpilot.core.timezones import as_utc
 from postpilot.core.transitions import DeliverySnapshot, Transition
-from postpilot.store import bulk
+from postpilot.store import activity, bulk
 from postpilot.store.tables import Account, Delivery, Post, table_of
 
 deliveries = table_of(Delivery)
@@ -321,17 +321,26 @@ _OUTCOME_COLUMNS: tuple[tuple[str, bulk.ColumnType], ...] = (
 
 
 async def apply_decisions(
-    conn: AsyncConnection, decisions: Sequence[Decision], *, claimer: str, now: datetime
+    conn: AsyncConnection,
+    decisions: Sequence[Decision],
+    *,
+    claimer: str,
+    now: datetime,
+    entries: Sequence[activity.Entry] = (),
 ) -> set[str]:
-    """Write every decision in one statement, only where the lease is still `claimer`'s own.
+    """Write every decision, only where the lease is still `claimer`'s own, and append the
+    activity `entries` of the deliveries written: one statement on PostgreSQL (the append is a
+    data-modifying CTE), two on SQLite.
 
-    Returns the ids written; a delivery someone else took over in the meantime is left alone."""
+    Returns the ids written; a delivery someone else took over in the meantime is left alone,
+    and so are its entries."""
     if not decisions:
         return set()
-    rows = bulk.json_rows(conn.dialect.name, _OUTCOME_COLUMNS)
+    dialect = conn.dialect.name
+    rows = bulk.json_rows(dialect, _OUTCOME_COLUMNS)
     v = rows.columns
     d = "deliveries"
-    sql = f"""
+    update_sql = f"""
         UPDATE deliveries SET
             status = {v["status"]}, attempts = {v["attempts"]}, due_at = {v["due_at"]},
             last_error = {v["last_error"]}, platform_post_id = {v["platform_post_id"]},
@@ -343,7 +352,7 @@ async def apply_decisions(
         RETURNING {d}.id
     """
     payload = bulk.encode(
-        conn.dialect.name,
+        dialect,
         (
             {
                 "id": dec.delivery.id,
@@ -358,10 +367,40 @@ async def apply_decisions(
             for dec in decisions
         ),
     )
-    result = await conn.execute(
-        text(sql).bindparams(payload=payload, claimer=claimer, now=now).columns(deliveries.c.id)
+    params: dict[str, Any] = {"payload": payload, "claimer": claimer, "now": now}
+    if entries and dialect == "postgresql":
+        logged = bulk.json_rows(dialect, (*activity.COLUMNS, ("n", "int")), "a", "entries")
+        names = ", ".join(name for name, _ in activity.COLUMNS)
+        values = ", ".join(logged.columns[name] for name, _ in activity.COLUMNS)
+        sql = f"""
+            WITH applied AS ({update_sql}),
+            logged AS (
+                INSERT INTO activity ({names})
+                SELECT {values} FROM {logged.from_clause}
+                JOIN applied ON applied.id = {logged.columns["delivery_id"]}
+                ORDER BY {logged.columns["n"]}
+            )
+            SELECT id FROM applied
+        """
+        params["entries"] = _entry_rows(dialect, entries)
+    else:
+        sql = update_sql
+    result = await conn.execute(text(sql).bindparams(**params).columns(deliveries.c.id))
+    applied = {row[0] for row in result}
+    if entries and dialect != "postgresql":
+        await activity.append(conn, [e for e in entries if e.delivery_id in applied])
+    return applied
+
+
+def _entry_rows(dialect: str, entries: Sequence[activity.Entry]) -> str:
+    """Activity entries as JSON rows, numbered so that they are appended in their order."""
+    return bulk.encode(
+        dialect,
+        (
+            {**{name: getattr(entry, name) for name, _ in activity.COLUMNS}, "n": n}
+            for n, entry in enumerate(entries)
+        ),
     )
-    return {row[0] for row in result}
 
 
 async def release(conn: AsyncConnection, ids: Sequence[str], *, claimer: str, now: datetime) -> int:

@@ -1,0 +1,195 @@
+"""The optimized pass's flow: up to C publishes in flight, more claimed as slots free up, each
+decision handed to the outcome writer as soon as it is made, so no outcome waits for a slower
+publish. What starts next is fair to each account and platform (`core.fairness`).
+
+A pass ends once everything it started is decided and either nothing more is due (a claim came
+back short) or its budget (`limit` deliveries) is claimed. It starts nothing more, and hands
+back what it holds unstarted, once it is told to stop, its lease is at risk, its outcomes
+cannot be written or its deadline has passed. An account told it is rate limited gets no more
+requests in the pass: its waiting deliveries are rescheduled for when the limit ends, without
+an attempt, and hold no slot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+from postpilot.core.fairness import FairQueue
+from postpilot.scheduler import engine
+from postpilot.scheduler.runtime import Runtime
+from postpilot.store import database
+from postpilot.store.work import WorkItem
+
+log = logging.getLogger(__name__)
+
+Claim = Callable[[int], Awaitable[Sequence[WorkItem]]]
+
+
+def claim_group(concurrency: int) -> int:
+    """How many deliveries one claim takes: four waves of the slots, so that a claim (one
+    statement on PostgreSQL) serves dozens of deliveries and the fair queue has accounts to
+    choose from."""
+    return 4 * max(1, concurrency)
+
+
+class Deliverer(Protocol):
+    async def deliver(self, item: WorkItem, state: engine.PassState) -> engine.Processed | None: ...
+
+
+class Sink(Protocol):
+    @property
+    def failed(self) -> bool: ...
+
+    def add(self, processed: engine.Processed) -> None: ...
+
+    def release(self, ids: Sequence[str]) -> None: ...
+
+
+class Stream:
+    def __init__(
+        self,
+        runtime: Runtime,
+        state: engine.PassState,
+        *,
+        limit: int,
+        concurrency: int,
+        claim: Claim,
+        deliverer: Deliverer,
+        sink: Sink,
+        halted: Callable[[], bool],
+    ) -> None:
+        self._runtime = runtime
+        self._state = state
+        self._limit = limit
+        self._slots = max(1, concurrency)
+        self._group = claim_group(concurrency)
+        self._claim = claim
+        self._deliverer = deliverer
+        self._sink = sink
+        self._halted = halted
+        self._queue: FairQueue[WorkItem] = FairQueue(slots=self._slots)
+        self._more = True  # a claim may still find something due
+        self._claiming: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._done = asyncio.Event()
+        self._limited: dict[str, tuple[datetime, str]] = {}  # account id -> (until, reason)
+        self.claimed = 0
+        self.claim_failed = False  # a claim's answer was lost: keep the journal
+        self.error: Exception | None = None  # a bug: raised by the pass once it has drained
+
+    async def run(self, first: Sequence[WorkItem], *, asked: int) -> None:
+        """Publish `first` (the pass's first claim, of `asked`) and whatever later claims
+        bring, until the pass ends."""
+        self._more = len(first) >= asked
+        self._add(first)
+        self._pump()
+        try:
+            await self._done.wait()
+        except asyncio.CancelledError:
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            raise
+
+    def _add(self, items: Sequence[WorkItem]) -> None:
+        now = self._runtime.now()
+        for item in items:
+            self.claimed += 1
+            limited = self._limited.get(item.account.id)
+            if limited is not None and limited[0] > now and not item.delivery.recovered:
+                self._defer(item, *limited)
+            else:
+                self._push(item)
+
+    def _push(self, item: WorkItem) -> None:
+        self._queue.push(
+            item,
+            account=item.account.id,
+            platform=item.delivery.platform,
+            cap=engine.in_flight_cap(item.delivery.platform),
+            order=(item.delivery.scheduled_at, item.delivery.id),
+        )
+
+    def _pump(self) -> None:
+        """Start what may start, claim more when the queue runs low, and notice the end."""
+        if self._halted() or self.error is not None:
+            if self._queue.waiting:
+                self._sink.release([item.delivery.id for item in self._queue.drain()])
+        else:
+            while (item := self._queue.pop()) is not None:
+                task = asyncio.create_task(self._one(item), name=f"deliver-{item.delivery.id}")
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            self._maybe_claim(stuck=self._queue.in_flight < self._slots)
+        if not self._queue.in_flight and not self._queue.waiting and self._claiming is None:
+            self._done.set()
+
+    def _maybe_claim(self, *, stuck: bool) -> None:
+        """Claim when fewer than a wave wait, or when slots are free but every waiting
+        delivery's account is at its cap; never hold more than a few claims' worth unstarted."""
+        if self._claiming is not None or not self._more or self.claimed >= self._limit:
+            return
+        waiting = self._queue.waiting
+        if waiting >= 2 * self._group or (waiting >= self._slots and not stuck):
+            return
+        asked = min(self._group, self._limit - self.claimed)
+        self._claiming = asyncio.create_task(self._claim_more(asked), name="claim")
+
+    async def _claim_more(self, asked: int) -> None:
+        items: Sequence[WorkItem] = ()
+        try:
+            items = await self._claim(asked)
+            self._more = len(items) >= asked
+        except Exception as exc:
+            # Whether the claim took rows is unknown: they stay ours until the lease ends, and
+            # the journal (kept) tells whoever takes them over that none was sent.
+            self._more = False
+            self.claim_failed = True
+            if database.unreachable(exc):
+                log.warning("claiming more failed: the database is unreachable (%s)", exc)
+            else:
+                log.exception("claiming more failed")
+        finally:
+            self._claiming = None
+        self._add(items)
+        self._pump()
+
+    async def _one(self, item: WorkItem) -> None:
+        processed: engine.Processed | None = None
+        answered = False
+        try:
+            processed = await self._deliverer.deliver(item, self._state)
+            answered = True
+        except Exception as exc:  # a bug: left claimed, for a takeover to decide from the journal
+            log.exception("delivery crashed the pass", extra={"delivery_id": item.delivery.id})
+            self.error = self.error or exc
+        finally:
+            self._queue.finished(item.account.id)
+        if processed is not None:
+            self._sink.add(processed)
+            if processed.outcome == "rate_limited":
+                self._rate_limited(item, processed)
+        elif answered:
+            self._sink.release([item.delivery.id])  # not started
+        self._pump()
+
+    def _rate_limited(self, item: WorkItem, processed: engine.Processed) -> None:
+        transition = processed.decision.transition
+        if transition.due_at <= self._runtime.now():
+            return
+        reason = transition.error or "rate limited by the platform"
+        self._limited[item.account.id] = (transition.due_at, reason)
+        for waiting in self._queue.take(item.account.id):
+            if waiting.delivery.recovered:
+                # Recovery decides first whether it may be sent at all: through the engine.
+                self._push(waiting)
+            else:
+                self._defer(waiting, transition.due_at, reason)
+
+    def _defer(self, item: WorkItem, until: datetime, reason: str) -> None:
+        why = f"not sent: another delivery to this account was just told to wait ({reason})"
+        self._sink.add(engine.deferred(item, self._runtime, until, why))
