@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -23,10 +24,11 @@ from postpilot.connect.base import (
     OAuthConnector,
     Target,
 )
-from postpilot.connect.platforms import bluesky, mastodon, telegram
+from postpilot.connect.platforms import bluesky, discord, mastodon, telegram
 from postpilot.core import outcomes
 from postpilot.publishers.base import PublishContext, Publisher
 from postpilot.publishers.bluesky import BlueskyPublisher
+from postpilot.publishers.discord import DiscordPublisher
 from postpilot.publishers.mastodon import MastodonPublisher
 from postpilot.publishers.media import MediaFetcher
 from postpilot.publishers.telegram import TelegramPublisher
@@ -337,3 +339,75 @@ async def test_bluesky_refusals(sandbox: SandboxClient, http: httpx.AsyncClient)
     with pytest.raises(ConnectRefused, match="does not accept the session") as revoked:
         await bluesky.CONNECTOR.verify(ctx, target)
     assert revoked.value.field == "credentials.access_jwt"
+
+
+# --- Discord -------------------------------------------------------------------------------
+
+DISCORD_APP = App("postpilot-discord", "discord-secret")
+
+
+def register_client(sandbox: SandboxClient, app: App, **settings: Any) -> None:
+    """The deployment's app at the sandbox: its secret and the one redirect URI."""
+    client = {"secret": app.client_secret, "redirect_uris": [REDIRECT_URI]}
+    sandbox.configure(connect_consent="approve", oauth_clients={app.client_id: client}, **settings)
+
+
+async def test_discord_pasted_webhook_connects_and_publishes(
+    sandbox: SandboxClient, http: httpx.AsyncClient
+) -> None:
+    base = sandbox.platform_url("discord")
+    ctx = context(http, app=DISCORD_APP, base_url=base)
+    url = f"{base}/api/webhooks/112233445566778899/pasted-webhook-token_0123456789"
+    [target] = await discord.CONNECTOR.sign_in(ctx, {"webhook_url": url})
+    assert target.credentials == {
+        "webhook_id": "112233445566778899",
+        "webhook_token": "pasted-webhook-token_0123456789",
+    }
+    assert target.options["channel_id"] and target.options["guild_id"]
+    outcome = await publish(http, DiscordPublisher(), target, base_urls={"discord": base})
+    assert isinstance(outcome, outcomes.Published), outcome
+
+    # Disconnecting leaves a webhook the person made alone.
+    await discord.CONNECTOR.revoke(ctx, target.credentials)
+    assert (await discord.CONNECTOR.verify(ctx, target)).platform_id == target.platform_id
+
+    # The person deletes it in Discord: the check says so in Discord's words.
+    sandbox.revoke("pasted-webhook-token_0123456789")
+    with pytest.raises(ConnectRefused, match="Unknown Webhook, 10015") as refused:
+        await discord.CONNECTOR.verify(ctx, target)
+    assert refused.value.field == "credentials.webhook_token"
+    assert "pasted-webhook-token" not in refused.value.message
+
+    elsewhere = {"webhook_url": "https://example.com/api/webhooks/1122334455/abcdefghijkl"}
+    with pytest.raises(ConnectRefused, match="not a Discord webhook URL") as foreign:
+        await discord.CONNECTOR.sign_in(ctx, elsewhere)
+    assert foreign.value.field == "inputs.webhook_url"
+
+
+async def test_discord_oauth_webhook_incoming_connects_publishes_and_is_deleted(
+    sandbox: SandboxClient, http: httpx.AsyncClient
+) -> None:
+    register_client(sandbox, DISCORD_APP)
+    base = sandbox.platform_url("discord")
+    ctx = context(http, app=DISCORD_APP, base_url=base)
+    flow = Flow(discord.CONNECTOR, ctx, {})
+    assert flow.url.startswith(f"{base}/oauth2/authorize?")
+    assert parse_qs(urlsplit(flow.url).query)["scope"] == ["webhook.incoming"]
+    code = (await flow.callback())["code"]
+    grant = await flow.grant(code)
+    assert grant.expires_at is not None
+    [target] = await discord.CONNECTOR.targets(ctx, grant, {})
+    assert await discord.CONNECTOR.verify(ctx, target)
+    outcome = await publish(http, DiscordPublisher(), target, base_urls={"discord": base})
+    assert isinstance(outcome, outcomes.Published), outcome
+
+    with pytest.raises(ConnectRefused, match="already used or has expired"):
+        await flow.grant(code)
+
+    # Our app made this webhook: disconnecting deletes it.
+    await discord.CONNECTOR.revoke(ctx, target.credentials)
+    with pytest.raises(ConnectRefused, match="Unknown Webhook"):
+        await discord.CONNECTOR.verify(ctx, target)
+
+    sandbox.configure(connect_consent="deny")
+    assert (await Flow(discord.CONNECTOR, ctx, {}).callback())["error"] == "access_denied"

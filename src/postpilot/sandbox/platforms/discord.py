@@ -1,9 +1,13 @@
 """Discord webhooks: `POST /api/webhooks/{id}/{token}?wait=true` with JSON or multipart
 (`payload_json` + `files[n]`), X-RateLimit-* bucket headers, 429 with Retry-After and
-`retry_after`, 404 Unknown Webhook / 401 Invalid Webhook Token."""
+`retry_after`, 404 Unknown Webhook / 401 Invalid Webhook Token; and connecting: get and delete a
+webhook, OAuth2 with `webhook.incoming` whose token reply carries a webhook made for the app,
+token revocation."""
 
 from __future__ import annotations
 
+import base64
+import secrets
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -11,11 +15,12 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from postpilot.sandbox.platforms import _kit
-from postpilot.sandbox.state import Fault, Record, SandboxState
+from postpilot.sandbox.platforms import _kit, _oauth
+from postpilot.sandbox.state import Fault, Record, SandboxState, Token
 
 PLATFORM = "discord"
 CHANNEL_ID = "200000000000000001"  # every sandbox webhook posts to this channel
+GUILD_ID = "100000000000000001"
 DISCORD_EPOCH_MS = 1_420_070_400_000
 
 
@@ -175,7 +180,135 @@ def router(state: SandboxState) -> APIRouter:
         ]
         return JSONResponse(messages)
 
+    _connect_routes(api, state)
     return api
+
+
+def _connect_routes(api: APIRouter, state: SandboxState) -> None:
+    made: dict[str, dict[str, Any]] = {}  # webhook id -> webhooks the OAuth flow made
+    state.on_reset.append(made.clear)
+
+    def webhook_of(webhook_id: str, token: str) -> dict[str, Any] | Response:
+        known = made.get(webhook_id)
+        if token in state.revoked_tokens or (known is not None and known["token"] != token):
+            return _error(404, "Unknown Webhook", 10015)
+        if state.check_token(PLATFORM, token) != "ok":
+            return _error(401, "Invalid Webhook Token", 50027)
+        if known is not None:
+            return known
+        # A webhook someone made in Discord's settings (any id and token the sandbox accepts).
+        return {
+            "id": webhook_id,
+            "type": 1,
+            "guild_id": GUILD_ID,
+            "channel_id": CHANNEL_ID,
+            "name": "Sandbox webhook",
+            "avatar": None,
+            "application_id": None,
+            "token": token,
+        }
+
+    @api.get("/api/webhooks/{webhook_id}/{token}")
+    async def get_webhook(webhook_id: str, token: str) -> Response:
+        await _kit.pause(state)
+        found = webhook_of(webhook_id, token)
+        return found if isinstance(found, Response) else JSONResponse(found)
+
+    @api.delete("/api/webhooks/{webhook_id}/{token}")
+    async def delete_webhook(webhook_id: str, token: str) -> Response:
+        await _kit.pause(state)
+        found = webhook_of(webhook_id, token)
+        if isinstance(found, Response):
+            return found
+        state.revoked_tokens.add(token)  # posting then answers Unknown Webhook
+        made.pop(webhook_id, None)
+        return Response(status_code=204)
+
+    @api.get("/oauth2/authorize")
+    async def authorize(request: Request) -> Response:
+        await _kit.pause(state)
+        return _oauth.server(request).authorize(request, PLATFORM)
+
+    def client_of(request: Request) -> tuple[str, str] | None:
+        header = request.headers.get("authorization", "")
+        if not header.startswith("Basic "):
+            return None
+        try:
+            client_id, _, secret = base64.b64decode(header[6:]).decode().partition(":")
+        except ValueError:
+            return None
+        return client_id, secret
+
+    @api.post("/api/oauth2/token")
+    async def token(request: Request) -> Response:
+        await _kit.pause(state)
+        if not request.headers.get("content-type", "").startswith(
+            "application/x-www-form-urlencoded"
+        ):
+            return JSONResponse({"error": "unsupported_grant_type"}, 400)
+        values = await _kit.body(request)
+        client = client_of(request)
+        oauth = _oauth.server(request)
+        if client is None or not oauth.client_secret_ok(*client):
+            return JSONResponse({"error": "invalid_client"}, 401)
+        if values.get("grant_type") != "authorization_code":
+            return JSONResponse({"error": "unsupported_grant_type"}, 400)
+        redeemed = oauth.redeem(
+            PLATFORM,
+            str(values.get("code") or ""),
+            client_id=client[0],
+            redirect_uri=str(values.get("redirect_uri") or ""),
+            code_verifier=None,
+        )
+        if isinstance(redeemed, _oauth.Refused):
+            return JSONResponse(
+                {"error": "invalid_grant", "error_description": 'Invalid "code" in request.'}, 400
+            )
+        subject = redeemed.code.subject
+        issued = state.issue_tokens(PLATFORM, subject, expires_in=604_800)
+        webhook_id, webhook_token = _snowflake(state), secrets.token_urlsafe(48)
+        state.tokens[webhook_token] = Token(PLATFORM, subject, "access", None)
+        made[webhook_id] = {
+            "application_id": client[0],
+            "name": "postpilot",
+            "url": f"{request.base_url}{PLATFORM}/api/webhooks/{webhook_id}/{webhook_token}",
+            "channel_id": CHANNEL_ID,
+            "token": webhook_token,
+            "type": 1,
+            "avatar": None,
+            "guild_id": GUILD_ID,
+            "id": webhook_id,
+        }
+        return JSONResponse(
+            {
+                "token_type": "Bearer",
+                "access_token": issued["access_token"],
+                "scope": redeemed.code.scope,
+                "expires_in": issued["expires_in"],
+                "refresh_token": issued["refresh_token"],
+                "webhook": made[webhook_id],
+            }
+        )
+
+    @api.post("/api/oauth2/token/revoke")
+    async def revoke(request: Request) -> Response:
+        await _kit.pause(state)
+        client = client_of(request)
+        if client is None or not _oauth.server(request).client_secret_ok(*client):
+            return JSONResponse({"error": "invalid_client"}, 401)
+        values = await _kit.body(request)
+        token = str(values.get("token") or "")
+        known = state.tokens.get(token)
+        # Revoking one token ends every token of the authorization; whether the webhook it
+        # made survives is unconfirmed: here it does.
+        if known is not None:
+            webhooks = {hook["token"] for hook in made.values()}
+            state.revoked_tokens.update(
+                t
+                for t, k in state.tokens.items()
+                if (k.platform, k.subject) == (PLATFORM, known.subject) and t not in webhooks
+            )
+        return JSONResponse({})
 
 
 def _snowflake(state: SandboxState) -> str:
