@@ -125,6 +125,7 @@ async def mastodon_account(
             "handle": handle,
             "base_url": sandbox.platform_url("mastodon") if sandbox else base_url,
             "credentials": {"access_token": f"token-{handle}"},
+            "verify": False,  # a made-up token: tests of the live check are in tests/connect
         },
     )
     assert response.status_code == 201, response.text

@@ -123,15 +123,15 @@ async def test_a_new_account_needs_its_platforms_fields_and_no_others(sqlite_db:
                 "options": {"visibility": "unlisted"},
             },
         ]
-        for body in accepted:
-            response = await api.client.post("/api/accounts", json=body)
+        for body in accepted:  # made-up credentials: not checked live
+            response = await api.client.post("/api/accounts", json={**body, "verify": False})
             assert response.status_code == 201, (body, response.text)
         assert len(await accounts(api)) == len(accepted)
 
 
 async def test_a_change_is_checked_like_a_new_account(sqlite_db: Database) -> None:
     async with api_server(sqlite_db) as api:
-        created = await api.client.post("/api/accounts", json=TELEGRAM)
+        created = await api.client.post("/api/accounts", json={**TELEGRAM, "verify": False})
         assert created.status_code == 201, created.text
         telegram = f"/api/accounts/{created.json()['id']}"
         mastodon = await mastodon_account(api)

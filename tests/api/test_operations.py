@@ -318,6 +318,7 @@ async def test_idempotency_keys_are_per_workspace(any_db: Database, sandbox: San
                 "handle": "@them",
                 "base_url": sandbox.platform_url("mastodon"),
                 "credentials": {"access_token": "token-them"},
+                "verify": False,
             },
         )
         theirs = created.json()["id"]

@@ -16,6 +16,7 @@ from postpilot.api.request_metrics import RequestMetrics
 from postpilot.api.routes import (
     accounts,
     activity,
+    connect,
     cron,
     deliveries,
     health,
@@ -33,6 +34,7 @@ from postpilot.store import schema
 
 ROUTERS = (
     accounts.router,
+    connect.router,
     platforms.router,
     posts.router,
     keys.router,

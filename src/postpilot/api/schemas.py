@@ -61,6 +61,12 @@ class AccountCreate(Strict):
         "encrypted at rest, never returned."
     )
     token_expires_at: Moment | None = None
+    verify: bool = Field(
+        default=True,
+        description='Check the credentials live with the platform\'s "who am I" before the '
+        "account exists (422 naming the field it refused). `false` only for imports and "
+        "migrations of accounts known to work; the activity entry says it was not checked.",
+    )
 
     @field_validator("base_url")
     @classmethod
@@ -284,3 +290,125 @@ class ReconcileSummary(BaseModel):
     published: int  # found on the platform
     retried: int  # provably not there: published again
     undecided: int  # the platform could not tell: looked up again later
+
+
+# --- connecting accounts -------------------------------------------------------------------
+
+InputValue = Annotated[str, Field(max_length=2000)]
+Inputs = Annotated[dict[Name, InputValue], Field(max_length=20)]
+
+
+def success_url(value: str | None) -> str | None:
+    """Where the person's browser goes after the callback: an absolute http(s) URL."""
+    if value is None:
+        return None
+    try:
+        urls.parse_http_url(value)
+    except urls.UnusableUrl as exc:
+        raise ValueError(f"{exc}: give an absolute http(s) URL of your app") from None
+    return value
+
+
+class ConnectStart(Strict):
+    method: Literal["oauth", "direct"] = Field(
+        default="oauth",
+        description="`oauth`: the platform's consent page, then our callback. `direct`: what "
+        "the platform issued to the person (app password, bot token, webhook URL).",
+    )
+    inputs: Inputs = Field(
+        default_factory=dict,
+        description="What the platform's flow asks for (`GET /api/connect` lists them): the "
+        "Mastodon instance, the Bluesky handle and app password, ... Secret ones are never "
+        "stored.",
+    )
+    success_url: Annotated[str | None, Field(max_length=2000)] = Field(
+        default=None,
+        description="Where the callback sends the browser (303), with `account_id`, or "
+        "`flow_id` and `status=choosing`, or `error` and `message` in the query. Without it "
+        "the callback answers JSON.",
+    )
+
+    @field_validator("success_url")
+    @classmethod
+    def _success_url(cls, value: str | None) -> str | None:
+        return success_url(value)
+
+
+class ReconnectStart(Strict):
+    """Connect the same account again, through its platform's flow; its id, posts and history
+    stay. A Mastodon or Matrix reconnect uses the account's server unless inputs name one."""
+
+    method: Literal["oauth", "direct"] | None = Field(
+        default=None, description="Default: the platform's consent page where it has one."
+    )
+    inputs: Inputs = Field(default_factory=dict)
+    success_url: Annotated[str | None, Field(max_length=2000)] = None
+
+    @field_validator("success_url")
+    @classmethod
+    def _success_url(cls, value: str | None) -> str | None:
+        return success_url(value)
+
+
+class ConnectChoose(Strict):
+    platform_ids: Annotated[list[Annotated[str, Field(max_length=255)]], Field(max_length=100)]
+
+
+class ConnectInputPublic(BaseModel):
+    name: str
+    description: str
+    secret: bool
+    required: bool
+
+
+class ConnectPlatformPublic(BaseModel):
+    """How accounts of one platform are connected."""
+
+    platform: str
+    methods: list[str]
+    start_inputs: list[ConnectInputPublic] = Field(description="For `oauth`.")
+    direct_inputs: list[ConnectInputPublic] = Field(description="For `direct`.")
+    configured: bool = Field(
+        description="The deployment's app at this platform is set (or none is needed)."
+    )
+    scopes: list[str]
+    redirect_uri: str = Field(description="The callback URL to register with the platform.")
+
+
+class ConnectChoicePublic(BaseModel):
+    platform_id: str
+    name: str
+    handle: str
+
+
+class ConnectResult(BaseModel):
+    """Where a connect flow stands. `authorize`: send the person to `authorize_url`. `done`:
+    `accounts` are connected (connecting an account the workspace already has, by the
+    platform's id, updates it instead of adding a second one). `choosing`: the login reaches
+    several pages, channels or rooms; pick with `POST /api/connect/flows/{id}/choose`.
+    `failed`: `error` and `message` say why."""
+
+    flow_id: str | None
+    status: Literal["authorize", "pending", "choosing", "done", "failed"]
+    authorize_url: str | None = None
+    expires_at: datetime | None = None
+    account: AccountPublic | None = Field(default=None, description="The first of `accounts`.")
+    accounts: list[AccountPublic] = Field(default_factory=list)
+    choices: list[ConnectChoicePublic] = Field(default_factory=list)
+    retryable_delivery_ids: list[str] = Field(
+        default_factory=list,
+        description="After a reconnect: the account's deliveries that failed because its token "
+        "was refused (`POST /api/accounts/{id}/retry-failed` queues them again).",
+    )
+    error: str | None = None
+    message: str | None = None
+
+
+class AccountCheck(BaseModel):
+    ok: bool
+    message: str
+    account: AccountPublic
+
+
+class RetriedDeliveries(BaseModel):
+    retried: list[str]

@@ -120,6 +120,7 @@ class Finished:
 
     flow_id: str | None
     status: str  # done | choosing | failed
+    workspace_id: str | None = None
     account_ids: list[str] = dataclasses.field(default_factory=list)
     choices: list[Choice] = dataclasses.field(default_factory=list)
     error: str | None = None  # access_denied, connect_refused, platform_not_configured, ...
@@ -673,6 +674,7 @@ class ConnectService:
         return Finished(
             flow_id=flow.id,
             status=store.FAILED,
+            workspace_id=flow.workspace_id,
             error=code,
             message=message,
             field=field,
@@ -711,6 +713,7 @@ class ConnectService:
         return Finished(
             flow_id=flow.id,
             status=flow.status,
+            workspace_id=flow.workspace_id,
             account_ids=list(flow.account_ids or []),
             choices=[Choice(t.platform_id, t.name, t.handle) for t in targets or []],
             error="connect_refused" if flow.status == store.FAILED else None,

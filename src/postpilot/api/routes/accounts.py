@@ -1,4 +1,6 @@
-"""/api/accounts: connected social accounts. Credentials are write-only."""
+"""/api/accounts: connected social accounts. Credentials are write-only; new ones are checked
+live with the platform before they are kept. Reconnect, check and disconnect (which revokes at
+the platform where it can) go through the connect service."""
 
 from __future__ import annotations
 
@@ -6,16 +8,29 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
+from postpilot.api.connecting import ServiceDep, connect_errors, result, started
 from postpilot.api.deps import ActorDep, RuntimeDep, SessionDep, WorkspaceDep
 from postpilot.api.errors import ApiError, not_found
-from postpilot.api.schemas import AccountCreate, AccountPublic, AccountUpdate
+from postpilot.api.schemas import (
+    AccountCheck,
+    AccountCreate,
+    AccountPublic,
+    AccountUpdate,
+    ConnectResult,
+    ReconnectStart,
+    RetriedDeliveries,
+)
+from postpilot.connect.base import Method, OAuthConnector
+from postpilot.connect.service import SERVER_INPUTS
+from postpilot.core.states import AccountStatus
 from postpilot.core.timezones import as_utc
 from postpilot.publishers import urls
 from postpilot.publishers.addresses import AddressPolicy
 from postpilot.publishers.fields import AccountFields, Kind, Problem
 from postpilot.publishers.registry import PUBLISHERS, supported_platforms
-from postpilot.store import accounts
-from postpilot.store.tables import Account
+from postpilot.store import accounts, posts
+from postpilot.store import connect as connect_store
+from postpilot.store.tables import Account, Delivery
 
 router = APIRouter(prefix="/api/accounts", tags=["accounts"])
 
@@ -49,14 +64,29 @@ def _check_urls(
             raise ApiError(422, "invalid_request", f"{field}: {exc}", details) from None
 
 
-@router.post("", status_code=201, response_model=AccountPublic)
+@router.post(
+    "",
+    status_code=201,
+    response_model=AccountPublic,
+    responses={
+        422: {
+            "description": "A field is missing or unknown, a URL is not usable, or the "
+            "platform refused the credentials in its live check (`connect_refused`, naming "
+            "the field): nothing was saved."
+        }
+    },
+)
 async def create_account(
     body: AccountCreate,
     workspace: WorkspaceDep,
     actor: ActorDep,
     session: SessionDep,
     runtime: RuntimeDep,
+    service: ServiceDep,
 ) -> AccountPublic:
+    """An account from credentials the platform issued, checked live with its "who am I"
+    first (`verify: false` skips that, for imports). `POST /api/connect/{platform}` connects
+    through the platform's own flow instead, with nothing to paste."""
     if body.platform not in PUBLISHERS:
         raise ApiError(
             422,
@@ -72,6 +102,20 @@ async def create_account(
         + declared.check_base_url(body.base_url),
     )
     _check_urls(runtime.publish.addresses, declared, body.base_url, body.credentials)
+    platform_id = None
+    checked = ": not checked live (verify=false)"
+    if body.verify and body.platform not in service.connectors:
+        checked = f": not checked live (no live check for {body.platform})"
+    elif body.verify:
+        with connect_errors():
+            identity = await service.verify_credentials(
+                platform=body.platform,
+                handle=body.handle,
+                credentials=body.credentials,
+                options=body.options,
+                base_url=body.base_url,
+            )
+        platform_id, checked = identity.platform_id or None, f": verified live as {identity.handle}"
     now = runtime.now()
     account = Account(
         workspace_id=workspace.id,
@@ -82,13 +126,14 @@ async def create_account(
         credentials=runtime.cipher.encrypt(body.credentials),
         credentials_version=1,
         token_expires_at=as_utc(body.token_expires_at) if body.token_expires_at else None,
+        platform_id=platform_id,
         created_at=now,
         updated_at=now,
     )
     session.add(account)
     await session.flush()  # its id, for the activity entry
     accounts.log_change(
-        session, account, event=accounts.ACCOUNT_CREATED, detail="", actor=actor, now=now
+        session, account, event=accounts.ACCOUNT_CREATED, detail=checked, actor=actor, now=now
     )
     await session.commit()
     return public(account)
@@ -173,12 +218,145 @@ async def delete_account(
     actor: ActorDep,
     session: SessionDep,
     runtime: RuntimeDep,
+    service: ServiceDep,
 ) -> Response:
-    """Cancel what the account still owed (each with an activity entry); a delivery a worker
-    is publishing right now finishes, and its outcome is recorded."""
+    """Disconnect: revoke the grant at the platform where it can be (best effort: a failed
+    revoke is in the activity and the account goes all the same), then cancel what the account
+    still owed (each with an activity entry); a delivery a worker is publishing right now
+    finishes, and its outcome is recorded."""
     account = await accounts.get_account(session, workspace.id, account_id)
     if account is None:
         raise not_found("account", account_id)
-    await accounts.delete_account(session, account, now=runtime.now(), actor=actor)
+    revoked = await service.revoke(account)
+    now = runtime.now()
+    accounts.log_change(
+        session, account, event=REVOKE_EVENT, detail=f": {revoked}", actor=actor, now=now
+    )
+    await accounts.delete_account(session, account, now=now, actor=actor)
     await session.commit()
     return Response(status_code=204)
+
+
+REVOKE_EVENT = "account_revoke"
+
+
+async def _live_account(session: SessionDep, workspace_id: str, account_id: str) -> Account:
+    account = await accounts.get_account(session, workspace_id, account_id)
+    if account is None:
+        raise not_found("account", account_id)
+    return account
+
+
+@router.post(
+    "/{account_id}/reconnect",
+    status_code=201,
+    response_model=ConnectResult,
+    responses={
+        422: {
+            "description": "An input is missing, the platform's app is not configured, or "
+            "the platform refused: the account is unchanged."
+        }
+    },
+)
+async def reconnect(
+    account_id: str,
+    body: ReconnectStart,
+    workspace: WorkspaceDep,
+    actor: ActorDep,
+    session: SessionDep,
+    service: ServiceDep,
+) -> ConnectResult:
+    """Connect the account again through its platform's flow (an account in
+    `needs_reconnect` above all): same id, posts and history; new credentials, status active.
+    When it is done, `retryable_delivery_ids` lists the deliveries that failed because the old
+    token was refused."""
+    account = await _live_account(session, workspace.id, account_id)
+    with connect_errors():
+        connector = service.connector(account.platform)
+        oauth = isinstance(connector, OAuthConnector) and Method.OAUTH in connector.methods
+        method = body.method or (Method.OAUTH.value if oauth else Method.DIRECT.value)
+        declared = connector.start_inputs if method == "oauth" else connector.direct_inputs
+        inputs = dict(body.inputs)
+        for wanted in declared:  # the account's own server, unless another is named
+            if wanted.name in SERVER_INPUTS and wanted.name not in inputs and account.base_url:
+                inputs[wanted.name] = account.base_url
+        if method == Method.OAUTH.value:
+            return started(
+                await service.start(
+                    workspace_id=workspace.id,
+                    platform=account.platform,
+                    inputs=inputs,
+                    actor=actor,
+                    success_url=body.success_url,
+                    account_id=account.id,
+                )
+            )
+        finished = await service.connect_direct(
+            workspace_id=workspace.id,
+            platform=account.platform,
+            inputs=inputs,
+            actor=actor,
+            account_id=account.id,
+        )
+    return await result(session, workspace.id, finished)
+
+
+@router.post("/{account_id}/check", response_model=AccountCheck)
+async def check(
+    account_id: str,
+    workspace: WorkspaceDep,
+    actor: ActorDep,
+    session: SessionDep,
+    service: ServiceDep,
+) -> AccountCheck:
+    """Ask the platform now whether the account's credentials still work ("who am I"): the
+    account becomes active, or `needs_reconnect` with the platform's reason."""
+    account = await _live_account(session, workspace.id, account_id)
+    with connect_errors():
+        checked = await service.check(account, actor=actor)
+    await session.refresh(account)
+    return AccountCheck(ok=checked.ok, message=checked.message, account=public(account))
+
+
+@router.post(
+    "/{account_id}/retry-failed",
+    response_model=RetriedDeliveries,
+    responses={409: {"description": "The account still needs to be reconnected."}},
+)
+async def retry_failed(
+    account_id: str,
+    workspace: WorkspaceDep,
+    actor: ActorDep,
+    session: SessionDep,
+    runtime: RuntimeDep,
+) -> RetriedDeliveries:
+    """Publish again, now, the account's deliveries that failed because its token was refused
+    (as `POST /api/deliveries/{id}/resolve` with `retry` does for one)."""
+    account = await _live_account(session, workspace.id, account_id)
+    if account.status != AccountStatus.ACTIVE.value:
+        raise ApiError(
+            409,
+            "needs_reconnect",
+            f"the account is {account.status}: reconnect it first "
+            f"(POST /api/accounts/{account.id}/reconnect)",
+        )
+    ids = await connect_store.retryable_deliveries(session, account.id)
+    now = runtime.now()
+    for delivery_id in ids:
+        delivery = await session.get(Delivery, delivery_id)
+        assert delivery is not None
+        posts.resolve_delivery(
+            session,
+            delivery,
+            resolution="retry",
+            platform_post_id=None,
+            platform_url=None,
+            note="the account was reconnected",
+            now=now,
+            actor=actor,
+        )
+    if ids:
+        await posts.notify_due(session)
+    await session.commit()
+    runtime.wakeup.set()
+    return RetriedDeliveries(retried=ids)
