@@ -24,13 +24,14 @@ from postpilot.connect.base import (
     OAuthConnector,
     Target,
 )
-from postpilot.connect.platforms import bluesky, discord, mastodon, telegram
+from postpilot.connect.platforms import bluesky, discord, mastodon, slack, telegram
 from postpilot.core import outcomes
-from postpilot.publishers.base import PublishContext, Publisher
+from postpilot.publishers.base import PublishContext, Publisher, Refreshed
 from postpilot.publishers.bluesky import BlueskyPublisher
 from postpilot.publishers.discord import DiscordPublisher
 from postpilot.publishers.mastodon import MastodonPublisher
 from postpilot.publishers.media import MediaFetcher
+from postpilot.publishers.slack import SlackPublisher
 from postpilot.publishers.telegram import TelegramPublisher
 from postpilot.sandbox.client import SandboxClient
 from tests.publishers.conftest import account, publish_request, unique
@@ -411,3 +412,92 @@ async def test_discord_oauth_webhook_incoming_connects_publishes_and_is_deleted(
 
     sandbox.configure(connect_consent="deny")
     assert (await Flow(discord.CONNECTOR, ctx, {}).callback())["error"] == "access_denied"
+
+
+# --- Slack ---------------------------------------------------------------------------------
+
+SLACK_APP = App("postpilot-slack", "slack-secret")
+
+
+@pytest.mark.parametrize("rotation", [False, True], ids=["long-lived", "rotation"])
+async def test_slack_install_lists_channels_and_publishes(
+    sandbox: SandboxClient, http: httpx.AsyncClient, rotation: bool
+) -> None:
+    register_client(sandbox, SLACK_APP, slack_token_rotation=rotation)
+    base = sandbox.platform_url("slack")
+    ctx = context(http, app=SLACK_APP, base_url=base)
+    flow = Flow(slack.CONNECTOR, ctx, {})
+    assert flow.url.startswith(f"{base}/oauth/v2/authorize?")
+    assert parse_qs(urlsplit(flow.url).query)["scope"] == [",".join(slack.SCOPES)]
+    grant = await flow.grant()
+    targets = await slack.CONNECTOR.targets(ctx, grant, {})
+    # Public channels, and the private one the bot was invited to.
+    assert [t.handle for t in targets] == ["#general", "#announcements", "#team-private"]
+    general = targets[0]
+    assert general.options == {"channel": "C0SANDBOX01"}
+    assert general.platform_id == "T0SANDBOX:C0SANDBOX01"
+    identity = await slack.CONNECTOR.verify(ctx, general)
+    assert identity.platform_id == general.platform_id
+    if rotation:
+        assert general.expires_at is not None
+        assert set(general.credentials) == {
+            "access_token",
+            "refresh_token",
+            "client_id",
+            "client_secret",
+        }
+    else:
+        assert general.expires_at is None and set(general.credentials) == {"access_token"}
+
+    outcome = await publish(http, SlackPublisher(), general, base_urls={"slack": base})
+    assert isinstance(outcome, outcomes.Published), outcome
+    assert sandbox.records("slack")[-1]["account"] == "C0SANDBOX01"
+    if rotation:  # the publisher renews with what the connect stored
+        pctx = PublishContext(
+            http=http,
+            media=MediaFetcher(http, max_bytes=1024, allowed_hosts=frozenset()),
+            now=utcnow,
+            base_urls={"slack": base},
+        )
+        renewed = await SlackPublisher().refresh(
+            account("slack", dict(general.credentials), dict(general.options)), pctx
+        )
+        assert isinstance(renewed, Refreshed), renewed
+
+    await slack.CONNECTOR.revoke(ctx, general.credentials)
+    with pytest.raises(ConnectRefused, match="token_revoked") as refused:
+        await slack.CONNECTOR.verify(ctx, general)
+    assert refused.value.field == "credentials.access_token"
+
+
+async def test_slack_refusals(sandbox: SandboxClient, http: httpx.AsyncClient) -> None:
+    register_client(sandbox, SLACK_APP)
+    ctx = context(http, app=SLACK_APP, base_url=sandbox.platform_url("slack"))
+    with pytest.raises(ConnectRefused, match="invalid_code") as made_up:
+        await Flow(slack.CONNECTOR, ctx, {}).grant("not-a-code")
+    assert made_up.value.field == "code"
+
+    flow = Flow(slack.CONNECTOR, ctx, {})
+    code = (await flow.callback())["code"]
+    grant = await flow.grant(code)
+    with pytest.raises(ConnectRefused, match="already used or has expired"):
+        await flow.grant(code)
+
+    # The workspace removes the app: every token of the install stops working.
+    [target, *_] = await slack.CONNECTOR.targets(ctx, grant, {})
+    revoke_app(sandbox, "slack")
+    with pytest.raises(ConnectRefused, match="app was removed"):
+        await slack.CONNECTOR.verify(ctx, target)
+
+    wrong_secret = context(http, app=App(SLACK_APP.client_id, "nope"), base_url=ctx.base_url)
+    other = Flow(slack.CONNECTOR, wrong_secret, {})
+    with pytest.raises(ConnectRefused, match="bad_client_secret"):
+        await other.grant()
+
+    # The person leaves out a scope posting needs.
+    sandbox.configure(connect_declined_scopes={"slack": ["chat:write"]})
+    with pytest.raises(ConnectRefused, match="did not grant chat:write"):
+        await Flow(slack.CONNECTOR, ctx, {}).grant()
+
+    sandbox.configure(connect_consent="deny")
+    assert (await Flow(slack.CONNECTOR, ctx, {}).callback())["error"] == "access_denied"

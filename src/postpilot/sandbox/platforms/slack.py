@@ -1,5 +1,7 @@
 """Slack Web API: `chat.postMessage` (HTTP 200 with `ok`/`error`, image blocks Slack downloads),
-HTTP 429 with Retry-After, token rotation through `oauth.v2.access`."""
+HTTP 429 with Retry-After, token rotation through `oauth.v2.access`; and installing the app: the
+consent page (/oauth/v2/authorize), the code grant of `oauth.v2.access` (with rotation per the
+`slack_token_rotation` setting), auth.test, conversations.list, auth.revoke."""
 
 from __future__ import annotations
 
@@ -10,10 +12,12 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from postpilot.sandbox.platforms import _kit
+from postpilot.sandbox.platforms import _kit, _oauth
 from postpilot.sandbox.state import Fault, Record, SandboxState
 
 PLATFORM = "slack"
+TEAM = {"id": "T0SANDBOX", "name": "Sandbox workspace"}
+BOT_USER = "U0SANDBOXBOT"
 
 
 def _error(error: str, status: int = 200, **extra: Any) -> Response:
@@ -21,7 +25,7 @@ def _error(error: str, status: int = 200, **extra: Any) -> Response:
 
 
 def router(state: SandboxState) -> APIRouter:
-    api = APIRouter(prefix=f"/{PLATFORM}/api")
+    api = APIRouter(prefix="/api")
 
     def throttled(seconds: float) -> Response:
         response = _error(state.settings.slack_rate_limit_error, 429)
@@ -160,6 +164,8 @@ def router(state: SandboxState) -> APIRouter:
         if (answer := await _kit.answer_fault(fault, answers)) is not None:
             return answer
         values = await _kit.body(request)
+        if values.get("grant_type") in (None, "", "authorization_code"):
+            return install(request, values)
         if values.get("grant_type") != "refresh_token":
             return _error("invalid_grant_type")
         if not values.get("client_id") or not values.get("client_secret"):
@@ -177,4 +183,120 @@ def router(state: SandboxState) -> APIRouter:
             }
         )
 
-    return api
+    def install(request: Request, values: dict[str, Any]) -> Response:
+        """The code grant: the app's id and secret, the code, the same redirect URI."""
+        oauth = _oauth.server(request)
+        client_id = str(values.get("client_id") or "")
+        if not client_id:
+            return _error("invalid_client_id")
+        if not oauth.client_secret_ok(client_id, str(values.get("client_secret") or "")):
+            return _error("bad_client_secret")
+        redeemed = oauth.redeem(
+            PLATFORM,
+            str(values.get("code") or ""),
+            client_id=client_id,
+            redirect_uri=str(values.get("redirect_uri") or ""),
+            code_verifier=None,
+        )
+        if isinstance(redeemed, _oauth.Refused):
+            error = "bad_redirect_uri" if redeemed.reason == "redirect_mismatch" else "invalid_code"
+            return _error(error)
+        rotation = state.settings.slack_token_rotation
+        issued = state.issue_tokens(
+            PLATFORM, redeemed.code.subject, expires_in=None if rotation else 0, refresh=rotation
+        )
+        declined = state.settings.connect_declined_scopes.get(PLATFORM, [])
+        scopes = [s for s in redeemed.code.scope.split(",") if s and s not in declined]
+        answer: dict[str, Any] = {
+            "ok": True,
+            "access_token": issued["access_token"],
+            "token_type": "bot",
+            "scope": ",".join(scopes),
+            "bot_user_id": BOT_USER,
+            "app_id": "A0SANDBOX",
+            "team": TEAM,
+            "enterprise": None,
+            "authed_user": {"id": "U0SANDBOXUSER"},
+            "is_enterprise_install": False,
+        }
+        if rotation:
+            answer |= {"expires_in": issued["expires_in"], "refresh_token": issued["refresh_token"]}
+        return JSONResponse(answer)
+
+    def token_problem(token: str | None) -> Response | None:
+        status = state.check_token(PLATFORM, token)
+        if status == "expired":
+            return _error("token_expired")
+        if status != "ok" or token is None:
+            return _error("token_revoked" if token in state.revoked_tokens else "invalid_auth")
+        return None
+
+    @api.api_route("/auth.test", methods=["GET", "POST"])
+    async def auth_test(request: Request) -> Response:
+        await _kit.pause(state)
+        token = _kit.bearer(request)
+        if (problem := token_problem(token)) is not None:
+            return problem
+        return JSONResponse(
+            {
+                "ok": True,
+                "url": "https://sandbox-workspace.slack.com/",
+                "team": TEAM["name"],
+                "user": "postpilot",
+                "team_id": TEAM["id"],
+                "user_id": BOT_USER,
+                "bot_id": "B0SANDBOX",
+            }
+        )
+
+    @api.api_route("/conversations.list", methods=["GET", "POST"])
+    async def conversations_list(request: Request) -> Response:
+        """The workspace's channels (the `slack_channels` setting): private ones only where
+        the bot is a member, `limit` per page with a cursor."""
+        await _kit.pause(state)
+        token = _kit.bearer(request)
+        if (problem := token_problem(token)) is not None:
+            return problem
+        values = await _kit.body(request)
+        types = str(values.get("types") or "public_channel").split(",")
+        try:
+            limit = max(1, min(int(values.get("limit") or 100), 1000))
+            offset = int(values.get("cursor") or 0)
+        except ValueError:
+            return _error("invalid_cursor")
+        visible = [
+            {"is_archived": False, "is_channel": not c.get("is_private"), **c}
+            for c in state.settings.slack_channels
+            if ("private_channel" if c.get("is_private") else "public_channel") in types
+            and (not c.get("is_private") or c.get("is_member"))
+        ]
+        page = visible[offset : offset + limit]
+        more = offset + limit < len(visible)
+        return JSONResponse(
+            {
+                "ok": True,
+                "channels": page,
+                "response_metadata": {"next_cursor": str(offset + limit) if more else ""},
+            }
+        )
+
+    @api.api_route("/auth.revoke", methods=["GET", "POST"])
+    async def auth_revoke(request: Request) -> Response:
+        await _kit.pause(state)
+        token = _kit.bearer(request)
+        if (problem := token_problem(token)) is not None:
+            return problem
+        values = await _kit.body(request)
+        if str(values.get("test")) not in ("1", "true"):
+            state.revoked_tokens.add(str(token))
+        return JSONResponse({"ok": True, "revoked": True})
+
+    outer = APIRouter(prefix=f"/{PLATFORM}")
+    outer.include_router(api)
+
+    @outer.get("/oauth/v2/authorize")
+    async def authorize(request: Request) -> Response:
+        await _kit.pause(state)
+        return _oauth.server(request).authorize(request, PLATFORM)
+
+    return outer
