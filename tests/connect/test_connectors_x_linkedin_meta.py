@@ -16,12 +16,22 @@ import pytest
 from authlib.common.security import generate_token
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
-from postpilot.connect.base import App, ConnectContext, ConnectRefused, Grant, OAuthConnector
-from postpilot.connect.platforms import linkedin, x
+from postpilot.connect.base import (
+    App,
+    ConnectContext,
+    ConnectRefused,
+    Grant,
+    OAuthConnector,
+    Target,
+)
+from postpilot.connect.platforms import facebook, instagram, linkedin, threads, x
 from postpilot.core import outcomes
 from postpilot.publishers.base import PublishContext
+from postpilot.publishers.facebook import FacebookPublisher
+from postpilot.publishers.instagram import InstagramPublisher
 from postpilot.publishers.linkedin import LinkedInPublisher
 from postpilot.publishers.media import MediaFetcher
+from postpilot.publishers.threads import ThreadsPublisher
 from postpilot.publishers.x import XPublisher
 from postpilot.sandbox.client import SandboxClient
 from tests.publishers.conftest import account, publish_request, unique
@@ -391,3 +401,244 @@ async def test_linkedin_revoked_app_and_refresh_answered_like_linkedin(
     acct = account("linkedin", member.credentials, member.options)
     refreshed = await LinkedInPublisher().refresh(acct, publish_context(sandbox, http, "linkedin"))
     assert "invalid, expired or revoked" in refreshed.reason  # type: ignore[union-attr]
+
+
+# --- Facebook Pages and Instagram (Facebook Login) -----------------------------------------
+
+META_APP = App("1234567890", "meta-secret")
+
+
+def meta_client(sandbox: SandboxClient, **settings: Any) -> None:
+    approve(
+        sandbox,
+        oauth_clients={
+            META_APP.client_id: {"secret": META_APP.client_secret, "redirect_uris": [REDIRECT_URI]}
+        },
+        **settings,
+    )
+
+
+async def test_facebook_connects_the_pages_that_may_post_and_publishes(
+    sandbox: SandboxClient, http: httpx.AsyncClient
+) -> None:
+    meta_client(
+        sandbox,
+        connect_pages={
+            "sandbox-user": [
+                {"id": "501", "name": "Bakery"},
+                {"id": "502", "name": "Insights only", "tasks": ["ANALYZE"]},
+                {"id": "503", "name": "Cafe"},
+            ]
+        },
+    )
+    ctx = context(sandbox, http, "facebook", META_APP)
+    flow = Flow(facebook.CONNECTOR, ctx)
+    assert urlsplit(flow.url).path == "/facebook/v21.0/dialog/oauth"
+    assert parse_qs(urlsplit(flow.url).query)["scope"] == [",".join(facebook.SCOPES)]
+    grant = await flow.grant()
+    # The 60-day user token, not the one-hour one the code gave.
+    assert grant.expires_at is not None and grant.expires_at - utcnow() > timedelta(days=59)
+    assert set(facebook.SCOPES) <= set(grant.scopes)
+    pages = await facebook.CONNECTOR.targets(ctx, grant, {})
+    assert [(p.platform_id, p.name) for p in pages] == [("501", "Bakery"), ("503", "Cafe")]
+    bakery = pages[0]
+    assert set(bakery.credentials) == {"page_access_token"}
+    assert bakery.options == {"page_id": "501", "app_id": META_APP.client_id}
+    assert bakery.expires_at is None  # a Page token read with a long-lived user token
+    identity = await facebook.CONNECTOR.verify(ctx, bakery)
+    assert (identity.platform_id, identity.handle) == ("501", "Bakery")
+    # One Page's token does not read another Page.
+    wrong = Target("503", "Cafe", "Cafe", bakery.credentials, {"page_id": "503"})
+    with pytest.raises(ConnectRefused, match="Unsupported get request"):
+        await facebook.CONNECTOR.verify(ctx, wrong)
+
+    acct = account("facebook", bakery.credentials, bakery.options, handle=bakery.handle)
+    text = unique("connected facebook")
+    outcome = await FacebookPublisher().publish(
+        publish_request(acct, text), publish_context(sandbox, http, "facebook")
+    )
+    assert isinstance(outcome, outcomes.Published)
+    [record] = sandbox.records("facebook")
+    assert (record["text"], record["account"]) == (text, "501")
+
+
+async def test_facebook_refusals(sandbox: SandboxClient, http: httpx.AsyncClient) -> None:
+    meta_client(sandbox)
+    ctx = context(sandbox, http, "facebook", META_APP)
+    code = (await Flow(facebook.CONNECTOR, ctx).consent())["code"]
+    await facebook.CONNECTOR.exchange(ctx, code=code, code_verifier=None, inputs={})
+    with pytest.raises(ConnectRefused, match="it was already used"):
+        await facebook.CONNECTOR.exchange(ctx, code=code, code_verifier=None, inputs={})
+
+    code = (await Flow(facebook.CONNECTOR, ctx).consent())["code"]
+    elsewhere = context(sandbox, http, "facebook", META_APP)
+    elsewhere.redirect_uri = "https://postpilot.example/other"
+    with pytest.raises(ConnectRefused, match="another redirect URI"):
+        await facebook.CONNECTOR.exchange(elsewhere, code=code, code_verifier=None, inputs={})
+
+    code = (await Flow(facebook.CONNECTOR, ctx).consent())["code"]
+    wrong_secret = context(sandbox, http, "facebook", App(META_APP.client_id, "nope"))
+    with pytest.raises(ConnectRefused, match="Meta app id and secret"):
+        await facebook.CONNECTOR.exchange(wrong_secret, code=code, code_verifier=None, inputs={})
+
+    sandbox.configure(connect_declined_scopes={"facebook": ["pages_manage_posts"]})
+    with pytest.raises(ConnectRefused, match="not granted the permission pages_manage_posts"):
+        await Flow(facebook.CONNECTOR, ctx).grant()
+
+    sandbox.configure(connect_declined_scopes={"facebook": []}, connect_pages={"sandbox-user": []})
+    with pytest.raises(ConnectRefused, match="manages no Page"):
+        await facebook.CONNECTOR.targets(ctx, await Flow(facebook.CONNECTOR, ctx).grant(), {})
+
+    sandbox.configure(connect_consent="deny")
+    assert (await Flow(facebook.CONNECTOR, ctx).consent())["error"] == "access_denied"
+
+
+async def test_facebook_removed_app_ends_every_page_token(
+    sandbox: SandboxClient, http: httpx.AsyncClient
+) -> None:
+    meta_client(sandbox)
+    ctx = context(sandbox, http, "facebook", META_APP)
+    grant = await Flow(facebook.CONNECTOR, ctx).grant()
+    first, second = await facebook.CONNECTOR.targets(ctx, grant, {})
+    # The person removes the app: Facebook's DELETE /{user-id}/permissions with their token.
+    removed = await http.delete(
+        ctx.url("https://graph.facebook.com", "/v21.0/me/permissions"),
+        headers={"Authorization": f"Bearer {grant.access_token}"},
+    )
+    assert removed.json() == {"success": True}
+    for page in (first, second):
+        with pytest.raises(ConnectRefused, match="not authorized application") as refused:
+            await facebook.CONNECTOR.verify(ctx, page)
+        assert refused.value.field == "credentials.access_token"
+
+    # The same through the sandbox's control, as a person would in their settings.
+    grant = await Flow(facebook.CONNECTOR, ctx).grant()
+    page = (await facebook.CONNECTOR.targets(ctx, grant, {}))[0]
+    revoke_app(sandbox, "facebook", "sandbox-user")
+    with pytest.raises(ConnectRefused, match="connect the account again"):
+        await facebook.CONNECTOR.verify(ctx, page)
+
+
+async def test_instagram_connects_linked_accounts_and_publishes(
+    sandbox: SandboxClient, http: httpx.AsyncClient
+) -> None:
+    meta_client(
+        sandbox,
+        connect_pages={
+            "sandbox-user": [
+                {"id": "601", "name": "Studio", "instagram": "17841400000000001"},
+                {"id": "602", "name": "No Instagram"},
+            ]
+        },
+    )
+    ctx = context(sandbox, http, "instagram", META_APP)
+    flow = Flow(instagram.CONNECTOR, ctx)
+    assert urlsplit(flow.url).path == "/instagram/v21.0/dialog/oauth"
+    [target] = await instagram.CONNECTOR.targets(ctx, await flow.grant(), {})
+    assert target.platform_id == "17841400000000001"
+    assert target.options == {
+        "ig_user_id": "17841400000000001",
+        "login": "facebook",
+        "app_id": META_APP.client_id,
+    }
+    assert target.base_url == sandbox.platform_url("instagram")
+    identity = await instagram.CONNECTOR.verify(ctx, target)
+    assert identity.platform_id == target.platform_id
+    assert identity.handle == target.handle
+
+    acct = account("instagram", target.credentials, target.options, handle=target.handle)
+    text = unique("connected instagram")
+    outcome = await InstagramPublisher().publish(
+        publish_request(acct, text, (sandbox.media_url("ig.png"),)),
+        publish_context(sandbox, http, "instagram"),
+    )
+    assert isinstance(outcome, outcomes.Published)
+    [record] = sandbox.records("instagram")
+    assert (record["text"], record["account"]) == (text, target.platform_id)
+
+    revoke_app(sandbox, "instagram", "sandbox-user")
+    with pytest.raises(ConnectRefused, match="did not accept the token"):
+        await instagram.CONNECTOR.verify(ctx, target)
+
+
+async def test_instagram_without_a_linked_account_is_refused(
+    sandbox: SandboxClient, http: httpx.AsyncClient
+) -> None:
+    meta_client(sandbox, connect_pages={"sandbox-user": [{"id": "701", "name": "Plain"}]})
+    ctx = context(sandbox, http, "instagram", META_APP)
+    grant = await Flow(instagram.CONNECTOR, ctx).grant()
+    with pytest.raises(ConnectRefused, match="has an Instagram professional account linked"):
+        await instagram.CONNECTOR.targets(ctx, grant, {})
+    sandbox.configure(connect_declined_scopes={"instagram": ["instagram_content_publish"]})
+    with pytest.raises(ConnectRefused, match="instagram_content_publish"):
+        await Flow(instagram.CONNECTOR, ctx).grant()
+
+
+# --- Threads -------------------------------------------------------------------------------
+
+THREADS_APP = App("threads-app", "threads-secret")
+
+
+def threads_client(sandbox: SandboxClient) -> None:
+    approve(
+        sandbox,
+        oauth_clients={
+            THREADS_APP.client_id: {
+                "secret": THREADS_APP.client_secret,
+                "redirect_uris": [REDIRECT_URI],
+            }
+        },
+    )
+
+
+async def test_threads_connects_verifies_and_publishes(
+    sandbox: SandboxClient, http: httpx.AsyncClient
+) -> None:
+    threads_client(sandbox)
+    ctx = context(sandbox, http, "threads", THREADS_APP)
+    flow = Flow(threads.CONNECTOR, ctx)
+    assert urlsplit(flow.url).path == "/threads/oauth/authorize"
+    grant = await flow.grant()
+    assert grant.expires_at is not None and grant.expires_at - utcnow() > timedelta(days=59)
+    [target] = await threads.CONNECTOR.targets(ctx, grant, {})
+    assert target.credentials == {"access_token": grant.access_token}
+    assert target.options["threads_user_id"] == target.platform_id
+    assert target.handle == "sandbox-user"
+    assert (await threads.CONNECTOR.verify(ctx, target)).platform_id == target.platform_id
+
+    acct = account("threads", target.credentials, target.options, handle=target.handle)
+    text = unique("connected threads")
+    pctx = publish_context(sandbox, http, "threads")
+    outcome = await ThreadsPublisher().publish(publish_request(acct, text), pctx)
+    assert isinstance(outcome, outcomes.Published)
+    [record] = sandbox.records("threads")
+    assert (record["text"], record["account"]) == (text, target.platform_id)
+
+    # A person removes the app: verify and the publisher's refresh both hear it.
+    revoke_app(sandbox, "threads", "sandbox-user")
+    with pytest.raises(ConnectRefused, match="did not accept the token"):
+        await threads.CONNECTOR.verify(ctx, target)
+    refreshed = await ThreadsPublisher().refresh(acct, pctx)
+    assert "reconnect the account" in refreshed.reason  # type: ignore[union-attr]
+
+
+async def test_threads_refusals(sandbox: SandboxClient, http: httpx.AsyncClient) -> None:
+    threads_client(sandbox)
+    ctx = context(sandbox, http, "threads", THREADS_APP)
+    code = (await Flow(threads.CONNECTOR, ctx).consent())["code"]
+    await threads.CONNECTOR.exchange(ctx, code=code, code_verifier=None, inputs={})
+    with pytest.raises(ConnectRefused, match="already used"):
+        await threads.CONNECTOR.exchange(ctx, code=code, code_verifier=None, inputs={})
+
+    code = (await Flow(threads.CONNECTOR, ctx).consent())["code"]
+    elsewhere = context(sandbox, http, "threads", THREADS_APP)
+    elsewhere.redirect_uri = "https://postpilot.example/other"
+    with pytest.raises(ConnectRefused, match="another redirect URI"):
+        await threads.CONNECTOR.exchange(elsewhere, code=code, code_verifier=None, inputs={})
+
+    sandbox.configure(connect_declined_scopes={"threads": ["threads_content_publish"]})
+    with pytest.raises(ConnectRefused, match="threads_content_publish"):
+        await Flow(threads.CONNECTOR, ctx).grant()
+
+    sandbox.configure(connect_consent="deny")
+    assert (await Flow(threads.CONNECTOR, ctx).consent())["error"] == "access_denied"

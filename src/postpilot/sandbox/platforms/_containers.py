@@ -3,6 +3,7 @@ downloads the media by URL), poll its status, then publish it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -27,7 +28,20 @@ class Flavour:
     media_required: bool
 
 
-def container_router(state: SandboxState, flavour: Flavour) -> APIRouter:
+# (subject, object id) -> the object as `GET /{version}/{id}` shows it, or None
+Profiles = Callable[[str, str], dict[str, Any] | None]
+
+
+def container_router(
+    state: SandboxState,
+    flavour: Flavour,
+    *,
+    before: Callable[[APIRouter, _graph.Graph], None] | None = None,
+    profiles: Profiles | None = None,
+) -> APIRouter:
+    """The container endpoints; `before` adds the platform's own routes first (they win over
+    `/{version}/{id}`), and `profiles` answers that path for ids that are not containers (the
+    accounts a login reads back)."""
     api = APIRouter(prefix=f"/{flavour.platform}")
     containers: dict[str, dict[str, Any]] = {}
 
@@ -45,6 +59,8 @@ def container_router(state: SandboxState, flavour: Flavour) -> APIRouter:
     graph = _graph.Graph(
         state, flavour.platform, flavour.usage_type, flavour.throttle_code, bad_media, duplicate
     )
+    if before is not None:
+        before(api, graph)
 
     @api.post(f"/{{version}}/{{user_id}}/{flavour.create_path}")
     async def create_container(user_id: str, request: Request) -> Response:
@@ -103,6 +119,9 @@ def container_router(state: SandboxState, flavour: Flavour) -> APIRouter:
         if isinstance(allowed, Response):
             return allowed
         container = containers.get(container_id)
+        profile = profiles(allowed[0], container_id) if container is None and profiles else None
+        if profile is not None:
+            return JSONResponse(profile, headers=allowed[2])
         if container is None:
             return _graph.error(state, "Unsupported get request.", 100, 33)
         status = container["status"]

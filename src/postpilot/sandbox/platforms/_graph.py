@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Callable
@@ -47,6 +48,18 @@ def expired(state: SandboxState) -> Response:
         190,
         463,
     )
+
+
+def revoked(state: SandboxState) -> Response:
+    """A token whose user removed the app (or that the app revoked)."""
+    return error(
+        state, "Error validating access token: The user has not authorized application.", 190, 458
+    )
+
+
+def numeric_id(*parts: str) -> str:
+    """A Graph-style numeric id, stable for what it names (a subject's user, Page, account)."""
+    return str(int.from_bytes(hashlib.sha256(":".join(parts).encode()).digest()[:7], "big"))
 
 
 @dataclass
@@ -121,6 +134,8 @@ class Graph:
         status = self.state.check_token(self.platform, token)
         if status == "expired":
             return expired(self.state)
+        if token in self.state.revoked_tokens:
+            return revoked(self.state)
         if status != "ok":
             return error(self.state, "Invalid OAuth access token - Cannot parse access token", 190)
         assert token is not None

@@ -1,5 +1,6 @@
 """Facebook Pages (Graph API): `POST /{version}/{page-id}/feed` and `/{page-id}/photos` (Meta
-fetches `url`), code-190 token errors, BUC usage headers and code 80001, 506 on duplicate text."""
+fetches `url`), code-190 token errors, BUC usage headers and code 80001, 506 on duplicate text.
+Connect: Facebook Login (_graph_login.py) and `GET /{page-id}` with the Page token."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from postpilot.sandbox.platforms import _graph, _kit, _listing
+from postpilot.sandbox.platforms import _graph, _graph_login, _kit, _listing
 from postpilot.sandbox.state import Record, SandboxState
 
 PLATFORM = "facebook"
@@ -27,6 +28,8 @@ def router(state: SandboxState) -> APIRouter:
         return _graph.error(state, "Duplicate status message", 506)
 
     graph = _graph.Graph(state, PLATFORM, "pages", 80001, bad_media, duplicate)
+    login = _graph_login.MetaLogin(graph)
+    login.routes(api)  # first: its /{version}/me... win over the paths below
 
     async def publish(request: Request, page_id: str, photo: bool) -> Response:
         allowed = await graph.guard(request, "publish")
@@ -84,6 +87,24 @@ def router(state: SandboxState) -> APIRouter:
             },
             headers=headers,
         )
+
+    @api.get("/{version}/{page_id}")
+    async def page(page_id: str, request: Request) -> Response:
+        """A Page read with its Page token (or a token of a user who manages it)."""
+        found = await login.caller(request)
+        if isinstance(found, Response):
+            return found
+        subject, issued = found
+        page = login.page(subject, page_id)
+        if page is None or (issued is not None and issued.page_id not in (None, page_id)):
+            return _graph.error(
+                state,
+                f"Unsupported get request. Object with ID '{page_id}' does not exist, cannot be "
+                "loaded due to missing permissions, or does not support this operation.",
+                100,
+                33,
+            )
+        return JSONResponse({"id": page_id, "name": page["name"], "tasks": page["tasks"]})
 
     @api.post("/{version}/{page_id}/feed")
     async def feed(page_id: str, request: Request) -> Response:
