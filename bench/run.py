@@ -9,7 +9,8 @@ Scenarios (each runs alone; `--scenario all` runs them in turn):
   workers   1, 2 and 4 `postpilot worker` processes on one PostgreSQL
   lateness  1,000 posts due at one instant and 1,000 over one minute, through the worker
   memory    RSS of a worker process with 100,000 scheduled posts
-  client    the scheduler's httpx client alone: requests/s and CPU per request by concurrency
+  client    HTTP clients side by side (httpx/httpcore, httpx+aiohttp transports, aiohttp, uvloop):
+            requests/s, client and sandbox CPU per request at C 10 and 50
 
 Results: JSON under bench/results/ and a Markdown section for BENCHMARKS.md on stdout."""
 
@@ -131,6 +132,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="measure with `import sniffio` succeeding in each child (see `--scenario client`)",
     )
+    parser.add_argument("--clients", help="candidates for `client`, comma-separated")
     parser.add_argument("--output", type=Path, help="JSON file (default bench/results/...)")
     return parser.parse_args(argv)
 
