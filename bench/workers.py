@@ -1,6 +1,6 @@
-"""Scenarios through real `postpilot worker` processes on one PostgreSQL: throughput with 1, 2
-and 4 workers, lateness (`published_at - scheduled_at`) of posts due at one instant or spread
-over a minute, and a worker's memory with 100,000 scheduled posts."""
+"""Scenarios through a real `postpilot worker --processes N` on one PostgreSQL: throughput with
+1, 2 and 4 worker processes, lateness (`published_at - scheduled_at`) of posts due at one instant
+or spread over a minute, and a worker's memory with 100,000 scheduled posts."""
 
 from __future__ import annotations
 
@@ -28,6 +28,8 @@ from postpilot.settings import Settings
 from postpilot.store.database import Database
 
 WORKER_COMMAND = (common.python(), "-m", "postpilot.cli.main", "worker", "--scheduler", "optimized")
+# Beyond a drain's grace, how long stopping the supervisor may take before it is killed.
+STOP_SECONDS = 60
 LEAD = timedelta(seconds=4)  # workers are up and the rows inserted before the first is due
 
 
@@ -41,35 +43,32 @@ class Fleet:
 
 
 class Workers:
-    """`postpilot worker --scheduler optimized` subprocesses, logs in a scratch folder."""
+    """One `postpilot worker --scheduler optimized --processes N` (a supervisor and its N worker
+    processes), its log in a scratch folder."""
 
     def __init__(self, settings: Settings, count: int, logdir: Path) -> None:
         self.settings = settings
         self.count = count
         self.logdir = logdir
-        self.processes: list[subprocess.Popen[bytes]] = []
+        self.supervisor: subprocess.Popen[bytes] | None = None
         self.peak_rss_mb: list[float] = [0.0] * count
 
     def start(self) -> None:
         env = common.worker_env(self.settings)
-        for index in range(self.count):
-            log = (self.logdir / f"worker-{index}.log").open("wb")
-            self.processes.append(
-                subprocess.Popen(
-                    [*WORKER_COMMAND],
-                    cwd=self.logdir,
-                    env=env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
-            )
+        log = (self.logdir / "worker.log").open("wb")
+        self.supervisor = subprocess.Popen(
+            [*WORKER_COMMAND, "--processes", str(self.count)],
+            cwd=self.logdir,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
 
     async def ready(self, url: str, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            for process in self.processes:
-                if process.poll() is not None:
-                    raise RuntimeError(f"a worker exited early: see {self.logdir}")
+            if self.supervisor is None or self.supervisor.poll() is not None:
+                raise RuntimeError(f"the workers exited early: see {self.logdir}")
             running = await scalar(
                 url, "SELECT count(*) FROM worker_heartbeats WHERE state = 'running'"
             )
@@ -79,24 +78,29 @@ class Workers:
         raise RuntimeError(f"workers not up within {timeout} s: see {self.logdir}")
 
     def sample(self) -> list[float]:
+        """Each worker process's RSS now (MB), and the peaks so far."""
         now = []
-        for index, process in enumerate(self.processes):
-            with contextlib.suppress(psutil.Error):
-                rss = psutil.Process(process.pid).memory_info().rss / 2**20
-                self.peak_rss_mb[index] = max(self.peak_rss_mb[index], rss)
-                now.append(rss)
+        with contextlib.suppress(psutil.Error):
+            assert self.supervisor is not None
+            top = psutil.Process(self.supervisor.pid)
+            # One process runs in place; more run under the supervisor.
+            children = top.children() if self.count > 1 else [top]
+            for index, child in enumerate(children[: self.count]):
+                with contextlib.suppress(psutil.Error):
+                    rss = child.memory_info().rss / 2**20
+                    self.peak_rss_mb[index] = max(self.peak_rss_mb[index], rss)
+                    now.append(rss)
         return now
 
     def stop(self) -> None:
-        for process in self.processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in self.processes:
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        if self.supervisor is None or self.supervisor.poll() is not None:
+            return
+        self.supervisor.send_signal(signal.SIGTERM)  # it forwards it: each process drains
+        try:
+            self.supervisor.wait(STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            self.supervisor.kill()  # its processes notice within a second and stop
+            self.supervisor.wait()
 
 
 async def scalar(url: str, sql: str) -> Any:
@@ -328,8 +332,9 @@ def workers_markdown(result: dict[str, Any], command: str) -> str:
                 f"`{command}`",
                 "",
                 f"{p['deliveries']:,} deliveries due at one instant over {f['accounts']} accounts "
-                f"({', '.join(f['platforms'])}); each worker a `postpilot worker --scheduler "
-                f"optimized` process with batch {f['batch']}, concurrency {f['concurrency']}; "
+                f"({', '.join(f['platforms'])}); `postpilot worker --scheduler optimized "
+                f"--processes N` with batch {f['batch']}, concurrency {f['concurrency']} per "
+                "process; "
                 f"sandbox latency {report.fmt(f['latency_ms'])} ms; throughput = N / (last "
                 f"published_at - scheduled_at); medians of {p['repeat']} runs, worker counts "
                 "interleaved.",
@@ -434,10 +439,10 @@ def lateness_markdown(result: dict[str, Any], command: str) -> str:
                 f"`{command}`",
                 "",
                 f"{p['deliveries']:,} posts due at one instant, and {p['deliveries']:,} spread "
-                f"evenly over {report.fmt(p['spread_s'])} s, through {p['workers']} `postpilot "
-                f"worker` process(es) (batch {f['batch']}, concurrency {f['concurrency']}, sandbox "
-                f"latency {report.fmt(f['latency_ms'])} ms); lateness = published_at - "
-                f"scheduled_at; medians of {p['repeat']} runs.",
+                f"evenly over {report.fmt(p['spread_s'])} s, through `postpilot worker "
+                f"--processes {p['workers']}` (batch {f['batch']}, concurrency "
+                f"{f['concurrency']}, sandbox latency {report.fmt(f['latency_ms'])} ms); "
+                f"lateness = published_at - scheduled_at; medians of {p['repeat']} runs.",
                 "",
                 report.table(
                     [
@@ -576,7 +581,7 @@ def memory_markdown(result: dict[str, Any], command: str) -> str:
                 "",
                 f"`{command}`",
                 "",
-                f"One `postpilot worker --scheduler optimized` process (batch {f['batch']}, "
+                f"One `postpilot worker --scheduler optimized --processes 1` (batch {f['batch']}, "
                 f"concurrency {f['concurrency']}, sandbox latency {report.fmt(f['latency_ms'])} "
                 f"ms); RSS sampled every 0.25 s in each phase: an empty database, "
                 f"{p['deliveries']:,} posts scheduled for later, then all of them due "
