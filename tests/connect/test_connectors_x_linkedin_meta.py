@@ -199,6 +199,15 @@ async def test_x_replayed_code_is_refused(sandbox: SandboxClient, http: httpx.As
         await x.CONNECTOR.exchange(flow.ctx, code=code, code_verifier=flow.verifier, inputs={})
 
 
+async def test_x_expired_code_is_refused(sandbox: SandboxClient, http: httpx.AsyncClient) -> None:
+    x_client(sandbox)
+    sandbox.configure(code_ttl_seconds={"x": 0})  # X allows 30 s; this code is already past it
+    flow = Flow(x.CONNECTOR, context(sandbox, http, "x", X_APP))
+    code = (await flow.consent())["code"]
+    with pytest.raises(ConnectRefused, match="has expired"):
+        await x.CONNECTOR.exchange(flow.ctx, code=code, code_verifier=flow.verifier, inputs={})
+
+
 async def test_x_wrong_pkce_verifier_is_refused(
     sandbox: SandboxClient, http: httpx.AsyncClient
 ) -> None:
