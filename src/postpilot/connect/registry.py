@@ -6,5 +6,11 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from postpilot.connect.base import Connector
+from postpilot.connect.platforms import bluesky, discord, linkedin, mastodon, telegram, x
 
-CONNECTORS: Mapping[str, Connector] = MappingProxyType({})
+CONNECTORS: Mapping[str, Connector] = MappingProxyType(
+    {
+        module.CONNECTOR.platform: module.CONNECTOR
+        for module in (bluesky, discord, linkedin, mastodon, telegram, x)
+    }
+)

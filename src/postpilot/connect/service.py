@@ -437,11 +437,11 @@ class ConnectService:
             return "not revoked: the platform offers no revocation"
         try:
             credentials = self.runtime.cipher.decrypt(account.credentials)
-            ctx = self.context(
-                account.platform,
-                app=apps.configured_app(self.runtime.settings, account.platform),
-                base_url=account.base_url,
-            )
+            app = apps.configured_app(self.runtime.settings, account.platform)
+            if isinstance(connector, RegistersApps) and account.base_url:
+                server = {i.name: account.base_url for i in connector.start_inputs}
+                app = await self._kept_app(connector, server) or app
+            ctx = self.context(account.platform, app=app, base_url=account.base_url)
             await connector.revoke(ctx, credentials)
         except Exception as exc:  # best effort: a failed revoke never keeps the account
             reason = exc.message if isinstance(exc, ConnectRefused) else type(exc).__name__
@@ -489,12 +489,9 @@ class ConnectService:
         """The app to connect with: the instance's registration (made once and kept), the
         settings' app, or `AppNotConfigured`."""
         if isinstance(connector, RegistersApps):
-            server = connector.app_key(inputs)
-            async with self.runtime.db.session() as session:
-                kept = await store.app_for(session, connector.platform, server)
+            kept = await self._kept_app(connector, inputs)
             if kept is not None:
-                data = self.runtime.cipher.decrypt(kept.credentials)
-                return App(data["client_id"], data.get("client_secret"))
+                return kept
             app = await self._call(
                 connector.platform,
                 connector.register_app(self.context(connector.platform), inputs),
@@ -504,13 +501,32 @@ class ConnectService:
                     {"client_id": app.client_id, "client_secret": app.client_secret}
                 )
                 saved = await store.save_app(
-                    session, connector.platform, server, encrypted, now=self.runtime.now()
+                    session,
+                    connector.platform,
+                    self._server(connector, inputs),
+                    encrypted,
+                    now=self.runtime.now(),
                 )
                 data = self.runtime.cipher.decrypt(saved.credentials)
             return App(data["client_id"], data.get("client_secret"))
         if connector.needs_app:
             return apps.required_app(self.runtime.settings, connector.platform)
         return None
+
+    def _server(self, connector: RegistersApps, inputs: Mapping[str, str]) -> str:
+        # An app is registered with our callback URL: a new PUBLIC_BASE_URL needs a new one.
+        redirect_uri = flows.callback_url(self.runtime.settings.PUBLIC_BASE_URL)
+        return f"{connector.app_key(inputs)} {redirect_uri}"[:500]
+
+    async def _kept_app(self, connector: RegistersApps, inputs: Mapping[str, str]) -> App | None:
+        async with self.runtime.db.session() as session:
+            kept = await store.app_for(
+                session, getattr(connector, "platform", ""), self._server(connector, inputs)
+            )
+        if kept is None:
+            return None
+        data = self.runtime.cipher.decrypt(kept.credentials)
+        return App(data["client_id"], data.get("client_secret"))
 
     async def _call(self, platform: str, call: Awaitable[T]) -> T:
         """Await a connector call; the network failing becomes one line without a URL (a URL
