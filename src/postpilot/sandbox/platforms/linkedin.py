@@ -1,6 +1,11 @@
 """LinkedIn Posts API: `POST /rest/posts` (201, URN in x-restli-id), images through
 `/rest/images?action=initializeUpload` then a PUT of the bytes, 422 DUPLICATE_POST naming the
-existing post, 429 without headers, refresh at `/oauth/v2/accessToken`."""
+existing post, 429 without headers, refresh at `/oauth/v2/accessToken`.
+
+Connect: `GET /oauth/v2/authorization` (the shared consent step), the code grant at
+`/oauth/v2/accessToken` (a refresh token per `linkedin_refresh_tokens`), `GET /v2/userinfo`,
+`GET /rest/organizationAcls`, `GET /v2/organizations/{id}` (per `connect_organizations`),
+`POST /oauth/v2/revoke`."""
 
 from __future__ import annotations
 

@@ -1,5 +1,9 @@
 """X API v2: `POST /2/tweets`, `POST /2/media/upload`, `POST /2/oauth2/token`; x-rate-limit-*
-headers (epoch seconds), 401 problem+json, 403 on duplicate text."""
+headers (epoch seconds), 401 problem+json, 403 on duplicate text.
+
+Connect: `GET /i/oauth2/authorize` (the shared consent step; PKCE required), the code grant at
+`/2/oauth2/token` (Basic auth or `client_id`; a refresh token only with `offline.access`),
+`GET /2/users/me`, `POST /2/oauth2/revoke`."""
 
 from __future__ import annotations
 
