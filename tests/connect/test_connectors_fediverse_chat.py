@@ -24,12 +24,13 @@ from postpilot.connect.base import (
     OAuthConnector,
     Target,
 )
-from postpilot.connect.platforms import bluesky, discord, mastodon, slack, telegram
+from postpilot.connect.platforms import bluesky, discord, mastodon, matrix, slack, telegram
 from postpilot.core import outcomes
 from postpilot.publishers.base import PublishContext, Publisher, Refreshed
 from postpilot.publishers.bluesky import BlueskyPublisher
 from postpilot.publishers.discord import DiscordPublisher
 from postpilot.publishers.mastodon import MastodonPublisher
+from postpilot.publishers.matrix import MatrixPublisher
 from postpilot.publishers.media import MediaFetcher
 from postpilot.publishers.slack import SlackPublisher
 from postpilot.publishers.telegram import TelegramPublisher
@@ -501,3 +502,91 @@ async def test_slack_refusals(sandbox: SandboxClient, http: httpx.AsyncClient) -
 
     sandbox.configure(connect_consent="deny")
     assert (await Flow(slack.CONNECTOR, ctx, {}).callback())["error"] == "access_denied"
+
+
+# --- Matrix --------------------------------------------------------------------------------
+
+MATRIX_LOGIN = {"user": "sandbox-user", "password": "sandbox-user-password"}  # sandbox default
+ME = "@sandbox-user:sandbox.test"
+
+
+async def test_matrix_password_login_lists_rooms_it_may_post_in_and_publishes(
+    sandbox: SandboxClient, http: httpx.AsyncClient
+) -> None:
+    homeserver = sandbox.platform_url("matrix")
+    ctx = context(http, base_url=homeserver)
+    [target] = await matrix.CONNECTOR.sign_in(ctx, {"homeserver": homeserver, **MATRIX_LOGIN})
+    # Announcements needs power level 50 to post; News is only an invitation.
+    assert target.options == {"room_id": "!general:sandbox.test"}
+    assert target.name == f"General ({ME})" and target.handle == ME
+    assert target.base_url == homeserver
+    assert set(target.credentials) == {"access_token", "refresh_token", "device_id"}
+    assert target.credentials["device_id"].startswith("POSTPILOT")
+    assert target.expires_at is not None and target.expires_at > utcnow()
+    identity = await matrix.CONNECTOR.verify(ctx, target)
+    assert identity.platform_id == f"{ME}/!general:sandbox.test"
+
+    outcome = await publish(http, MatrixPublisher(), target)
+    assert isinstance(outcome, outcomes.Published), outcome
+    assert sandbox.records("matrix")[-1]["extra"]["room_id"] == "!general:sandbox.test"
+
+    # A room by its alias: joined (the invitation accepted), then the only target.
+    inputs = {"homeserver": homeserver, "room": "#news:sandbox.test", **MATRIX_LOGIN}
+    [news] = await matrix.CONNECTOR.sign_in(ctx, inputs)
+    assert news.options == {"room_id": "!news:sandbox.test"}
+
+    # Disconnect logs the device out: its token is refused from then on.
+    await matrix.CONNECTOR.revoke(context(http, base_url=homeserver), target.credentials)
+    with pytest.raises(ConnectRefused, match="M_UNKNOWN_TOKEN") as refused:
+        await matrix.CONNECTOR.verify(ctx, target)
+    assert refused.value.field == "credentials.access_token"
+
+
+async def test_matrix_access_token_connects(
+    sandbox: SandboxClient, http: httpx.AsyncClient
+) -> None:
+    homeserver = sandbox.platform_url("matrix")
+    token = sandbox.issue_token("matrix", ME, refresh=False)["access_token"]
+    inputs = {"homeserver": homeserver, "access_token": token}
+    [target] = await matrix.CONNECTOR.sign_in(context(http), inputs)
+    assert target.credentials == {"access_token": token}
+    assert target.options == {"room_id": "!general:sandbox.test"}
+
+
+@pytest.mark.parametrize(
+    ("inputs", "field", "message"),
+    [
+        ({"user": "sandbox-user", "password": "not-it"}, "password", "M_FORBIDDEN"),
+        ({"user": "sandbox-user"}, "password", "user and password, or an access token"),
+        ({**MATRIX_LOGIN, "room": "!announcements:sandbox.test"}, "room", "may not post"),
+        ({**MATRIX_LOGIN, "room": "#nowhere:sandbox.test"}, "room", "M_NOT_FOUND"),
+        ({**MATRIX_LOGIN, "room": "general"}, "room", "by its id"),
+    ],
+)
+async def test_matrix_refusals(
+    sandbox: SandboxClient,
+    http: httpx.AsyncClient,
+    inputs: dict[str, str],
+    field: str,
+    message: str,
+) -> None:
+    homeserver = sandbox.platform_url("matrix")
+    with pytest.raises(ConnectRefused, match=message) as refused:
+        await matrix.CONNECTOR.sign_in(context(http), {"homeserver": homeserver, **inputs})
+    assert refused.value.field == f"inputs.{field}"
+    assert "not-it" not in refused.value.message
+
+
+async def test_matrix_revoked_app_and_a_homeserver_that_is_not_one(
+    sandbox: SandboxClient, http: httpx.AsyncClient
+) -> None:
+    homeserver = sandbox.platform_url("matrix")
+    ctx = context(http)
+    [target] = await matrix.CONNECTOR.sign_in(ctx, {"homeserver": homeserver, **MATRIX_LOGIN})
+    revoke_app(sandbox, "matrix", ME)
+    with pytest.raises(ConnectRefused, match="does not accept the access token"):
+        await matrix.CONNECTOR.verify(ctx, target)
+    elsewhere = {"homeserver": sandbox.platform_url("slack"), **MATRIX_LOGIN}
+    with pytest.raises(ConnectRefused, match="not answer as a Matrix homeserver") as refused:
+        await matrix.CONNECTOR.sign_in(ctx, elsewhere)
+    assert refused.value.field == "inputs.homeserver"

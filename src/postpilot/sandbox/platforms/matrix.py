@@ -1,11 +1,14 @@
 """Matrix client-server API: login (with refresh tokens), refresh, media upload, and
 `PUT /rooms/{roomId}/send/m.room.message/{txnId}` (idempotent per user and txnId);
-`M_UNKNOWN_TOKEN` with `soft_logout`, `M_LIMIT_EXCEEDED` with `retry_after_ms`."""
+`M_UNKNOWN_TOKEN` with `soft_logout`, `M_LIMIT_EXCEEDED` with `retry_after_ms`; and connecting:
+well-known discovery, versions, password login against the `matrix_users` setting, whoami,
+joined rooms, power levels and names (the `matrix_rooms` setting), join, logout."""
 
 from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -80,15 +83,20 @@ def router(state: SandboxState) -> APIRouter:
         await _kit.pause(state)
         body = await _kit.body(request)
         user = str((body.get("identifier") or {}).get("user") or body.get("user") or "")
+        localpart = user.removeprefix("@").split(":", 1)[0]
+        known = state.settings.matrix_users.get(localpart)
         if (
             body.get("type") != "m.login.password"
             or not user
             or body.get("password") in (None, "", "wrong-password")
+            or (known is not None and body.get("password") != known)
         ):
             return _error("M_FORBIDDEN", "Invalid username or password", 403)
         user_id = user if user.startswith("@") else f"@{user}:sandbox.test"
         issued = state.issue_tokens(PLATFORM, user_id, refresh=bool(body.get("refresh_token")))
-        device = "SANDBOX" + hashlib.sha256(user_id.encode()).hexdigest()[:6].upper()
+        device = str(body.get("device_id") or "") or (
+            "SANDBOX" + hashlib.sha256(user_id.encode()).hexdigest()[:6].upper()
+        )
         return JSONResponse({"user_id": user_id, "device_id": device, **tokens_body(issued)})
 
     @api.post(f"{CLIENT}/refresh")
@@ -166,4 +174,104 @@ def router(state: SandboxState) -> APIRouter:
         await _kit.hold_after_commit(fault)
         return JSONResponse({"event_id": event_id})
 
+    _connect_routes(api, state, guard)
     return api
+
+
+Guard = Callable[[Request, str | None], Awaitable[tuple[str, Fault | None] | Response]]
+
+
+def _connect_routes(api: APIRouter, state: SandboxState, guard: Guard) -> None:
+    def rooms() -> dict[str, dict[str, Any]]:
+        return state.settings.matrix_rooms
+
+    def room_of(room: str) -> str | None:
+        if room in rooms():
+            return room
+        return next((r for r, v in rooms().items() if v.get("alias") == room), None)
+
+    @api.get("/.well-known/matrix/client")
+    async def well_known(request: Request) -> Response:
+        base = f"{str(request.base_url).rstrip('/')}/{PLATFORM}"
+        return JSONResponse({"m.homeserver": {"base_url": base}})
+
+    @api.get("/_matrix/client/versions")
+    async def versions() -> Response:
+        return JSONResponse({"versions": ["v1.11", "v1.12", "v1.13"], "unstable_features": {}})
+
+    @api.get(f"{CLIENT}/account/whoami")
+    async def whoami(request: Request) -> Response:
+        allowed = await guard(request, None)
+        if isinstance(allowed, Response):
+            return allowed
+        user, _ = allowed
+        return JSONResponse({"user_id": user, "is_guest": False})
+
+    @api.get(f"{CLIENT}/joined_rooms")
+    async def joined_rooms(request: Request) -> Response:
+        allowed = await guard(request, None)
+        if isinstance(allowed, Response):
+            return allowed
+        user, _ = allowed
+        joined = [r for r, v in rooms().items() if user in v.get("joined", [])]
+        return JSONResponse({"joined_rooms": joined})
+
+    @api.get(CLIENT + "/rooms/{room_id}/state/{event_type}/")
+    @api.get(CLIENT + "/rooms/{room_id}/state/{event_type}")
+    async def room_state(room_id: str, event_type: str, request: Request) -> Response:
+        allowed = await guard(request, None)
+        if isinstance(allowed, Response):
+            return allowed
+        user, _ = allowed
+        room = rooms().get(room_id)
+        if room is None or user not in room.get("joined", []):
+            return _error("M_FORBIDDEN", f"User {user} not in room {room_id}", 403)
+        if event_type == "m.room.power_levels":
+            return JSONResponse(
+                {
+                    "users": room.get("users", {}),
+                    "users_default": 0,
+                    "events": {"m.room.message": room.get("send_level", 0)},
+                    "events_default": 0,
+                    "state_default": 50,
+                }
+            )
+        if event_type == "m.room.name" and room.get("name"):
+            return JSONResponse({"name": room["name"]})
+        return _error("M_NOT_FOUND", "Event not found.", 404)
+
+    @api.post(CLIENT + "/join/{room}")
+    async def join(room: str, request: Request) -> Response:
+        allowed = await guard(request, None)
+        if isinstance(allowed, Response):
+            return allowed
+        user, _ = allowed
+        room_id = room_of(room)
+        if room_id is None:
+            return _error(
+                "M_NOT_FOUND",
+                "Room alias not found" if room.startswith("#") else "No known servers",
+                404,
+            )
+        found = rooms()[room_id]
+        joined, invited = found.setdefault("joined", []), found.setdefault("invited", [])
+        if user not in joined and user not in invited and not found.get("public"):
+            return _error("M_FORBIDDEN", "You are not invited to this room.", 403)
+        if user not in joined:
+            joined.append(user)
+        if user in invited:
+            invited.remove(user)
+        return JSONResponse({"room_id": room_id})
+
+    @api.post(f"{CLIENT}/logout")
+    async def logout(request: Request) -> Response:
+        allowed = await guard(request, None)
+        if isinstance(allowed, Response):
+            return allowed
+        token = _kit.bearer(request) or ""
+        # The device's refresh token goes with its access token.
+        state.revoked_tokens.update(
+            t for t, known in state.tokens.items() if t == token or known.pair == token
+        )
+        state.revoked_tokens.add(token)
+        return JSONResponse({})
