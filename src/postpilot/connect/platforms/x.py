@@ -95,9 +95,10 @@ class XConnector:
         app = _app(ctx)
         credentials: dict[str, Any] = {
             "access_token": grant.access_token,
-            "refresh_token": grant.refresh_token,
             "client_id": app.client_id,
         }
+        if grant.refresh_token:
+            credentials["refresh_token"] = grant.refresh_token
         if app.client_secret:  # the publisher refreshes with Basic auth, as confidential
             credentials["client_secret"] = app.client_secret
         return [
