@@ -6,6 +6,7 @@ Scenarios (each runs alone; `--scenario all` runs them in turn):
   c20       N 2,000, C 20, L 20 ms on PostgreSQL (latency bound C / L = 1,000/s), batch 200
   c50       N 10,000, C 50, L 50 ms, batch 500
   claim     the claim statement with 10,000 and 1,000,000 scheduled rows in PostgreSQL
+  contention  1, 2 and 8 processes draining 20,000 due rows with the claim (the database's ceiling)
   workers   1, 2 and 4 `postpilot worker` processes on one PostgreSQL
   lateness  1,000 posts due at one instant and 1,000 over one minute, through the worker
   memory    RSS of a worker process with 100,000 scheduled posts
@@ -101,7 +102,7 @@ def throughput_params(name: str, smoke: bool) -> throughput.Params:
 
 
 THROUGHPUT = ("plan", "c10", "c20", "c50")
-SCENARIOS = (*THROUGHPUT, "claim", "workers", "lateness", "memory", "client")
+SCENARIOS = (*THROUGHPUT, "claim", "contention", "workers", "lateness", "memory", "client")
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -176,6 +177,9 @@ def run_scenario(
     if name == "claim":
         result = claim.run(claim.params(args), sandbox, progress)
         return result, claim.markdown(result, command)
+    if name == "contention":
+        result = claim.run_contention(claim.contention_params(args), sandbox, progress)
+        return result, claim.contention_markdown(result, command)
     if name == "workers":
         result = workers.run_workers(workers.workers_params(args), sandbox, progress)
         return result, workers.workers_markdown(result, command)
