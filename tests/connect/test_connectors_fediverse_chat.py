@@ -6,6 +6,7 @@ publisher with the credentials the connect produced."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -590,3 +591,30 @@ async def test_matrix_revoked_app_and_a_homeserver_that_is_not_one(
     with pytest.raises(ConnectRefused, match="not answer as a Matrix homeserver") as refused:
         await matrix.CONNECTOR.sign_in(ctx, elsewhere)
     assert refused.value.field == "inputs.homeserver"
+
+
+async def test_the_consent_page_is_a_form_a_person_submits(
+    sandbox: SandboxClient, http: httpx.AsyncClient
+) -> None:
+    """With `connect_consent` "ask" (the default) the authorize URL shows Allow and Deny; the
+    form's answer is the redirect back to us with the code, or access_denied."""
+    flow, inputs = await mastodon_flow(sandbox, http)
+    for decision in ("approve", "deny"):
+        page = await http.get(flow.url)
+        assert page.status_code == 200 and "Allow" in page.text and "Deny" in page.text
+        consent = re.search(r'name="consent" value="([^"]+)"', page.text)
+        action = re.search(r'<form method="post" action="([^"]+)"', page.text)
+        assert consent is not None and action is not None
+        answer = await http.post(
+            f"{sandbox.url}{action.group(1)}",
+            data={"consent": consent.group(1), "decision": decision},
+        )
+        assert answer.status_code == 302
+        query = parse_qs(urlsplit(answer.headers["location"]).query)
+        assert query["state"] == [flow.state]
+        if decision == "approve":
+            grant = await flow.grant(query["code"][0])
+            [target] = await mastodon.CONNECTOR.targets(flow.ctx, grant, inputs)
+            assert (await mastodon.CONNECTOR.verify(flow.ctx, target)).handle == target.handle
+        else:
+            assert query["error"] == ["access_denied"]
