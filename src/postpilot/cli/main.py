@@ -6,6 +6,7 @@ import typer
 
 from postpilot import __version__
 from postpilot.cli import (
+    accounts,
     cache,
     compare,
     config,
@@ -47,6 +48,7 @@ def main(
 
 app.add_typer(db.app, name="db")
 app.add_typer(workspace.app, name="workspace")
+app.add_typer(accounts.app, name="accounts")
 app.add_typer(demo.app, name="demo")
 app.add_typer(scheduler.app, name="scheduler")
 app.add_typer(migration.app, name="migration")
