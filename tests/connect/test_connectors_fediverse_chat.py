@@ -336,8 +336,10 @@ async def test_bluesky_refusals(sandbox: SandboxClient, http: httpx.AsyncClient)
         await bluesky.CONNECTOR.sign_in(ctx, {"handle": BSKY_HANDLE, "service": pds})
     assert missing.value.field == "inputs.app_password"
 
-    inputs = {"handle": BSKY_HANDLE, "app_password": BSKY_PASSWORD, "service": pds}
+    # No service named: Bluesky's own host, which the sandbox replaces.
+    inputs = {"handle": BSKY_HANDLE, "app_password": BSKY_PASSWORD}
     [target] = await bluesky.CONNECTOR.sign_in(ctx, inputs)
+    assert target.base_url == pds
     revoke_app(sandbox, "bluesky", target.platform_id)
     with pytest.raises(ConnectRefused, match="does not accept the session") as revoked:
         await bluesky.CONNECTOR.verify(ctx, target)

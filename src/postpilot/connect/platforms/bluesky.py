@@ -63,9 +63,9 @@ class BlueskyConnector:
             raise ConnectRefused("Your Bluesky handle, email or DID is needed", HANDLE)
         if not password:
             raise ConnectRefused("An app password is needed", PASSWORD)
-        service = server_url(
-            inputs.get("service") or DEFAULT_SERVICE, field="inputs.service", what="The service"
-        )
+        # Not named: bsky.social, or what replaces Bluesky's hosts (the sandbox).
+        named = inputs.get("service") or ctx.url(DEFAULT_SERVICE, "")
+        service = server_url(named, field="inputs.service", what="The service")
         session = await self._create_session(ctx, service, identifier, password)
         did = str(session.get("did") or "")
         if not did.startswith("did:") or not session.get("accessJwt"):
