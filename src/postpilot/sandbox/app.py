@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
-from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from postpilot.sandbox import images
 from postpilot.sandbox.platforms import (
@@ -27,6 +27,10 @@ from postpilot.sandbox.platforms import (
     x,
 )
 from postpilot.sandbox.state import FAULT_KINDS, Fault, SandboxState
+
+# Platform requests `/_sandbox/requests` remembers (the oldest half is dropped past it): a
+# benchmark sends millions, a test a few hundred.
+REQUEST_LOG_CAP = 200_000
 
 PLATFORM_ROUTERS = (
     mastodon.router,
@@ -52,13 +56,29 @@ def create_app(sandbox_state: SandboxState | None = None) -> FastAPI:
         app.include_router(make_router(state))
     app.include_router(_connect_controls.router(state))
 
-    class LogRequests(BaseHTTPMiddleware):
-        async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-            response = await call_next(request)
-            platform = request.url.path.strip("/").split("/", 1)[0]
-            if platform and platform != "_sandbox":
-                state.log(platform, request.method, request.url.path, response.status_code)
-            return response
+    class LogRequests:
+        """Each platform request's status, in `/_sandbox/requests`. Plain ASGI: Starlette's
+        BaseHTTPMiddleware adds a task and a stream to every request (the sandbox's CPU per
+        request is part of every benchmark). The log keeps the latest REQUEST_LOG_CAP."""
+
+        def __init__(self, app: ASGIApp) -> None:
+            self.app = app
+
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            path: str = scope.get("path", "")
+            platform = path.strip("/").split("/", 1)[0]
+            if scope["type"] != "http" or not platform or platform == "_sandbox":
+                await self.app(scope, receive, send)
+                return
+
+            async def logged(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    state.log(platform, scope["method"], path, message["status"])
+                    if len(state.requests) > REQUEST_LOG_CAP:  # trim by halves: O(1) amortised
+                        del state.requests[: REQUEST_LOG_CAP // 2]
+                await send(message)
+
+            await self.app(scope, receive, logged)
 
     app.add_middleware(LogRequests)
 
