@@ -202,6 +202,12 @@ async def test_mastodon_refusals(sandbox: SandboxClient, http: httpx.AsyncClient
     with pytest.raises(ConnectRefused, match="app was revoked"):
         await mastodon.CONNECTOR.verify(third.ctx, target)
 
+    # A code redeemed after its lifetime (here: none at all).
+    sandbox.configure(code_ttl_seconds={"mastodon": 0})
+    late, _ = await mastodon_flow(sandbox, http)
+    with pytest.raises(ConnectRefused, match="has expired"):
+        await late.grant()
+
     sandbox.configure(connect_consent="deny")
     denied, _ = await mastodon_flow(sandbox, http)
     assert (await denied.callback())["error"] == "access_denied"
