@@ -319,3 +319,42 @@ async def test_pasted_credentials_are_checked_live(
         async with sqlite_db.session() as session:
             details = (await session.scalars(select(Activity.detail))).all()
         assert any("not checked live (verify=false)" in d for d in details)
+
+
+async def test_linkedin_member_and_organization_are_a_choice(
+    sqlite_db: Database, sandbox: SandboxClient
+) -> None:
+    sandbox.configure(connect_consent="approve")
+    async with api_server(sqlite_db, sandbox) as api:
+        started = await start(api, "linkedin", success_url=SUCCESS_URL)
+        answer = await callback(api, await consent(started["authorize_url"]))
+        assert answer.status_code == 303
+        query = parse_qs(urlsplit(answer.headers["location"]).query)
+        assert query["status"] == ["choosing"]
+        (flow_id,) = query["flow_id"]
+        flow = (await api.client.get(f"/api/connect/flows/{flow_id}")).json()
+        assert flow["status"] == "choosing" and flow["accounts"] == []
+        choices = {c["platform_id"]: c for c in flow["choices"]}
+        assert len(choices) == 2 and "token" not in str(flow)
+        organization, member = sorted(choices)  # urn:li:organization < urn:li:person
+        assert organization.startswith("urn:li:organization:")
+        assert await count(sqlite_db, Account) == 0  # nothing until the person picks
+
+        wrong = await api.client.post(
+            f"/api/connect/flows/{flow_id}/choose", json={"platform_ids": ["urn:li:other"]}
+        )
+        assert wrong.status_code == 422 and "pick among" in wrong.json()["error"]["message"]
+        chosen = await api.client.post(
+            f"/api/connect/flows/{flow_id}/choose", json={"platform_ids": [organization]}
+        )
+        assert chosen.status_code == 200, chosen.text
+        assert chosen.json()["status"] == "done"
+        (account,) = chosen.json()["accounts"]
+        again = await api.client.post(
+            f"/api/connect/flows/{flow_id}/choose", json={"platform_ids": [member]}
+        )
+        assert again.status_code == 409
+
+        target = await publish(api, account["id"], "news from the company page")
+        assert target["status"] == "published", target
+        assert [r["text"] for r in sandbox.records("linkedin")] == ["news from the company page"]
