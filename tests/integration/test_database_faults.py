@@ -141,10 +141,13 @@ async def test_outcomes_the_database_did_not_take_are_written_by_whoever_takes_o
     pg_proxy: tuple[TcpProxy, str],
     sandbox: SandboxClient,
     tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The first pass publishes while the database is gone, gives up writing after its retry
     window and keeps its outcomes in the journal; the pass that takes the deliveries over
     writes them from there and sends nothing again."""
+    # All four in flight at once, before the writes fail (one chat takes one at a time).
+    monkeypatch.setattr(TelegramPublisher, "max_in_flight_per_account", 4)
     proxy, proxied_url = pg_proxy
     workspace, accounts = await telegram_workspace(pg_db, sandbox)
     await due_posts(pg_db, workspace, accounts, count=4, at=datetime.now(UTC))

@@ -174,8 +174,15 @@ async def _optimized(runtime: Runtime, report: PassReport, stop: asyncio.Event |
                 conn, now=runtime.now(), limit=count, claimer=report.pass_id, lease=guard.lease
             )
 
+    # Nothing starts after this: a delivery started before it is decided and written within
+    # the bound the worker holds a pass to (`worker.pass_bound`), whose lease of slack this
+    # spends when an account's cap makes its deliveries wait for each other.
+    settings = runtime.settings
     waves = math.ceil(report.limit / max(1, report.concurrency))
-    deadline = time.monotonic() + waves * runtime.settings.SCHEDULER_DELIVERY_TIMEOUT_SECONDS
+    deadline = time.monotonic() + (
+        (waves - 1) * settings.SCHEDULER_DELIVERY_TIMEOUT_SECONDS
+        + settings.SCHEDULER_LEASE_SECONDS
+    )
 
     async with (
         guard.kept(),
