@@ -12,6 +12,8 @@ Scenarios (each runs alone; `--scenario all` runs them in turn):
   memory    RSS of a worker process with 100,000 scheduled posts
   client    HTTP clients side by side (httpx/httpcore, httpx+aiohttp transports, aiohttp, uvloop):
             requests/s, client and sandbox CPU per request at C 10 and 50
+  peers     the optimized scheduler, procrastinate (a job per delivery) and bare loops on the same
+            N 2,000 deliveries, C 20, L 20 ms, PostgreSQL: deliveries/s, CPU, ratios
 
 Results: JSON under bench/results/ and a Markdown section for BENCHMARKS.md on stdout."""
 
@@ -31,7 +33,7 @@ if __package__ in (None, ""):  # run as a script: make `bench` and `postpilot` i
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from bench import claim, client, common, report, throughput, workers
+from bench import claim, client, common, peers, report, throughput, workers
 from postpilot.publishers.registry import supported_platforms
 
 console = Console(stderr=True)
@@ -102,7 +104,7 @@ def throughput_params(name: str, smoke: bool) -> throughput.Params:
 
 
 THROUGHPUT = ("plan", "c10", "c20", "c50")
-SCENARIOS = (*THROUGHPUT, "claim", "contention", "workers", "lateness", "memory", "client")
+SCENARIOS = (*THROUGHPUT, "claim", "contention", "workers", "lateness", "memory", "client", "peers")
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -174,6 +176,9 @@ def run_scenario(
     if name == "client":
         result = client.run(client.params(args), sandbox, progress)
         return result, client.markdown(result, command)
+    if name == "peers":
+        result = peers.run(peers.params(args), sandbox, progress)
+        return result, peers.markdown(result, command)
     if name == "claim":
         result = claim.run(claim.params(args), sandbox, progress)
         return result, claim.markdown(result, command)
