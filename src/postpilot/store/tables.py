@@ -362,3 +362,65 @@ class ConnectApp(Base):
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
 
     __table_args__ = (UniqueConstraint("platform", "server"),)
+
+
+_OUTBOX_PENDING_WHERE = "status = 'pending'"
+
+
+class WebhookSubscription(Base):
+    """A workspace's receiver of events: a URL, the event names it wants ("*" for all), a secret
+    it verifies signatures with (encrypted like credentials), and a switch."""
+
+    __tablename__ = "webhook_subscriptions"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    workspace_id: Mapped[str] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), index=True
+    )
+    url: Mapped[str] = mapped_column(String(2000))
+    events: Mapped[list[str]] = mapped_column(JSON, default=list)
+    secret: Mapped[str] = mapped_column(Text)  # Fernet token of the signing secret
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    description: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+
+class WebhookOutbox(Base):
+    """One event for one subscription, written when the event happened and sent from here by
+    whichever process claims it: the row is the durable queue and the delivery log at once."""
+
+    __tablename__ = "webhook_outbox"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    subscription_id: Mapped[str] = mapped_column(
+        ForeignKey("webhook_subscriptions.id", ondelete="CASCADE")
+    )
+    workspace_id: Mapped[str] = mapped_column(String(36))
+    event_id: Mapped[str] = mapped_column(String(200))  # X-Postpilot-Id, stable per event
+    event: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|sent|failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # The next moment the row needs a sender: its next try, or its lease end while claimed.
+    next_attempt_at: Mapped[datetime] = mapped_column(Timestamp)
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claimed_until: Mapped[datetime | None] = mapped_column(Timestamp)
+    last_status: Mapped[int | None] = mapped_column(Integer)  # the receiver's HTTP status
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+    __table_args__ = (
+        # The same event is written once per subscription, however often it is announced.
+        UniqueConstraint("subscription_id", "event_id"),
+        Index(
+            "ix_webhook_outbox_pending_due",
+            "next_attempt_at",
+            "id",
+            postgresql_where=text(_OUTBOX_PENDING_WHERE),
+            sqlite_where=text(_OUTBOX_PENDING_WHERE),
+        ),
+        # The delivery log of a subscription, newest first.
+        Index(None, "subscription_id", "created_at", "id"),
+    )
