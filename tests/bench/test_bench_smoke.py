@@ -73,3 +73,29 @@ def test_plan_smoke_on_sqlite(tmp_path: Path) -> None:
 @pytest.mark.postgres
 def test_plan_smoke_on_postgresql(tmp_path: Path) -> None:
     assert_exactly_once(smoke(tmp_path, "postgresql"))
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_peers_smoke_counts_every_mode_exactly_once(tmp_path: Path) -> None:
+    path = tmp_path / "peers.json"
+    run.main(["--scenario", "peers", "--smoke", "--output", str(path)])
+    result = json.loads(path.read_text())["scenarios"]["peers"]
+    assert set(result["runs"]) == {"optimized", "procrastinate", "bare", "bare_aiohttp"}
+    for mode, (one,) in result["runs"].items():
+        assert one["published"] == one["expected"], mode
+        assert one["check"]["sandbox_records"] == one["expected"], mode
+        assert one["check"]["duplicates"] == 0 and one["check"]["exactly_once"] is True, mode
+    assert result["summary"]["ratios"]["optimized_over_procrastinate"] is not None
+    assert "### peers" in result["markdown"]
+
+
+def test_client_smoke_measures_every_candidate(tmp_path: Path) -> None:
+    path = tmp_path / "client.json"
+    run.main(["--scenario", "client", "--smoke", "-n", "20", "--output", str(path)])
+    result = json.loads(path.read_text())["scenarios"]["client"]
+    assert len(result["summary"]) == 2 * len(result["params"]["candidates"])
+    for key, (one,) in result["runs"].items():
+        assert one["statuses"] == {"200": 20}, key
+        assert one["sandbox_records"] == 20 + one["concurrency"], key  # warm-up included
+        assert one["cpu_ms_per_request"] > 0 and one["sandbox_cpu_ms_per_request"] >= 0, key
