@@ -1,0 +1,258 @@
+"""The streaming flow of the optimized pass alone: a scripted deliverer that counts what is in
+flight per account and finishes each delivery when the test says, a claim over a list, and a
+sink that keeps what it is handed. No database, no network, the clock stopped."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Sequence
+from datetime import timedelta
+from types import SimpleNamespace
+from typing import cast
+
+from postpilot.core import outcomes
+from postpilot.core.retry import RetryPolicy
+from postpilot.core.transitions import Event, Recovery, apply_outcome
+from postpilot.scheduler import engine, streaming
+from postpilot.scheduler.runtime import Runtime
+from postpilot.store.work import (
+    AccountRecord,
+    ClaimedDelivery,
+    Decision,
+    PostContent,
+    WorkItem,
+)
+from tests.mock_platform import NOW
+from tests.waiting import wait_until
+
+RUNTIME = cast(Runtime, SimpleNamespace(now=lambda: NOW, policy=RetryPolicy()))
+LIMITED_UNTIL = NOW + timedelta(minutes=15)
+
+
+def item(
+    number: int, *, account: str, platform: str = "mastodon", recovered: bool = False
+) -> WorkItem:
+    delivery = ClaimedDelivery(
+        id=f"d-{number:03d}",
+        workspace_id="w",
+        post_id=f"p-{number:03d}",
+        account_id=account,
+        platform=platform,
+        attempts=0,
+        scheduled_at=NOW - timedelta(seconds=100 - number),
+        due_at=NOW,
+        idempotency_key=f"k-{number}",
+        recovered=recovered,
+        previous_claimer="gone" if recovered else None,
+    )
+    post = PostContent(id=delivery.post_id, text="hi", media_urls=(), overrides={}, version=1)
+    record = AccountRecord(
+        id=account,
+        workspace_id="w",
+        platform=platform,
+        handle=account,
+        base_url=None,
+        options={},
+        credentials="",
+        credentials_version=1,
+        token_expires_at=None,
+        status="active",
+    )
+    return WorkItem(delivery=delivery, post=post, account=record)
+
+
+class Deliverer:
+    """Starts every delivery it is given and finishes it when `finish` says (or at once when
+    `automatic`), answering `answers[id]` (published by default)."""
+
+    def __init__(self, *, automatic: bool = True) -> None:
+        self.automatic = automatic
+        self.started: list[str] = []
+        self.in_flight: Counter[str] = Counter()
+        self.peak: Counter[str] = Counter()
+        self.answers: dict[str, outcomes.Outcome] = {}
+        self._gates: dict[str, asyncio.Event] = {}
+
+    def finish(self, delivery_id: str) -> None:
+        self._gates.setdefault(delivery_id, asyncio.Event()).set()
+
+    async def deliver(self, work: WorkItem, state: engine.PassState) -> engine.Processed | None:
+        account = work.account.id
+        self.started.append(work.delivery.id)
+        self.in_flight[account] += 1
+        self.peak[account] = max(self.peak[account], self.in_flight[account])
+        try:
+            if self.automatic:
+                await asyncio.sleep(0)  # let every other ready task run first
+            else:
+                await self._gates.setdefault(work.delivery.id, asyncio.Event()).wait()
+        finally:
+            self.in_flight[account] -= 1
+        outcome = self.answers.get(work.delivery.id, outcomes.Published("42"))
+        transition = apply_outcome(
+            work.delivery.snapshot,
+            outcome,
+            NOW,
+            policy=RetryPolicy(),
+            recovery=Recovery.IDEMPOTENT,
+        )
+        return engine.Processed(
+            decision=Decision(work.delivery, transition),
+            outcome=outcomes.outcome_kind(outcome),
+            duration_ms=0.0,
+        )
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.decided: list[engine.Processed] = []
+        self.released: list[str] = []
+
+    @property
+    def failed(self) -> bool:
+        return False
+
+    def add(self, processed: engine.Processed) -> None:
+        self.decided.append(processed)
+
+    def release(self, ids: Sequence[str]) -> None:
+        self.released.extend(ids)
+
+    def ids(self, event: Event | None = None) -> list[str]:
+        return [
+            p.decision.delivery.id
+            for p in self.decided
+            if event is None or p.decision.transition.event is event
+        ]
+
+
+class Claims:
+    """Hands out `pool` in order, `count` at a time, recording each ask."""
+
+    def __init__(self, pool: Sequence[WorkItem]) -> None:
+        self.pool = list(pool)
+        self.asks: list[int] = []
+
+    async def __call__(self, count: int) -> Sequence[WorkItem]:
+        self.asks.append(count)
+        taken, self.pool = self.pool[:count], self.pool[count:]
+        return taken
+
+
+async def run(
+    pool: Sequence[WorkItem],
+    deliverer: Deliverer,
+    *,
+    limit: int,
+    concurrency: int,
+    halted: bool = False,
+    sink: Sink | None = None,
+) -> tuple[streaming.Stream, Sink, Claims]:
+    sink, claims = sink or Sink(), Claims(pool)
+    stream = streaming.Stream(
+        RUNTIME,
+        cast(engine.PassState, None),
+        limit=limit,
+        concurrency=concurrency,
+        claim=claims,
+        deliverer=deliverer,
+        sink=sink,
+        halted=lambda: halted,
+    )
+    asked = min(limit, streaming.claim_group(concurrency))
+    await stream.run(await claims(asked), asked=asked)
+    return stream, sink, claims
+
+
+async def test_an_account_never_has_more_in_flight_than_its_platform_tolerates() -> None:
+    room = [item(i, account="room", platform="matrix") for i in range(6)]
+    toots = [item(10 + i, account="toots") for i in range(12)]
+    deliverer = Deliverer()
+    stream, sink, _ = await run([*toots, *room], deliverer, limit=100, concurrency=10)
+    assert deliverer.peak["room"] == 1  # Matrix: one send per room at a time
+    assert deliverer.peak["toots"] == 4  # Mastodon's cap, below the pass's 10 slots
+    assert sorted(sink.ids()) == sorted(d.delivery.id for d in [*room, *toots])
+    assert stream.claimed == 18
+
+
+async def test_an_accounts_deliveries_start_in_due_order() -> None:
+    # Claimed in reverse: the pass still sends the earliest scheduled first.
+    chat = [item(i, account="chat", platform="telegram") for i in reversed(range(8))]
+    deliverer = Deliverer()
+    await run(chat, deliverer, limit=100, concurrency=4)
+    assert deliverer.started == sorted(deliverer.started)
+    assert len(deliverer.started) == 8
+
+
+async def test_outcomes_are_handed_on_while_a_slow_publish_is_in_flight() -> None:
+    deliverer, sink = Deliverer(automatic=False), Sink()
+    pool = [item(i, account=f"a{i}") for i in range(6)]
+    task = asyncio.create_task(run(pool, deliverer, limit=100, concurrency=6, sink=sink))
+    await wait_until(lambda: len(deliverer.started) == 6, timeout=5)
+    for work in pool[1:]:
+        deliverer.finish(work.delivery.id)
+    await wait_until(lambda: len(sink.decided) == 5, timeout=5)
+    assert not task.done() and pool[0].delivery.id not in sink.ids()
+    deliverer.finish(pool[0].delivery.id)
+    await asyncio.wait_for(task, timeout=5)
+    assert sink.ids()[-1] == pool[0].delivery.id
+
+
+async def test_a_rate_limited_account_gets_no_more_requests_and_holds_no_slot() -> None:
+    limited = [item(i, account="limited") for i in range(8)]
+    others = [item(20 + i, account=f"other{i}") for i in range(8)]
+    deliverer = Deliverer()
+    deliverer.answers["d-000"] = outcomes.RateLimited(until=LIMITED_UNTIL)
+    deliverer.answers["d-001"] = outcomes.RateLimited(until=LIMITED_UNTIL)
+    _, sink, _ = await run([*limited, *others], deliverer, limit=100, concurrency=2)
+    sent_limited = [d for d in deliverer.started if d in {w.delivery.id for w in limited}]
+    # At most the account's sends already in flight when the first answer came back.
+    assert len(sent_limited) <= 2
+    assert sorted(sink.ids(Event.PUBLISHED)) == sorted(w.delivery.id for w in others)
+    waiting = [p for p in sink.decided if p.decision.delivery.account_id == "limited"]
+    assert len(waiting) == 8
+    for p in waiting:
+        assert p.decision.transition.event is Event.RATE_LIMITED
+        assert p.decision.transition.due_at == LIMITED_UNTIL
+        assert p.decision.transition.attempts == 0
+
+
+async def test_a_taken_over_delivery_of_a_limited_account_still_goes_through_the_engine() -> None:
+    pool = [
+        item(0, account="limited", platform="telegram"),
+        item(1, account="limited", platform="telegram", recovered=True),
+        item(2, account="limited", platform="telegram"),
+    ]
+    deliverer = Deliverer()
+    deliverer.answers["d-000"] = outcomes.RateLimited(until=LIMITED_UNTIL)
+    _, sink, _ = await run(pool, deliverer, limit=100, concurrency=3)
+    # Recovery decides first whether it may be sent at all: it is never deferred blindly.
+    assert deliverer.started == ["d-000", "d-001"]
+    assert sorted(sink.ids()) == ["d-000", "d-001", "d-002"]
+
+
+async def test_claims_come_in_groups_as_slots_free_up_until_the_limit() -> None:
+    pool = [item(i, account=f"a{i % 7}") for i in range(50)]
+    deliverer = Deliverer()
+    stream, sink, claims = await run(pool, deliverer, limit=30, concurrency=2)
+    assert stream.claimed == 30 and len(sink.decided) == 30
+    assert claims.asks == [8, 8, 8, 6]
+    assert len(claims.pool) == 20, "nothing claimed beyond the pass's limit"
+
+
+async def test_the_pass_ends_when_a_claim_comes_back_short() -> None:
+    pool = [item(i, account=f"a{i % 3}") for i in range(11)]
+    deliverer = Deliverer()
+    stream, sink, claims = await run(pool, deliverer, limit=100, concurrency=2)
+    assert stream.claimed == 11 and len(sink.decided) == 11
+    assert claims.asks == [8, 8]
+
+
+async def test_a_halted_pass_starts_nothing_and_hands_everything_back() -> None:
+    pool = [item(i, account=f"a{i}") for i in range(5)]
+    deliverer = Deliverer()
+    stream, sink, _ = await run(pool, deliverer, limit=100, concurrency=2, halted=True)
+    assert deliverer.started == [] and sink.decided == []
+    assert sorted(sink.released) == sorted(w.delivery.id for w in pool)
+    assert stream.claimed == 5
