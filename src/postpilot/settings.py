@@ -150,6 +150,19 @@ class Settings(BaseSettings):
     CONNECT_DISCORD_CLIENT_SECRET: str | None = None
     CONNECT_SLACK_CLIENT_ID: str | None = None
     CONNECT_SLACK_CLIENT_SECRET: str | None = None
+    # The web app (postpilot/web). Session cookies are Secure when this is true; unset: when
+    # PUBLIC_BASE_URL is https (so http://127.0.0.1 development works without it).
+    SESSION_COOKIE_SECURE: bool | None = None
+    SESSION_LIFETIME_HOURS: Annotated[int, Field(ge=1, le=24 * 366)] = 14 * 24
+    INVITATION_LIFETIME_HOURS: Annotated[int, Field(ge=1, le=24 * 90)] = 72
+    # Failed sign-ins allowed per email (and per client address) within the window; counted in
+    # the database, so the limit holds across processes.
+    LOGIN_RATE_LIMIT: Annotated[int, Field(ge=1, le=10_000)] = 5
+    LOGIN_RATE_LIMIT_PER_IP: Annotated[int, Field(ge=1, le=100_000)] = 50
+    LOGIN_RATE_WINDOW_SECONDS: Annotated[int, Field(ge=1, le=86_400)] = 900
+    # Where scripts/setup installs the pages' front-end packages (htmx, Swagger UI, ReDoc);
+    # unset: .web-assets beside the project's src/.
+    WEB_ASSETS_DIR: str | None = None
 
     @field_validator(*CONNECT_APP_SETTINGS, mode="before")
     @classmethod
@@ -169,7 +182,15 @@ class Settings(BaseSettings):
     def _async_driver(cls, value: str) -> str:
         return normalize_database_url(value)
 
-    @field_validator("CRON_SECRET", "SECRET_KEY", "REDIS_URL", "SANDBOX_URL", mode="before")
+    @field_validator(
+        "CRON_SECRET",
+        "SECRET_KEY",
+        "REDIS_URL",
+        "SANDBOX_URL",
+        "WEB_ASSETS_DIR",
+        "SESSION_COOKIE_SECURE",
+        mode="before",
+    )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value

@@ -364,6 +364,78 @@ class ConnectApp(Base):
     __table_args__ = (UniqueConstraint("platform", "server"),)
 
 
+class User(Base):
+    """A person who signs in to the web app. Only an argon2 hash of the password is kept."""
+
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    email: Mapped[str] = mapped_column(String(320), unique=True)  # stored lower-cased
+    password_hash: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+
+class Membership(Base):
+    """A user's role in a workspace (core/roles.py says what each role may do)."""
+
+    __tablename__ = "memberships"
+
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    workspace_id: Mapped[str] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+
+class WebSession(Base):
+    """A signed-in browser: the cookie holds a random secret, only its hash is kept. A session
+    acts in one workspace."""
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class Invitation(Base):
+    """A link that signs up (or adds the membership of) one email with one role, once."""
+
+    __tablename__ = "invitations"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    workspace_id: Mapped[str] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), index=True
+    )
+    email: Mapped[str] = mapped_column(String(320))
+    role: Mapped[str] = mapped_column(String(16))
+    invited_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(Timestamp)
+    used_at: Mapped[datetime | None] = mapped_column(Timestamp)
+
+
+class LoginFailure(Base):
+    """A failed sign-in, counted per email and per address to rate-limit guessing across
+    every process of the service."""
+
+    __tablename__ = "login_failures"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    email: Mapped[str] = mapped_column(String(320))
+    ip: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(Timestamp)
+
+    __table_args__ = (Index(None, "email", "at"), Index(None, "ip", "at"))
+
+
 _OUTBOX_PENDING_WHERE = "status = 'pending'"
 
 
@@ -424,3 +496,42 @@ class WebhookOutbox(Base):
         # The delivery log of a subscription, newest first.
         Index(None, "subscription_id", "created_at", "id"),
     )
+
+
+class MediaItem(Base):
+    """An image in a workspace's media library. The bytes are in the media storage under
+    "<id>/original", "<id>/variant" (what is published) and "<id>/thumbnail"."""
+
+    __tablename__ = "media"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(64))  # of the original
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    variant_content_type: Mapped[str] = mapped_column(String(64))
+    variant_size_bytes: Mapped[int] = mapped_column(BigInteger)
+    variant_width: Mapped[int] = mapped_column(Integer)
+    variant_height: Mapped[int] = mapped_column(Integer)
+    alt_text: Mapped[str | None] = mapped_column(Text)
+    platforms: Mapped[list[str]] = mapped_column(JSON, default=list)  # checked against at upload
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    # The last time a post was created or edited with it: retention counts from here.
+    last_used_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+    __table_args__ = (Index(None, "workspace_id", "created_at", "id"),)
+
+
+class PostMedia(Base):
+    """Which library media a post uses, in order (the post's media_urls hold "media:<id>")."""
+
+    __tablename__ = "post_media"
+
+    post_id: Mapped[str] = mapped_column(
+        ForeignKey("posts.id", ondelete="CASCADE"), primary_key=True
+    )
+    media_id: Mapped[str] = mapped_column(ForeignKey("media.id"), primary_key=True, index=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)

@@ -1,0 +1,35 @@
+"""Passwords: argon2id hashes (argon2-cffi's defaults, RFC 9106's low-memory profile)."""
+
+from __future__ import annotations
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+MIN_LENGTH = 10
+MAX_LENGTH = 200  # argon2 takes any length; a bound keeps one sign-in from costing much
+
+_hasher = PasswordHasher()
+
+
+def problem(password: str) -> str | None:
+    """Why a new password is refused, or None."""
+    if len(password) < MIN_LENGTH:
+        return f"use at least {MIN_LENGTH} characters"
+    if len(password) > MAX_LENGTH:
+        return f"use at most {MAX_LENGTH} characters"
+    return None
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+# Compared against when no user has the email, so an unknown email costs as much as a known one.
+DUMMY_HASH = hash_password("not-a-password-of-anyone")
