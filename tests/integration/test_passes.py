@@ -4,6 +4,7 @@ retries, rate limits and token failures, identical decisions from both scheduler
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -17,8 +18,9 @@ from postpilot.scheduler.passes import run_pass
 from postpilot.store import work
 from postpilot.store.database import Database
 from postpilot.store.tables import Account, Activity, Delivery
-from tests.factories import due_posts, workspace_with_accounts
+from tests.factories import due_posts, telegram_workspace, workspace_with_accounts
 from tests.helpers import make_settings
+from tests.waiting import wait_until
 
 
 @pytest.fixture
@@ -227,3 +229,84 @@ async def test_a_stopping_worker_hands_back_what_it_did_not_start(
     async with runtime.db.session() as session:
         holders = (await session.execute(select(Delivery.claimed_by))).scalars().all()
     assert holders == [None] * 3, "a released delivery is nobody's: the next pass takes it"
+
+
+async def test_outcomes_are_written_while_a_slow_publish_is_still_in_flight(
+    any_db: Database, sandbox: SandboxClient
+) -> None:
+    settings = make_settings(
+        any_db, sandbox, SCHEDULER_LEASE_SECONDS=600, WORKER_SHUTDOWN_GRACE_SECONDS=0.1
+    )
+    runtime = build_runtime(settings, db=any_db)
+    now = datetime.now(UTC)
+    chat_ws, chat = await telegram_workspace(any_db, sandbox)
+    await due_posts(any_db, chat_ws, chat, count=1, at=now - timedelta(seconds=5))
+    workspace, accounts = await workspace_with_accounts(any_db, sandbox, count=3)
+    await due_posts(any_db, workspace, accounts, count=2, at=now)
+    sandbox.inject("timeout", "telegram", hold_seconds=60, step="publish")
+    stop = asyncio.Event()
+    publishing = asyncio.create_task(
+        run_pass(runtime, scheduler="optimized", limit=20, concurrency=4, stop=stop)
+    )
+    try:
+        # The slow send was claimed and started first; the six others are written meanwhile.
+        await wait_until(
+            lambda: _published(any_db, 6), timeout=20, what="six outcomes written mid-pass"
+        )
+        assert not publishing.done(), "the pass is still waiting for the slow publish"
+        stop.set()
+        report = await asyncio.wait_for(publishing, timeout=10)
+    finally:
+        stop.set()
+        await runtime.close()
+    assert (report.claimed, report.published, report.unknown) == (7, 6, 1)
+    # Telegram cannot deduplicate: a send stopped in flight waits for a person.
+    assert await statuses(any_db) == {"published": 6, "unknown": 1}
+
+
+async def _published(db: Database, n: int) -> bool:
+    return (await statuses(db)).get("published", 0) == n
+
+
+async def test_a_rate_limited_account_does_not_hold_back_the_others(
+    runtime: ServiceRuntime, sandbox: SandboxClient
+) -> None:
+    db = runtime.db
+    sandbox.configure(rate_limits={"mastodon": [3, 3600]})  # 3 statuses per token, then 429
+    workspace, accounts = await workspace_with_accounts(db, sandbox, count=3)
+    now = datetime.now(UTC)
+    # The busy account's eight are due first, so it takes the slots first.
+    await due_posts(db, workspace, accounts[:1], count=8, at=now - timedelta(seconds=10))
+    await due_posts(db, workspace, accounts[1:], count=3, at=now - timedelta(seconds=5))
+    report = await run_pass(runtime, scheduler="optimized", limit=50, concurrency=2)
+    assert report.claimed == 14
+    assert (report.published, report.rate_limited) == (9, 5)
+    per_account = Counter(record["account"] for record in sandbox.records("mastodon"))
+    assert sorted(per_account.values()) == [3, 3, 3]
+    refused = [r for r in sandbox.requests("mastodon") if r["status"] == 429]
+    # At most what the account had in flight when it was told: the rest were not sent.
+    assert len(refused) <= 2
+    async with db.session() as session:
+        waiting = (
+            await session.execute(
+                select(Delivery.attempts, Delivery.due_at).where(Delivery.status == "scheduled")
+            )
+        ).all()
+    assert len(waiting) == 5
+    assert all(attempts == 0 for attempts, _ in waiting)
+    assert all(due.replace(tzinfo=UTC) > now + timedelta(minutes=30) for _, due in waiting)
+
+
+async def test_one_accounts_deliveries_go_out_in_due_order(
+    runtime: ServiceRuntime, sandbox: SandboxClient
+) -> None:
+    db = runtime.db
+    workspace, chat = await telegram_workspace(db, sandbox)
+    now = datetime.now(UTC)
+    for minute in (5, 1, 4, 2, 6, 3):  # created out of order, all due
+        at = now - timedelta(minutes=minute)
+        await due_posts(db, workspace, chat, count=1, at=at, text=f"{10 - minute} minutes")
+    report = await run_pass(runtime, scheduler="optimized", limit=10, concurrency=10)
+    assert report.published == 6
+    sent = [record["text"] for record in sandbox.records("telegram")]
+    assert sent == [f"{n} minutes 0" for n in (4, 5, 6, 7, 8, 9)]
