@@ -72,6 +72,7 @@ async def _serve(
 ) -> None:
     async with open_runtime(settings, check_schema=False) as runtime:
         await schema.upgrade(runtime.db)
+        await demo.connect_accounts(runtime, sandbox_url=sandbox_url)
         now = runtime.now()
         seeded = await demo.seed(
             runtime.db,
@@ -155,8 +156,9 @@ def seed(
         None, help="The sandbox the demo accounts publish to (default: SANDBOX_URL, else :8765)."
     ),
 ) -> None:
-    """Create realistic test posts (source=demo) to sandbox accounts on Mastodon, X and Bluesky,
-    for rehearsing a migration; `postpilot demo clean` removes exactly them."""
+    """Create realistic test posts (source=demo) to sandbox accounts on Mastodon, X and Bluesky
+    (connected through their flows on the sandbox), for rehearsing a migration; `postpilot demo
+    clean` removes exactly them."""
     if not 1 <= posts <= demo.MAX_POSTS:
         common.fail(f"--posts must be between 1 and {demo.MAX_POSTS} (got {posts})")
     try:
@@ -164,13 +166,14 @@ def seed(
         offset = timedelta(seconds=parse_duration(start_in))
     except InvalidDuration as exc:
         common.fail(str(exc))
-    settings = common.settings()
-    url = (sandbox_url or settings.SANDBOX_URL or "http://127.0.0.1:8765").rstrip("/")
+    url = (sandbox_url or common.settings().SANDBOX_URL or "http://127.0.0.1:8765").rstrip("/")
     if not url.startswith(("http://", "https://")):
         common.fail(f"--sandbox-url must be an http(s) URL (got {url!r})")
+    settings = common.settings(SANDBOX_URL=url)  # the demo's accounts connect through it
 
     async def go() -> demo.Seeded:
         async with open_runtime(settings) as runtime:
+            await demo.connect_accounts(runtime, sandbox_url=url)
             now = runtime.now()
             return await demo.seed(
                 runtime.db,

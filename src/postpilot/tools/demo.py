@@ -1,11 +1,17 @@
-"""Demo data on the sandbox: what `postpilot demo run` schedules and `postpilot demo seed` adds
-for a migration rehearsal, and the clean-up that removes exactly that.
+"""Demo data on the sandbox: the demo's accounts connected through the same flows a person's
+are (`connect_accounts`: Mastodon and X through their consent pages, answered by the sandbox,
+Bluesky with an app password), what `postpilot demo run` schedules and `postpilot demo seed`
+adds for a migration rehearsal, and the clean-up that removes exactly that.
 
 Seeded rows carry the demo's marks (`store/demo.py`): posts `source = "demo"`, accounts
 `options.demo = true` in the `demo` workspace. Every demo account's `base_url` is the sandbox, so
 even a worker without SANDBOX_URL publishes them to the sandbox, never to a platform. Cleaning
 deletes demo posts (with their deliveries and activity) and demo accounts no other post still
 targets, then the demo workspace if nothing is left in it; nothing else.
+
+`seed` posts to the demo workspace's accounts; where there are none yet (tools and tests that
+seed a database with no sandbox running) it writes sandbox accounts whose tokens the sandbox
+accepts without having issued them.
 """
 
 from __future__ import annotations
@@ -16,10 +22,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from postpilot.connect import flows
+from postpilot.connect.service import ConnectService, Finished
 from postpilot.core.states import DeliveryStatus
 from postpilot.crypto import CredentialCipher
+from postpilot.errors import PostpilotError
+from postpilot.sandbox.client import SandboxClient
+from postpilot.scheduler.runtime import Runtime
 from postpilot.store import demo as demo_rows
 from postpilot.store import posts, workspaces
 from postpilot.store.database import Database
@@ -29,8 +41,12 @@ from postpilot.store.work import Decision
 MAX_POSTS = 10_000
 # The sandbox's Bluesky treats a token it never issued as this DID's (sha256 of "sandbox").
 SANDBOX_DID = "did:plc:" + hashlib.sha256(b"sandbox").hexdigest()[:24]
-# (platform, handle, credentials): what each platform's publisher needs to talk to the sandbox,
-# which accepts tokens it never issued.
+# Who signs in at the sandbox's consent page for each demo account connected through OAuth
+# (platform, the sandbox's subject); and the Bluesky account, with an app password.
+LOGINS = (("mastodon", "news"), ("mastodon", "brand"), ("x", "brand_x"))
+BLUESKY_LOGIN = {"handle": "brand.sandbox.local", "app_password": "demo-app-pass-word"}
+# Without a sandbox to connect through (platform, handle, credentials): what each platform's
+# publisher needs to talk to the sandbox, which accepts tokens it never issued.
 ACCOUNTS = (
     ("mastodon", "@news@sandbox.local", {"access_token": "demo-token-news"}),
     ("mastodon", "@brand@sandbox.local", {"access_token": "demo-token-brand"}),
@@ -132,11 +148,63 @@ async def _workspace(session: AsyncSession) -> Workspace:
     return created.workspace
 
 
+async def connect_accounts(runtime: Runtime, *, sandbox_url: str) -> list[str]:
+    """Connect the demo's accounts through the connect service, as a person would: the
+    sandbox's consent page approves at once (its setting, restored after), the callback's code
+    is exchanged and each account checked live. Connecting again updates the same accounts."""
+    base = sandbox_url.rstrip("/")
+    async with runtime.db.transaction() as session:
+        workspace = await _workspace(session)
+    service = ConnectService(runtime)
+    sandbox = SandboxClient(base)
+    before = sandbox.configure()
+    connected: list[str] = []
+    try:
+        for platform, subject in LOGINS:
+            sandbox.configure(connect_consent="approve", connect_subject=subject)
+            inputs = {"instance": f"{base}/mastodon"} if platform == "mastodon" else {}
+            started = await service.start(
+                workspace_id=workspace.id, platform=platform, inputs=inputs, actor="demo"
+            )
+            consent = await runtime.http.get(started.authorize_url)
+            back = flows.read_pasted(consent.headers.get("location", ""))
+            connected += _connected(
+                await service.callback(state=back.state, code=back.code, error=back.error)
+            )
+        direct = await service.connect_direct(
+            workspace_id=workspace.id,
+            platform="bluesky",
+            inputs={**BLUESKY_LOGIN, "service": f"{base}/bluesky"},
+            actor="demo",
+        )
+        connected += _connected(direct)
+    finally:
+        sandbox.configure(
+            connect_consent=before["connect_consent"], connect_subject=before["connect_subject"]
+        )
+        sandbox.close()
+    async with runtime.db.transaction() as session:
+        for account in await session.scalars(select(Account).where(Account.id.in_(connected))):
+            account.options = {**account.options, demo_rows.ACCOUNT_FLAG: True}
+    return connected
+
+
+def _connected(finished: Finished) -> list[str]:
+    if finished.status != "done":
+        raise DemoConnectFailed(finished.message or "the sandbox did not connect a demo account")
+    return finished.account_ids
+
+
+class DemoConnectFailed(PostpilotError):
+    """A demo account could not be connected through the sandbox."""
+
+
 async def _accounts(
     session: AsyncSession, workspace: Workspace, cipher: CredentialCipher, sandbox_url: str
 ) -> list[Account]:
     existing = await demo_rows.accounts(session, workspace_id=workspace.id)
-    have = {(a.platform, a.handle) for a in existing}
+    if existing:  # connected through the flows (connect_accounts), or written before
+        return sorted(existing, key=lambda a: (a.platform, a.handle))
     made = [
         Account(
             workspace_id=workspace.id,
@@ -147,11 +215,10 @@ async def _accounts(
             credentials=cipher.encrypt(credentials),
         )
         for platform, handle, credentials in ACCOUNTS
-        if (platform, handle) not in have
     ]
     session.add_all(made)
     await session.flush()
-    return sorted(existing + made, key=lambda a: (a.platform, a.handle))
+    return sorted(made, key=lambda a: (a.platform, a.handle))
 
 
 def post_text(index: int, batch: str) -> str:
