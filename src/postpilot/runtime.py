@@ -29,6 +29,7 @@ from postpilot.cache.service import CacheService
 from postpilot.core.retry import RetryPolicy
 from postpilot.crypto import CredentialCipher
 from postpilot.errors import PostpilotError
+from postpilot.media import library
 from postpilot.monitor.service import Monitor
 from postpilot.publishers.addresses import AddressPolicy
 from postpilot.publishers.base import PublishContext
@@ -96,11 +97,12 @@ def build_runtime(
         policy=addresses,
         timeout_seconds=settings.HTTP_TIMEOUT_SECONDS,
         cache_ttl_seconds=settings.SCHEDULER_CACHE_TTL,
+        library=library.LibraryReader(library.open_storage(settings)),
     )
     cache = CacheService.open(settings)
     closing.push_async_callback(cache.close)
     cache.track("media", lambda: CacheStats(media.hits, media.misses))
-    monitor = Monitor(settings=settings, db=db, clock=clock, cache=cache)
+    monitor = Monitor(settings=settings, db=db, clock=clock, cache=cache, http=http)
     closing.push_async_callback(monitor.close)
     return ServiceRuntime(
         settings=settings,

@@ -132,6 +132,14 @@ class Settings(BaseSettings):
     WEBHOOK_MAX_ATTEMPTS: Annotated[int, Field(ge=1, le=20)] = 5
     WEBHOOK_TIMEOUT_SECONDS: Annotated[float, Field(gt=0, le=300)] = 10.0
     WEBHOOK_QUEUE_SIZE: Annotated[int, Field(ge=1, le=1_000_000)] = 10_000
+    # Workspaces' subscriptions (/api/webhooks), sent from the durable outbox: attempts per
+    # event, the backoff between them, how often a process looks for due rows, and how many
+    # rows one look takes.
+    WEBHOOK_OUTBOX_MAX_ATTEMPTS: Annotated[int, Field(ge=1, le=50)] = 12
+    WEBHOOK_RETRY_BASE_SECONDS: Annotated[float, Field(ge=0, le=3600)] = 5.0
+    WEBHOOK_RETRY_MAX_SECONDS: Annotated[float, Field(ge=0, le=86_400)] = 3600.0
+    WEBHOOK_OUTBOX_POLL_SECONDS: Annotated[float, Field(gt=0, le=3600)] = 2.0
+    WEBHOOK_OUTBOX_BATCH: Annotated[int, Field(ge=1, le=1000)] = 50
     # Connecting accounts. The public origin people's browsers reach the API at: every
     # platform's consent page sends them back to {PUBLIC_BASE_URL}/api/connect/callback, the one
     # redirect URI to register with each platform's app.

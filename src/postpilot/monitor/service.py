@@ -1,9 +1,10 @@
 """The monitor of one runtime: the pass observer (stored figures, Prometheus, delivery events,
 alert evaluation) and the loop that evaluates alerts when no pass runs (the overdue rule must
-fire precisely when nothing is polling).
+fire precisely when nothing is polling), beside which the webhook outbox is sent.
 
 Nothing here may break or block a pass: every part of the observer is guarded on its own, and
-webhooks only enqueue."""
+webhooks only enqueue (the operator's in memory, workspaces' into the outbox table, written
+right after the pass's outcomes were committed)."""
 
 from __future__ import annotations
 
@@ -13,11 +14,16 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+import httpx
+
 from postpilot.cache.service import CacheService
 from postpilot.core import figures as core_figures
+from postpilot.core.retry import RetryPolicy
+from postpilot.crypto import CredentialCipher
 from postpilot.monitor import events, store
 from postpilot.monitor.alerts import AlertEvaluator, Change, Rule, Thresholds, log_change
 from postpilot.monitor.figures import PassFigures
+from postpilot.monitor.outbox import OutboxSender
 from postpilot.monitor.prometheus import PrometheusMetrics
 from postpilot.monitor.webhooks import Message, WebhookSender
 from postpilot.scheduler.summary import PassReport
@@ -37,6 +43,7 @@ class Monitor:
         db: Database,
         clock: Callable[[], datetime],
         cache: CacheService,
+        http: httpx.AsyncClient,
     ) -> None:
         self.settings = settings
         self.db = db
@@ -50,6 +57,8 @@ class Monitor:
         self.event_hook = _sender(
             "events", settings.EVENTS_WEBHOOK_URL, settings.EVENTS_WEBHOOK_SECRET, settings
         )
+        self.outbox = outbox_sender(settings, db=db, http=http, clock=clock)
+        self._recording: set[asyncio.Task[None]] = set()  # outbox writes from `announce`
         self.prometheus = PrometheusMetrics(
             max_db_connections=db.max_connections,
             caches=cache.stats,
@@ -75,7 +84,8 @@ class Monitor:
             self.prometheus.observe(report)
         except Exception:
             log.exception("prometheus update failed", extra=extra)
-        self.announce(report)
+        messages = self._queue_events(report)
+        await self._record_events(messages, report.pass_id)
         if not self.enabled:
             return
         if report.claimed or report.released or report.lost_lease:
@@ -91,10 +101,25 @@ class Monitor:
 
     def announce(self, report: PassReport) -> None:
         """Queue a delivery event for each decision of `report` (the scheduler's delivery-event
-        hook, also for decisions written outside a pass)."""
+        hook for decisions written outside a pass): the outbox rows are written by a task."""
+        messages = self._queue_events(report)
+        if messages:
+            task = asyncio.create_task(self._record_events(messages, report.pass_id))
+            self._recording.add(task)
+            task.add_done_callback(self._recording.discard)
+
+    def _queue_events(self, report: PassReport) -> list[Message]:
+        messages = events.delivery_events(report)
         if self.event_hook is not None:
-            for message in events.delivery_events(report):
+            for message in messages:
                 self.event_hook.enqueue(message)
+        return messages
+
+    async def _record_events(self, messages: list[Message], pass_id: str) -> None:
+        try:
+            await self.outbox.record(messages)
+        except Exception:
+            log.exception("writing webhook events failed", extra={"pass_id": pass_id})
 
     async def record(self, report: PassReport) -> PassFigures:
         phase = core_figures.cache_phase(
@@ -121,9 +146,18 @@ class Monitor:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Evaluate every ALERT_EVALUATE_SECONDS until `stop` (the first one after one period,
-        so a starting worker gets a chance to catch up)."""
+        so a starting worker gets a chance to catch up); send the webhook outbox meanwhile."""
+        sending = asyncio.create_task(self.outbox.run(stop), name="webhook-outbox")
+        try:
+            await self._evaluate_until(stop)
+        finally:
+            stop.set()  # also when evaluating was cancelled: the sender ends its batch
+            await sending
+
+    async def _evaluate_until(self, stop: asyncio.Event) -> None:
         seconds = self.evaluate_every.total_seconds()
         if seconds <= 0:
+            await stop.wait()
             return
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
@@ -138,6 +172,8 @@ class Monitor:
                 log.exception("alert evaluation failed")
 
     async def close(self) -> None:
+        if self._recording:  # outbox writes still running: they take a moment, not a receiver
+            await asyncio.gather(*self._recording, return_exceptions=True)
         for hook in (self.event_hook, self.alert_hook):
             if hook is not None:
                 await hook.close()
@@ -181,6 +217,27 @@ class Monitor:
             log.info(
                 "monitor history pruned", extra={"rows": removed, "before": before.isoformat()}
             )
+
+
+def outbox_sender(
+    settings: Settings, *, db: Database, http: httpx.AsyncClient, clock: Callable[[], datetime]
+) -> OutboxSender:
+    return OutboxSender(
+        db=db,
+        http=http,
+        cipher=CredentialCipher(settings.SECRET_KEY or ""),
+        clock=clock,
+        policy=RetryPolicy(
+            max_attempts=settings.WEBHOOK_OUTBOX_MAX_ATTEMPTS,
+            base_delay_seconds=settings.WEBHOOK_RETRY_BASE_SECONDS,
+            max_delay_seconds=max(
+                settings.WEBHOOK_RETRY_MAX_SECONDS, settings.WEBHOOK_RETRY_BASE_SECONDS
+            ),
+        ),
+        timeout_seconds=settings.WEBHOOK_TIMEOUT_SECONDS,
+        poll_seconds=settings.WEBHOOK_OUTBOX_POLL_SECONDS,
+        batch_size=settings.WEBHOOK_OUTBOX_BATCH,
+    )
 
 
 def _sender(

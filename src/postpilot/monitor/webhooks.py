@@ -11,7 +11,9 @@ A receiver recomputes the HMAC over the raw body (`verify()` does it, with a rep
 Network errors, timeouts, 408, 429 and 5xx are retried with exponential backoff (tenacity), up
 to WEBHOOK_MAX_ATTEMPTS; any other answer ends the message. The queue is in memory and bounded:
 when it is full new messages are dropped and counted, and what is still queued at shutdown is
-sent for a few seconds, then given up (logged).
+sent for a few seconds, then given up (logged). `WebhookSender` serves the operator's
+ALERT_WEBHOOK_URL and EVENTS_WEBHOOK_URL; workspaces' subscriptions are sent from the durable
+outbox (`monitor.outbox`) with the same headers, signature and retry rule (`post_signed`).
 """
 
 from __future__ import annotations
@@ -49,6 +51,58 @@ REPLAY_TOLERANCE_SECONDS = 300
 def sign(secret: str, timestamp: int, body: bytes) -> str:
     digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
     return f"sha256={digest.hexdigest()}"
+
+
+def signed_headers(secret: str, message: Message, body: bytes, timestamp: int) -> dict[str, str]:
+    """The headers of one attempt at sending `message` (signed afresh each time)."""
+    return {
+        "Content-Type": "application/json",
+        EVENT_HEADER: message.kind,
+        ID_HEADER: message.id,
+        TIMESTAMP_HEADER: str(timestamp),
+        SIGNATURE_HEADER: sign(secret, timestamp, body),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What one attempt got: the receiver's status, or the network error instead."""
+
+    status: int | None
+    error: str | None = None
+
+    @property
+    def accepted(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+    @property
+    def retryable(self) -> bool:
+        """Network errors, timeouts, 408, 429 and 5xx may succeed later; other answers not."""
+        status = self.status
+        return status is None or status in (408, 429) or status >= 500
+
+    def describe(self) -> str:
+        return self.error or f"HTTP {self.status}"
+
+
+async def post_signed(
+    http: httpx.AsyncClient,
+    url: str,
+    *,
+    secret: str,
+    message: Message,
+    timestamp: int,
+    timeout_seconds: float | None = None,
+) -> Answer:
+    """POST `message` to `url`, signed; never raises for what the receiver or network did."""
+    body = message.body()
+    headers = signed_headers(secret, message, body, timestamp)
+    timeout = httpx.USE_CLIENT_DEFAULT if timeout_seconds is None else timeout_seconds
+    try:
+        response = await http.post(url, content=body, headers=headers, timeout=timeout)
+    except httpx.HTTPError as exc:
+        return Answer(None, f"{type(exc).__name__}: {exc}")
+    return Answer(response.status_code)
 
 
 def verify(
@@ -144,7 +198,6 @@ class WebhookSender:
 
     async def send(self, message: Message) -> bool:
         """Deliver one message now, with retries. True when the receiver accepted it."""
-        body = message.body()
         try:
             async for attempt in AsyncRetrying(
                 stop=stop_after_attempt(self.max_attempts),
@@ -153,7 +206,7 @@ class WebhookSender:
                 reraise=True,
             ):
                 with attempt:
-                    await self._post(message, body)
+                    await self._post(message)
         except Exception as exc:
             self.stats.failed += 1
             log.warning(
@@ -169,25 +222,16 @@ class WebhookSender:
         self.stats.sent += 1
         return True
 
-    async def _post(self, message: Message, body: bytes) -> None:
+    async def _post(self, message: Message) -> None:
         self.stats.attempts += 1
-        timestamp = int(self._clock())
-        headers = {
-            "Content-Type": "application/json",
-            EVENT_HEADER: message.kind,
-            ID_HEADER: message.id,
-            TIMESTAMP_HEADER: str(timestamp),
-            SIGNATURE_HEADER: sign(self._secret, timestamp, body),
-        }
-        try:
-            response = await self._http.post(self.url, content=body, headers=headers)
-        except httpx.HTTPError as exc:
-            raise Retryable(f"{type(exc).__name__}: {exc}") from exc
-        status = response.status_code
-        if status in (408, 429) or status >= 500:
-            raise Retryable(f"HTTP {status}")
-        if status >= 300:
-            raise RuntimeError(f"refused with HTTP {status}")
+        answer = await post_signed(
+            self._http, self.url, secret=self._secret, message=message, timestamp=int(self._clock())
+        )
+        if answer.accepted:
+            return
+        if answer.retryable:
+            raise Retryable(answer.describe())
+        raise RuntimeError(f"refused with HTTP {answer.status}")
 
     def _start(self) -> None:
         self._tasks = [task for task in self._tasks if not task.done()]
