@@ -75,6 +75,15 @@ class Settings(BaseSettings):
     SECRET_KEY: str | None = None
     HTTP_TIMEOUT_SECONDS: Annotated[float, Field(gt=0, le=300)] = 15.0
     MEDIA_MAX_BYTES: Annotated[int, Field(ge=1024)] = 8 * 1024 * 1024
+    # The media library (uploads by file or URL). Default folder: next to a SQLite file, or
+    # ~/.local/share/postpilot/media/<database>; every API process and worker must share it.
+    MEDIA_DIR: str | None = None
+    MEDIA_MAX_UPLOAD_BYTES: Annotated[int, Field(ge=1024, le=512 * 1024 * 1024)] = 20 * 1024 * 1024
+    # Larger images are refused before they are decoded (a small file can hold a huge image).
+    MEDIA_MAX_PIXELS: Annotated[int, Field(ge=1, le=500_000_000)] = 50_000_000
+    # `postpilot media purge` removes media no post has used for this long (never media an
+    # unfinished delivery needs).
+    MEDIA_RETENTION_DAYS: Annotated[int, Field(ge=1, le=36_500)] = 30
     # Hosts (host, host:port or [v6]:port, comma-separated) that publishing and media fetching
     # may reach although they are not public addresses: a self-hosted instance on the private
     # network. SANDBOX_URL's host is allowed without being listed.

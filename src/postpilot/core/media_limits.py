@@ -11,6 +11,8 @@ JPEG, PNG, GIF, WEBP = "image/jpeg", "image/png", "image/gif", "image/webp"
 ALL_TYPES = frozenset({JPEG, PNG, GIF, WEBP})
 MB = 1000 * 1000
 MIB = 1024 * 1024
+# How a post's media_urls name library media: "media:<id>" (read from storage, never fetched).
+LIBRARY_PREFIX = "media:"
 
 
 @dataclass(frozen=True, slots=True)

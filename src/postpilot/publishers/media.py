@@ -1,5 +1,6 @@
 """Fetch media given by URL, safely: only http(s) to public addresses (checked after DNS
-resolution and again on every redirect), within size, type and time limits, once per URL."""
+resolution and again on every redirect), within size, type and time limits, once per URL.
+Library media (`media:<id>`, see postpilot/media) is read from storage, never over HTTP."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ import socket
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import httpx
 
+from postpilot.core import media_limits
 from postpilot.errors import PostpilotError
 from postpilot.publishers.addresses import AddressPolicy, is_public_address
 from postpilot.publishers.urls import UnusableUrl, check_media_url, parse_http_url
@@ -26,6 +28,7 @@ ALLOWED_TYPES = {
     "image/webp": "webp",
 }
 MAX_REDIRECTS = 5
+LIBRARY_PREFIX = media_limits.LIBRARY_PREFIX
 
 
 def shown(url: str, limit: int = 300) -> str:
@@ -61,6 +64,12 @@ class MediaFile:
         return f"media.{ALLOWED_TYPES.get(self.content_type, 'bin')}"
 
 
+class LibraryReader(Protocol):
+    """Reads library media's published variant from storage; None when it is gone."""
+
+    async def read(self, media_id: str) -> MediaFile | None: ...
+
+
 def check_url_shape(url: str, policy: AddressPolicy | None = None) -> None:
     """The checks that need no network (when a post is created, too): an http(s) URL that
     parses, without credentials, not naming a private address literally."""
@@ -81,8 +90,10 @@ class MediaFetcher:
         timeout_seconds: float = 15.0,
         cache_ttl_seconds: float = 300.0,
         cache_max_bytes: int = 64 * 1024 * 1024,
+        library: LibraryReader | None = None,
     ) -> None:
         self._http = http
+        self._library = library
         self._max_bytes = max_bytes
         self.policy = policy or AddressPolicy.allowing(*allowed_hosts)
         self._timeout = timeout_seconds
@@ -151,6 +162,8 @@ class MediaFetcher:
             self._cached_bytes -= len(evicted.content)
 
     async def _download(self, url: str) -> MediaFile:
+        if url.startswith(LIBRARY_PREFIX):
+            return await self._from_library(url)
         current = url
         for _ in range(MAX_REDIRECTS + 1):
             address = await self._check_destination(url, current)
@@ -193,6 +206,14 @@ class MediaFetcher:
             except httpx.HTTPError as exc:
                 raise MediaError(url, f"could not download it ({type(exc).__name__})") from exc
         raise MediaError(url, f"more than {MAX_REDIRECTS} redirects")
+
+    async def _from_library(self, url: str) -> MediaFile:
+        if self._library is None:
+            raise MediaError(url, "library media cannot be read here (no media storage)")
+        media = await self._library.read(url.removeprefix(LIBRARY_PREFIX))
+        if media is None:
+            raise MediaError(url, "the media was deleted from the library")
+        return media
 
     def _too_big(self) -> str:
         return f"larger than the {self._max_bytes // 1024} KiB limit"

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.expression import Exists
 
+from postpilot.core import media_limits
 from postpilot.core.states import DeliveryStatus
 from postpilot.store.tables import Delivery, MediaItem, Post, PostMedia
 
@@ -20,7 +21,7 @@ NEEDING = (
     DeliveryStatus.CLAIMED.value,
     DeliveryStatus.UNKNOWN.value,
 )
-REFERENCE_PREFIX = "media:"
+REFERENCE_PREFIX = media_limits.LIBRARY_PREFIX
 
 
 def reference(media_id: str) -> str:
