@@ -6,11 +6,35 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from postpilot.connect.base import Connector
-from postpilot.connect.platforms import bluesky, discord, linkedin, mastodon, telegram, x
+from postpilot.connect.platforms import (
+    bluesky,
+    discord,
+    facebook,
+    instagram,
+    linkedin,
+    mastodon,
+    matrix,
+    slack,
+    telegram,
+    threads,
+    x,
+)
 
 CONNECTORS: Mapping[str, Connector] = MappingProxyType(
     {
         module.CONNECTOR.platform: module.CONNECTOR
-        for module in (bluesky, discord, linkedin, mastodon, telegram, x)
+        for module in (
+            bluesky,
+            discord,
+            facebook,
+            instagram,
+            linkedin,
+            mastodon,
+            matrix,
+            slack,
+            telegram,
+            threads,
+            x,
+        )
     }
 )
