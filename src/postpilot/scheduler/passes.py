@@ -180,8 +180,7 @@ async def _optimized(runtime: Runtime, report: PassReport, stop: asyncio.Event |
     settings = runtime.settings
     waves = math.ceil(report.limit / max(1, report.concurrency))
     deadline = time.monotonic() + (
-        (waves - 1) * settings.SCHEDULER_DELIVERY_TIMEOUT_SECONDS
-        + settings.SCHEDULER_LEASE_SECONDS
+        (waves - 1) * settings.SCHEDULER_DELIVERY_TIMEOUT_SECONDS + settings.SCHEDULER_LEASE_SECONDS
     )
 
     async with (
@@ -507,14 +506,16 @@ async def _write(
 ) -> None:
     """Outcomes, activity and account changes in one transaction."""
     now = runtime.now()
+    entries = [entry for p in processed for entry in _activity(p, report, now)]
     async with runtime.db.engine.begin() as conn:
-        applied = await work.apply_decisions(
-            conn,
-            [p.decision for p in processed],
-            claimer=report.pass_id,
-            now=now,
-            entries=[entry for p in processed for entry in _activity(p, report, now)],
-        )
+        decisions = [p.decision for p in processed]
+        if report.scheduler == SchedulerKind.OPTIMIZED.value:
+            applied = await work.apply_decisions(
+                conn, decisions, claimer=report.pass_id, now=now, entries=entries
+            )
+        else:  # the reference keeps its natural statements: the outcome, then its activity
+            applied = await work.apply_decisions(conn, decisions, claimer=report.pass_id, now=now)
+            await activity.append(conn, [e for e in entries if e.delivery_id in applied])
         changes = [change for p in processed for change in p.account_changes]
         if changes:
             await work.apply_account_changes(conn, changes, now=now)
