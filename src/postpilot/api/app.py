@@ -21,6 +21,7 @@ from postpilot.api.routes import (
     deliveries,
     health,
     keys,
+    media,
     metrics,
     performance,
     platforms,
@@ -37,6 +38,7 @@ ROUTERS = (
     connect.router,
     platforms.router,
     posts.router,
+    media.router,
     keys.router,
     activity.router,
     deliveries.router,
@@ -89,7 +91,11 @@ def create_app(
         lifespan=lifespan,
         responses=openapi.DEFAULT_RESPONSES,
     )
-    app.add_middleware(RequestGuard, max_body_bytes=limits.API_MAX_BODY_BYTES)
+    app.add_middleware(
+        RequestGuard,
+        max_body_bytes=limits.API_MAX_BODY_BYTES,
+        uploads=media.upload_limits(limits.MEDIA_MAX_UPLOAD_BYTES),
+    )
 
     def metrics() -> PrometheusMetrics | None:
         active: ServiceRuntime | None = getattr(app.state, "runtime", None)

@@ -8,6 +8,7 @@ and replaces any answer once the declared length is too large, so the error shap
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -23,9 +24,14 @@ class BodyTooLarge(PostpilotError):
 
 
 class RequestGuard:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_body_bytes: int, uploads: Mapping[str, int] | None = None
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        # Paths that take a multipart file upload: their own size limit, and no JSON checks
+        # (the route checks the file's bytes itself).
+        self.uploads = dict(uploads or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -35,22 +41,30 @@ class RequestGuard:
         if found:
             await errors.invalid(found)(scope, receive, send)
             return
+        upload = self._upload_limit(scope)
+        limit = upload or self.max_body_bytes
         try:
-            raw = await read_body(scope, receive, self.max_body_bytes)
+            raw = await read_body(scope, receive, limit)
         except BodyTooLarge:
             await errors.response(
                 413,
                 "body_too_large",
-                f"the request body is larger than {self.max_body_bytes} bytes",
+                f"the request body is larger than {limit} bytes",
             )(scope, receive, send)
             return
         if raw is None:  # the client went away
             return
-        found = body_problems(raw)
+        found = [] if upload else body_problems(raw)
         if found:
             await errors.invalid(found)(scope, receive, send)
             return
         await self.app(scope, replay(raw, receive), send)
+
+    def _upload_limit(self, scope: Scope) -> int | None:
+        content_type = Headers(scope=scope).get("content-type", "")
+        if scope.get("method") != "POST" or not content_type.startswith("multipart/form-data"):
+            return None
+        return self.uploads.get(str(scope.get("path", "")).rstrip("/"))
 
 
 def url_problems(scope: Scope) -> list[dict[str, str]]:
