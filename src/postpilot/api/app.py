@@ -27,11 +27,13 @@ from postpilot.api.routes import (
     platforms,
     posts,
     scheduler,
+    webhooks,
 )
 from postpilot.monitor.prometheus import PrometheusMetrics
 from postpilot.runtime import ServiceRuntime, open_runtime
 from postpilot.settings import Settings, get_settings
 from postpilot.store import schema
+from postpilot.web import app as web
 
 ROUTERS = (
     accounts.router,
@@ -47,6 +49,7 @@ ROUTERS = (
     scheduler.router,
     performance.router,
     metrics.router,
+    webhooks.router,
 )
 
 
@@ -90,6 +93,8 @@ def create_app(
         description="Publishes scheduled social-media posts fast and exactly once.",
         lifespan=lifespan,
         responses=openapi.DEFAULT_RESPONSES,
+        docs_url=None,  # served by the web app from local files: offline, no CDN
+        redoc_url=None,
     )
     app.add_middleware(
         RequestGuard,
@@ -107,4 +112,5 @@ def create_app(
     openapi.install(app)
     for router in ROUTERS:
         app.include_router(router)
+    web.install(app, limits)
     return app

@@ -1,0 +1,36 @@
+"""Install the web app on the API's FastAPI app: pages at `/`, static files, offline docs."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+
+from postpilot.settings import Settings
+from postpilot.web import access, assets, auth, docs, members, shell
+from postpilot.web.render import page
+
+
+def install(app: FastAPI, settings: Settings) -> None:
+    """Call after the API's routers; the app must be made with docs_url=None, redoc_url=None."""
+    assets.mount(app, settings)
+    app.include_router(docs.router_for(app))
+    for router in (access.router, members.router, shell.router):
+        app.include_router(router)
+
+    @app.exception_handler(auth.Refused)
+    async def refused(request: Request, exc: auth.Refused) -> Response:
+        wants_page = request.method == "GET" and "text/html" in request.headers.get("accept", "")
+        if wants_page and exc.status == 401:
+            return RedirectResponse("/login", status_code=303)
+        if wants_page:
+            signed = getattr(request.state, "signed", None)
+            return page(
+                request,
+                "message.html",
+                signed,
+                title="Not here",
+                status=exc.status,
+                message=exc.message.capitalize() + ".",
+            )
+        body = {"error": {"code": exc.code, "message": exc.message, "details": []}}
+        return JSONResponse(body, status_code=exc.status)

@@ -1,0 +1,69 @@
+"""Rendering a page: the layout's context (navigation by role, the CSRF token) and templates."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+from postpilot.core.roles import Permission, allows
+from postpilot.store.web_sessions import SignedIn
+from postpilot.web import auth, csrf
+
+templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+
+
+@dataclass(frozen=True, slots=True)
+class NavItem:
+    path: str
+    label: str
+    needs: Permission
+
+
+NAVIGATION = (
+    NavItem("/calendar", "Calendar", Permission.READ),
+    NavItem("/compose", "Compose", Permission.WRITE_POSTS),
+    NavItem("/attention", "Attention", Permission.READ),
+    NavItem("/accounts", "Accounts", Permission.READ),
+    NavItem("/dashboard", "Dashboard", Permission.READ),
+    NavItem("/settings", "Settings", Permission.READ),
+)
+
+
+def page(
+    request: Request,
+    template: str,
+    signed: SignedIn | None,
+    *,
+    title: str,
+    status: int = 200,
+    **context: Any,
+) -> HTMLResponse:
+    """A page of the layout; anonymous pages get a pre-session cookie for their forms' token."""
+    settings = auth.runtime_of(request).settings
+    seed = auth.csrf_seed(request, signed)
+    new_seed = None
+    if seed is None:
+        seed = new_seed = csrf.new_seed()
+    nav = [] if signed is None else [n for n in NAVIGATION if allows(signed.role, n.needs)]
+    response = templates.TemplateResponse(
+        request,
+        template,
+        {
+            "title": title,
+            "signed": signed,
+            "nav": nav,
+            "current": request.url.path,
+            "csrf": csrf.token_for(auth.secret_key(settings), seed),
+            "csrf_field": csrf.FIELD,
+            **context,
+        },
+        status_code=status,
+    )
+    if new_seed is not None:
+        auth.set_cookie(response, csrf.PRE_SESSION_COOKIE, new_seed, settings, max_age=86_400)
+    return response
