@@ -310,3 +310,23 @@ async def test_one_accounts_deliveries_go_out_in_due_order(
     assert report.published == 6
     sent = [record["text"] for record in sandbox.records("telegram")]
     assert sent == [f"{n} minutes 0" for n in (4, 5, 6, 7, 8, 9)]
+
+
+async def test_a_rate_limited_matrix_room_costs_one_refused_request_not_one_per_message(
+    runtime: ServiceRuntime, sandbox: SandboxClient
+) -> None:
+    db = runtime.db
+    sandbox.configure(rate_limits={"matrix": [3, 3600]})  # 3 requests per user, then 429
+    tokens = sandbox.issue_token("matrix", "@bot:sandbox.test")
+    workspace, room = await workspace_with_accounts(
+        db,
+        sandbox,
+        platform="matrix",
+        credentials={"access_token": tokens["access_token"]},
+        options={"room_id": "!room:sandbox.test"},
+    )
+    await due_posts(db, workspace, room, count=8, at=datetime.now(UTC))
+    report = await run_pass(runtime, scheduler="optimized", limit=20, concurrency=10)
+    assert (report.published, report.rate_limited) == (3, 5)
+    # One send at a time to the room: only the send that met the limit was refused.
+    assert [r["status"] for r in sandbox.requests("matrix")].count(429) == 1
