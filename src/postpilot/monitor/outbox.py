@@ -105,6 +105,10 @@ class OutboxSender:
         self._limit = asyncio.Semaphore(concurrency)
         self._wake = asyncio.Event()
 
+    def wake(self) -> None:
+        """Look for due rows now (this process just made one due)."""
+        self._wake.set()
+
     async def record(self, messages: Sequence[Message]) -> int:
         """Write `messages` for every subscription that wants them, in one transaction; how
         many rows that made."""
