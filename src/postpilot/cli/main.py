@@ -17,6 +17,7 @@ from postpilot.cli import (
     scheduler,
     service,
     usage,
+    users,
     workspace,
 )
 
@@ -54,6 +55,7 @@ app.add_typer(scheduler.app, name="scheduler")
 app.add_typer(migration.app, name="migration")
 app.add_typer(config.app, name="config")
 app.add_typer(cache.app, name="cache")
+app.add_typer(users.app, name="user")
 app.command("compare")(compare.compare)
 app.command("serve")(service.serve)
 app.command("worker")(service.worker)
