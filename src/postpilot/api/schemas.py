@@ -127,9 +127,23 @@ class PlatformPublic(BaseModel):
     )
 
 
+MEDIA_IDS_HELP = (
+    "Media library ids (see /api/media), this workspace's only; published after media_urls."
+)
+
+
+def _unique_ids(value: list[str] | None) -> list[str] | None:
+    if value is not None and len(set(value)) != len(value):
+        raise ValueError("lists the same media more than once")
+    return value
+
+
 class PostCreate(Strict):
     text: Text = ""
     media_urls: Annotated[list[Url], Field(max_length=10)] = Field(default_factory=list)
+    media_ids: Annotated[list[Id], Field(max_length=10)] = Field(
+        default_factory=list, description=MEDIA_IDS_HELP
+    )
     overrides: Annotated[dict[Name, Text], Field(max_length=20)] = Field(
         default_factory=dict, description="platform -> text used instead of `text` there."
     )
@@ -151,15 +165,22 @@ class PostCreate(Strict):
             raise ValueError("lists the same account more than once")
         return value
 
+    _unique_media = field_validator("media_ids")(_unique_ids)
+
 
 class PostUpdate(Strict):
     text: Text | None = None
     media_urls: Annotated[list[Url] | None, Field(max_length=10)] = None
+    media_ids: Annotated[list[Id] | None, Field(max_length=10)] = Field(
+        default=None, description=MEDIA_IDS_HELP
+    )
     overrides: Annotated[dict[Name, Text] | None, Field(max_length=20)] = None
     targets: Annotated[list[Id] | None, Field(min_length=1, max_length=100)] = None
     scheduled_at: Moment | None = None
     timezone: ZoneName | None = None
     dst: Dst | None = Field(default=None, description=DST_HELP)
+
+    _unique_media = field_validator("media_ids")(_unique_ids)
 
 
 class DeliveryPublic(BaseModel):
@@ -182,6 +203,7 @@ class PostPublic(BaseModel):
     status: str
     text: str
     media_urls: list[str]
+    media_ids: list[str]
     overrides: dict[str, str]
     scheduled_at: datetime
     scheduled_at_local: datetime

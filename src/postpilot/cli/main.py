@@ -12,6 +12,7 @@ from postpilot.cli import (
     config,
     db,
     demo,
+    media,
     migration,
     sandbox_cmd,
     scheduler,
@@ -56,6 +57,7 @@ app.add_typer(migration.app, name="migration")
 app.add_typer(config.app, name="config")
 app.add_typer(cache.app, name="cache")
 app.add_typer(users.app, name="user")
+app.add_typer(media.app, name="media")
 app.command("compare")(compare.compare)
 app.command("serve")(service.serve)
 app.command("worker")(service.worker)

@@ -54,17 +54,19 @@ async def page(
     return list((await session.scalars(query)).all())
 
 
-async def in_workspace(session: AsyncSession, workspace_id: str, ids: Sequence[str]) -> set[str]:
-    """Which of `ids` are this workspace's media, share-locked (PostgreSQL) until the caller's
-    transaction ends, so a concurrent delete waits for the post that is being linked."""
+async def by_ids(
+    session: AsyncSession, workspace_id: str, ids: Sequence[str]
+) -> dict[str, MediaItem]:
+    """Those of `ids` that are this workspace's media, share-locked (PostgreSQL) until the
+    caller's transaction ends, so a concurrent delete or purge waits for the post being linked."""
     if not ids:
-        return set()
+        return {}
     rows = await session.scalars(
-        select(MediaItem.id)
+        select(MediaItem)
         .where(MediaItem.workspace_id == workspace_id, MediaItem.id.in_(list(ids)))
         .with_for_update(read=True)
     )
-    return set(rows.all())
+    return {item.id: item for item in rows.all()}
 
 
 async def link_post(

@@ -21,6 +21,7 @@ from postpilot.api.schemas import (
     PostPublic,
     PostUpdate,
 )
+from postpilot.core import media_limits
 from postpilot.core.limits import LIMITS, limits_for
 from postpilot.core.states import AccountStatus, DeliveryStatus, PostStatus
 from postpilot.core.timezones import Dst, as_utc, in_zone
@@ -29,7 +30,8 @@ from postpilot.publishers.media import MediaError, check_url_shape
 from postpilot.publishers.registry import supported_platforms
 from postpilot.scheduler.runtime import Runtime
 from postpilot.store import accounts, idempotency, posts
-from postpilot.store.tables import Account
+from postpilot.store import media as store_media
+from postpilot.store.tables import Account, MediaItem
 
 router = APIRouter(prefix="/api/posts", tags=["posts"])
 
@@ -54,7 +56,8 @@ def public(view: posts.PostView) -> PostPublic:
         id=post.id,
         status=view.status.value,
         text=post.text,
-        media_urls=list(post.media_urls),
+        media_urls=_urls(post.media_urls),
+        media_ids=_library_ids(post.media_urls),
         overrides=dict(post.overrides),
         scheduled_at=as_utc(post.scheduled_at),
         scheduled_at_local=in_zone(post.scheduled_at, post.timezone),
@@ -84,6 +87,48 @@ def delivery_public(delivery: Any, account: Account) -> DeliveryPublic:
     )
 
 
+def _urls(stored: list[str]) -> list[str]:
+    return [url for url in stored if store_media.referenced_id(url) is None]
+
+
+def _library_ids(stored: list[str]) -> list[str]:
+    return [i for url in stored if (i := store_media.referenced_id(url)) is not None]
+
+
+async def _library(
+    session: Any, workspace_id: str, ids: list[str], targets: list[Account]
+) -> list[MediaItem]:
+    """The library media `ids` name, checked against the targets' platforms: what was checked
+    at upload was for the platforms chosen then."""
+    found = await store_media.by_ids(session, workspace_id, ids)
+    missing = [i for i in ids if i not in found]
+    if missing:
+        raise _invalid(
+            [f"media_ids: no media {i} in this workspace" for i in missing], "media_not_found"
+        )
+    items = [found[i] for i in ids]
+    platforms = sorted({a.platform for a in targets} & set(media_limits.IMAGE_LIMITS))
+    problems = [
+        f"media_ids: {platform}: takes images only by public URL, which library media does "
+        "not have; give it the image in media_urls instead"
+        for platform in (media_limits.fetching_by_url(platforms) if items else [])
+    ]
+    for item in items:
+        problems += [
+            f"media_ids: {item.id}: {problem}"
+            for problem in media_limits.problems(
+                platforms,
+                content_type=item.variant_content_type,
+                size=item.variant_size_bytes,
+                width=item.variant_width,
+                height=item.variant_height,
+            )
+        ]
+    if problems:
+        raise _invalid(problems, "content_not_allowed")
+    return items
+
+
 def _invalid(problems: list[str], code: str = "invalid_request") -> ApiError:
     return ApiError(422, code, "; ".join(problems), [{"message": p} for p in problems])
 
@@ -109,6 +154,7 @@ def _check_content(
     targets: list[Account],
     max_text: dict[str, int],
     addresses: AddressPolicy,
+    library_count: int = 0,
 ) -> None:
     problems = []
     platforms = {a.platform for a in targets}
@@ -125,7 +171,9 @@ def _check_content(
     for platform in sorted(platforms):
         if platform in LIMITS:
             limits = limits_for(platform, max_text=max_text)
-            problems.extend(limits.problems(overrides.get(platform, text), len(media_urls)))
+            problems.extend(
+                limits.problems(overrides.get(platform, text), len(media_urls) + library_count)
+            )
     if problems:
         raise _invalid(problems, "content_not_allowed")
 
@@ -180,7 +228,9 @@ async def create_post(
         targets,
         _max_text(runtime),
         runtime.publish.addresses,
+        len(body.media_ids),
     )
+    await _library(session, workspace_id, body.media_ids, targets)
     scheduled_at = _when(body.scheduled_at, body.timezone, now, body.dst)
     # Reserved last, so no lock is held while validating; a refused request keeps its key free.
     if idempotency_key and (
@@ -191,7 +241,7 @@ async def create_post(
         session,
         workspace_id=workspace_id,
         text_=body.text,
-        media_urls=body.media_urls,
+        media_urls=body.media_urls + [store_media.reference(i) for i in body.media_ids],
         overrides=body.overrides,
         scheduled_at=scheduled_at,
         timezone=body.timezone,
@@ -199,6 +249,7 @@ async def create_post(
         now=now,
         actor=actor,
     )
+    await store_media.link_post(session, post.id, body.media_ids, now)
     view = await posts.get_post(session, workspace_id, post.id)
     assert view is not None
     answer = public(view)
@@ -304,20 +355,26 @@ async def update_post(
     targets = await _targets(session, workspace.id, target_ids)
     timezone = fields.get("timezone", post.timezone)
     changes: dict[str, Any] = {
-        name: fields[name] for name in ("text", "media_urls", "overrides") if name in fields
+        name: fields[name] for name in ("text", "overrides") if name in fields
     }
+    urls = fields.get("media_urls", _urls(post.media_urls))
+    media_ids = fields.get("media_ids", _library_ids(post.media_urls))
+    if "media_urls" in fields or "media_ids" in fields:
+        changes["media_urls"] = urls + [store_media.reference(i) for i in media_ids]
     if "timezone" in fields:
         changes["timezone"] = timezone
     if "scheduled_at" in fields:
         changes["scheduled_at"] = _when(fields["scheduled_at"], timezone, now, body.dst)
     _check_content(
         changes.get("text", post.text),
-        changes.get("media_urls", list(post.media_urls)),
+        urls,
         changes.get("overrides", dict(post.overrides)),
         targets,
         _max_text(runtime),
         runtime.publish.addresses,
+        len(media_ids),
     )
+    await _library(session, workspace.id, media_ids, targets)
     try:
         await posts.update_post(
             session,
@@ -330,6 +387,8 @@ async def update_post(
         )
     except posts.NotEditable as exc:
         raise ApiError(409, "not_editable", str(exc)) from exc
+    if "media_urls" in changes:
+        await store_media.link_post(session, post_id, media_ids, now)
     workspace_id = workspace.id
     await session.commit()
     runtime.wakeup.set()
