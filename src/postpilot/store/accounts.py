@@ -72,13 +72,13 @@ ACCOUNT_DELETED = "account_deleted"
 
 
 async def delete_account(
-    session: AsyncSession, account: Account, *, now: datetime, actor: str
+    session: AsyncSession, account: Account, *, now: datetime, actor: str, note: str = ""
 ) -> Deleted:
     """Soft-delete (history keeps pointing at it), wipe its secrets, and cancel every delivery it
     still owed that no pass holds: waiting, due, or waiting to retry. A claimed delivery is left
     to its pass, which may be sending it right now: cancelling it would drop the outcome that
     pass writes (published or unknown), so it ends as the engine decides. Each delivery gets an
-    activity entry saying why."""
+    activity entry saying why; the account's own entry starts with `note` (a revoke's outcome)."""
     account.deleted_at = now
     account.status = AccountStatus.DISABLED.value
     account.status_reason = "the account was deleted"
@@ -133,8 +133,10 @@ async def delete_account(
         )
         for row, event, detail in entries
     )
-    summary = f"; cancelled {len(cancelled)} delivery(ies)" + (
-        f", {len(in_flight)} still publishing" if in_flight else ""
+    summary = (
+        note
+        + f"; cancelled {len(cancelled)} delivery(ies)"
+        + (f", {len(in_flight)} still publishing" if in_flight else "")
     )
     log_change(session, account, event=ACCOUNT_DELETED, detail=summary, actor=actor, now=now)
     await session.flush()

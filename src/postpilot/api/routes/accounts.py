@@ -228,16 +228,11 @@ async def delete_account(
     if account is None:
         raise not_found("account", account_id)
     revoked = await service.revoke(account)
-    now = runtime.now()
-    accounts.log_change(
-        session, account, event=REVOKE_EVENT, detail=f": {revoked}", actor=actor, now=now
+    await accounts.delete_account(
+        session, account, now=runtime.now(), actor=actor, note=f": {revoked}"
     )
-    await accounts.delete_account(session, account, now=now, actor=actor)
     await session.commit()
     return Response(status_code=204)
-
-
-REVOKE_EVENT = "account_revoke"
 
 
 async def _live_account(session: SessionDep, workspace_id: str, account_id: str) -> Account:
