@@ -96,8 +96,8 @@ class NotChoosing(ConnectError):
 
 
 class PlatformUnreachable(ConnectError):
+    # A 4xx: most often a server the person named that does not answer (a misspelt instance).
     code = "platform_unreachable"
-    status = 502
 
 
 @dataclass(frozen=True, slots=True)
