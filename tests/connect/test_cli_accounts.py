@@ -48,24 +48,30 @@ async def cli(db: Database, sandbox: SandboxClient | None, *args: str) -> Result
     )
 
 
-async def test_connect_x_by_pasting_the_redirect_then_list_and_check(
-    sqlite_db: Database, sandbox: SandboxClient
-) -> None:
-    workspace, _ = await new_workspace(sqlite_db)
-    sandbox.configure(connect_consent="approve")
+async def connect_in_a_terminal(
+    db: Database,
+    sandbox: SandboxClient,
+    workspace: str,
+    platform: str,
+    *,
+    allow: bool = True,
+    then: str = "",
+) -> tuple[int, str, str]:
+    """`postpilot accounts connect PLATFORM` as its own process: read the authorize URL it
+    prints, consent in the sandbox, paste the redirect back (and `then`, the next answers)."""
     command = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "postpilot.cli.main",
         "accounts",
         "connect",
-        "x",
+        platform,
         "--workspace",
         workspace,
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, **env(sqlite_db, sandbox)},
+        env={**os.environ, **env(db, sandbox)},
     )
     assert command.stdout is not None and command.stdin is not None
     url = ""
@@ -73,12 +79,22 @@ async def test_connect_x_by_pasting_the_redirect_then_list_and_check(
         line = await asyncio.wait_for(command.stdout.readline(), timeout=60)
         assert line, "the command ended before printing the authorize URL"
         url = line.decode().strip()
-    query = await consent(url)
-    command.stdin.write(f"http://127.0.0.1:8000/api/connect/callback?{query}\n".encode())
+    query = await consent(url, allow=allow)
+    command.stdin.write(f"http://127.0.0.1:8000/api/connect/callback?{query}\n{then}".encode())
     await command.stdin.drain()
     out, err = await asyncio.wait_for(command.communicate(), timeout=60)
-    assert command.returncode == 0, err.decode()
-    assert "connected x account" in out.decode()
+    assert command.returncode is not None
+    return command.returncode, out.decode(), err.decode()
+
+
+async def test_connect_x_by_pasting_the_redirect_then_list_and_check(
+    sqlite_db: Database, sandbox: SandboxClient
+) -> None:
+    workspace, _ = await new_workspace(sqlite_db)
+    sandbox.configure(connect_consent="approve")
+    code, out, err = await connect_in_a_terminal(sqlite_db, sandbox, workspace, "x")
+    assert code == 0, err
+    assert "connected x account" in out
     async with sqlite_db.session() as session:
         (account,) = (await session.scalars(select(Account))).all()
     assert account.platform == "x" and account.token_expires_at is not None
@@ -133,3 +149,21 @@ async def test_a_platform_without_its_app_is_one_line(sqlite_db: Database) -> No
     )
     nowhere = await cli(sqlite_db, None, "accounts", "list", "--workspace", "nope")
     assert nowhere.exit_code == 1 and "no workspace nope" in nowhere.stderr
+
+
+async def test_a_choice_in_the_terminal_and_a_denial_in_one_line(
+    sqlite_db: Database, sandbox: SandboxClient
+) -> None:
+    workspace, _ = await new_workspace(sqlite_db)
+    code, out, err = await connect_in_a_terminal(
+        sqlite_db, sandbox, workspace, "linkedin", then="1,2\n"
+    )
+    assert code == 0, err
+    assert "1. " in out and "2. " in out  # the member and the organization
+    assert out.count("connected linkedin account") == 2
+
+    code, out, err = await connect_in_a_terminal(
+        sqlite_db, sandbox, workspace, "linkedin", allow=False
+    )
+    assert code == 1
+    assert err == "error: LinkedIn access was denied: nothing was connected\n"
