@@ -9,12 +9,14 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
+from sqlalchemy import select
 
 from postpilot.connect import apps, flows
 from postpilot.connect.base import AppNotConfigured, Target
-from postpilot.connect.service import ConnectService, InvalidState
+from postpilot.connect.service import FORGET_AFTER, ConnectService, InvalidState
 from postpilot.runtime import build_runtime
 from postpilot.store.database import Database
+from postpilot.store.tables import ConnectFlow
 from tests.helpers import make_settings, new_workspace
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
@@ -95,5 +97,12 @@ async def test_an_expired_flow_is_refused_and_stays_refused(sqlite_db: Database)
             await service.callback(state=query["state"][0], code="any")
         with pytest.raises(InvalidState, match="not one we issued"):
             await service.callback(state="made-up", code="any")
+
+        # A day on, the next start forgets it.
+        now[0] = T0 + flows.FLOW_TTL + FORGET_AFTER + timedelta(seconds=1)
+        await service.start(workspace_id=workspace, platform="x", inputs={}, actor="t")
+        async with sqlite_db.session() as session:
+            kept = (await session.scalars(select(ConnectFlow.id))).all()
+        assert started.flow_id not in kept and len(kept) == 1
     finally:
         await runtime.close()

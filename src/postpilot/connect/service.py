@@ -18,7 +18,7 @@ import dataclasses
 import logging
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import httpx
@@ -56,6 +56,8 @@ T = TypeVar("T")
 ACCOUNT_CONNECTED = "account_connected"
 ACCOUNT_RECONNECTED = "account_reconnected"
 ACCOUNT_CHECKED = "account_checked"
+# How long an ended flow is kept, for `GET /api/connect/flows/{id}` after the fact.
+FORGET_AFTER = timedelta(days=1)
 # Inputs that name a server (checked like an account's base URL before anything is sent).
 SERVER_INPUTS = frozenset({"instance", "homeserver", "service", "server", "pds_url", "base_url"})
 
@@ -217,6 +219,7 @@ class ConnectService:
             account_ids=[],
         )
         async with self.runtime.db.transaction() as session:
+            await store.forget_flows(session, ended_before=now - FORGET_AFTER)
             session.add(flow)
         return Started(flow.id, authorize_url, flow.expires_at)
 

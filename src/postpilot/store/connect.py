@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -55,6 +55,15 @@ async def take_flow(
     if found is None:
         return None, "unknown"
     return None, "used" if found.used_at is not None else "expired"
+
+
+async def forget_flows(session: AsyncSession, *, ended_before: datetime) -> None:
+    """Flows whose time is long over: what they connected is in the accounts and activity."""
+    await session.execute(
+        delete(ConnectFlow)
+        .where(ConnectFlow.expires_at < ended_before)
+        .execution_options(synchronize_session=False)
+    )
 
 
 async def get_flow(session: AsyncSession, workspace_id: str, flow_id: str) -> ConnectFlow | None:
