@@ -18,7 +18,7 @@ from postpilot.scheduler.summary import PassReport
 from postpilot.scheduler.worker import Worker
 from postpilot.store.database import Database
 from postpilot.store.tables import Activity, Delivery
-from tests.factories import due_posts, telegram_workspace, workspace_with_accounts
+from tests.factories import due_posts, workspace_with_accounts
 from tests.helpers import make_settings
 from tests.waiting import wait_until
 from tests.workers import delivery_counts, in_flight, nothing_held, worker_env
@@ -204,8 +204,16 @@ async def test_sigkill_on_a_platform_without_idempotency_marks_only_what_was_in_
 ) -> None:
     """Telegram cannot deduplicate: the two sends in flight become `unknown` for a person to
     check; the four the dead pass held but never sent are published normally."""
-    workspace, accounts = await telegram_workspace(any_db, sandbox)
-    await due_posts(any_db, workspace, accounts, count=6, at=datetime.now(UTC))
+    # Two chats, so two sends in flight: a pass sends to one chat one message at a time.
+    workspace, accounts = await workspace_with_accounts(
+        any_db,
+        sandbox,
+        count=2,
+        platform="telegram",
+        credentials={"bot_token": "123:secret"},
+        options={"chat_id": "@news"},
+    )
+    await due_posts(any_db, workspace, accounts, count=3, at=datetime.now(UTC))
     sandbox.configure(latency_ms=1500)
     env = worker_env(
         any_db,
