@@ -7,24 +7,18 @@ connection, and wake at once."""
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
-import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import make_url
 
+from bench import pooler
 from postpilot.sandbox.client import SandboxClient
-from postpilot.sandbox.process import free_port
 from postpilot.store import schema
 from postpilot.store.database import BadPoolerOption, Database
 from tests.conftest import PG_ADMIN_DSN, pg_admin, pg_url
@@ -32,84 +26,22 @@ from tests.helpers import api_server, mastodon_account
 from tests.waiting import wait_until
 from tests.workers import delivery_counts, nothing_held, worker_env
 
-PGBOUNCER = shutil.which("pgbouncer") or next(
-    (path for path in ("/usr/sbin/pgbouncer",) if os.access(path, os.X_OK)), None
-)
 pytestmark = [
     pytest.mark.skipif(
-        PGBOUNCER is None, reason="pgbouncer is not installed (Debian: apt-get install pgbouncer)"
+        pooler.BINARY is None,
+        reason="pgbouncer is not installed (Debian: apt-get install pgbouncer)",
     ),
     pytest.mark.acceptance,  # a process of our own: the pooler
     pytest.mark.postgres,
 ]
 
 
-@dataclass(frozen=True)
-class Pooler:
-    port: int
-    log: Path
-
-    def url(self, direct_url: str) -> str:
-        """The same database through the pooler, marked so."""
-        return str(make_url(direct_url).set(port=self.port)) + "?pooler=transaction"
-
-
 @pytest.fixture(scope="module")
-def pgbouncer() -> Iterator[Pooler]:
-    """PgBouncer in transaction mode in front of the test PostgreSQL, its pool smaller than the
-    clients' so that transactions really move between server sessions."""
-    assert PGBOUNCER is not None
-    folder = Path(tempfile.mkdtemp(prefix="pp-pgbouncer-"))
-    folder.chmod(0o755)  # it drops root for an unprivileged user, who must read its files
-    user = make_url(PG_ADMIN_DSN).username or "postgres"
-    port = free_port()
-    (folder / "users.txt").write_text(f'"{user}" ""\n')
-    (folder / "pgbouncer.ini").write_text(
-        "\n".join(
-            [
-                "[databases]",
-                "* = host=127.0.0.1 port=5432",
-                "[pgbouncer]",
-                "listen_addr = 127.0.0.1",
-                f"listen_port = {port}",
-                "unix_socket_dir =",
-                "auth_type = trust",
-                f"auth_file = {folder / 'users.txt'}",
-                "pool_mode = transaction",
-                "default_pool_size = 4",
-                "max_client_conn = 500",
-                "log_connections = 0",
-                "log_disconnections = 0",
-                "",
-            ]
-        )
-    )
-    for name in ("users.txt", "pgbouncer.ini"):
-        (folder / name).chmod(0o644)
-    as_user = ["-u", "nobody"] if os.geteuid() == 0 else []  # it refuses to run as root
-    log = folder / "pgbouncer.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [PGBOUNCER, *as_user, str(folder / "pgbouncer.ini")], stdout=out, stderr=out
-        )
-
-    async def listening() -> bool:
-        assert process.poll() is None, log.read_text()
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        except OSError:
-            return False
-        return True
-
-    try:
-        # Its own thread and loop: the fixture may be set up from inside a running test loop.
-        with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            pool.submit(asyncio.run, wait_until(listening, timeout=20)).result()
-        yield Pooler(port, log)
-    finally:
-        process.terminate()
-        process.wait(10)
-        shutil.rmtree(folder, ignore_errors=True)
+def pgbouncer() -> Iterator[pooler.PgBouncer]:
+    """Four server connections: fewer than the clients, so transactions really move between
+    server sessions."""
+    with pooler.running(user=make_url(PG_ADMIN_DSN).username or "postgres", pool_size=4) as bouncer:
+        yield bouncer
 
 
 @pytest.fixture
@@ -122,7 +54,9 @@ async def empty_database() -> AsyncIterator[str]:
         await pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-async def test_migrations_run_through_pgbouncer(pgbouncer: Pooler, empty_database: str) -> None:
+async def test_migrations_run_through_pgbouncer(
+    pgbouncer: pooler.PgBouncer, empty_database: str
+) -> None:
     db = Database(pgbouncer.url(empty_database))
     try:
         await schema.upgrade(db)
@@ -132,7 +66,7 @@ async def test_migrations_run_through_pgbouncer(pgbouncer: Pooler, empty_databas
 
 
 async def test_many_transactions_at_once_through_pgbouncer(
-    pgbouncer: Pooler, pg_database: str
+    pgbouncer: pooler.PgBouncer, pg_database: str
 ) -> None:
     """More clients than server sessions, each statement with parameters: no prepared statement
     of one session is looked for in another."""
@@ -151,7 +85,7 @@ async def test_many_transactions_at_once_through_pgbouncer(
 
 
 async def test_api_and_two_worker_processes_through_pgbouncer_publish_exactly_once(
-    pgbouncer: Pooler, pg_database: str, sandbox: SandboxClient, tmp_path: Path
+    pgbouncer: pooler.PgBouncer, pg_database: str, sandbox: SandboxClient, tmp_path: Path
 ) -> None:
     db = Database(pgbouncer.url(pg_database))
     log = tmp_path / "worker.log"
@@ -189,7 +123,7 @@ async def test_api_and_two_worker_processes_through_pgbouncer_publish_exactly_on
 
 
 async def test_a_listen_url_wakes_a_worker_behind_pgbouncer_at_once(
-    pgbouncer: Pooler, pg_database: str, sandbox: SandboxClient, spawn: object
+    pgbouncer: pooler.PgBouncer, pg_database: str, sandbox: SandboxClient, spawn: object
 ) -> None:
     db = Database(pgbouncer.url(pg_database))
     direct = Database(pg_database)
