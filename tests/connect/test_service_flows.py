@@ -13,7 +13,8 @@ from sqlalchemy import select
 
 from postpilot.connect import apps, flows
 from postpilot.connect.base import AppNotConfigured, Target
-from postpilot.connect.service import FORGET_AFTER, ConnectService, InvalidState
+from postpilot.connect.outcomes import InvalidState
+from postpilot.connect.service import FORGET_AFTER, ConnectService
 from postpilot.runtime import build_runtime
 from postpilot.store.database import Database
 from postpilot.store.tables import ConnectFlow

@@ -14,7 +14,8 @@ from postpilot.api.deps import RuntimeDep
 from postpilot.api.errors import ApiError
 from postpilot.api.schemas import AccountPublic, ConnectChoicePublic, ConnectResult
 from postpilot.connect.base import AppNotConfigured, ConnectRefused
-from postpilot.connect.service import ConnectError, ConnectService, Finished, Started
+from postpilot.connect.outcomes import ConnectError, Finished, Started
+from postpilot.connect.service import ConnectService
 from postpilot.store import accounts
 
 

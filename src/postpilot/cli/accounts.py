@@ -15,7 +15,8 @@ from postpilot.cli import common, usage
 from postpilot.cli.workspace import _actor
 from postpilot.connect import flows
 from postpilot.connect.base import Connector, DirectConnector, Input, Method, OAuthConnector
-from postpilot.connect.service import ConnectService, Finished
+from postpilot.connect.outcomes import Finished
+from postpilot.connect.service import ConnectService
 from postpilot.core.timezones import as_utc
 from postpilot.runtime import ServiceRuntime, open_runtime
 from postpilot.store import accounts

@@ -26,7 +26,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from postpilot.connect import flows
-from postpilot.connect.service import ConnectService, Finished
+from postpilot.connect.outcomes import Finished
+from postpilot.connect.service import ConnectService
 from postpilot.core.states import DeliveryStatus
 from postpilot.crypto import CredentialCipher
 from postpilot.errors import PostpilotError

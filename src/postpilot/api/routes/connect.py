@@ -22,7 +22,7 @@ from postpilot.api.schemas import (
 )
 from postpilot.connect import flows
 from postpilot.connect.base import Input, Method
-from postpilot.connect.service import Finished
+from postpilot.connect.outcomes import Finished
 
 router = APIRouter(prefix="/api/connect", tags=["connect"])
 
