@@ -125,6 +125,11 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--media-every", type=int, help="every k-th post carries an image")
     parser.add_argument("--reference-n", type=int, help="deliveries the reference publishes")
     parser.add_argument("--workers", help="worker counts for `workers`, comma-separated")
+    parser.add_argument(
+        "--pgbouncer",
+        action="store_true",
+        help="workers/lateness: workers reach PostgreSQL through a PgBouncer in transaction mode",
+    )
     parser.add_argument("--rows", help="table sizes for `claim`, comma-separated")
     parser.add_argument("--seconds", type=float, help="busy phase length for `memory`")
     parser.add_argument(

@@ -21,12 +21,15 @@ from typing import Any
 
 import psutil
 from rich.progress import Progress
+from sqlalchemy.engine import make_url
 
-from bench import common, data, report
+from bench import common, data, pooler, report
 from postpilot.core import figures
 from postpilot.settings import Settings
 from postpilot.store.database import Database
 
+PG_USER = make_url(common.PG_ADMIN_DSN).username or "postgres"
+POOL_SIZE = 20  # PgBouncer's server connections per database, for every worker process at once
 WORKER_COMMAND = (common.python(), "-m", "postpilot.cli.main", "worker", "--scheduler", "optimized")
 # Beyond a drain's grace, how long stopping the supervisor may take before it is killed.
 STOP_SECONDS = 60
@@ -40,21 +43,26 @@ class Fleet:
     latency_ms: float
     accounts: int = 50
     platforms: tuple[str, ...] = ("bluesky", "mastodon", "x")
+    # Workers reach PostgreSQL through a PgBouncer in transaction mode (LISTEN direct).
+    pgbouncer: bool = False
 
 
 class Workers:
     """One `postpilot worker --scheduler optimized --processes N` (a supervisor and its N worker
     processes), its log in a scratch folder."""
 
-    def __init__(self, settings: Settings, count: int, logdir: Path) -> None:
+    def __init__(
+        self, settings: Settings, count: int, logdir: Path, env: dict[str, str] | None = None
+    ) -> None:
         self.settings = settings
         self.count = count
         self.logdir = logdir
+        self.env = env or {}
         self.supervisor: subprocess.Popen[bytes] | None = None
         self.peak_rss_mb: list[float] = [0.0] * count
 
     def start(self) -> None:
-        env = common.worker_env(self.settings)
+        env = common.worker_env(self.settings) | self.env
         log = (self.logdir / "worker.log").open("wb")
         self.supervisor = subprocess.Popen(
             [*WORKER_COMMAND, "--processes", str(self.count)],
@@ -182,13 +190,44 @@ def fleet_run(
     sandbox.prepare(latency_ms=fleet.latency_ms, fault_rate=0, seed=repeat)
     url = data.run(template.copy())
     logdir = Path(tempfile.mkdtemp(prefix="pp-bench-workers-"))
-    settings = common.bench_settings(
-        database_url=url,
-        sandbox_url=sandbox.url,
-        batch=fleet.batch,
-        concurrency=fleet.concurrency,
-    )
-    group = Workers(settings, workers, logdir)
+    with contextlib.ExitStack() as stack:
+        worker_url, env = url, {}
+        if fleet.pgbouncer:
+            bouncer = stack.enter_context(pooler.running(user=PG_USER, pool_size=POOL_SIZE))
+            worker_url, env = bouncer.url(url), {"DATABASE_LISTEN_URL": url}
+        settings = common.bench_settings(
+            database_url=worker_url,
+            sandbox_url=sandbox.url,
+            batch=fleet.batch,
+            concurrency=fleet.concurrency,
+        )
+        return _fleet_run(
+            Workers(settings, workers, logdir, env),
+            fleet,
+            url=url,
+            deliveries=deliveries,
+            spread=spread,
+            template=template,
+            sandbox=sandbox,
+            progress=progress,
+            label=label,
+        )
+
+
+def _fleet_run(
+    group: Workers,
+    fleet: Fleet,
+    *,
+    url: str,
+    deliveries: int,
+    spread: timedelta,
+    template: data.Template,
+    sandbox: common.Sandbox,
+    progress: Progress,
+    label: str,
+) -> dict[str, Any]:
+    """`fleet_run` once its workers are configured."""
+    workers, logdir = group.count, group.logdir
     try:
         group.start()
         data.run(group.ready(url))
@@ -232,6 +271,16 @@ def fleet_run(
         data.run(template.drop(url))
 
 
+def through(fleet: dict[str, Any]) -> str:
+    """How the workers reached PostgreSQL, when not directly."""
+    if not fleet.get("pgbouncer"):
+        return ""
+    return (
+        f", the workers through PgBouncer (transaction mode, {POOL_SIZE} server connections; "
+        "LISTEN on a direct connection)"
+    )
+
+
 # --- 1, 2, 4 workers ---------------------------------------------------------------------------
 
 
@@ -252,6 +301,8 @@ def workers_params(args: argparse.Namespace) -> WorkersParams:
 
 def _apply(p: Any, args: argparse.Namespace) -> Any:
     fleet = p.fleet
+    if getattr(args, "pgbouncer", False):
+        fleet = replace(fleet, pgbouncer=True)
     for name, value in (
         ("batch", args.batch),
         ("concurrency", args.concurrency),
@@ -331,8 +382,9 @@ def workers_markdown(result: dict[str, Any], command: str) -> str:
                 "",
                 f"`{command}`",
                 "",
-                f"{p['deliveries']:,} deliveries due at one instant over {f['accounts']} accounts "
-                f"({', '.join(f['platforms'])}); `postpilot worker --scheduler optimized "
+                f"{p['deliveries']:,} deliveries due at one instant over {f['accounts']} accounts"
+                f" ({', '.join(f['platforms'])}){through(f)}; `postpilot worker --scheduler "
+                "optimized "
                 f"--processes N` with batch {f['batch']}, concurrency {f['concurrency']} per "
                 "process; "
                 f"sandbox latency {report.fmt(f['latency_ms'])} ms; throughput = N / (last "
@@ -440,7 +492,7 @@ def lateness_markdown(result: dict[str, Any], command: str) -> str:
                 "",
                 f"{p['deliveries']:,} posts due at one instant, and {p['deliveries']:,} spread "
                 f"evenly over {report.fmt(p['spread_s'])} s, through `postpilot worker "
-                f"--processes {p['workers']}` (batch {f['batch']}, concurrency "
+                f"--processes {p['workers']}`{through(f)} (batch {f['batch']}, concurrency "
                 f"{f['concurrency']}, sandbox latency {report.fmt(f['latency_ms'])} ms); "
                 f"lateness = published_at - scheduled_at; medians of {p['repeat']} runs.",
                 "",
