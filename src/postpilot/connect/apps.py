@@ -37,6 +37,20 @@ APP_SETTINGS: Mapping[str, AppSettings] = {
 }
 
 
+# Platforms without a deployment-wide app, as people write them.
+_OTHER_NAMES = {
+    "mastodon": "Mastodon",
+    "bluesky": "Bluesky",
+    "telegram": "Telegram",
+    "matrix": "Matrix",
+}
+
+
+def display_name(platform: str) -> str:
+    known = APP_SETTINGS.get(platform)
+    return known.name if known else _OTHER_NAMES.get(platform, platform)
+
+
 def configured_app(settings: Settings, platform: str) -> App | None:
     """The app the settings name for `platform`, the sandbox's when only SANDBOX_URL is set,
     else None."""

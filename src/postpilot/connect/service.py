@@ -176,15 +176,16 @@ class ConnectService:
                 }.get(why, "this connect link is not one we issued: start connecting again")
             )
         connector = self.connector(flow.platform)
-        name = apps.APP_SETTINGS[flow.platform].name if flow.platform in apps.APP_SETTINGS else ""
-        if error or not code:
+        name = apps.display_name(flow.platform)
+        if error in (None, "access_denied") and not code:
+            message = f"{name} access was denied: nothing was connected"
+            return await self._fail(flow, "access_denied", message)
+        if error or not code:  # the platform's own words, e.g. invalid_scope
             message = (
-                f"{name or flow.platform} access was denied: nothing was connected"
-                if error in (None, "access_denied")
-                else f"{name or flow.platform} refused the authorization ({error}): "
+                f"{name} refused the authorization ({error}): "
                 f"{error_description or 'no reason given'}"
             )
-            return await self._fail(flow, error or "access_denied", message)
+            return await self._fail(flow, "authorization_refused", message)
         assert isinstance(connector, OAuthConnector)
         inputs = {k: str(v) for k, v in flow.inputs.items()}
         try:
