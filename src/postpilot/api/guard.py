@@ -54,7 +54,7 @@ class RequestGuard:
             return
         if raw is None:  # the client went away
             return
-        found = [] if upload else body_problems(raw)
+        found = [] if upload else body_problems(raw, Headers(scope=scope).get("content-type", ""))
         if found:
             await errors.invalid(found)(scope, receive, send)
             return
@@ -105,10 +105,16 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes | None:
             return b"".join(chunks)
 
 
-def body_problems(raw: bytes) -> list[dict[str, str]]:
-    """Every route takes JSON or nothing, so any body must be JSON we can store."""
+def body_problems(raw: bytes, content_type: str = "") -> list[dict[str, str]]:
+    """Every API route takes JSON or nothing, so any body must be JSON we can store; the web
+    app's forms are URL-encoded, checked field by field like a query."""
     if not raw.strip():
         return []
+    if content_type.startswith("application/x-www-form-urlencoded"):
+        found: list[dict[str, str]] = []
+        for name, value in parse_qsl(raw.decode("latin-1"), keep_blank_values=True):
+            found += text.problems(value, f"form.{name}")
+        return found[: text.MAX_PROBLEMS]
     try:
         document: Any = text.parse(raw)
     except text.BadJson as exc:

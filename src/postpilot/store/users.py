@@ -132,7 +132,7 @@ async def members(session: AsyncSession, workspace_id: str) -> list[Member]:
         .where(Membership.workspace_id == workspace_id)
         .order_by(User.email)
     )
-    return [Member(user=u, role=Role(m.role), since=m.created_at) for u, m in rows.tuples()]
+    return [Member(user=u, role=Role(m.role), since=m.created_at) for u, m in rows]
 
 
 async def change_role(
@@ -180,7 +180,7 @@ async def all_users(session: AsyncSession) -> list[tuple[User, str | None, Role 
         .outerjoin(Workspace, Workspace.id == Membership.workspace_id)
         .order_by(User.email, Workspace.name)
     )
-    return [(u, name, Role(role) if role else None) for u, name, role in rows.tuples()]
+    return [(u, name, Role(role) if role else None) for u, name, role in rows]
 
 
 async def create_invitation(
@@ -263,7 +263,7 @@ async def _member(session: AsyncSession, workspace_id: str, user_id: str) -> Mem
     ).one_or_none()
     if row is None:
         raise NotAMember(f"user {user_id} is not a member of this workspace")
-    user, found = row.tuple()
+    user, found = row
     return Member(user=user, role=Role(found.role), since=found.created_at)
 
 

@@ -76,7 +76,7 @@ async def signed_in(session: AsyncSession, secret: str, now: datetime) -> Signed
     ).one_or_none()
     if row is None:
         return None
-    web, user, workspace, role = row.tuple()
+    web, user, workspace, role = row
     return SignedIn(session=web, user=user, workspace=workspace, role=Role(role), secret=secret)
 
 
