@@ -16,6 +16,7 @@ from postpilot.connect.base import AppNotConfigured, Target
 from postpilot.connect.outcomes import InvalidState
 from postpilot.connect.service import FORGET_AFTER, ConnectService
 from postpilot.runtime import build_runtime
+from postpilot.settings import SECRET_NAMES
 from postpilot.store.database import Database
 from postpilot.store.tables import ConnectFlow
 from tests.helpers import make_settings, new_workspace
@@ -78,6 +79,9 @@ def test_app_settings(sqlite_db: Database) -> None:
     assert apps.required_app(x_public, "x") == apps.App("id", None)
     sandboxed = make_settings(sqlite_db, SANDBOX_URL="http://127.0.0.1:9")
     assert apps.required_app(sandboxed, "instagram").client_id == apps.SANDBOX_CLIENT_ID
+    # `config show` masks the secrets, not the ids.
+    assert {"CONNECT_X_CLIENT_SECRET", "CONNECT_FACEBOOK_APP_SECRET"} <= SECRET_NAMES
+    assert "CONNECT_X_CLIENT_ID" not in SECRET_NAMES
 
 
 async def test_an_expired_flow_is_refused_and_stays_refused(sqlite_db: Database) -> None:
