@@ -283,6 +283,17 @@ async def test_check_and_disconnect(sqlite_db: Database, sandbox: SandboxClient)
         checked = await api.client.post(f"/api/accounts/{account['id']}/check")
         assert checked.status_code == 200 and checked.json()["ok"] is True, checked.text
 
+        # The person removes our app at the instance: the check says so, in the platform's
+        # words, and the account needs a reconnect.
+        httpx.post(
+            f"{sandbox.url}/_sandbox/connect/revoke_app",
+            json={"platform": "mastodon", "subject": "sandbox-user"},
+        ).raise_for_status()
+        refused = (await api.client.post(f"/api/accounts/{account['id']}/check")).json()
+        assert refused["ok"] is False and "reconnect" in refused["message"]
+        assert refused["account"]["status"] == "needs_reconnect"
+        assert refused["account"]["status_reason"] == refused["message"]
+
         # Disconnecting revokes the token at the instance; the account is gone from the list.
         gone = await api.client.delete(f"/api/accounts/{account['id']}")
         assert gone.status_code == 204
