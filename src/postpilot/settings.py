@@ -149,6 +149,8 @@ class Settings(BaseSettings):
     WEBHOOK_RETRY_MAX_SECONDS: Annotated[float, Field(ge=0, le=86_400)] = 3600.0
     WEBHOOK_OUTBOX_POLL_SECONDS: Annotated[float, Field(gt=0, le=3600)] = 2.0
     WEBHOOK_OUTBOX_BATCH: Annotated[int, Field(ge=1, le=1000)] = 50
+    # Sent and failed events older than this leave the delivery log (pending ones never do).
+    WEBHOOK_LOG_RETENTION_DAYS: Annotated[int, Field(ge=1, le=3650)] = 30
     # Connecting accounts. The public origin people's browsers reach the API at: every
     # platform's consent page sends them back to {PUBLIC_BASE_URL}/api/connect/callback, the one
     # redirect URI to register with each platform's app.

@@ -304,3 +304,29 @@ async def test_the_monitor_loop_sends_what_a_pass_wrote(
             stop.set()
             await running
     assert sorted(e["type"] for e in signed_bodies(hook)) == ["delivery.published"] * 2
+
+
+async def test_the_log_keeps_pending_events_and_prunes_old_settled_ones(
+    any_db: Database, sandbox: SandboxClient
+) -> None:
+    clock = Clock()
+    async with (
+        receiver() as accepting,
+        receiver(fail_first=100, fail_status=400) as refusing,
+        receiver(fail_first=100, fail_status=503) as failing,
+        outbox_runtime(
+            any_db, sandbox, clock, accepting, refusing, failing, WEBHOOK_LOG_RETENTION_DAYS=30
+        ) as runtime,
+    ):
+        workspace, _ = await new_workspace(any_db)
+        for hook in (accepting, refusing, failing):
+            await subscribe(runtime, workspace, hook.url)
+        await one_event(runtime, workspace)
+        outbox = runtime.monitor.outbox
+        await outbox.drain()
+        assert sorted(r.status for r in await rows(any_db)) == ["failed", "pending", "sent"]
+        assert await outbox.prune_if_due() == 0, "nothing old enough yet"
+        clock.advance(days=31)
+        assert await outbox.prune_if_due() == 2
+        assert [r.status for r in await rows(any_db)] == ["pending"]
+        assert await outbox.prune_if_due() == 0, "at most once an hour"

@@ -29,6 +29,7 @@ from postpilot.store.database import Database
 log = logging.getLogger(__name__)
 
 MAX_ERROR_CHARS = 500
+PRUNE_EVERY = timedelta(hours=1)
 
 
 def entries(messages: Sequence[Message], listeners: Sequence[store.Listener]) -> list[store.Entry]:
@@ -89,6 +90,7 @@ class OutboxSender:
         timeout_seconds: float,
         poll_seconds: float,
         batch_size: int,
+        retention: timedelta = timedelta(days=30),
         concurrency: int = 8,
     ) -> None:
         self.db = db
@@ -99,6 +101,8 @@ class OutboxSender:
         self.timeout_seconds = timeout_seconds
         self.poll_seconds = poll_seconds
         self.batch_size = batch_size
+        self.retention = retention
+        self._last_prune: datetime | None = None
         self.claimer = claimer_id()
         # Long enough for one attempt and its write; a row held longer is taken over.
         self.lease = timedelta(seconds=timeout_seconds * 2 + 5)
@@ -141,11 +145,24 @@ class OutboxSender:
         while await self.send_due():
             pass
 
+    async def prune_if_due(self) -> int:
+        """Remove the log older than `retention`, at most once per PRUNE_EVERY."""
+        now = self.clock()
+        if self._last_prune is not None and now - self._last_prune < PRUNE_EVERY:
+            return 0
+        self._last_prune = now
+        async with self.db.engine.begin() as conn:
+            removed = await store.prune(conn, before=now - self.retention)
+        if removed:
+            log.info("webhook log pruned", extra={"rows": removed})
+        return removed
+
     async def run(self, stop: asyncio.Event) -> None:
         """Send what is due until `stop`: at once after this process wrote rows, else every
         `poll_seconds` (rows other processes wrote, retries coming due)."""
         while not stop.is_set():
             try:
+                await self.prune_if_due()
                 if await self.send_due() >= self.batch_size:
                     continue  # more may be due right now
             except Exception:

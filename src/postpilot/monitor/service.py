@@ -237,6 +237,7 @@ def outbox_sender(
         timeout_seconds=settings.WEBHOOK_TIMEOUT_SECONDS,
         poll_seconds=settings.WEBHOOK_OUTBOX_POLL_SECONDS,
         batch_size=settings.WEBHOOK_OUTBOX_BATCH,
+        retention=timedelta(days=settings.WEBHOOK_LOG_RETENTION_DAYS),
     )
 
 

@@ -304,6 +304,17 @@ async def redeliver(
     return await session.get(WebhookOutbox, delivery_id, populate_existing=True)
 
 
+async def prune(conn: AsyncConnection, *, before: datetime) -> int:
+    """Remove the log of events settled (sent or failed) before `before`; pending ones stay."""
+    done = await conn.execute(
+        delete(outbox).where(
+            outbox.c.status.in_([OutboxStatus.SENT.value, OutboxStatus.FAILED.value]),
+            outbox.c.created_at < before,
+        )
+    )
+    return int(done.rowcount or 0)
+
+
 async def pending_count(conn: AsyncConnection) -> int:
     found = await conn.execute(
         select(func.count())
