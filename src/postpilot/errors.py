@@ -36,6 +36,11 @@ person can act on, and its docstring is the message when none is given.
   - BackupError                                      (tools.backup)
   - CompareError                                     (tools.compare)
   - NothingDue                                       (tools.workload)
+  - ConnectRefused, AppNotConfigured                 (connect.base)
+  + ConnectError                                     (connect.outcomes)
+  | - UnsupportedPlatform, InvalidInput, InvalidState, FlowNotFound, NotChoosing,
+  |   PlatformUnreachable
+  - DemoConnectFailed                                (tools.demo)
 
 Classes named with a leading underscore are signals caught inside their own module.
 """
