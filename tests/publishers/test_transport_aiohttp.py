@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -14,12 +15,17 @@ import aiohttp
 import aiohttp.client_exceptions
 import httpx
 import pytest
+from aiohttp.abc import AbstractResolver, ResolveResult
 
 from postpilot.publishers.addresses import AddressPolicy
 from postpilot.publishers.errors import transport_outcome
 from postpilot.publishers.media import MediaError, MediaFetcher
 from postpilot.publishers.transport import NotPublicAddress
-from postpilot.publishers.transport_aiohttp import PublicOnlyAiohttpTransport, httpx_error_class
+from postpilot.publishers.transport_aiohttp import (
+    PublicOnlyAiohttpTransport,
+    PublicOnlyResolver,
+    httpx_error_class,
+)
 from postpilot.sandbox.images import png
 from tests.waiting import wait_until
 
@@ -239,3 +245,32 @@ async def test_no_cookie_and_no_environment_proxy_is_used(
     assert "cookie" not in server.headers[1]
     assert server.headers[1]["user-agent"] == "postpilot/test"
     assert "content-type" not in server.headers[1]  # nothing aiohttp would add on its own
+
+
+class ScriptedResolver(AbstractResolver):
+    """What a DNS server answers, decided by the test (a rebinding one answers differently)."""
+
+    def __init__(self, *answers: list[str]) -> None:
+        self.answers = list(answers)
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        return [
+            ResolveResult(hostname=host, host=address, port=port, family=family, proto=0, flags=0)
+            for address in self.answers.pop(0)
+        ]
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_a_name_is_refused_if_any_address_is_private_and_only_checked_ones_are_used() -> None:
+    dns = ScriptedResolver(["93.184.215.14", "10.0.0.5"], ["93.184.215.14"], ["127.0.0.1"])
+    resolver = PublicOnlyResolver(AddressPolicy(), dns)
+    with pytest.raises(NotPublicAddress, match=r"10\.0\.0\.5"):
+        await resolver.resolve("mixed.example", 443)
+    answer = await resolver.resolve("cdn.example", 443)
+    assert [a["host"] for a in answer] == ["93.184.215.14"]  # what aiohttp connects to
+    with pytest.raises(NotPublicAddress, match=r"rebound\.example"):
+        await resolver.resolve("rebound.example", 443)
