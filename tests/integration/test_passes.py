@@ -330,3 +330,22 @@ async def test_a_rate_limited_matrix_room_costs_one_refused_request_not_one_per_
     assert (report.published, report.rate_limited) == (3, 5)
     # One send at a time to the room: only the send that met the limit was refused.
     assert [r["status"] for r in sandbox.requests("matrix")].count(429) == 1
+
+
+async def test_one_pass_claims_in_groups_as_slots_free_up_and_publishes_each_once(
+    runtime: ServiceRuntime, sandbox: SandboxClient
+) -> None:
+    db = runtime.db
+    workspace, accounts = await workspace_with_accounts(db, sandbox, count=6)
+    await due_posts(db, workspace, accounts, count=10, at=datetime.now(UTC))
+    report = await run_pass(runtime, scheduler="optimized", limit=100, concurrency=2)
+    # Groups of eight (four waves of two slots): the sixty come in eight claims, one pass.
+    assert (report.claimed, report.published) == (60, 60)
+    assert await statuses(db) == {"published": 60}
+    keys = Counter(r["idempotency_key"] for r in sandbox.records("mastodon"))
+    assert len(keys) == 60 and set(keys.values()) == {1}
+    async with db.session() as session:
+        events = (
+            await session.execute(select(Activity.event).where(Activity.pass_id == report.pass_id))
+        ).scalars()
+        assert Counter(events) == {"published": 60}
