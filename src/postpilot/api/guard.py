@@ -62,7 +62,7 @@ class RequestGuard:
 
     def _upload_limit(self, scope: Scope) -> int | None:
         content_type = Headers(scope=scope).get("content-type", "")
-        if scope.get("method") != "POST" or not content_type.startswith("multipart/form-data"):
+        if not content_type.startswith("multipart/form-data"):
             return None
         return self.uploads.get(str(scope.get("path", "")).rstrip("/"))
 

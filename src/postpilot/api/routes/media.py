@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import uuid
 from datetime import datetime
 from pathlib import PurePath
 from typing import Annotated, Any, Literal
@@ -245,21 +246,23 @@ async def list_media(
     )
 
 
-async def _item(session: SessionDep, workspace_id: str, media_id: str) -> MediaItem:
-    item = await store_media.get(session, workspace_id, media_id)
+async def _item(session: SessionDep, workspace_id: str, media_id: uuid.UUID) -> MediaItem:
+    item = await store_media.get(session, workspace_id, str(media_id))
     if item is None:
-        raise not_found("media", media_id)
+        raise not_found("media", str(media_id))
     return item
 
 
-@router.get("/{media_id}", response_model=MediaPublic)
-async def get_media(media_id: str, workspace: WorkspaceDep, session: SessionDep) -> MediaPublic:
+@router.get("/{media_id:uuid}", response_model=MediaPublic)
+async def get_media(
+    media_id: uuid.UUID, workspace: WorkspaceDep, session: SessionDep
+) -> MediaPublic:
     return public(await _item(session, workspace.id, media_id))
 
 
-@router.patch("/{media_id}", response_model=MediaPublic)
+@router.patch("/{media_id:uuid}", response_model=MediaPublic)
 async def update_media(
-    media_id: str, body: MediaUpdate, workspace: WorkspaceDep, session: SessionDep
+    media_id: uuid.UUID, body: MediaUpdate, workspace: WorkspaceDep, session: SessionDep
 ) -> MediaPublic:
     item = await _item(session, workspace.id, media_id)
     item.alt_text = body.alt_text or None
@@ -286,9 +289,9 @@ _IMAGE: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.get("/{media_id}/content", response_class=Response, responses=_IMAGE)
+@router.get("/{media_id:uuid}/content", response_class=Response, responses=_IMAGE)
 async def media_content(
-    media_id: str,
+    media_id: uuid.UUID,
     workspace: WorkspaceDep,
     session: SessionDep,
     runtime: RuntimeDep,
@@ -301,9 +304,9 @@ async def media_content(
     return await _bytes(runtime, item, library.ORIGINAL, item.content_type)
 
 
-@router.get("/{media_id}/thumbnail", response_class=Response, responses=_IMAGE)
+@router.get("/{media_id:uuid}/thumbnail", response_class=Response, responses=_IMAGE)
 async def media_thumbnail(
-    media_id: str, workspace: WorkspaceDep, session: SessionDep, runtime: RuntimeDep
+    media_id: uuid.UUID, workspace: WorkspaceDep, session: SessionDep, runtime: RuntimeDep
 ) -> Response:
     """A JPEG at most 320 pixels wide and high."""
     item = await _item(session, workspace.id, media_id)
@@ -311,18 +314,18 @@ async def media_thumbnail(
 
 
 @router.delete(
-    "/{media_id}",
+    "/{media_id:uuid}",
     status_code=204,
     response_class=Response,
     responses={409: {"description": "A post not yet published uses it (the posts are named)."}},
 )
 async def delete_media(
-    media_id: str, workspace: WorkspaceDep, session: SessionDep, runtime: RuntimeDep
+    media_id: uuid.UUID, workspace: WorkspaceDep, session: SessionDep, runtime: RuntimeDep
 ) -> Response:
-    item = await store_media.lock(session, workspace.id, media_id)
+    item = await store_media.lock(session, workspace.id, str(media_id))
     if item is None:
-        raise not_found("media", media_id)
-    needing = await store_media.posts_needing(session, media_id)
+        raise not_found("media", str(media_id))
+    needing = await store_media.posts_needing(session, item.id)
     if needing:
         raise ApiError(
             409,
@@ -331,7 +334,8 @@ async def delete_media(
             f"({', '.join(needing)}): remove it from them, or wait until they are published",
             [{"post_id": p, "message": f"post {p} is not yet published"} for p in needing],
         )
-    await store_media.remove(session, media_id)
+    ident = item.id
+    await store_media.remove(session, ident)
     await session.commit()
-    await library.discard(library.open_storage(runtime.settings), media_id)
+    await library.discard(library.open_storage(runtime.settings), ident)
     return Response(status_code=204)
