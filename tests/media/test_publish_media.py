@@ -10,9 +10,9 @@ from typing import Any
 
 from postpilot.sandbox.client import SandboxClient
 from postpilot.store.database import Database
-from tests.api.test_media_api import upload
 from tests.helpers import api_server, mastodon_account
 from tests.media import pictures
+from tests.media.uploads import upload
 from tests.waiting import wait_until
 from tests.workers import delivery_counts, worker_env
 

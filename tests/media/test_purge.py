@@ -14,9 +14,9 @@ from typer.testing import CliRunner
 from postpilot.cli.main import app
 from postpilot.store.database import Database
 from postpilot.store.tables import MediaItem
-from tests.api.test_media_api import upload
 from tests.helpers import TEST_SECRET_KEY, ApiServer, api_server, mastodon_account
 from tests.media import pictures
+from tests.media.uploads import upload
 
 
 async def purge(db: Database, media_dir: Path, *args: str) -> str:
