@@ -84,12 +84,14 @@ async def check_csrf(request: Request, signed: web_sessions.SignedIn | None) -> 
     """Refuse (403) a state-changing request without the right token, before anything else."""
     if request.method in csrf.SAFE_METHODS:
         return
+    # The form's field first: a page swapped in by htmx keeps the <body> (and its header token)
+    # of the page before, which a sign-in makes stale.
     given = request.headers.get(csrf.HEADER)
-    if given is None and request.headers.get("content-type", "").startswith(
+    if request.headers.get("content-type", "").startswith(
         ("application/x-www-form-urlencoded", "multipart/form-data")
     ):
         value = (await request.form()).get(csrf.FIELD)
-        given = value if isinstance(value, str) else None
+        given = value if isinstance(value, str) else given
     settings = runtime_of(request).settings
     if not csrf.valid(secret_key(settings), csrf_seed(request, signed), given):
         raise Refused(
