@@ -56,11 +56,11 @@ async def post_with(api: ApiServer, account: str, media_id: str, hours: float) -
 
 
 async def test_purge_keeps_what_is_needed(
-    sqlite_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    any_db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)  # settings read .env files from here: an empty folder
     media_dir = tmp_path / "media"
-    async with api_server(sqlite_db, MEDIA_DIR=str(media_dir)) as api:
+    async with api_server(any_db, MEDIA_DIR=str(media_dir)) as api:
         account = await mastodon_account(api)
         ids = {
             name: (await upload(api, pictures.plain(10 + i, 10))).json()["id"]
@@ -70,17 +70,17 @@ async def test_purge_keeps_what_is_needed(
         cancelled = await post_with(api, account, ids["cancelled"], hours=1)
         await api.client.post(f"/api/posts/{cancelled}/cancel")
         for name in ("unused", "scheduled", "cancelled"):
-            await aged(sqlite_db, ids[name], days=31)
-        await aged(sqlite_db, ids["recent"], days=29)
+            await aged(any_db, ids[name], days=31)
+        await aged(any_db, ids["recent"], days=29)
 
-        dry = await purge(sqlite_db, media_dir, "--dry-run")
+        dry = await purge(any_db, media_dir, "--dry-run")
         assert dry.startswith("would remove 2 media unused for 30 days")
         assert len((await api.client.get("/api/media")).json()["items"]) == 4
 
-        done = await purge(sqlite_db, media_dir)
+        done = await purge(any_db, media_dir)
         assert done.startswith("removed 2 media")
         assert ids["unused"] in done and ids["cancelled"] in done
         left = {i["id"] for i in (await api.client.get("/api/media")).json()["items"]}
         assert left == {ids["scheduled"], ids["recent"]}
         assert {p.name for p in media_dir.iterdir()} == left, "the files went with the rows"
-        assert (await purge(sqlite_db, media_dir)).startswith("removed 0 media")
+        assert (await purge(any_db, media_dir)).startswith("removed 0 media")
