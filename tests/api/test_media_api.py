@@ -4,6 +4,7 @@ and workspaces kept apart."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -189,3 +190,33 @@ async def test_another_workspace_cannot_see_or_use_the_media(
             f"media_ids: no media {media_id} in this workspace"
         )
         assert (await api.client.get(f"/api/media/{media_id}")).json()["alt_text"] is None
+
+
+async def test_a_delete_racing_a_new_post_never_leaves_the_post_without_its_media(
+    pg_db: Database, tmp_path: Path
+) -> None:
+    """On PostgreSQL the post's link share-locks the media and the delete locks it: one of
+    them goes first, and the other sees what it did."""
+    async with api_server(pg_db, MEDIA_DIR=str(tmp_path / "media")) as api:
+        account = await mastodon_account(api)
+        later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+        for _ in range(8):
+            media_id = (await upload(api, pictures.plain())).json()["id"]
+            body = {
+                "text": "x",
+                "media_ids": [media_id],
+                "targets": [account],
+                "scheduled_at": later,
+            }
+            created, deleted = await asyncio.gather(
+                api.client.post("/api/posts", json=body),
+                api.client.delete(f"/api/media/{media_id}"),
+            )
+            if created.status_code == 201:
+                assert deleted.status_code == 409, "the post went first: the delete sees it"
+                assert (await api.client.get(f"/api/media/{media_id}")).status_code == 200
+                content = await api.client.get(f"/api/media/{media_id}/content")
+                assert content.status_code == 200
+            else:
+                assert deleted.status_code == 204, deleted.text
+                refused(created, 422, "media_not_found")
