@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections import Counter
@@ -14,12 +15,15 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
+from postpilot import loop
 from postpilot.cli.main import app
 from postpilot.sandbox.client import SandboxClient
+from postpilot.sandbox.process import free_port
 from postpilot.scheduler.processes import Restarts, Supervisor
 from postpilot.store.database import Database
 from postpilot.store.tables import WorkerHeartbeat
@@ -122,6 +126,24 @@ async def test_worker_processes_stop_when_their_supervisor_is_killed(
     await wait_until(all_stopped, timeout=30, what=lambda: "workers stopped")
 
 
+async def test_each_worker_process_serves_its_metrics_on_its_own_port(
+    pg_db: Database, sandbox: SandboxClient, supervisors: Start
+) -> None:
+    base = _two_free_ports()
+    supervisor = supervisors(worker_env(pg_db, sandbox, WORKER_METRICS_PORT=str(base)), 2)
+    await wait_until(lambda: running(pg_db, 2, supervisor), timeout=30)
+    async with httpx.AsyncClient(timeout=5) as client:
+        for port in (base, base + 1):
+
+            async def answers(port: int = port) -> bool:
+                try:
+                    return (await client.get(f"http://127.0.0.1:{port}/metrics")).is_success
+                except httpx.TransportError:
+                    return False
+
+            await wait_until(answers, timeout=20, what=f"/metrics on port {port}")
+
+
 @pytest.mark.acceptance
 async def test_a_process_that_keeps_dying_stops_the_supervisor_non_zero() -> None:
     supervisor = Supervisor(
@@ -151,6 +173,14 @@ def test_sqlite_refuses_more_than_one_process(
     assert not database.exists()
 
 
+def test_commands_run_on_uvloop_where_it_is_installed() -> None:
+    async def running_loop() -> str:
+        return type(asyncio.get_running_loop()).__module__
+
+    expected = "asyncio" if sys.platform == "win32" else "uvloop"
+    assert loop.run(running_loop()).split(".")[0] == expected == loop.name()
+
+
 def test_restart_delay_doubles_up_to_its_cap() -> None:
     restarts = Restarts(first_delay_seconds=0.5, max_delay_seconds=3)
     assert [restarts.delay(n) for n in range(1, 6)] == [0.5, 1, 2, 3, 3]
@@ -158,3 +188,16 @@ def test_restart_delay_doubles_up_to_its_cap() -> None:
 
 async def _all_published(db: Database, n: int) -> bool:
     return (await delivery_counts(db)).get("published", 0) == n
+
+
+def _two_free_ports() -> int:
+    """A port whose next one is free too."""
+    for _ in range(50):
+        base = free_port()
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", base + 1))
+            except OSError:
+                continue
+        return base
+    raise AssertionError("no two free ports in a row")
