@@ -1,6 +1,6 @@
 """End to end: an image uploaded to the library, a post scheduled with its id, a worker process
 publishing it to the sandbox, which receives the library's published variant (read from
-storage, never over HTTP), on a SQLite file and on PostgreSQL."""
+storage, never over HTTP) and its alt text, on a SQLite file and on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -27,6 +27,11 @@ async def test_a_worker_publishes_library_media_to_the_sandbox(
         uploaded = await upload(api, pictures.with_orientation(120, 80), platforms=["mastodon"])
         assert uploaded.status_code == 201, uploaded.text
         media = uploaded.json()
+        # Alt text set after the upload reaches the platform (Mastodon's `description`).
+        patched = await api.client.patch(
+            f"/api/media/{media['id']}", json={"alt_text": "A blue square, upright"}
+        )
+        assert patched.status_code == 200, patched.text
         created = await api.client.post(
             "/api/posts",
             json={
@@ -51,6 +56,7 @@ async def test_a_worker_publishes_library_media_to_the_sandbox(
         (sent,) = record["media"]
         assert sent["size"] == media["variant"]["size_bytes"]
         assert sent["content_type"] == media["variant"]["content_type"] == "image/jpeg"
+        assert sent["description"] == "A blue square, upright"
         variant = await api.client.get(media["content_url"], params={"version": "published"})
         assert len(variant.content) == sent["size"]
         assert pictures.size_of(variant.content) == (80, 120)

@@ -21,6 +21,8 @@ from postpilot.publishers.media import MediaFile
 from postpilot.settings import Settings
 
 ORIGINAL, VARIANT, THUMBNAIL = "original", "variant", "thumbnail"
+# Kept beside the bytes so the publish path reads everything from storage, not the database.
+ALT_TEXT = "alt_text"
 
 
 class MediaRefused(PostpilotError):
@@ -97,8 +99,15 @@ async def save(storage: MediaStorage, media_id: str, prepared: Prepared) -> None
     await storage.put(key(media_id, THUMBNAIL), prepared.thumbnail.content)
 
 
+async def save_alt_text(storage: MediaStorage, media_id: str, alt_text: str | None) -> None:
+    if alt_text:
+        await storage.put(key(media_id, ALT_TEXT), alt_text.encode())
+    else:
+        await storage.delete(key(media_id, ALT_TEXT))
+
+
 async def discard(storage: MediaStorage, media_id: str) -> None:
-    for name in (THUMBNAIL, VARIANT, ORIGINAL):
+    for name in (ALT_TEXT, THUMBNAIL, VARIANT, ORIGINAL):
         await storage.delete(key(media_id, name))
 
 
@@ -113,10 +122,12 @@ class LibraryReader:
         if content is None:
             return None
         content_type = images.sniff(content) or "application/octet-stream"
+        alt_text = await self._storage.get(key(media_id, ALT_TEXT))
         return MediaFile(
             url=f"{media_limits.LIBRARY_PREFIX}{media_id}",
             content=content,
             content_type=content_type,
+            description=alt_text.decode() if alt_text else None,
         )
 
 

@@ -96,6 +96,7 @@ class MastodonPublisher:
             response = await ctx.http.post(
                 f"{base}/api/v2/media",
                 files={"file": (media.filename, media.content, media.content_type)},
+                data={"description": media.description} if media.description else None,
                 headers=headers,
             )
             if response.status_code not in (200, 202):

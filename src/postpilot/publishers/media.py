@@ -58,6 +58,8 @@ class MediaFile:
     url: str
     content: bytes
     content_type: str
+    # Alt text, for publishers whose platform takes it (library media only; a URL has none).
+    description: str | None = None
 
     @property
     def filename(self) -> str:

@@ -122,6 +122,7 @@ async def _add(
     # Files first, row last: a row never names bytes that are not there.
     await library.save(storage, media_id, prepared)
     try:
+        await library.save_alt_text(storage, media_id, item.alt_text)
         await store_media.add(session, item)
         answer = public(item)
         await session.commit()
@@ -262,11 +263,18 @@ async def get_media(
 
 @router.patch("/{media_id:uuid}", response_model=MediaPublic)
 async def update_media(
-    media_id: uuid.UUID, body: MediaUpdate, workspace: WorkspaceDep, session: SessionDep
+    media_id: uuid.UUID,
+    body: MediaUpdate,
+    workspace: WorkspaceDep,
+    session: SessionDep,
+    runtime: RuntimeDep,
 ) -> MediaPublic:
     item = await _item(session, workspace.id, media_id)
     item.alt_text = body.alt_text or None
     answer = public(item)
+    # Storage first: what publishes next reads it there (a failed commit leaves the row as it
+    # was, and the next PATCH writes both again).
+    await library.save_alt_text(library.open_storage(runtime.settings), item.id, item.alt_text)
     await session.commit()
     return answer
 
