@@ -24,6 +24,9 @@ person can act on, and its docstring is the message when none is given.
   + KeyConflict                                      (store.idempotency)
   | - KeyReused, KeyInProgress
   - NotEditable                                      (store.posts)
+  + PeopleRefused                                    (store.users)
+  | - InvalidEmail, EmailTaken, NotAMember, LastOwner
+  - Refused                                          (web.auth)
   - ApiError                                         (api.errors)
   - BodyTooLarge                                     (api.guard)
   - MediaError                                       (publishers.media)

@@ -9,6 +9,7 @@ from fastapi import Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from postpilot.core import roles
+from postpilot.errors import PostpilotError
 from postpilot.scheduler.runtime import Runtime
 from postpilot.settings import Settings
 from postpilot.store import web_sessions
@@ -17,7 +18,7 @@ from postpilot.web import csrf
 SESSION_COOKIE = "pp_session"
 
 
-class Refused(Exception):
+class Refused(PostpilotError):
     """A request the web app refuses: pages answer with an HTML page, other requests with the
     API's error shape."""
 
