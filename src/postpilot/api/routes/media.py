@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, Query, UploadFile
 from fastapi.responses import Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from postpilot.api import text
 from postpilot.api.deps import RuntimeDep, SessionDep, WorkspaceDep
@@ -81,7 +82,7 @@ def _filename(name: str | None, content_type: str) -> str:
 
 
 async def _add(
-    session: SessionDep,
+    session: AsyncSession,
     runtime: ServiceRuntime,
     workspace_id: str,
     data: bytes,
@@ -120,8 +121,8 @@ async def _add(
         last_used_at=now,
     )
     # Files first, row last: a row never names bytes that are not there.
-    await library.save(storage, media_id, prepared)
     try:
+        await library.save(storage, media_id, prepared)
         await library.save_alt_text(storage, media_id, item.alt_text)
         await store_media.add(session, item)
         answer = public(item)
@@ -247,7 +248,7 @@ async def list_media(
     )
 
 
-async def _item(session: SessionDep, workspace_id: str, media_id: uuid.UUID) -> MediaItem:
+async def _item(session: AsyncSession, workspace_id: str, media_id: uuid.UUID) -> MediaItem:
     item = await store_media.get(session, workspace_id, str(media_id))
     if item is None:
         raise not_found("media", str(media_id))
