@@ -274,3 +274,16 @@ async def test_a_name_is_refused_if_any_address_is_private_and_only_checked_ones
     assert [a["host"] for a in answer] == ["93.184.215.14"]  # what aiohttp connects to
     with pytest.raises(NotPublicAddress, match=r"rebound\.example"):
         await resolver.resolve("rebound.example", 443)
+
+
+async def test_errors_do_not_carry_the_url_and_its_token(server: Server) -> None:
+    server.answers["/bot123:SECRET/sendMessage"] = send(b"NOT HTTP AT ALL\r\n\r\n")
+    async with client("127.0.0.1") as http:
+        with pytest.raises(httpx.TransportError) as garbled:
+            await http.post(server.url("/bot123:SECRET/sendMessage"), json={"text": "hi"})
+        with pytest.raises(httpx.ConnectError) as refused:
+            await http.get("http://127.0.0.1:1/bot123:SECRET/getMe")
+    assert isinstance(garbled.value, httpx.RemoteProtocolError)
+    for error in (garbled.value, refused.value):
+        assert "SECRET" not in str(error) and "bot123" not in str(error), error
+    assert "127.0.0.1:1" in str(refused.value)

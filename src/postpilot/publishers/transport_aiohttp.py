@@ -111,7 +111,17 @@ def httpx_errors() -> Iterator[None]:
         mapped = httpx_error_class(type(exc))
         if mapped is None:
             raise
-        raise mapped(str(exc) or type(exc).__name__) from exc
+        raise mapped(safe_message(exc)) from exc
+
+
+def safe_message(exc: Exception) -> str:
+    """What went wrong without the URL: aiohttp puts the full URL in some messages, and a URL
+    may carry a token in its path (Telegram, Discord)."""
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        with contextlib.suppress(AttributeError):
+            reason = exc.os_error.strerror or type(exc.os_error).__name__
+            return f"cannot connect to {exc.host}:{exc.port}: {reason}"
+    return type(exc).__name__
 
 
 class _Body(httpx.AsyncByteStream):
