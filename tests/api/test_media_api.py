@@ -220,3 +220,31 @@ async def test_a_delete_racing_a_new_post_never_leaves_the_post_without_its_medi
             else:
                 assert deleted.status_code == 204, deleted.text
                 refused(created, 422, "media_not_found")
+
+
+async def test_a_post_checks_its_media_against_the_targets_platforms(
+    sqlite_db: Database, tmp_path: Path
+) -> None:
+    """Checked at upload for the platforms chosen then: a post to another platform is checked
+    again, and refused (changing nothing) when the image does not suit it."""
+    async with api_server(sqlite_db, MEDIA_DIR=str(tmp_path / "media")) as api:
+        bluesky = await api.client.post(
+            "/api/accounts",
+            json={
+                "platform": "bluesky",
+                "handle": "me.bsky.social",
+                "credentials": {"did": "did:plc:me", "access_jwt": "jwt"},
+                "verify": False,
+            },
+        )
+        assert bluesky.status_code == 201, bluesky.text
+        big = (await upload(api, pictures.noisy(700, 700), platforms=["mastodon"])).json()
+        body = {"text": "x", "media_ids": [big["id"]], "targets": [bluesky.json()["id"]]}
+        message = refused(
+            await api.client.post("/api/posts", json=body), 422, "content_not_allowed"
+        )
+        size = big["variant"]["size_bytes"]
+        assert message == (
+            f"media_ids: {big['id']}: bluesky: the image is {size} bytes, the limit is 1000000"
+        )
+        assert (await api.client.get("/api/posts")).json()["items"] == []
