@@ -30,6 +30,8 @@ person can act on, and its docstring is the message when none is given.
   - ApiError                                         (api.errors)
   - BodyTooLarge                                     (api.guard)
   - MediaError                                       (publishers.media)
+  - NotAnImage, TooManyPixels, CannotNormalise       (media.images)
+  - MediaRefused                                     (media.library)
   - NotPublicAddress (also an httpx.ConnectError)    (publishers.transport)
   - Stop                                             (publishers.flow)
   - OutcomesNotWritten                               (scheduler.passes)
