@@ -21,6 +21,7 @@ already in memory, and every delivery has its own overall timeout."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import socket
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -70,17 +71,21 @@ class PublicOnlyResolver(AbstractResolver):
 def check_literal(policy: AddressPolicy, url: httpx.URL) -> None:
     """Refuse a URL whose host is an address (in any spelling) the policy does not allow; names
     are left to the resolver."""
-    host = url.host
-    port = url.port or (443 if url.scheme == "https" else 80)
+    refusal = literal_refusal(policy, url.host, url.port or (443 if url.scheme == "https" else 80))
+    if refusal is not None:
+        raise NotPublicAddress(refusal)
+
+
+@functools.lru_cache(maxsize=4096)  # per request otherwise; a few hosts recur endlessly
+def literal_refusal(policy: AddressPolicy, host: str, port: int) -> str | None:
     if host == UNUSABLE_HOST:
-        raise NotPublicAddress(
-            "the account's server URL is not a valid http(s) URL: edit the account"
-        )
+        return "the account's server URL is not a valid http(s) URL: edit the account"
     if policy.is_allowed_host(host, port):
-        return
+        return None
     literal = literal_address(host)
     if literal is not None and not policy.may_connect(literal, port):
-        raise NotPublicAddress(f"{host} is not a public address; nothing was sent")
+        return f"{host} is not a public address; nothing was sent"
+    return None
 
 
 def httpx_error_class(kind: type[BaseException]) -> type[httpx.TransportError] | None:
@@ -177,7 +182,11 @@ class PublicOnlyAiohttpTransport(httpx.AsyncBaseTransport):
         if self._session is None:
             self._session = self._open()
         body = await request.aread()
-        headers = [(k, v) for k, v in request.headers.multi_items() if k != "transfer-encoding"]
+        headers = [  # httpx's raw headers: decoding them through `multi_items` costs more
+            (k.decode("latin-1"), v.decode("latin-1"))
+            for k, v in request.headers.raw
+            if k.lower() != b"transfer-encoding"
+        ]
         timeouts: dict[str, float | None] = request.extensions.get("timeout", {})
         connect, pool = timeouts.get("connect"), timeouts.get("pool")
         with httpx_errors():
