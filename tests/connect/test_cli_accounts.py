@@ -56,6 +56,7 @@ async def connect_in_a_terminal(
     *,
     allow: bool = True,
     then: str = "",
+    extra: tuple[str, ...] = (),
 ) -> tuple[int, str, str]:
     """`postpilot accounts connect PLATFORM` as its own process: read the authorize URL it
     prints, consent in the sandbox, paste the redirect back (and `then`, the next answers)."""
@@ -68,6 +69,7 @@ async def connect_in_a_terminal(
         platform,
         "--workspace",
         workspace,
+        *extra,
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -98,6 +100,12 @@ async def test_connect_x_by_pasting_the_redirect_then_list_and_check(
     async with sqlite_db.session() as session:
         (account,) = (await session.scalars(select(Account))).all()
     assert account.platform == "x" and account.token_expires_at is not None
+
+    code, out, err = await connect_in_a_terminal(
+        sqlite_db, sandbox, workspace, "x", extra=("--account", account.id)
+    )
+    assert code == 0, err
+    assert f"connected x account {account.id}" in out  # reconnected: the same account
 
     listed = await cli(sqlite_db, sandbox, "accounts", "list", "--workspace", workspace)
     assert listed.exit_code == 0, listed.output

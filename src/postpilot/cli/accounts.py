@@ -14,7 +14,7 @@ from rich.markup import escape
 from postpilot.cli import common, usage
 from postpilot.cli.workspace import _actor
 from postpilot.connect import flows
-from postpilot.connect.base import Connector, DirectConnector, Input, Method, OAuthConnector
+from postpilot.connect.base import Input, Method
 from postpilot.connect.outcomes import Finished
 from postpilot.connect.service import ConnectService
 from postpilot.core.timezones import as_utc
@@ -67,16 +67,6 @@ def _ask(declared: tuple[Input, ...], given: dict[str, str]) -> dict[str, str]:
     return given
 
 
-def _method(connector: Connector, wanted: str | None) -> str:
-    if wanted is not None:
-        if wanted not in [m.value for m in connector.methods]:
-            offered = ", ".join(m.value for m in connector.methods)
-            common.fail(f"{connector.platform} connects with: {offered}", usage.USAGE_EXIT_CODE)
-        return wanted
-    oauth = Method.OAUTH in connector.methods and isinstance(connector, OAuthConnector)
-    return Method.OAUTH.value if oauth else Method.DIRECT.value
-
-
 @app.command()
 def connect(
     platform: str = typer.Argument(..., help="x, mastodon, bluesky, telegram, ..."),
@@ -85,6 +75,9 @@ def connect(
         [], "--input", help="name=value, e.g. --input instance=mastodon.social (repeatable)."
     ),
     method: str | None = typer.Option(None, help="oauth or direct (default: oauth if offered)."),
+    account_id: str | None = typer.Option(
+        None, "--account", help="Reconnect this account: same id, posts and history."
+    ),
 ) -> None:
     """Connect an account: prints the platform's authorize URL, then reads the URL the browser
     was sent back to (or only its code); direct platforms ask for their inputs."""
@@ -93,23 +86,31 @@ def connect(
     async def go(runtime: ServiceRuntime) -> tuple[ServiceRuntime, Finished]:
         service = ConnectService(runtime)
         connector = service.connector(platform)
-        how = _method(connector, method)
+        how = service.method_of(connector, method)
+        declared = connector.start_inputs if how is Method.OAUTH else connector.direct_inputs
+        wanted = dict(given)
+        if account_id is not None:
+            async with runtime.db.session() as session:
+                account = await accounts.get_account(session, workspace_id, account_id)
+            if account is None or account.platform != platform:
+                common.fail(f"no {platform} account {account_id} in workspace {workspace_id}")
+            wanted = service.with_server_of(account, declared, given)
         actor = _actor()
-        if how == Method.DIRECT.value:
-            assert isinstance(connector, DirectConnector)
+        if how is Method.DIRECT:
             finished = await service.connect_direct(
                 workspace_id=workspace_id,
                 platform=platform,
-                inputs=_ask(connector.direct_inputs, given),
+                inputs=_ask(declared, wanted),
                 actor=actor,
+                account_id=account_id,
             )
         else:
-            assert isinstance(connector, OAuthConnector)
             started = await service.start(
                 workspace_id=workspace_id,
                 platform=platform,
-                inputs=_ask(connector.start_inputs, given),
+                inputs=_ask(declared, wanted),
                 actor=actor,
+                account_id=account_id,
             )
             common.console.print(
                 "Open this URL, allow postpilot, then paste the address your browser was sent "

@@ -87,6 +87,28 @@ class ConnectService:
             raise UnsupportedPlatform(f"{platform!r} cannot be connected; connect one of {known}")
         return found
 
+    def method_of(self, connector: Connector, wanted: str | None = None) -> Method:
+        """`wanted` if the platform offers it, else its consent page where it has one."""
+        if wanted is not None:
+            if wanted not in [m.value for m in connector.methods]:
+                offered = ", ".join(m.value for m in connector.methods)
+                raise InvalidInput(f"{connector.platform} connects with: {offered}", "method")
+            return Method(wanted)
+        oauth = Method.OAUTH in connector.methods and isinstance(connector, OAuthConnector)
+        return Method.OAUTH if oauth else Method.DIRECT
+
+    @staticmethod
+    def with_server_of(
+        account: Account, declared: tuple[Input, ...], given: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """A reconnect's inputs: the account's own server (instance, homeserver, service)
+        unless the person names another."""
+        inputs = dict(given)
+        for wanted in declared:
+            if wanted.name in SERVER_INPUTS and wanted.name not in inputs and account.base_url:
+                inputs[wanted.name] = account.base_url
+        return inputs
+
     def configured(self, connector: Connector) -> bool:
         if not connector.needs_app:
             return True

@@ -20,8 +20,7 @@ from postpilot.api.schemas import (
     ReconnectStart,
     RetriedDeliveries,
 )
-from postpilot.connect.base import Method, OAuthConnector
-from postpilot.connect.service import SERVER_INPUTS
+from postpilot.connect.base import Method
 from postpilot.core.states import AccountStatus
 from postpilot.core.timezones import as_utc
 from postpilot.publishers import urls
@@ -268,14 +267,10 @@ async def reconnect(
     account = await _live_account(session, workspace.id, account_id)
     with connect_errors():
         connector = service.connector(account.platform)
-        oauth = isinstance(connector, OAuthConnector) and Method.OAUTH in connector.methods
-        method = body.method or (Method.OAUTH.value if oauth else Method.DIRECT.value)
-        declared = connector.start_inputs if method == "oauth" else connector.direct_inputs
-        inputs = dict(body.inputs)
-        for wanted in declared:  # the account's own server, unless another is named
-            if wanted.name in SERVER_INPUTS and wanted.name not in inputs and account.base_url:
-                inputs[wanted.name] = account.base_url
-        if method == Method.OAUTH.value:
+        method = service.method_of(connector, body.method)
+        declared = connector.start_inputs if method is Method.OAUTH else connector.direct_inputs
+        inputs = service.with_server_of(account, declared, body.inputs)
+        if method is Method.OAUTH:
             return started(
                 await service.start(
                     workspace_id=workspace.id,
