@@ -349,3 +349,43 @@ async def test_one_pass_claims_in_groups_as_slots_free_up_and_publishes_each_onc
             await session.execute(select(Activity.event).where(Activity.pass_id == report.pass_id))
         ).scalars()
         assert Counter(events) == {"published": 60}
+
+
+async def test_a_platform_that_does_not_answer_holds_no_more_than_half_the_slots(
+    any_db: Database, sandbox: SandboxClient
+) -> None:
+    settings = make_settings(
+        any_db, sandbox, SCHEDULER_LEASE_SECONDS=600, WORKER_SHUTDOWN_GRACE_SECONDS=0.1
+    )
+    runtime = build_runtime(settings, db=any_db)
+    now = datetime.now(UTC)
+    chats_ws, chats = await workspace_with_accounts(
+        any_db,
+        sandbox,
+        count=6,
+        platform="telegram",
+        credentials={"bot_token": "123:secret"},
+        options={"chat_id": "@news"},
+    )
+    await due_posts(any_db, chats_ws, chats, count=1, at=now - timedelta(seconds=5))
+    workspace, accounts = await workspace_with_accounts(any_db, sandbox, count=6)
+    await due_posts(any_db, workspace, accounts, count=1, at=now)
+    # Telegram holds every send far longer than the wait below; its six are due first.
+    sandbox.inject("timeout", "telegram", remaining=6, hold_seconds=30, step="publish")
+    stop = asyncio.Event()
+    publishing = asyncio.create_task(
+        run_pass(runtime, scheduler="optimized", limit=20, concurrency=4, stop=stop)
+    )
+    try:
+        await wait_until(
+            lambda: _published(any_db, 6), timeout=10, what="Mastodon published beside Telegram"
+        )
+        assert not publishing.done()
+        stop.set()
+        await asyncio.wait_for(publishing, timeout=10)
+    finally:
+        stop.set()
+        await runtime.close()
+    # Telegram held half the slots while Mastodon had deliveries ready, then the slots Mastodon
+    # freed: four sends stopped in flight (unknown: Telegram cannot deduplicate), two unstarted.
+    assert await statuses(any_db) == {"published": 6, "unknown": 4, "scheduled": 2}
