@@ -166,9 +166,9 @@ async def test_direct_telegram_is_checked_live_then_publishes(
 
 
 async def test_refusals_are_clear_and_connect_nothing(
-    sqlite_db: Database, sandbox: SandboxClient
+    any_db: Database, sandbox: SandboxClient
 ) -> None:
-    async with api_server(sqlite_db, sandbox) as api:
+    async with api_server(any_db, sandbox) as api:
         instance = sandbox.platform_url("mastodon")
         # A state we never issued, and one used already.
         made_up = await callback(api, "state=nope&code=abc")
@@ -216,7 +216,7 @@ async def test_refusals_are_clear_and_connect_nothing(
             assert field in refused.json()["error"]["message"]
         unknown = await api.client.post("/api/connect/myspace", json={})
         assert unknown.json()["error"]["code"] == "unsupported_platform"
-        assert await count(sqlite_db, Account) == 1
+        assert await count(any_db, Account) == 1
 
 
 async def test_an_app_that_is_not_configured_is_named(sqlite_db: Database) -> None:
