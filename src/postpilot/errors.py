@@ -19,6 +19,7 @@ person can act on, and its docstring is the message when none is given.
   - SchemaOutOfDate                                  (store.schema)
   - ScratchUnavailable                               (store.scratch)
   - SqliteFileError                                  (store.sqlite_files)
+  - BadPoolerOption                                  (store.database)
   + KeyRefused                                       (store.api_keys)
   | - KeyNotFound, KeyRevoked, LastActiveKey
   + KeyConflict                                      (store.idempotency)
