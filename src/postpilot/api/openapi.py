@@ -33,13 +33,17 @@ DEFAULT_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 _UNAUTHORIZED = (401, "The API key is missing, not valid or revoked.")
+_FORBIDDEN = (
+    403,
+    "A signed-in user's role does not allow this, or their session's X-CSRF-Token is missing.",
+)
 _OPERATOR = {
     401: "Needs `Authorization: Bearer <CRON_SECRET>`.",
     503: "CRON_SECRET is not set: operator endpoints are off.",
 }
 # A dependency named here adds these answers to every operation that uses it.
 _BY_DEPENDENCY: dict[Callable[..., Any], dict[int, str]] = {
-    deps.current_workspace: dict([_UNAUTHORIZED]),
+    deps.current_workspace: dict([_UNAUTHORIZED, _FORBIDDEN]),
     deps.require_cron_secret: _OPERATOR,
     performance.require_operator: _OPERATOR,
 }
