@@ -43,7 +43,11 @@ class Failures:
 async def start(
     session: AsyncSession, *, user_id: str, workspace_id: str, now: datetime, lifetime: timedelta
 ) -> str:
-    """A new session; returns the cookie's secret (shown to the browser only)."""
+    """A new session; returns the cookie's secret (shown to the browser only). The user's
+    expired sessions go on the way, so the table holds live ones and a few more."""
+    await session.execute(
+        delete(WebSession).where(WebSession.user_id == user_id, WebSession.expires_at <= now)
+    )
     secret = secrets.token_urlsafe(32)
     session.add(
         WebSession(
