@@ -287,3 +287,22 @@ async def test_errors_do_not_carry_the_url_and_its_token(server: Server) -> None
     for error in (garbled.value, refused.value):
         assert "SECRET" not in str(error) and "bot123" not in str(error), error
     assert "127.0.0.1:1" in str(refused.value)
+
+
+async def test_waiting_for_a_connection_past_the_pool_timeout_is_a_connect_timeout(
+    server: Server,
+) -> None:
+    """One connection, held by a slow answer: the next request waits for it no longer than
+    httpx's pool (+ connect) timeout, and was never sent."""
+    transport = PublicOnlyAiohttpTransport(
+        AddressPolicy.allowing("127.0.0.1"), limits=httpx.Limits(max_connections=1)
+    )
+    timeout = httpx.Timeout(5.0, pool=0.2, connect=0.1)
+    async with httpx.AsyncClient(transport=transport, timeout=timeout) as http:
+        held = asyncio.create_task(http.get(server.url("/hold")))
+        await wait_until(lambda: server.paths == ["/hold"], timeout=5)
+        with pytest.raises(httpx.ConnectTimeout) as caught:
+            await http.post(server.url("/ok"), json={"status": "hi"})
+        held.cancel()
+    assert server.paths == ["/hold"]
+    assert type(transport_outcome(caught.value, "publish")).__name__ == "Transient"
