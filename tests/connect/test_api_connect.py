@@ -372,3 +372,35 @@ async def test_linkedin_member_and_organization_are_a_choice(
         target = await publish(api, account["id"], "news from the company page")
         assert target["status"] == "published", target
         assert [r["text"] for r in sandbox.records("linkedin")] == ["news from the company page"]
+
+
+async def test_disconnecting_one_of_a_logins_accounts_keeps_the_grant_for_the_others(
+    sqlite_db: Database, sandbox: SandboxClient
+) -> None:
+    """LinkedIn's member and organization accounts from one login hold one token: the first
+    disconnect must not revoke it, the last one does."""
+    sandbox.configure(connect_consent="approve")
+    async with api_server(sqlite_db, sandbox) as api:
+        started = await start(api, "linkedin")
+        answer = await callback(api, await consent(started["authorize_url"]))
+        flow_id = answer.json()["flow_id"]
+        flow = (await api.client.get(f"/api/connect/flows/{flow_id}")).json()
+        chosen = await api.client.post(
+            f"/api/connect/flows/{flow_id}/choose",
+            json={"platform_ids": [c["platform_id"] for c in flow["choices"]]},
+        )
+        organization, member = sorted(chosen.json()["accounts"], key=lambda a: a["platform_id"])
+
+        def revokes() -> int:
+            return sum(r["path"].endswith("/oauth/v2/revoke") for r in sandbox.requests("linkedin"))
+
+        assert (await api.client.delete(f"/api/accounts/{organization['id']}")).status_code == 204
+        assert revokes() == 0
+        target = await publish(api, member["id"], "the member still posts")
+        assert target["status"] == "published", target
+
+        assert (await api.client.delete(f"/api/accounts/{member['id']}")).status_code == 204
+        assert revokes() >= 1
+        async with sqlite_db.session() as session:
+            details = (await session.scalars(select(Activity.detail))).all()
+        assert any("another account still uses the same grant" in d for d in details), details

@@ -94,6 +94,11 @@ class AccountPublic(BaseModel):
     id: str
     platform: str
     handle: str
+    platform_id: str | None = Field(
+        default=None,
+        description="The platform's stable id of what the account posts as (user id, DID, "
+        "Page id, author URN, chat id...), set when the account was connected and verified.",
+    )
     base_url: str | None
     options: dict[str, Any]
     status: str

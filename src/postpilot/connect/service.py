@@ -68,6 +68,8 @@ ACCOUNT_CHECKED = "account_checked"
 # How long an ended flow is kept, for `GET /api/connect/flows/{id}` after the fact.
 FORGET_AFTER = timedelta(days=1)
 # Inputs that name a server (checked like an account's base URL before anything is sent).
+# Credentials that carry a platform grant: two accounts holding the same one share it.
+GRANT_FIELDS = frozenset({"access_token", "refresh_token", "refresh_jwt", "bot_token"})
 SERVER_INPUTS = frozenset({"instance", "homeserver", "service", "server", "pds_url", "base_url"})
 
 
@@ -395,6 +397,10 @@ class ConnectService:
             return "not revoked: the platform offers no revocation"
         try:
             credentials = self.runtime.cipher.decrypt(account.credentials)
+            if await self._grant_shared(account, credentials):
+                # One login can become several accounts (LinkedIn's member and organizations,
+                # Slack's channels): revoking would cut the others off.
+                return "not revoked: another account still uses the same grant"
             app = apps.configured_app(self.runtime.settings, account.platform)
             if isinstance(connector, RegistersApps) and account.base_url:
                 server = {i.name: account.base_url for i in connector.start_inputs}
@@ -410,6 +416,20 @@ class ConnectService:
         return f"revoked at {account.platform}"
 
     # --- inside --------------------------------------------------------------------------
+
+    async def _grant_shared(self, account: Account, credentials: Mapping[str, Any]) -> bool:
+        """Whether another connected account of the platform holds one of this account's
+        tokens. Disconnects are rare: decrypting the platform's accounts is fine."""
+        tokens = {str(v) for k, v in credentials.items() if k in GRANT_FIELDS and v}
+        if not tokens:
+            return False
+        async with self.runtime.db.session() as session:
+            others = await accounts.connected_on(session, account.platform, besides=account.id)
+        for other in others:
+            theirs = self.runtime.cipher.decrypt(other.credentials)
+            if tokens & {str(v) for k, v in theirs.items() if k in GRANT_FIELDS and v}:
+                return True
+        return False
 
     def _inputs(
         self, connector: Connector, declared: tuple[Input, ...], given: Mapping[str, Any]

@@ -34,6 +34,14 @@ async def list_accounts(
     return list((await session.execute(query.order_by(Account.created_at))).scalars())
 
 
+async def connected_on(session: AsyncSession, platform: str, *, besides: str) -> list[Account]:
+    """Every account of `platform` not deleted, in any workspace, except `besides`."""
+    query = select(Account).where(
+        Account.platform == platform, Account.deleted_at.is_(None), Account.id != besides
+    )
+    return list((await session.execute(query)).scalars())
+
+
 async def accounts_by_ids(
     session: AsyncSession, workspace_id: str, ids: list[str]
 ) -> dict[str, Account]:
@@ -163,6 +171,7 @@ def public_fields(account: Account) -> dict[str, Any]:
         "id": account.id,
         "platform": account.platform,
         "handle": account.handle,
+        "platform_id": account.platform_id,
         "base_url": account.base_url,
         "options": account.options,
         "status": account.status,
