@@ -35,6 +35,9 @@ async def sign_in(page: Page, email: str, password: str = PASSWORD, *, ok: bool 
 
 async def test_first_run_creates_the_owner(chromium: Browser, server: ApiServer) -> None:
     page = await open_page(chromium, server)
+    # A refused script or style (the pages' Content-Security-Policy) is a console error.
+    errors: list[str] = []
+    page.on("console", lambda message: message.type == "error" and errors.append(message.text))
     await page.goto("/")
     await expect(page).to_have_url(re.compile(r"/setup$"))
     await page.get_by_label("Workspace name").fill("Acme")
@@ -48,6 +51,8 @@ async def test_first_run_creates_the_owner(chromium: Browser, server: ApiServer)
     for label in ("Calendar", "Compose", "Attention", "Accounts", "Dashboard", "Settings"):
         await expect(nav.get_by_role("link", name=label)).to_be_visible()
     await page.screenshot(path=screenshot_path("calendar-placeholder"), full_page=True)
+    assert await page.evaluate("typeof htmx") == "object"
+    assert errors == []
 
 
 async def test_sign_in_wrong_password_and_rate_limit(

@@ -16,6 +16,18 @@ from postpilot.web import auth, csrf
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
+# Pages are the user's own and may show a secret once (an API key, an invitation link): not kept
+# by caches, not framed by another site, no referrer carrying an invitation's token away, and
+# only the app's own scripts and styles (htmx adds one <style> for its indicators).
+HEADERS = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "same-origin",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; "
+    "style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'; "
+    "form-action 'self'; base-uri 'none'",
+}
+
 
 @dataclass(frozen=True, slots=True)
 class NavItem:
@@ -63,6 +75,7 @@ def page(
             **context,
         },
         status_code=status,
+        headers=HEADERS,
     )
     if new_seed is not None:
         auth.set_cookie(response, csrf.PRE_SESSION_COOKIE, new_seed, settings, max_age=86_400)
