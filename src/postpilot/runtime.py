@@ -36,7 +36,7 @@ from postpilot.publishers.base import PublishContext
 from postpilot.publishers.budgets import RateBudgets
 from postpilot.publishers.media import MediaFetcher
 from postpilot.publishers.registry import supported_platforms
-from postpilot.publishers.transport_aiohttp import PublicOnlyAiohttpTransport
+from postpilot.publishers.transport_aiohttp import PublicOnlyAiohttpTransport, no_cookies
 from postpilot.scheduler.journal import InFlightJournal
 from postpilot.scheduler.runtime import Runtime, utcnow
 from postpilot.settings import Settings
@@ -89,6 +89,7 @@ def build_runtime(
             ),
         ),
         headers={"User-Agent": "postpilot/0.1"},
+        cookies=no_cookies(),
     )
     closing.push_async_callback(http.aclose)
     media = MediaFetcher(

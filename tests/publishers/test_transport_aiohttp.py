@@ -25,6 +25,7 @@ from postpilot.publishers.transport_aiohttp import (
     PublicOnlyAiohttpTransport,
     PublicOnlyResolver,
     httpx_error_class,
+    no_cookies,
 )
 from postpilot.sandbox.images import png
 from tests.waiting import wait_until
@@ -237,9 +238,8 @@ async def test_no_cookie_and_no_environment_proxy_is_used(
     transport = PublicOnlyAiohttpTransport(
         AddressPolicy.allowing("127.0.0.1"), limits=httpx.Limits(max_connections=4)
     )
-    async with httpx.AsyncClient(transport=transport, cookies=None) as http:
-        await http.get(server.url("/cookie"))
-        http.cookies.clear()  # httpx's own jar: postpilot's publishers never rely on it
+    async with httpx.AsyncClient(transport=transport, cookies=no_cookies()) as http:
+        await http.get(server.url("/cookie"))  # one account's answer sets a cookie...
         await http.get(server.url("/ok"), headers={"User-Agent": "postpilot/test"})
     await wait_until(lambda: len(server.headers) == 2, timeout=5)
     assert "cookie" not in server.headers[1]

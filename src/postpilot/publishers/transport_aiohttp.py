@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import http.cookiejar
 import socket
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -66,6 +67,13 @@ class PublicOnlyResolver(AbstractResolver):
 
     async def close(self) -> None:
         await self._inner.close()
+
+
+def no_cookies() -> http.cookiejar.CookieJar:
+    """A jar that keeps nothing: the publishing client is shared by every account of every
+    workspace, so a cookie one platform sets for one account must never ride along on another
+    account's request."""
+    return http.cookiejar.CookieJar(policy=http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
 
 
 def check_literal(policy: AddressPolicy, url: httpx.URL) -> None:
