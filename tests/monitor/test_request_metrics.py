@@ -37,7 +37,7 @@ async def test_requests_are_counted_by_route_template_and_status(
         assert (await api.client.get("/nowhere/at/all")).status_code == 404
         too_large = await api.client.post("/api/posts", content=b"x" * 2048)
         assert too_large.status_code == 413
-        assert (await api.client.request("BREW", "/api/posts")).status_code == 405
+        assert (await api.client.request("PROPFIND", "/api/posts")).status_code == 405
         exposition = (await api.client.get("/metrics", headers=OPERATOR)).text
 
     counts = _samples(exposition, "postpilot_http_requests_total")
