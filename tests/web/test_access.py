@@ -287,3 +287,25 @@ async def test_sign_out_ends_the_session(api: ApiServer, sqlite_db: Database) ->
     assert (
         await stale.get("/api/posts", headers={"Accept": "application/json"})
     ).status_code == 401
+
+
+async def test_switching_workspace_changes_what_the_session_sees(
+    api: ApiServer, sqlite_db: Database
+) -> None:
+    await add_person(sqlite_db, api.workspace_id, "ann@example.com", Role.OWNER)
+    b_workspace, _ = await new_workspace(sqlite_db, "B")
+    c_workspace, _ = await new_workspace(sqlite_db, "C")
+    await add_person(sqlite_db, b_workspace, "ann@example.com", Role.VIEWER)
+    client = await sign_in(api, "ann@example.com")
+    page = await client.get("/settings")
+    assert 'id="workspace-choice"' in page.text and "Create API key" in page.text
+    token = csrf_of(page.text)
+    moved = await client.post("/workspace", data={"workspace_id": b_workspace, "csrf_token": token})
+    assert moved.status_code == 303
+    there = await client.get("/settings")
+    assert "Settings · B" in there.text and "Create API key" not in there.text
+    refused = await client.post(
+        "/workspace", data={"workspace_id": c_workspace, "csrf_token": token}
+    )
+    assert refused.status_code == 404
+    assert "Settings · B" in (await client.get("/settings")).text

@@ -104,6 +104,16 @@ async def first_membership(session: AsyncSession, user_id: str) -> Membership | 
     return found.scalar_one_or_none()
 
 
+async def workspaces_of(session: AsyncSession, user_id: str) -> list[tuple[Workspace, Role]]:
+    rows = await session.execute(
+        select(Workspace, Membership.role)
+        .join(Membership, Membership.workspace_id == Workspace.id)
+        .where(Membership.user_id == user_id)
+        .order_by(Workspace.name, Workspace.id)
+    )
+    return [(workspace, Role(role)) for workspace, role in rows]
+
+
 async def add_membership(
     session: AsyncSession,
     *,

@@ -9,7 +9,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import ScalarSelect
@@ -82,6 +82,15 @@ async def signed_in(session: AsyncSession, secret: str, now: datetime) -> Signed
         return None
     web, user, workspace, role = row
     return SignedIn(session=web, user=user, workspace=workspace, role=Role(role), secret=secret)
+
+
+async def move(session: AsyncSession, secret: str, workspace_id: str) -> None:
+    """Act in another workspace from now on (the caller checked the membership)."""
+    await session.execute(
+        update(WebSession)
+        .where(WebSession.secret_hash == token_hash(secret))
+        .values(workspace_id=workspace_id)
+    )
 
 
 async def end(session: AsyncSession, secret: str) -> None:

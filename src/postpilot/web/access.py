@@ -94,6 +94,18 @@ async def logout(request: Request, signed: Member) -> Response:
     return response
 
 
+@router.post("/workspace")
+async def switch_workspace(
+    request: Request, signed: Member, workspace_id: Annotated[str, Form(max_length=36)]
+) -> Response:
+    runtime = auth.runtime_of(request)
+    async with runtime.db.transaction() as session:
+        if await users.membership(session, signed.user.id, workspace_id) is None:
+            raise auth.Refused(404, "not_found", f"no workspace {workspace_id} of yours")
+        await web_sessions.move(session, signed.secret, workspace_id)
+    return go(HOME)
+
+
 @router.get("/setup")
 async def setup_page(request: Request, session: DbSession) -> Response:
     if await users.any_user(session):

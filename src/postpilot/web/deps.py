@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from postpilot.store import users
 from postpilot.store.web_sessions import SignedIn
 from postpilot.web import auth
 
@@ -28,11 +29,13 @@ async def maybe_signed_in(request: Request, session: DbSession) -> SignedIn | No
 MaybeSignedIn = Annotated[SignedIn | None, Depends(maybe_signed_in)]
 
 
-async def member(request: Request, signed: MaybeSignedIn) -> SignedIn:
+async def member(request: Request, session: DbSession, signed: MaybeSignedIn) -> SignedIn:
     if signed is None:
         raise auth.Refused(401, "unauthorized", "sign in first")
     request.state.signed = signed  # for the refusal page's navigation
     await auth.check_csrf(request, signed)
+    # For the layout's workspace switcher.
+    request.state.workspaces = await users.workspaces_of(session, signed.user.id)
     return signed
 
 

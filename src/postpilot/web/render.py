@@ -72,6 +72,7 @@ def page(
             "current": request.url.path,
             "csrf": csrf.token_for(auth.secret_key(settings), seed),
             "csrf_field": csrf.FIELD,
+            "workspaces": getattr(request.state, "workspaces", []),
             **context,
         },
         status_code=status,
