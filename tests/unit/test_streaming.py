@@ -31,7 +31,12 @@ LIMITED_UNTIL = NOW + timedelta(minutes=15)
 
 
 def item(
-    number: int, *, account: str, platform: str = "mastodon", recovered: bool = False
+    number: int,
+    *,
+    account: str,
+    platform: str = "mastodon",
+    recovered: bool = False,
+    media: bool = False,
 ) -> WorkItem:
     delivery = ClaimedDelivery(
         id=f"d-{number:03d}",
@@ -46,7 +51,8 @@ def item(
         recovered=recovered,
         previous_claimer="gone" if recovered else None,
     )
-    post = PostContent(id=delivery.post_id, text="hi", media_urls=(), overrides={}, version=1)
+    urls = ("https://media.example/cat.png",) if media else ()
+    post = PostContent(id=delivery.post_id, text="hi", media_urls=urls, overrides={}, version=1)
     record = AccountRecord(
         id=account,
         workspace_id="w",
@@ -256,3 +262,19 @@ async def test_a_halted_pass_starts_nothing_and_hands_everything_back() -> None:
     assert deliverer.started == [] and sink.decided == []
     assert sorted(sink.released) == sorted(w.delivery.id for w in pool)
     assert stream.claimed == 5
+
+
+async def test_a_limit_met_by_a_post_with_media_holds_back_only_posts_with_media() -> None:
+    # Possibly the upload limit alone: text-only posts still go (the publisher's budget answers
+    # without a request if the account's limit is spent too).
+    pool = [
+        item(0, account="a", platform="telegram", media=True),
+        item(1, account="a", platform="telegram", media=True),
+        item(2, account="a", platform="telegram"),
+        item(3, account="a", platform="telegram"),
+    ]
+    deliverer = Deliverer()
+    deliverer.answers["d-000"] = outcomes.RateLimited(until=LIMITED_UNTIL)
+    _, sink, _ = await run(pool, deliverer, limit=100, concurrency=4)
+    assert deliverer.started == ["d-000", "d-002", "d-003"]
+    assert sink.ids(Event.RATE_LIMITED) == ["d-000", "d-001"]

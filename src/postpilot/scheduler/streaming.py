@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -76,7 +77,7 @@ class Stream:
         self._claiming: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._done = asyncio.Event()
-        self._limited: dict[str, tuple[datetime, str]] = {}  # account id -> (until, reason)
+        self._limited: dict[str, _Limit] = {}  # by account id
         self.claimed = 0
         self.claim_failed = False  # a claim's answer was lost: keep the journal
         self.error: Exception | None = None  # a bug: raised by the pass once it has drained
@@ -100,8 +101,8 @@ class Stream:
         for item in items:
             self.claimed += 1
             limited = self._limited.get(item.account.id)
-            if limited is not None and limited[0] > now and not item.delivery.recovered:
-                self._defer(item, *limited)
+            if limited is not None and limited.until > now and limited.holds(item):
+                self._defer(item, limited)
             else:
                 self._push(item)
 
@@ -181,15 +182,39 @@ class Stream:
         transition = processed.decision.transition
         if transition.due_at <= self._runtime.now():
             return
-        reason = transition.error or "rate limited by the platform"
-        self._limited[item.account.id] = (transition.due_at, reason)
+        limit = _Limit(
+            until=transition.due_at,
+            reason=transition.error or "rate limited by the platform",
+            with_media=bool(item.post.media_urls),
+        )
+        known = self._limited.get(item.account.id)
+        if known is None or known.until <= self._runtime.now() or known.with_media:
+            self._limited[item.account.id] = limit  # a limit without media holds every post
         for waiting in self._queue.take(item.account.id):
-            if waiting.delivery.recovered:
-                # Recovery decides first whether it may be sent at all: through the engine.
-                self._push(waiting)
+            if limit.holds(waiting):
+                self._defer(waiting, limit)
             else:
-                self._defer(waiting, transition.due_at, reason)
+                self._push(waiting)
 
-    def _defer(self, item: WorkItem, until: datetime, reason: str) -> None:
-        why = f"not sent: another delivery to this account was just told to wait ({reason})"
-        self._sink.add(engine.deferred(item, self._runtime, until, why))
+    def _defer(self, item: WorkItem, limit: _Limit) -> None:
+        why = f"not sent: another delivery to this account was just told to wait ({limit.reason})"
+        self._sink.add(engine.deferred(item, self._runtime, limit.until, why))
+
+
+@dataclass(frozen=True, slots=True)
+class _Limit:
+    """An account's rate limit as a pass learned it from one of its deliveries."""
+
+    until: datetime
+    reason: str
+    with_media: bool  # met by a post with media: it may be the upload limit alone
+
+    def holds(self, item: WorkItem) -> bool:
+        """Whether `item` waits for it unsent. Not a taken-over delivery: its recovery decides
+        first whether it may be sent at all (through the engine). Not a post without media
+        when a post with media met the limit: that may be the upload limit (Mastodon's is 30
+        per 30 minutes, its statuses' 300 per 3 hours), and the publisher's own budget answers
+        without a request when the account's is spent."""
+        if item.delivery.recovered:
+            return False
+        return not (self.with_media and not item.post.media_urls)
