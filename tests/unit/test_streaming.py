@@ -278,3 +278,33 @@ async def test_a_limit_met_by_a_post_with_media_holds_back_only_posts_with_media
     _, sink, _ = await run(pool, deliverer, limit=100, concurrency=4)
     assert deliverer.started == ["d-000", "d-002", "d-003"]
     assert sink.ids(Event.RATE_LIMITED) == ["d-000", "d-001"]
+
+
+async def test_a_cancelled_pass_leaves_no_delivery_or_claim_running() -> None:
+    class SlowClaims(Claims):
+        async def __call__(self, count: int) -> Sequence[WorkItem]:
+            if self.asks:  # every claim after the first never answers
+                self.asks.append(count)
+                await asyncio.Event().wait()
+            return await super().__call__(count)
+
+    deliverer, claims = Deliverer(automatic=False), SlowClaims([])
+    # One chat: one send in flight, the other slots free, so the pass claims more meanwhile.
+    claims.pool = [item(i, account="chat", platform="telegram") for i in range(40)]
+    stream = streaming.Stream(
+        RUNTIME,
+        cast(engine.PassState, None),
+        limit=100,
+        concurrency=4,
+        claim=claims,
+        deliverer=deliverer,
+        sink=Sink(),
+        halted=lambda: False,
+    )
+    task = asyncio.create_task(stream.run(await claims(16), asked=16))
+    await wait_until(lambda: len(deliverer.started) == 1 and len(claims.asks) == 2, timeout=5)
+    others = asyncio.all_tasks() - {asyncio.current_task(), task}
+    assert len(others) == 2  # the send and the claim
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert all(t.done() for t in others)

@@ -91,9 +91,10 @@ class Stream:
         try:
             await self._done.wait()
         except asyncio.CancelledError:
-            for task in self._tasks:
+            running = [*self._tasks, *([self._claiming] if self._claiming else [])]
+            for task in running:
                 task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await asyncio.gather(*running, return_exceptions=True)
             raise
 
     def _add(self, items: Sequence[WorkItem]) -> None:
@@ -150,8 +151,10 @@ class Stream:
             # the journal (kept) tells whoever takes them over that none was sent.
             self._more = False
             self.claim_failed = True
-            if database.unreachable(exc):
-                log.warning("claiming more failed: the database is unreachable (%s)", exc)
+            if database.unreachable(exc):  # the type only: a driver's text may name the server
+                log.warning(
+                    "claiming more failed: the database is unreachable (%s)", type(exc).__name__
+                )
             else:
                 log.exception("claiming more failed")
         finally:
