@@ -7,19 +7,21 @@ import re
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.async_api import Browser, Page, Route, expect
+from playwright.async_api import Browser, ConsoleMessage, Page, Route, ViewportSize, expect
 
 from postpilot.core.roles import Role
 from postpilot.store.database import Database
-from tests.helpers import ApiServer, new_workspace
-from tests.web.conftest import screenshot_path
+from tests.helpers import new_workspace
+from tests.web.conftest import Served, screenshot_path
 from tests.web.people import PASSWORD, add_person
 
 pytestmark = [pytest.mark.browser, pytest.mark.acceptance]
 
 
-async def open_page(browser: Browser, server: ApiServer, *, phone: bool = False) -> Page:
-    viewport = {"width": 390, "height": 844} if phone else {"width": 1280, "height": 800}
+async def open_page(browser: Browser, server: Served, *, phone: bool = False) -> Page:
+    viewport = (
+        ViewportSize(width=390, height=844) if phone else ViewportSize(width=1280, height=800)
+    )
     context = await browser.new_context(base_url=server.url, viewport=viewport)
     return await context.new_page()
 
@@ -33,11 +35,16 @@ async def sign_in(page: Page, email: str, password: str = PASSWORD, *, ok: bool 
         await expect(page.get_by_role("heading", name="Calendar")).to_be_visible()
 
 
-async def test_first_run_creates_the_owner(chromium: Browser, server: ApiServer) -> None:
+async def test_first_run_creates_the_owner(chromium: Browser, server: Served) -> None:
     page = await open_page(chromium, server)
     # A refused script or style (the pages' Content-Security-Policy) is a console error.
     errors: list[str] = []
-    page.on("console", lambda message: message.type == "error" and errors.append(message.text))
+
+    def keep_errors(message: ConsoleMessage) -> None:
+        if message.type == "error":
+            errors.append(message.text)
+
+    page.on("console", keep_errors)
     await page.goto("/")
     await expect(page).to_have_url(re.compile(r"/setup$"))
     await page.get_by_label("Workspace name").fill("Acme")
@@ -56,7 +63,7 @@ async def test_first_run_creates_the_owner(chromium: Browser, server: ApiServer)
 
 
 async def test_sign_in_wrong_password_and_rate_limit(
-    chromium: Browser, server: ApiServer, sqlite_db: Database
+    chromium: Browser, server: Served, sqlite_db: Database
 ) -> None:
     await add_person(sqlite_db, server.workspace_id, "ed@example.com", Role.EDITOR)
     page = await open_page(chromium, server)
@@ -72,7 +79,7 @@ async def test_sign_in_wrong_password_and_rate_limit(
 
 
 async def test_a_form_post_without_the_token_is_refused(
-    chromium: Browser, server: ApiServer, sqlite_db: Database
+    chromium: Browser, server: Served, sqlite_db: Database
 ) -> None:
     await add_person(sqlite_db, server.workspace_id, "own@example.com", Role.OWNER)
     page = await open_page(chromium, server)
@@ -86,7 +93,7 @@ async def test_a_form_post_without_the_token_is_refused(
 
 
 async def test_a_viewer_cannot_reach_an_editor_action(
-    chromium: Browser, server: ApiServer, sqlite_db: Database
+    chromium: Browser, server: Served, sqlite_db: Database
 ) -> None:
     await add_person(sqlite_db, server.workspace_id, "vi@example.com", Role.VIEWER)
     page = await open_page(chromium, server)
@@ -110,7 +117,7 @@ async def test_a_viewer_cannot_reach_an_editor_action(
 
 
 async def test_a_session_of_workspace_b_sees_nothing_of_workspace_a(
-    chromium: Browser, server: ApiServer, sqlite_db: Database
+    chromium: Browser, server: Served, sqlite_db: Database
 ) -> None:
     await add_person(sqlite_db, server.workspace_id, "a@example.com", Role.OWNER)
     b_workspace, _ = await new_workspace(sqlite_db, "B")
@@ -138,7 +145,7 @@ async def test_a_session_of_workspace_b_sees_nothing_of_workspace_a(
 
 
 async def test_an_invitation_link_works_once(
-    chromium: Browser, server: ApiServer, sqlite_db: Database
+    chromium: Browser, server: Served, sqlite_db: Database
 ) -> None:
     await add_person(sqlite_db, server.workspace_id, "own@example.com", Role.OWNER)
     owner = await open_page(chromium, server)
@@ -182,7 +189,7 @@ async def offline(page: Page) -> list[str]:
     return left
 
 
-async def test_docs_and_redoc_render_offline(chromium: Browser, server: ApiServer) -> None:
+async def test_docs_and_redoc_render_offline(chromium: Browser, server: Served) -> None:
     page = await open_page(chromium, server)
     left = await offline(page)
     await page.goto("/docs")
