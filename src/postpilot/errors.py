@@ -26,7 +26,7 @@ person can act on, and its docstring is the message when none is given.
   | - KeyReused, KeyInProgress
   - NotEditable                                      (store.posts)
   + PeopleRefused                                    (store.users)
-  | - InvalidEmail, EmailTaken, NotAMember, LastOwner
+  | - InvalidEmail, EmailTaken, NotAMember, AlreadyMember, LastOwner
   - Refused                                          (web.auth)
   - ApiError                                         (api.errors)
   - BodyTooLarge                                     (api.guard)

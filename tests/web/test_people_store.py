@@ -133,3 +133,28 @@ async def test_failed_sign_ins_are_counted_per_email_and_address(any_db: Databas
             session, email="a@x.io", ip="1.1.1.1", since=NOW - HOUR
         )
         assert (after.by_email, after.by_ip) == (0, 1)
+
+
+async def test_members_are_not_invited_again_nor_demoted_past_the_last_owner(
+    any_db: Database,
+) -> None:
+    workspace, _ = await new_workspace(any_db)
+    await person(any_db, workspace, "ann@example.com", Role.OWNER)
+    with pytest.raises(users.AlreadyMember):
+        async with any_db.transaction() as session:
+            await users.create_invitation(
+                session,
+                workspace_id=workspace,
+                email="ANN@example.com",
+                role=Role.VIEWER,
+                actor="t",
+                now=NOW,
+                lifetime=HOUR,
+            )
+    with pytest.raises(users.LastOwner):
+        async with any_db.transaction() as session:
+            ann = await users.user_by_email(session, "ann@example.com")
+            assert ann is not None
+            await users.add_membership(
+                session, user=ann, workspace_id=workspace, role=Role.VIEWER, actor="t", now=NOW
+            )

@@ -38,6 +38,10 @@ class NotAMember(PeopleRefused):
     """No such member in this workspace."""
 
 
+class AlreadyMember(PeopleRefused):
+    """This person is already a member of the workspace: change their role instead."""
+
+
 class LastOwner(PeopleRefused):
     """This is the workspace's last owner: make someone else an owner first."""
 
@@ -123,14 +127,18 @@ async def add_membership(
     actor: str,
     now: datetime,
 ) -> Membership:
-    """Add `user` with `role`, or set the role when already a member."""
+    """Add `user` with `role`; when already a member, change the role (the last owner stays)."""
     current = await membership(session, user.id, workspace_id)
-    if current is None:
-        current = Membership(user_id=user.id, workspace_id=workspace_id, role=role, created_at=now)
-        session.add(current)
-        await session.flush()
-    else:
-        current.role = role
+    if current is not None:
+        if current.role != role:
+            await change_role(
+                session, workspace_id=workspace_id, user_id=user.id, role=role, actor=actor, now=now
+            )
+            await session.refresh(current)
+        return current
+    current = Membership(user_id=user.id, workspace_id=workspace_id, role=role, created_at=now)
+    session.add(current)
+    await session.flush()
     _log(session, workspace_id, "member_added", f"{user.email} joined as {role}", actor, now)
     return current
 
@@ -203,11 +211,19 @@ async def create_invitation(
     now: datetime,
     lifetime: timedelta,
 ) -> NewInvitation:
+    email = normalize_email(email)
+    existing = await session.execute(
+        select(Membership.user_id)
+        .join(User, User.id == Membership.user_id)
+        .where(User.email == email, Membership.workspace_id == workspace_id)
+    )
+    if existing.first() is not None:
+        raise AlreadyMember(f"{email} is already a member: change their role in the list")
     token = secrets.token_urlsafe(32)
     invitation = Invitation(
         token_hash=token_hash(token),
         workspace_id=workspace_id,
-        email=normalize_email(email),
+        email=email,
         role=role,
         invited_by=actor[:64],
         created_at=now,

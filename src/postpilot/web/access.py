@@ -222,14 +222,16 @@ async def accept_invitation(request: Request, token: str, password: Password) ->
                 password_hash=passwords.hash_password(password),
                 now=now,
             )
-        await users.add_membership(
-            session,
-            user=user,
-            workspace_id=invitation.workspace_id,
-            role=Role(invitation.role),
-            actor=f"invitation:{invitation.id}",
-            now=now,
-        )
+        # A member since the invitation was made keeps the role they have.
+        if await users.membership(session, user.id, invitation.workspace_id) is None:
+            await users.add_membership(
+                session,
+                user=user,
+                workspace_id=invitation.workspace_id,
+                role=Role(invitation.role),
+                actor=f"invitation:{invitation.id}",
+                now=now,
+            )
         return await _start(session, request, user.id, invitation.workspace_id)
 
 

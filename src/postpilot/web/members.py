@@ -88,6 +88,8 @@ async def invite(
             )
     except users.InvalidEmail as exc:
         return await _settings_page(request, signed, status=422, error=f"Email: {exc}.")
+    except users.AlreadyMember as exc:
+        return await _settings_page(request, signed, status=409, error=f"{exc}.")
     link = f"{runtime.settings.PUBLIC_BASE_URL}/invite/{created.token}"
     return await _settings_page(request, signed, invite_link=link, invited=created.invitation)
 
