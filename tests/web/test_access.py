@@ -131,6 +131,9 @@ async def test_forms_without_the_csrf_token_are_refused(
         answer = await client.post("/settings/keys", data=data)
         assert answer.status_code == 403
         assert error_of(answer)["code"] == "csrf_failed"
+    # htmx acting for a person gets the refusal as a page it can show.
+    page = await client.post("/settings/keys", data={"name": "x"}, headers={"HX-Request": "true"})
+    assert page.status_code == 403 and "security token is missing" in page.text
     # The API, called with the session cookie, wants the token in X-CSRF-Token.
     no_header = await client.post("/api/keys", json={"name": "x"})
     assert no_header.status_code == 403 and error_of(no_header)["code"] == "csrf_failed"

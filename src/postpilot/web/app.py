@@ -19,7 +19,10 @@ def install(app: FastAPI, settings: Settings) -> None:
 
     @app.exception_handler(auth.Refused)
     async def refused(request: Request, exc: auth.Refused) -> Response:
-        wants_page = request.method == "GET" and "text/html" in request.headers.get("accept", "")
+        # A person's navigation (or htmx acting for them) gets a page; other callers the shape.
+        wants_page = bool(request.headers.get("hx-request")) or (
+            request.method == "GET" and "text/html" in request.headers.get("accept", "")
+        )
         if wants_page and exc.status == 401:
             return RedirectResponse("/login", status_code=303)
         if wants_page:
@@ -30,7 +33,7 @@ def install(app: FastAPI, settings: Settings) -> None:
                 signed,
                 title="Not here",
                 status=exc.status,
-                message=exc.message.capitalize() + ".",
+                message=exc.message[:1].upper() + exc.message[1:] + ".",
             )
         body = {"error": {"code": exc.code, "message": exc.message, "details": []}}
         return JSONResponse(body, status_code=exc.status)
