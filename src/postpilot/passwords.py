@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
@@ -29,6 +31,15 @@ def verify(password_hash: str, password: str) -> bool:
         return _hasher.verify(password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
+
+
+async def hash_in_thread(password: str) -> str:
+    """`hash_password` off the event loop: argon2 takes tens of milliseconds of CPU on purpose."""
+    return await asyncio.to_thread(hash_password, password)
+
+
+async def verify_in_thread(password_hash: str, password: str) -> bool:
+    return await asyncio.to_thread(verify, password_hash, password)
 
 
 # Compared against when no user has the email, so an unknown email costs as much as a known one.

@@ -71,7 +71,9 @@ async def login(request: Request, email: Email, password: Password) -> Response:
             )
         user = await users.user_by_email(session, email)
         # An unknown email costs a hash check too: the answer's timing tells nothing.
-        ok = passwords.verify(user.password_hash if user else passwords.DUMMY_HASH, password)
+        ok = await passwords.verify_in_thread(
+            user.password_hash if user else passwords.DUMMY_HASH, password
+        )
         if user is None or not ok:
             await web_sessions.record_failure(session, email=email, ip=ip, now=now)
             return refused(401, "The email or password is wrong.")
@@ -146,7 +148,10 @@ async def setup(
             return go("/login")
         created = await workspaces.create_workspace(session, name=workspace.strip())
         user = await users.create_user(
-            session, email=email, password_hash=passwords.hash_password(password), now=runtime.now()
+            session,
+            email=email,
+            password_hash=await passwords.hash_in_thread(password),
+            now=runtime.now(),
         )
         await users.add_membership(
             session,
@@ -210,7 +215,7 @@ async def accept_invitation(request: Request, token: str, password: Password) ->
         if user is None:
             if problem := passwords.problem(password):
                 return refused(422, f"Password: {problem}.")
-        elif not passwords.verify(user.password_hash, password):
+        elif not await passwords.verify_in_thread(user.password_hash, password):
             return refused(401, "The password is wrong.")
         # Single use: the conditional UPDATE lets one request through, whatever the race.
         if not await users.use_invitation(session, invitation, now):
@@ -219,7 +224,7 @@ async def accept_invitation(request: Request, token: str, password: Password) ->
             user = await users.create_user(
                 session,
                 email=invitation.email,
-                password_hash=passwords.hash_password(password),
+                password_hash=await passwords.hash_in_thread(password),
                 now=now,
             )
         # A member since the invitation was made keeps the role they have.
