@@ -142,16 +142,14 @@ async def setup(
         email = users.normalize_email(email)
     except users.InvalidEmail as exc:
         return refused(422, f"Email: {exc}.")
+    password_hash = await passwords.hash_in_thread(password)  # before the write transaction
     async with runtime.db.transaction() as session:
         # Shown only while no user exists: once the first owner is made, this page is gone.
         if await users.any_user(session):
             return go("/login")
         created = await workspaces.create_workspace(session, name=workspace.strip())
         user = await users.create_user(
-            session,
-            email=email,
-            password_hash=await passwords.hash_in_thread(password),
-            now=runtime.now(),
+            session, email=email, password_hash=password_hash, now=runtime.now()
         )
         await users.add_membership(
             session,
