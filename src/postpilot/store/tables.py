@@ -146,8 +146,18 @@ class Post(Base):
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     cancelled_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    # account id -> {"text", "media_ids"?}: replaces `overrides` for that account
+    # (core/variants.py decides which text and media a delivery publishes).
+    account_overrides: Mapped[dict[str, dict[str, Any]]] = mapped_column(
+        JSON, default=dict, server_default="{}"
+    )
+    # The importer's id for a post from a CSV row: importing the row again finds this post.
+    external_id: Mapped[str | None] = mapped_column(String(255))
 
-    __table_args__ = (Index(None, "workspace_id", "scheduled_at"),)
+    __table_args__ = (
+        Index(None, "workspace_id", "scheduled_at"),
+        Index(None, "workspace_id", "external_id", unique=True),
+    )
 
 
 class Delivery(Base):
