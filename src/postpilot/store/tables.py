@@ -153,6 +153,10 @@ class Post(Base):
     )
     # The importer's id for a post from a CSV row: importing the row again finds this post.
     external_id: Mapped[str | None] = mapped_column(String(255))
+    # Replies that follow the post on platforms with threads: [{"text", "media_urls"}], and
+    # the comment put under it on platforms with comments (see store/parts.py).
+    thread: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    first_comment: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
         Index(None, "workspace_id", "scheduled_at"),
@@ -545,3 +549,20 @@ class PostMedia(Base):
     )
     media_id: Mapped[str] = mapped_column(ForeignKey("media.id"), primary_key=True, index=True)
     position: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class DeliveryPart(Base):
+    """One part of a delivery that was sent (index 0 is the post, then replies or the first
+    comment): recorded as soon as the platform answered, so a retry never sends it again."""
+
+    __tablename__ = "delivery_parts"
+
+    delivery_id: Mapped[str] = mapped_column(
+        ForeignKey("deliveries.id", ondelete="CASCADE"), primary_key=True
+    )
+    index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    platform_post_id: Mapped[str] = mapped_column(String(500))
+    platform_ref: Mapped[str | None] = mapped_column(String(500))  # Bluesky's cid
+    url: Mapped[str | None] = mapped_column(String(1000))
+    status: Mapped[str] = mapped_column(String(16), default="sent")
+    sent_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
