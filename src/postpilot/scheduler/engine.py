@@ -13,7 +13,7 @@ from datetime import datetime
 from opentelemetry import trace
 
 from postpilot import logs
-from postpilot.core import outcomes
+from postpilot.core import outcomes, variants
 from postpilot.core.states import AccountStatus
 from postpilot.core.transitions import (
     Recovery,
@@ -254,8 +254,18 @@ async def _publish_with_token(
     request = PublishRequest(
         delivery_id=item.delivery.id,
         idempotency_key=item.delivery.idempotency_key,
-        text=item.post.overrides.get(item.delivery.platform, item.post.text),
-        media_urls=item.post.media_urls,
+        text=variants.text_for(
+            text=item.post.text,
+            overrides=item.post.overrides,
+            account_overrides=item.post.account_overrides,
+            platform=item.delivery.platform,
+            account_id=item.account.id,
+        ),
+        media_urls=variants.media_for(
+            media_urls=item.post.media_urls,
+            account_overrides=item.post.account_overrides,
+            account_id=item.account.id,
+        ),
         account=held.account,
         scheduled_at=item.delivery.scheduled_at,
         attempt=item.delivery.attempts + 1,

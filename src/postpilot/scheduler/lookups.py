@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 from datetime import timedelta
 
-from postpilot.core import readback
+from postpilot.core import readback, variants
 from postpilot.core.transitions import Transition, reconcile
 from postpilot.crypto import CredentialsError
 from postpilot.publishers.base import AccountContext, Lookup, PublishRequest, finder
@@ -43,8 +43,18 @@ def lookup_for(item: WorkItem, account: AccountContext, taken: frozenset[str]) -
     request = PublishRequest(
         delivery_id=delivery.id,
         idempotency_key=delivery.idempotency_key,
-        text=item.post.overrides.get(delivery.platform, item.post.text),
-        media_urls=item.post.media_urls,
+        text=variants.text_for(
+            text=item.post.text,
+            overrides=item.post.overrides,
+            account_overrides=item.post.account_overrides,
+            platform=delivery.platform,
+            account_id=item.account.id,
+        ),
+        media_urls=variants.media_for(
+            media_urls=item.post.media_urls,
+            account_overrides=item.post.account_overrides,
+            account_id=item.account.id,
+        ),
         account=account,
         scheduled_at=delivery.scheduled_at,
         attempt=delivery.attempts,

@@ -4,7 +4,7 @@ outcomes back in bulk. A pass costs the same few statements whatever its batch s
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -72,6 +72,7 @@ class PostContent:
     media_urls: tuple[str, ...]
     overrides: dict[str, str]
     version: int
+    account_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +177,7 @@ _POST_COLUMNS = (
     posts.c.media_urls,
     posts.c.overrides,
     posts.c.version,
+    posts.c.account_overrides,
 )
 _ACCOUNT_COLUMNS = (
     accounts.c.id.label("account_id"),
@@ -289,6 +291,7 @@ def _post(loaded: Any) -> PostContent:
         media_urls=tuple(loaded.media_urls or ()),
         overrides=dict(loaded.overrides or {}),
         version=loaded.version,
+        account_overrides=dict(loaded.account_overrides or {}),
     )
 
 
