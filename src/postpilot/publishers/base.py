@@ -17,6 +17,7 @@ from postpilot.publishers.addresses import AddressPolicy
 from postpilot.publishers.budgets import RateBudgets
 from postpilot.publishers.fields import AccountFields
 from postpilot.publishers.media import MediaFetcher
+from postpilot.publishers.parts import Part, PartRecorder, SentPart
 from postpilot.publishers.uploads import UploadCache, UploadStore
 
 
@@ -43,6 +44,12 @@ class PublishRequest:
     scheduled_at: datetime
     attempt: int  # 1 for the first try
     recovered: bool = False  # an earlier attempt may have reached the platform
+    # A thread's replies after the post, or the comment put under it (publishers/chain.py);
+    # `sent` the parts an earlier attempt recorded, `record_part` stores each one sent now.
+    thread: tuple[Part, ...] = ()
+    first_comment: str | None = None
+    sent: tuple[SentPart, ...] = ()
+    record_part: PartRecorder | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ import httpx
 
 from postpilot.core import outcomes
 from postpilot.core.transitions import Recovery
-from postpilot.publishers import budgets, errors, flow, urls
+from postpilot.publishers import budgets, chain, errors, flow, urls
 from postpilot.publishers.base import (
     AccountContext,
     PublishContext,
@@ -20,6 +20,7 @@ from postpilot.publishers.base import (
 )
 from postpilot.publishers.fields import AccountFields, credential, option
 from postpilot.publishers.media import MediaError
+from postpilot.publishers.parts import Part, SentPart
 
 MEDIA_POLL_ATTEMPTS = 10
 MEDIA_POLL_SECONDS = 0.5
@@ -55,31 +56,55 @@ class MastodonPublisher:
                 until=spent.reset_at,
                 reason=f"mastodon: rate-limit budget spent until {spent.reset_at.isoformat()}",
             )
+
+        async def send(
+            index: int, part: Part, before: tuple[SentPart, ...]
+        ) -> SentPart | outcomes.Outcome:
+            # Each part replies to the one before it, under a key of its own, so a retry
+            # of a part the instance already took returns that status again.
+            reply_to = before[-1].platform_post_id if before else None
+            return await self._status(base, headers, request, part, reply_to, index, ctx)
+
+        return await chain.publish_parts(request, send)
+
+    async def _status(
+        self,
+        base: str,
+        headers: dict[str, str],
+        request: PublishRequest,
+        part: Part,
+        reply_to: str | None,
+        index: int,
+        ctx: PublishContext,
+    ) -> SentPart | outcomes.Outcome:
+        account_key = budgets.account_key(self.platform, request.account.id)
         try:
-            media_ids = [await self._upload(base, url, headers, ctx) for url in request.media_urls]
-            body = {
-                "status": request.text,
+            media_ids = [await self._upload(base, url, headers, ctx) for url in part.media_urls]
+            body: dict[str, object] = {
+                "status": part.text,
                 "media_ids": media_ids,
                 "visibility": request.account.options.get("visibility", "public"),
             }
+            if reply_to is not None:
+                body["in_reply_to_id"] = reply_to
             response = await ctx.http.post(
                 f"{base}/api/v1/statuses",
                 json=body,
-                headers={**headers, "Idempotency-Key": request.idempotency_key},
+                headers={**headers, "Idempotency-Key": chain.part_key(request, index)},
             )
         except flow.Stop as stop:
             return stop.outcome
         except httpx.TransportError as exc:
             return errors.transport_outcome(exc, "mastodon status")
         await ctx.budgets.update(
-            key,
+            account_key,
             remaining=budgets.parse_int(response.headers.get("x-ratelimit-remaining")),
             reset_at=errors.reset_from_iso(response.headers.get("x-ratelimit-reset"), ctx.now()),
             reason="mastodon limit",
         )
         if response.status_code == 200:
             status = response.json()
-            return outcomes.Published(platform_post_id=str(status["id"]), url=status.get("url"))
+            return SentPart(index, platform_post_id=str(status["id"]), url=status.get("url"))
         return self._failure(response, ctx, "status")
 
     async def refresh(self, account: AccountContext, ctx: PublishContext) -> RefreshResult:

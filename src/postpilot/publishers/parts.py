@@ -1,0 +1,30 @@
+"""The parts of a post beyond the post itself: a thread's replies or a first comment. Plain
+data, shared by the engine (which stores what was sent) and the publishers (which send)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """What one part says. Index 0 is the post itself; 1.. its replies, or its first comment."""
+
+    text: str
+    media_urls: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SentPart:
+    """A part the platform took: its id, what a reply must point at (Bluesky's cid in `ref`)."""
+
+    index: int
+    platform_post_id: str
+    url: str | None = None
+    ref: str | None = None
+
+
+# Awaited right after each part is taken, before the next is sent: records it durably so a
+# retry resumes after it. Raises when it cannot record.
+PartRecorder = Callable[[SentPart], Awaitable[None]]
