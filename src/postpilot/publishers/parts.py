@@ -6,6 +6,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+# Where a post may be a thread (each part replies to the one before) and where it may carry a
+# first comment (a comment on the published post). Only platforms whose publisher sends them.
+THREAD_PLATFORMS: frozenset[str] = frozenset({"mastodon"})
+COMMENT_PLATFORMS: frozenset[str] = frozenset()
+
 
 @dataclass(frozen=True, slots=True)
 class Part:

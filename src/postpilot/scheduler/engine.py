@@ -30,7 +30,7 @@ from postpilot.publishers.base import (
     in_flight_per_account,
 )
 from postpilot.publishers.registry import PUBLISHERS
-from postpilot.scheduler import journal, lookups, tokens
+from postpilot.scheduler import journal, lookups, parts, tokens
 from postpilot.scheduler.renewal import Held, Renewals
 from postpilot.scheduler.runtime import Runtime
 from postpilot.store.work import AccountChange, AccountRecord, Decision, WorkItem
@@ -271,6 +271,7 @@ async def _publish_with_token(
         attempt=item.delivery.attempts + 1,
         recovered=item.delivery.recovered,
     )
+    request = await parts.with_parts(request, item, runtime)  # a thread or first comment
     outcome = await _guarded_publish(publisher, request, runtime)
     if not isinstance(outcome, outcomes.TokenExpired):
         return outcome

@@ -17,6 +17,7 @@ from postpilot.core.transitions import Transition, reconcile
 from postpilot.crypto import CredentialsError
 from postpilot.publishers.base import AccountContext, Lookup, PublishRequest, finder
 from postpilot.publishers.registry import PUBLISHERS
+from postpilot.scheduler import parts
 from postpilot.scheduler.runtime import Runtime
 from postpilot.store import unknown
 from postpilot.store.work import AccountRecord, WorkItem
@@ -79,6 +80,9 @@ async def look(item: WorkItem, runtime: Runtime, account_of: AccountOf) -> readb
         return readback.CannotTell(
             f"{item.delivery.platform} does not let us read back what an account posted"
         )
+    if parts.has_parts(item):
+        # Finding the post says nothing of its replies or comment: a person settles it.
+        return readback.CannotTell("a thread or first comment is not read back, only its post")
     try:
         account = account_of(item.account, runtime)
     except CredentialsError as exc:

@@ -73,6 +73,9 @@ class PostContent:
     overrides: dict[str, str]
     version: int
     account_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # A thread's replies ([{"text", "media_urls"}]) or a first comment (scheduler/parts.py).
+    thread: tuple[dict[str, Any], ...] = ()
+    first_comment: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +181,8 @@ _POST_COLUMNS = (
     posts.c.overrides,
     posts.c.version,
     posts.c.account_overrides,
+    posts.c.thread,
+    posts.c.first_comment,
 )
 _ACCOUNT_COLUMNS = (
     accounts.c.id.label("account_id"),
@@ -292,6 +297,8 @@ def _post(loaded: Any) -> PostContent:
         overrides=dict(loaded.overrides or {}),
         version=loaded.version,
         account_overrides=dict(loaded.account_overrides or {}),
+        thread=tuple(loaded.thread or ()),
+        first_comment=loaded.first_comment,
     )
 
 

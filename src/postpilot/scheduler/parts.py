@@ -1,0 +1,63 @@
+"""The engine's side of threads and first comments: give a publish request the post's parts and
+those an earlier attempt recorded as sent, and record each part the moment it is sent.
+
+A part's row is a fact (the platform took it), not an outcome: it is written whatever the
+lease, on its own, before the next part goes out, so that no later attempt (this pass's retry,
+another worker after a lease ran out, a person's retry of an `unknown` delivery) sends it again.
+The delivery's outcome is still written only under the lease, as for any delivery."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from postpilot.publishers import parts as publisher_parts
+from postpilot.publishers.base import PublishRequest
+from postpilot.publishers.parts import Part, SentPart
+from postpilot.scheduler.runtime import Runtime
+from postpilot.store import parts as stored_parts
+from postpilot.store.work import WorkItem
+
+
+def has_parts(item: WorkItem) -> bool:
+    """The delivery sends more than its post on its platform (a thread or a first comment)."""
+    platform = item.delivery.platform
+    if item.post.thread and platform in publisher_parts.THREAD_PLATFORMS:
+        return True
+    return item.post.first_comment is not None and platform in publisher_parts.COMMENT_PLATFORMS
+
+
+async def with_parts(request: PublishRequest, item: WorkItem, runtime: Runtime) -> PublishRequest:
+    """`request` with the post's parts for its platform, what was sent of them, and a recorder.
+    A post without parts there costs no statement."""
+    if not has_parts(item):
+        return request
+    platform = item.delivery.platform
+    thread: tuple[Part, ...] = ()
+    comment: str | None = None
+    if platform in publisher_parts.THREAD_PLATFORMS:
+        thread = tuple(
+            Part(str(p.get("text") or ""), tuple(p.get("media_urls") or ()))
+            for p in item.post.thread
+        )
+    else:
+        comment = item.post.first_comment
+    async with runtime.db.engine.connect() as conn:
+        stored = await stored_parts.sent_parts(conn, [item.delivery.id])
+    sent = tuple(
+        SentPart(s.index, s.platform_post_id, url=s.url, ref=s.platform_ref) for s in stored
+    )
+    delivery_id = item.delivery.id
+
+    async def record(part: SentPart) -> None:
+        async with runtime.db.engine.begin() as conn:
+            await stored_parts.record_sent(
+                conn,
+                delivery_id=delivery_id,
+                index=part.index,
+                platform_post_id=part.platform_post_id,
+                platform_ref=part.ref,
+                url=part.url,
+                now=runtime.now(),
+            )
+
+    return replace(request, thread=thread, first_comment=comment, sent=sent, record_part=record)
