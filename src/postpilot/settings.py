@@ -103,6 +103,9 @@ class Settings(BaseSettings):
     FACEBOOK_MAX_TEXT: Annotated[int, Field(ge=1, le=1_000_000)] = 63_206
     # Largest request body the API reads (413 beyond it, counted as it streams in).
     API_MAX_BODY_BYTES: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 1024 * 1024
+    # A CSV import of posts: most rows (422 beyond) and bytes (413 beyond) in one file.
+    IMPORT_MAX_ROWS: Annotated[int, Field(ge=1, le=100_000)] = 5_000
+    IMPORT_MAX_BYTES: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 5 * 1024 * 1024
     LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     LOG_FORMAT: Literal["json", "text"] = "json"
     # Monitor, cache and alerts.

@@ -143,6 +143,27 @@ def _unique_ids(value: list[str] | None) -> list[str] | None:
     return value
 
 
+ACCOUNT_OVERRIDES_HELP = (
+    "account id -> {text, media_ids?}: used for that account instead of `overrides` and "
+    "`text`; `media_ids`, when given, replaces the post's media there. Each account must be "
+    "a target; the text is checked against its platform's limits."
+)
+
+
+class AccountVariant(Strict):
+    """One account's own version of a post."""
+
+    text: Text
+    media_ids: Annotated[list[Id] | None, Field(max_length=10)] = Field(
+        default=None, description=MEDIA_IDS_HELP
+    )
+
+    _unique_media = field_validator("media_ids")(_unique_ids)
+
+
+AccountOverrides = Annotated[dict[Id, AccountVariant], Field(max_length=100)]
+
+
 class PostCreate(Strict):
     text: Text = ""
     media_urls: Annotated[list[Url], Field(max_length=10)] = Field(default_factory=list)
@@ -162,6 +183,9 @@ class PostCreate(Strict):
     )
     timezone: ZoneName = Field(default="UTC", description="IANA time zone, e.g. 'Europe/Paris'.")
     dst: Dst | None = Field(default=None, description=DST_HELP)
+    account_overrides: AccountOverrides = Field(
+        default_factory=dict, description=ACCOUNT_OVERRIDES_HELP
+    )
 
     @field_validator("targets")
     @classmethod
@@ -184,6 +208,9 @@ class PostUpdate(Strict):
     scheduled_at: Moment | None = None
     timezone: ZoneName | None = None
     dst: Dst | None = Field(default=None, description=DST_HELP)
+    account_overrides: AccountOverrides | None = Field(
+        default=None, description=ACCOUNT_OVERRIDES_HELP
+    )
 
     _unique_media = field_validator("media_ids")(_unique_ids)
 
@@ -210,6 +237,7 @@ class PostPublic(BaseModel):
     media_urls: list[str]
     media_ids: list[str]
     overrides: dict[str, str]
+    account_overrides: dict[str, AccountVariant] = Field(default_factory=dict)
     scheduled_at: datetime
     scheduled_at_local: datetime
     timezone: str

@@ -49,12 +49,16 @@ async def create_post(
     source: str = "api",
     now: datetime,
     actor: str = "api",
+    account_overrides: dict[str, dict[str, Any]] | None = None,
+    external_id: str | None = None,
 ) -> Post:
     post = Post(
         workspace_id=workspace_id,
         text=text_,
         media_urls=media_urls,
         overrides=overrides,
+        account_overrides=account_overrides or {},
+        external_id=external_id,
         scheduled_at=scheduled_at,
         timezone=timezone,
         source=source,
@@ -352,3 +356,67 @@ def resolve_delivery(
             actor=actor,
         )
     )
+
+
+async def by_external_ids(
+    session: AsyncSession, workspace_id: str, external_ids: Sequence[str]
+) -> dict[str, str]:
+    """external id -> post id, for those of `external_ids` this workspace already imported."""
+    if not external_ids:
+        return {}
+    rows = await session.execute(
+        select(Post.external_id, Post.id).where(
+            Post.workspace_id == workspace_id, Post.external_id.in_(list(external_ids))
+        )
+    )
+    return {external_id: post_id for external_id, post_id in rows.all() if external_id}
+
+
+def _export_query(
+    workspace_id: str,
+    *,
+    status: PostStatus | None,
+    account_id: str | None,
+    platform: str | None,
+    scheduled_from: datetime | None,
+    scheduled_to: datetime | None,
+) -> Any:
+    """The posts list's filters, in schedule order (oldest first) for an export."""
+    query = select(Post).where(Post.workspace_id == workspace_id)
+    if status is not None:
+        counts = _status_counts()
+        query = query.join(counts, counts.c.post_id == Post.id).where(
+            derived_status_sql(counts) == status.value
+        )
+    if account_id or platform:
+        targets = select(Delivery.post_id).where(Delivery.workspace_id == workspace_id)
+        if account_id:
+            targets = targets.where(Delivery.account_id == account_id)
+        if platform:
+            targets = targets.where(Delivery.platform == platform)
+        query = query.where(Post.id.in_(targets))
+    if scheduled_from:
+        query = query.where(Post.scheduled_at >= scheduled_from)
+    if scheduled_to:
+        query = query.where(Post.scheduled_at < scheduled_to)
+    return query
+
+
+async def export_page(
+    session: AsyncSession,
+    workspace_id: str,
+    *,
+    after: tuple[datetime, str] | None,
+    limit: int,
+    **filters: Any,
+) -> list[PostView]:
+    """The next `limit` posts an export writes, after the (scheduled_at, id) of the last one:
+    a keyset, so posts created meanwhile neither shift nor repeat rows."""
+    query = _export_query(workspace_id, **filters)
+    if after is not None:
+        at, post_id = after
+        query = query.where(
+            (Post.scheduled_at > at) | ((Post.scheduled_at == at) & (Post.id > post_id))
+        )
+    page = await session.scalars(query.order_by(Post.scheduled_at, Post.id).limit(limit))
+    return await _with_deliveries(session, list(page))

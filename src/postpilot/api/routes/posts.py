@@ -13,6 +13,7 @@ from postpilot.api.deps import ActorDep, RuntimeDep, SessionDep, WorkspaceDep
 from postpilot.api.errors import ApiError, not_found
 from postpilot.api.fields import Moment
 from postpilot.api.schemas import (
+    AccountVariant,
     ActivityPublic,
     CancelResult,
     DeliveryPublic,
@@ -21,7 +22,7 @@ from postpilot.api.schemas import (
     PostPublic,
     PostUpdate,
 )
-from postpilot.core import media_limits
+from postpilot.core import media_limits, variants
 from postpilot.core.limits import LIMITS, limits_for
 from postpilot.core.states import AccountStatus, DeliveryStatus, PostStatus
 from postpilot.core.timezones import Dst, as_utc, in_zone
@@ -59,6 +60,10 @@ def public(view: posts.PostView) -> PostPublic:
         media_urls=_urls(post.media_urls),
         media_ids=_library_ids(post.media_urls),
         overrides=dict(post.overrides),
+        account_overrides={
+            account_id: AccountVariant.model_validate(variant)
+            for account_id, variant in (post.account_overrides or {}).items()
+        },
         scheduled_at=as_utc(post.scheduled_at),
         scheduled_at_local=in_zone(post.scheduled_at, post.timezone),
         timezone=post.timezone,
@@ -196,6 +201,97 @@ def _when(value: datetime | None, timezone: str, now: datetime, dst: Dst | None)
     return moment
 
 
+async def checked(
+    session: Any, runtime: Runtime, workspace_id: str, body: PostCreate, now: datetime
+) -> tuple[list[Account], datetime]:
+    """What creating a post checks before writing (targets, content and each account variant
+    within their platforms' limits, library media, the time): its targets and UTC time, or an
+    ApiError. The CSV import checks each row with it too."""
+    targets = await _targets(session, workspace_id, body.targets)
+    _check_content(
+        body.text,
+        body.media_urls,
+        body.overrides,
+        targets,
+        _max_text(runtime),
+        runtime.publish.addresses,
+        len(body.media_ids),
+    )
+    _check_variants(
+        body.account_overrides, targets, len(body.media_urls) + len(body.media_ids), runtime
+    )
+    await _library(session, workspace_id, body.media_ids, targets)
+    await _variant_library(session, workspace_id, body.account_overrides, targets)
+    return targets, _when(body.scheduled_at, body.timezone, now, body.dst)
+
+
+def _check_variants(
+    account_variants: dict[str, AccountVariant],
+    targets: list[Account],
+    media_count: int,
+    runtime: Runtime,
+) -> None:
+    """Each account variant is for a target and within its platform's limits (a 422 names the
+    account)."""
+    by_id = {a.id: a for a in targets}
+    problems = []
+    for account_id, variant in account_variants.items():
+        account = by_id.get(account_id)
+        if account is None:
+            problems.append(f"account_overrides: account {account_id} is not a target")
+            continue
+        if account.platform not in LIMITS:
+            continue
+        limits = limits_for(account.platform, max_text=_max_text(runtime))
+        count = media_count if variant.media_ids is None else len(variant.media_ids)
+        problems += [
+            f"account_overrides.{account_id} ({account.handle} on {account.platform}): {p}"
+            for p in limits.problems(variant.text, count)
+        ]
+    if problems:
+        raise _invalid(problems, "content_not_allowed")
+
+
+async def _variant_library(
+    session: Any,
+    workspace_id: str,
+    account_variants: dict[str, AccountVariant],
+    targets: list[Account],
+) -> None:
+    by_id = {a.id: a for a in targets}
+    for account_id, variant in account_variants.items():
+        if variant.media_ids is None or account_id not in by_id:
+            continue
+        try:
+            await _library(session, workspace_id, variant.media_ids, [by_id[account_id]])
+        except ApiError as exc:
+            raise ApiError(
+                exc.status,
+                exc.code,
+                f"account_overrides.{account_id}: {exc.message}",
+                [
+                    {"message": f"account_overrides.{account_id}: {d['message']}"}
+                    for d in exc.details
+                ],
+            ) from exc
+
+
+def stored_variants(account_variants: dict[str, AccountVariant]) -> dict[str, dict[str, Any]]:
+    """Account variants as a post keeps them (core/variants.py reads them back)."""
+    return {
+        account_id: variants.AccountVariant(
+            variant.text, None if variant.media_ids is None else tuple(variant.media_ids)
+        ).stored()
+        for account_id, variant in account_variants.items()
+    }
+
+
+def _linked(media_ids: list[str], account_variants: dict[str, AccountVariant]) -> list[str]:
+    """The library media a post needs kept: its own, then those only its variants use."""
+    extra = variants.library_ids(stored_variants(account_variants))
+    return media_ids + [i for i in extra if i not in media_ids]
+
+
 @router.post(
     "",
     status_code=201,
@@ -220,18 +316,7 @@ async def create_post(
         replay := await _replay(session, workspace_id, idempotency_key, body, now, reserve=False)
     ):
         return replay
-    targets = await _targets(session, workspace_id, body.targets)
-    _check_content(
-        body.text,
-        body.media_urls,
-        body.overrides,
-        targets,
-        _max_text(runtime),
-        runtime.publish.addresses,
-        len(body.media_ids),
-    )
-    await _library(session, workspace_id, body.media_ids, targets)
-    scheduled_at = _when(body.scheduled_at, body.timezone, now, body.dst)
+    targets, scheduled_at = await checked(session, runtime, workspace_id, body, now)
     # Reserved last, so no lock is held while validating; a refused request keeps its key free.
     if idempotency_key and (
         replay := await _replay(session, workspace_id, idempotency_key, body, now, reserve=True)
@@ -248,8 +333,11 @@ async def create_post(
         accounts=targets,
         now=now,
         actor=actor,
+        account_overrides=stored_variants(body.account_overrides),
     )
-    await store_media.link_post(session, post.id, body.media_ids, now)
+    await store_media.link_post(
+        session, post.id, _linked(body.media_ids, body.account_overrides), now
+    )
     view = await posts.get_post(session, workspace_id, post.id)
     assert view is not None
     answer = public(view)
@@ -374,7 +462,19 @@ async def update_post(
         runtime.publish.addresses,
         len(media_ids),
     )
+    account_variants = (
+        body.account_overrides
+        if body.account_overrides is not None
+        else {
+            account_id: AccountVariant.model_validate(variant)
+            for account_id, variant in (post.account_overrides or {}).items()
+        }
+    )
+    if body.account_overrides is not None:
+        changes["account_overrides"] = stored_variants(body.account_overrides)
+    _check_variants(account_variants, targets, len(urls) + len(media_ids), runtime)
     await _library(session, workspace.id, media_ids, targets)
+    await _variant_library(session, workspace.id, account_variants, targets)
     try:
         await posts.update_post(
             session,
@@ -387,8 +487,8 @@ async def update_post(
         )
     except posts.NotEditable as exc:
         raise ApiError(409, "not_editable", str(exc)) from exc
-    if "media_urls" in changes:
-        await store_media.link_post(session, post_id, media_ids, now)
+    if "media_urls" in changes or "account_overrides" in changes:
+        await store_media.link_post(session, post_id, _linked(media_ids, account_variants), now)
     workspace_id = workspace.id
     await session.commit()
     runtime.wakeup.set()
