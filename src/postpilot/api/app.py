@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from postpilot import __version__
-from postpilot.api import errors, openapi
+from postpilot.api import errors, openapi, versions
 from postpilot.api.guard import RequestGuard
 from postpilot.api.request_metrics import RequestMetrics
 from postpilot.api.routes import (
@@ -23,6 +23,7 @@ from postpilot.api.routes import (
     keys,
     media,
     metrics,
+    pages,
     performance,
     platforms,
     posts,
@@ -110,7 +111,6 @@ def create_app(
     app.add_middleware(RequestMetrics, metrics=metrics)
     errors.install(app)
     openapi.install(app)
-    for router in ROUTERS:
-        app.include_router(router)
+    versions.mount(app, legacy=ROUTERS, v1=(pages.router,))
     web.install(app, limits)
     return app

@@ -66,6 +66,8 @@ def api_permission(method: str, path: str) -> Permission:
     names (keys, accounts, scheduler), anything else (posts, deliveries, media) WRITE_POSTS."""
     if method.upper() in _SAFE_METHODS:
         return Permission.READ
+    if path.startswith("/api/v1/"):  # a version names the same resource as its /api alias
+        path = "/api/" + path.removeprefix("/api/v1/")
     for prefix, permission in _API_WRITES:
         if path == prefix or path.startswith(prefix + "/"):
             return permission
