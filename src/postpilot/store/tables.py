@@ -566,3 +566,77 @@ class DeliveryPart(Base):
     url: Mapped[str | None] = mapped_column(String(1000))
     status: Mapped[str] = mapped_column(String(16), default="sent")
     sent_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+
+class Queue(Base):
+    """Weekly posting slots for some accounts: the posts added to it, in order, take its next
+    free slots (see store/queues.py for the rule)."""
+
+    __tablename__ = "queues"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    workspace_id: Mapped[str] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(200))
+    timezone: Mapped[str] = mapped_column(String(64))
+    slots: Mapped[list[dict[str, Any]]] = mapped_column(JSON)  # [{"day": 0-6, "time": "HH:MM"}]
+    account_ids: Mapped[list[str]] = mapped_column(JSON)
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+
+class QueueEntry(Base):
+    """A post in a queue; a post is in one queue at most. Evergreen entries come back to the
+    end of the queue once published, at least `evergreen_gap_seconds` later."""
+
+    __tablename__ = "queue_entries"
+
+    post_id: Mapped[str] = mapped_column(
+        ForeignKey("posts.id", ondelete="CASCADE"), primary_key=True
+    )
+    queue_id: Mapped[str] = mapped_column(ForeignKey("queues.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    evergreen_gap_seconds: Mapped[int | None] = mapped_column(Integer)
+    # Texts cycled through by each comeback of an evergreen post (empty: the same text).
+    variants: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Set once an evergreen post has come back as another entry: it comes back once.
+    requeued: Mapped[bool] = mapped_column(Boolean, default=False)
+    # A comeback takes no slot before its gap has passed.
+    not_before: Mapped[datetime | None] = mapped_column(Timestamp)
+
+
+class Recurrence(Base):
+    """An RRULE whose occurrences become posts a window ahead (store/recurrence.py)."""
+
+    __tablename__ = "recurrences"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    workspace_id: Mapped[str] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), index=True
+    )
+    rrule: Mapped[str] = mapped_column(Text)
+    # Wall-clock time in `timezone` ("2027-03-01T09:00:00"): the rule counts in local time.
+    starts_local: Mapped[str] = mapped_column(String(19))
+    timezone: Mapped[str] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(Text)
+    media_urls: Mapped[list[str]] = mapped_column(JSON, default=list)
+    overrides: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    account_ids: Mapped[list[str]] = mapped_column(JSON)
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+
+class Occurrence(Base):
+    """One occurrence made into a post. The primary key is its exactly-once identity: two
+    workers (or a retry) materialising it make one row, hence one post."""
+
+    __tablename__ = "recurrence_occurrences"
+
+    recurrence_id: Mapped[str] = mapped_column(
+        ForeignKey("recurrences.id", ondelete="CASCADE"), primary_key=True
+    )
+    occurrence_at: Mapped[datetime] = mapped_column(Timestamp, primary_key=True)
+    post_id: Mapped[str] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"), unique=True)
