@@ -164,6 +164,27 @@ class AccountVariant(Strict):
 AccountOverrides = Annotated[dict[Id, AccountVariant], Field(max_length=100)]
 
 
+class ThreadPart(Strict):
+    """One reply of a thread, after the post's own text."""
+
+    text: Text
+    media_urls: Annotated[list[Url], Field(max_length=10)] = Field(default_factory=list)
+    media_ids: Annotated[list[Id], Field(max_length=10)] = Field(
+        default_factory=list, description=MEDIA_IDS_HELP
+    )
+
+    _unique_media = field_validator("media_ids")(_unique_ids)
+
+
+THREAD_HELP = (
+    "Replies published after the post on X, Bluesky, Mastodon and Threads, each replying to "
+    "the one before; each part is sent once, and a retry resumes at the first part not sent."
+)
+FIRST_COMMENT_HELP = (
+    "A comment published on the post once it is up, on Instagram, LinkedIn and Facebook."
+)
+
+
 class PostCreate(Strict):
     text: Text = ""
     media_urls: Annotated[list[Url], Field(max_length=10)] = Field(default_factory=list)
@@ -186,6 +207,10 @@ class PostCreate(Strict):
     account_overrides: AccountOverrides = Field(
         default_factory=dict, description=ACCOUNT_OVERRIDES_HELP
     )
+    thread: Annotated[list[ThreadPart], Field(max_length=25)] = Field(
+        default_factory=list, description=THREAD_HELP
+    )
+    first_comment: Text | None = Field(default=None, description=FIRST_COMMENT_HELP)
 
     @field_validator("targets")
     @classmethod
@@ -215,6 +240,22 @@ class PostUpdate(Strict):
     _unique_media = field_validator("media_ids")(_unique_ids)
 
 
+class ThreadPartPublic(BaseModel):
+    text: str
+    media_urls: list[str]
+    media_ids: list[str]
+
+
+class PartPublic(BaseModel):
+    """A part of a delivery that was sent: 0 is the post, then its replies or first comment."""
+
+    index: int
+    status: str
+    platform_post_id: str
+    url: str | None
+    sent_at: datetime
+
+
 class DeliveryPublic(BaseModel):
     id: str
     post_id: str
@@ -228,6 +269,8 @@ class DeliveryPublic(BaseModel):
     platform_url: str | None
     last_error: str | None
     published_at: datetime | None
+    # A thread's or first comment's parts sent so far (GET /api/posts/{id}).
+    parts: list[PartPublic] = Field(default_factory=list)
 
 
 class PostPublic(BaseModel):
@@ -238,6 +281,8 @@ class PostPublic(BaseModel):
     media_ids: list[str]
     overrides: dict[str, str]
     account_overrides: dict[str, AccountVariant] = Field(default_factory=dict)
+    thread: list[ThreadPartPublic] = Field(default_factory=list)
+    first_comment: str | None = None
     scheduled_at: datetime
     scheduled_at_local: datetime
     timezone: str

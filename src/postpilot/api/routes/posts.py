@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import JSONResponse
 
-from postpilot.api import moments
+from postpilot.api import moments, threads
 from postpilot.api.deps import ActorDep, RuntimeDep, SessionDep, WorkspaceDep
 from postpilot.api.errors import ApiError, not_found
 from postpilot.api.fields import Moment
@@ -64,6 +64,8 @@ def public(view: posts.PostView) -> PostPublic:
             account_id: AccountVariant.model_validate(variant)
             for account_id, variant in (post.account_overrides or {}).items()
         },
+        thread=threads.public_thread(post.thread),
+        first_comment=post.first_comment,
         scheduled_at=as_utc(post.scheduled_at),
         scheduled_at_local=in_zone(post.scheduled_at, post.timezone),
         timezone=post.timezone,
@@ -222,6 +224,11 @@ async def checked(
     )
     await _library(session, workspace_id, body.media_ids, targets)
     await _variant_library(session, workspace_id, body.account_overrides, targets)
+    max_text, addresses = _max_text(runtime), runtime.publish.addresses
+    if found := threads.problems(body.thread, body.first_comment, targets, max_text, addresses):
+        raise threads.invalid(found)
+    for part in body.thread:
+        await _library(session, workspace_id, part.media_ids, targets)
     return targets, _when(body.scheduled_at, body.timezone, now, body.dst)
 
 
@@ -335,9 +342,9 @@ async def create_post(
         actor=actor,
         account_overrides=stored_variants(body.account_overrides),
     )
-    await store_media.link_post(
-        session, post.id, _linked(body.media_ids, body.account_overrides), now
-    )
+    post.thread, post.first_comment = threads.stored_thread(body.thread), body.first_comment
+    own_media = list(dict.fromkeys(body.media_ids + threads.media_ids(body.thread)))
+    await store_media.link_post(session, post.id, _linked(own_media, body.account_overrides), now)
     view = await posts.get_post(session, workspace_id, post.id)
     assert view is not None
     answer = public(view)
@@ -415,7 +422,7 @@ async def _view(session: Any, workspace_id: str, post_id: str) -> posts.PostView
 
 @router.get("/{post_id}", response_model=PostPublic)
 async def get_post(post_id: str, workspace: WorkspaceDep, session: SessionDep) -> PostPublic:
-    return public(await _view(session, workspace.id, post_id))
+    return await threads.with_parts(session, public(await _view(session, workspace.id, post_id)))
 
 
 @router.patch(
