@@ -66,7 +66,7 @@ async def test_list_pages_with_a_cursor(sqlite_db: Database, tmp_path: Path) -> 
                 break
         assert seen == ids[::-1], "newest first, each once"
         bad = await api.client.get("/api/media", params={"cursor": "not-a-cursor"})
-        refused(bad, 422, "invalid_request")
+        refused(bad, 400, "invalid_cursor")
 
 
 async def test_refusals_change_nothing(

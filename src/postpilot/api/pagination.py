@@ -13,6 +13,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
@@ -30,6 +31,9 @@ Row = TypeVar("Row")
 Key = tuple[datetime, str]
 
 _CHECK_BYTES = 8
+# Ids are UUIDs, entry ids BIGINTs: anything else never reaches a query.
+_ROW_ID = re.compile(r"[0-9A-Za-z-]{1,64}")
+MAX_ID = 2**63 - 1
 INVALID_CURSOR: dict[int | str, dict[str, Any]] = {
     400: {"description": "`cursor` is not a `next_cursor` this list gave (altered or another's)."}
 }
@@ -91,7 +95,7 @@ def decode_moment(kind: str, cursor: str | None) -> Key | None:
         return None
     key = decode(kind, cursor)
     match key:
-        case [str(moment), str(row_id)]:
+        case [str(moment), str(row_id)] if _ROW_ID.fullmatch(row_id):
             try:
                 return as_utc(datetime.fromisoformat(moment)), row_id
             except ValueError:
@@ -104,7 +108,7 @@ def decode_id(kind: str, cursor: str | None) -> int | None:
     if cursor is None:
         return None
     match decode(kind, cursor):
-        case [int(row_id)] if not isinstance(row_id, bool):
+        case [int(row_id)] if not isinstance(row_id, bool) and 0 < row_id <= MAX_ID:
             return row_id
     raise refused()
 

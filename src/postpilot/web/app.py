@@ -6,7 +6,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from postpilot.settings import Settings
-from postpilot.web import access, assets, auth, docs, members, shell
+from postpilot.web import access, assets, auth, composer, docs, members, post_page, shell
+from postpilot.web import calendar as calendar_page
 from postpilot.web.render import page
 
 
@@ -14,7 +15,14 @@ def install(app: FastAPI, settings: Settings) -> None:
     """Call after the API's routers; the app must be made with docs_url=None, redoc_url=None."""
     assets.mount(app, settings)
     app.include_router(docs.router_for(app))
-    for router in (access.router, members.router, shell.router):
+    for router in (
+        access.router,
+        members.router,
+        shell.router,
+        calendar_page.router,
+        composer.router,
+        post_page.router,
+    ):
         app.include_router(router)
 
     @app.exception_handler(auth.Refused)

@@ -14,19 +14,6 @@ from postpilot.web.render import page
 router = APIRouter(include_in_schema=False)
 
 PLACEHOLDERS: dict[str, tuple[str, Permission, str]] = {
-    "calendar": (
-        "Calendar",
-        Permission.READ,
-        "Month, week and list views of scheduled, published and failed posts in your time "
-        "zone, coloured per account; drag a post to reschedule it; filter by account, status "
-        "and author.",
-    ),
-    "compose": (
-        "Compose",
-        Permission.WRITE_POSTS,
-        "One text with per-platform variants, live counters with each platform's limits, "
-        "media with alt text, a preview per platform; schedule, publish now or queue.",
-    ),
     "attention": (
         "Attention",
         Permission.READ,
@@ -52,16 +39,6 @@ def _placeholder(request: Request, signed: SignedIn, name: str) -> Response:
     title, needs, coming = PLACEHOLDERS[name]
     auth.require(signed, needs)
     return page(request, "placeholder.html", signed, title=title, coming=coming)
-
-
-@router.get("/calendar")
-async def calendar(request: Request, signed: Member) -> Response:
-    return _placeholder(request, signed, "calendar")
-
-
-@router.get("/compose")
-async def compose(request: Request, signed: Member) -> Response:
-    return _placeholder(request, signed, "compose")
 
 
 @router.get("/attention")

@@ -3,18 +3,15 @@ delete). Posts use it by id (`media_ids`); publishers read it from storage, not 
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
-from datetime import datetime
 from pathlib import PurePath
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, File, Form, Query, UploadFile
+from fastapi import APIRouter, File, Form, UploadFile
 from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from postpilot.api import text
+from postpilot.api import pagination, text
 from postpilot.api.deps import RuntimeDep, SessionDep, WorkspaceDep
 from postpilot.api.errors import ApiError, not_found
 from postpilot.api.media_schemas import (
@@ -212,39 +209,22 @@ async def upload_media_from_url(
     )
 
 
-def _cursor(item: MediaItem) -> str:
-    raw = f"{as_utc(item.created_at).isoformat()}|{item.id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _after(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        moment, media_id = raw.split("|", 1)
-        return as_utc(datetime.fromisoformat(moment)), media_id
-    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
-        raise ApiError(
-            422,
-            "invalid_request",
-            "cursor: not a cursor this API gave; pass next_cursor as it came",
-            [{"field": "query.cursor", "message": "not a cursor this API gave"}],
-        ) from exc
-
-
-@router.get("", response_model=MediaPage)
+@router.get("", response_model=MediaPage, responses=pagination.INVALID_CURSOR)
 async def list_media(
     workspace: WorkspaceDep,
     session: SessionDep,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: pagination.Limit = 50,
+    cursor: pagination.Cursor = None,
 ) -> MediaPage:
     """Newest first."""
-    after = _after(cursor) if cursor else None
+    after = pagination.decode_moment("media", cursor)
     rows = await store_media.page(session, workspace.id, limit=limit, after=after)
     more = len(rows) > limit
     items = rows[:limit]
+    last = items[-1] if more and items else None
     return MediaPage(
-        items=[public(i) for i in items], next_cursor=_cursor(items[-1]) if more else None
+        items=[public(i) for i in items],
+        next_cursor=pagination.encode_moment("media", last.created_at, last.id) if last else None,
     )
 
 

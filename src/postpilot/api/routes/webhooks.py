@@ -5,16 +5,13 @@ to through the public-only client all the same. The signing secret is write-only
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import secrets
 import uuid
-from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Response
 
+from postpilot.api import pagination
 from postpilot.api.deps import RuntimeDep, SessionDep, WorkspaceDep
 from postpilot.api.errors import ApiError, not_found
 from postpilot.api.webhook_schemas import (
@@ -35,11 +32,10 @@ from postpilot.store.tables import WebhookOutbox, WebhookSubscription
 
 router = APIRouter(prefix="/api/webhooks", tags=["webhooks"])
 
-Limit = Annotated[int, Query(ge=1, le=200, description="Items per page.")]
-Cursor = Annotated[
-    str | None,
-    Query(max_length=200, description="`next_cursor` of the previous page; none: the first."),
-]
+Limit = pagination.Limit
+Cursor = pagination.Cursor
+# Each list's cursors are its own: one from the other list is refused.
+SUBSCRIPTIONS, DELIVERIES = "webhooks", "webhook_deliveries"
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"description": "No such subscription (or delivery) in this workspace."}
 }
@@ -84,23 +80,14 @@ def checked_url(value: str, policy: AddressPolicy) -> str:
     return value
 
 
-def encode_cursor(created_at: datetime, row_id: str) -> str:
-    raw = json.dumps([as_utc(created_at).isoformat(), row_id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+def encode_cursor(kind: str, last: WebhookSubscription | WebhookOutbox | None) -> str | None:
+    """The next page's cursor: None when there is no next page (`last` is None)."""
+    return pagination.encode_moment(kind, last.created_at, last.id) if last else None
 
 
-def decode_cursor(cursor: str | None) -> webhooks.Position | None:
-    if cursor is None:
-        return None
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        moment, row_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        return webhooks.Position(as_utc(datetime.fromisoformat(moment)), str(uuid.UUID(row_id)))
-    except (ValueError, TypeError, binascii.Error):
-        details = [{"field": "query.cursor", "message": "is not a cursor this API gave"}]
-        raise ApiError(
-            422, "invalid_request", "cursor: pass a next_cursor from a previous page", details
-        ) from None
+def decode_cursor(kind: str, cursor: str | None) -> webhooks.Position | None:
+    key = pagination.decode_moment(kind, cursor)
+    return webhooks.Position(*key) if key else None
 
 
 async def owned(
@@ -139,19 +126,19 @@ async def create_webhook(
     return WebhookCreated(**public(row).model_dump(), secret=secret)
 
 
-@router.get("", response_model=WebhookPage)
+@router.get("", response_model=WebhookPage, responses=pagination.INVALID_CURSOR)
 async def list_webhooks(
     workspace: WorkspaceDep, session: SessionDep, limit: Limit = 50, cursor: Cursor = None
 ) -> WebhookPage:
     """Newest first."""
     rows = await webhooks.list_subscriptions(
-        session, workspace.id, limit=limit + 1, after=decode_cursor(cursor)
+        session, workspace.id, limit=limit + 1, after=decode_cursor(SUBSCRIPTIONS, cursor)
     )
     page, more = rows[:limit], len(rows) > limit
     last = page[-1] if page else None
     return WebhookPage(
         items=[public(r) for r in page],
-        next_cursor=encode_cursor(last.created_at, last.id) if more and last else None,
+        next_cursor=encode_cursor(SUBSCRIPTIONS, last if more else None),
     )
 
 
@@ -212,7 +199,11 @@ async def delete_webhook(
     return Response(status_code=204)
 
 
-@router.get("/{webhook_id}/deliveries", response_model=WebhookDeliveryPage, responses=NOT_FOUND)
+@router.get(
+    "/{webhook_id}/deliveries",
+    response_model=WebhookDeliveryPage,
+    responses=NOT_FOUND | pagination.INVALID_CURSOR,
+)
 async def list_webhook_deliveries(
     webhook_id: uuid.UUID,
     workspace: WorkspaceDep,
@@ -225,13 +216,13 @@ async def list_webhook_deliveries(
     got."""
     row = await owned(session, workspace.id, webhook_id)
     found = await webhooks.list_deliveries(
-        session, row.id, limit=limit + 1, after=decode_cursor(cursor), status=status
+        session, row.id, limit=limit + 1, after=decode_cursor(DELIVERIES, cursor), status=status
     )
     page, more = found[:limit], len(found) > limit
     last = page[-1] if page else None
     return WebhookDeliveryPage(
         items=[delivery(r) for r in page],
-        next_cursor=encode_cursor(last.created_at, last.id) if more and last else None,
+        next_cursor=encode_cursor(DELIVERIES, last if more else None),
     )
 
 

@@ -1,0 +1,199 @@
+"""The calendar page: month, week and list views of the workspace's posts in the viewer's time
+zone, filtered by account, status and author. Rescheduling (drag and drop, or the form beside
+each post) goes through PATCH /api/posts/{id} from calendar.js, so the API's validation and DST
+rules are the only ones."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import zoneinfo
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+
+from postpilot.core import timezones
+from postpilot.core.roles import Permission, allows
+from postpilot.core.states import PostStatus
+from postpilot.store import accounts, calendar
+from postpilot.web import auth
+from postpilot.web.deps import Member
+from postpilot.web.render import page
+
+router = APIRouter(include_in_schema=False)
+
+TZ_COOKIE = "pp_tz"  # set by calendar.js from the browser's zone
+LIST_PAGE = 50
+SHOWN_PER_DAY = 6  # a day cell shows this many posts and links to the rest
+View = Literal["month", "week", "list"]
+
+
+def viewer_zone(request: Request, given: str | None) -> str:
+    """The zone the page is shown in: the query's, else the browser's cookie, else UTC."""
+    for name in (given, request.cookies.get(TZ_COOKIE)):
+        if name:
+            try:
+                timezones.zone(name)
+            except timezones.InvalidTimeZone:
+                continue
+            return name
+    return "UTC"
+
+
+def account_hue(account_id: str) -> int:
+    """A stable colour per account, on top of its platform's."""
+    return int(hashlib.sha256(account_id.encode()).hexdigest()[:4], 16) % 360
+
+
+@dataclass(frozen=True, slots=True)
+class Shown:
+    """A post as the page shows it: its time in the viewer's zone."""
+
+    entry: calendar.Entry
+    local: datetime
+    editable: bool
+
+    @property
+    def status(self) -> str:
+        return self.entry.status.value
+
+    @property
+    def hue(self) -> int:
+        return account_hue(self.entry.targets[0].account_id) if self.entry.targets else 0
+
+
+@dataclass(frozen=True, slots=True)
+class Day:
+    day: date
+    in_range: bool
+    posts: list[Shown]
+
+    @property
+    def more(self) -> int:
+        return max(0, len(self.posts) - SHOWN_PER_DAY)
+
+
+def _midnight(day: date, tz: ZoneInfo) -> datetime:
+    return datetime.combine(day, time(), tzinfo=tz).astimezone(UTC)
+
+
+def _window(view: View, anchor: date) -> tuple[date, date, date, date]:
+    """(first day shown, day after the last shown, first day of the range, day after it)."""
+    if view == "week":
+        start = anchor - timedelta(days=anchor.weekday())
+        return start, start + timedelta(days=7), start, start + timedelta(days=7)
+    first = anchor.replace(day=1)
+    after = (first + timedelta(days=32)).replace(day=1)
+    start = first - timedelta(days=first.weekday())
+    end = after + timedelta(days=(7 - after.weekday()) % 7)
+    return start, end, first, after
+
+
+def _neighbours(view: View, anchor: date) -> tuple[date, date]:
+    if view == "month":
+        first = anchor.replace(day=1)
+        return (first - timedelta(days=1)).replace(day=1), (first + timedelta(days=32)).replace(
+            day=1
+        )
+    step = timedelta(days=7)
+    return anchor - step, anchor + step
+
+
+@router.get("/calendar")
+async def calendar_page(
+    request: Request,
+    signed: Member,
+    view: View = "month",
+    day: Annotated[date | None, Query(alias="date")] = None,
+    account: Annotated[str | None, Query(max_length=36)] = None,
+    status: PostStatus | None = None,
+    author: Annotated[str | None, Query(max_length=64)] = None,
+    tz: Annotated[str | None, Query(max_length=timezones.MAX_ZONE_NAME)] = None,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> Response:
+    auth.require(signed, Permission.READ)
+    runtime = auth.runtime_of(request)
+    zone_name = viewer_zone(request, tz)
+    zone = timezones.zone(zone_name)
+    today = runtime.now().astimezone(zone).date()
+    anchor = day or today
+    filters = calendar.Filters(account_id=account or None, author=author or None)
+    can_edit = allows(signed.role, Permission.WRITE_POSTS)
+    workspace_id = signed.workspace.id
+    async with runtime.db.session() as session:
+        if view == "list":
+            entries = await calendar.page_from(
+                session,
+                workspace_id,
+                _midnight(anchor, zone),
+                filters,
+                size=LIST_PAGE,
+                offset=offset,
+            )
+        else:
+            start, end, _, _ = _window(view, anchor)
+            entries = await calendar.in_window(
+                session, workspace_id, _midnight(start, zone), _midnight(end, zone), filters
+            )
+        known_accounts = await accounts.list_accounts(session, workspace_id)
+        known_authors = await calendar.authors(session, workspace_id)
+    shown = [
+        Shown(
+            entry=e,
+            local=timezones.in_zone(e.scheduled_at, zone_name),
+            editable=can_edit and e.status is PostStatus.SCHEDULED,
+        )
+        for e in entries
+        if status is None or e.status is status
+    ]
+    context: dict[str, Any] = {}
+    if view == "list":
+        context["has_next"] = len(shown) > LIST_PAGE
+        shown = shown[:LIST_PAGE]
+        context["posts"] = shown
+    else:
+        start, end, first, after = _window(view, anchor)
+        by_day: dict[date, list[Shown]] = {}
+        for item in shown:
+            by_day.setdefault(item.local.date(), []).append(item)
+        context["days"] = [
+            Day(d, first <= d < after, by_day.get(d, []))
+            for d in (start + timedelta(days=n) for n in range((end - start).days))
+        ]
+    before, next_ = _neighbours(view, anchor)
+    return page(
+        request,
+        "calendar.html",
+        signed,
+        title="Calendar",
+        view=view,
+        anchor=anchor,
+        today=today,
+        before=before,
+        next=next_,
+        zone=zone_name,
+        zone_given=tz is not None,
+        zones=sorted(all_zones() | {zone_name}),
+        filters={
+            "account": account or "",
+            "status": status.value if status else "",
+            "author": author or "",
+        },
+        accounts=known_accounts,
+        authors=known_authors,
+        statuses=[s.value for s in PostStatus if s is not PostStatus.CANCELLED],
+        can_edit=can_edit,
+        offset=offset,
+        list_page=LIST_PAGE,
+        shown_per_day=SHOWN_PER_DAY,
+        **context,
+    )
+
+
+@functools.cache
+def all_zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones() | {"UTC"})
