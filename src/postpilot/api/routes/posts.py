@@ -293,7 +293,7 @@ def stored_variants(account_variants: dict[str, AccountVariant]) -> dict[str, di
     }
 
 
-def _linked(media_ids: list[str], account_variants: dict[str, AccountVariant]) -> list[str]:
+def linked_media(media_ids: list[str], account_variants: dict[str, AccountVariant]) -> list[str]:
     """The library media a post needs kept: its own, then those only its variants use."""
     extra = variants.library_ids(stored_variants(account_variants))
     return media_ids + [i for i in extra if i not in media_ids]
@@ -344,7 +344,9 @@ async def create_post(
     )
     post.thread, post.first_comment = threads.stored_thread(body.thread), body.first_comment
     own_media = list(dict.fromkeys(body.media_ids + threads.media_ids(body.thread)))
-    await store_media.link_post(session, post.id, _linked(own_media, body.account_overrides), now)
+    await store_media.link_post(
+        session, post.id, linked_media(own_media, body.account_overrides), now
+    )
     view = await posts.get_post(session, workspace_id, post.id)
     assert view is not None
     answer = public(view)
@@ -495,7 +497,9 @@ async def update_post(
     except posts.NotEditable as exc:
         raise ApiError(409, "not_editable", str(exc)) from exc
     if "media_urls" in changes or "account_overrides" in changes:
-        await store_media.link_post(session, post_id, _linked(media_ids, account_variants), now)
+        await store_media.link_post(
+            session, post_id, linked_media(media_ids, account_variants), now
+        )
     workspace_id = workspace.id
     await session.commit()
     runtime.wakeup.set()
