@@ -16,6 +16,7 @@ from postpilot.api.request_metrics import RequestMetrics
 from postpilot.api.routes import (
     accounts,
     activity,
+    bulk,
     connect,
     cron,
     deliveries,
@@ -27,6 +28,8 @@ from postpilot.api.routes import (
     performance,
     platforms,
     posts,
+    queues,
+    recurrences,
     scheduler,
     webhooks,
 )
@@ -40,6 +43,7 @@ ROUTERS = (
     accounts.router,
     connect.router,
     platforms.router,
+    bulk.router,  # before posts: /api/posts/import and /export are not post ids
     posts.router,
     media.router,
     keys.router,
@@ -51,6 +55,8 @@ ROUTERS = (
     performance.router,
     metrics.router,
     webhooks.router,
+    queues.router,
+    recurrences.router,
 )
 
 
@@ -100,7 +106,8 @@ def create_app(
     app.add_middleware(
         RequestGuard,
         max_body_bytes=limits.API_MAX_BODY_BYTES,
-        uploads=media.upload_limits(limits.MEDIA_MAX_UPLOAD_BYTES),
+        uploads=media.upload_limits(limits.MEDIA_MAX_UPLOAD_BYTES)
+        | bulk.upload_limits(limits.IMPORT_MAX_BYTES),
     )
 
     def metrics() -> PrometheusMetrics | None:

@@ -62,7 +62,8 @@ class RequestGuard:
 
     def _upload_limit(self, scope: Scope) -> int | None:
         content_type = Headers(scope=scope).get("content-type", "")
-        if not content_type.startswith("multipart/form-data"):
+        # A CSV import's body is a file too: text/csv, not JSON.
+        if not content_type.startswith(("multipart/form-data", "text/csv", "application/csv")):
             return None
         return self.uploads.get(str(scope.get("path", "")).rstrip("/"))
 
