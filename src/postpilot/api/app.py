@@ -28,8 +28,6 @@ from postpilot.api.routes import (
     performance,
     platforms,
     posts,
-    queues,
-    recurrences,
     scheduler,
     webhooks,
 )
@@ -55,8 +53,6 @@ ROUTERS = (
     performance.router,
     metrics.router,
     webhooks.router,
-    queues.router,
-    recurrences.router,
 )
 
 
