@@ -28,6 +28,8 @@ from postpilot.api.routes import (
     performance,
     platforms,
     posts,
+    queues,
+    recurrences,
     scheduler,
     webhooks,
 )
@@ -53,6 +55,8 @@ ROUTERS = (
     performance.router,
     metrics.router,
     webhooks.router,
+    queues.router,
+    recurrences.router,
 )
 
 

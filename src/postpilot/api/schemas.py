@@ -211,6 +211,11 @@ class PostCreate(Strict):
         default_factory=list, description=THREAD_HELP
     )
     first_comment: Text | None = Field(default=None, description=FIRST_COMMENT_HELP)
+    queue_id: Id | None = Field(
+        default=None,
+        description="Add to this queue: the post takes its next free slot (leave out "
+        "`scheduled_at`); the targets must be accounts the queue serves.",
+    )
 
     @field_validator("targets")
     @classmethod

@@ -46,7 +46,6 @@ class Rule:
                 yield instant
 
 
-
 def parse(text: str, starts_local: datetime, tz_name: str) -> Rule:
     """A Rule, or InvalidRule naming the problem. `text` is one RRULE ("FREQ=DAILY;COUNT=5",
     optionally prefixed "RRULE:"); it must end (UNTIL or COUNT). An UNTIL in UTC ("...Z") is

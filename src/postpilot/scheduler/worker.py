@@ -19,7 +19,7 @@ from datetime import datetime
 import asyncpg
 
 from postpilot.core.states import WorkerState
-from postpilot.scheduler import reconcile
+from postpilot.scheduler import reconcile, recurring
 from postpilot.scheduler.passes import run_pass
 from postpilot.scheduler.runtime import Runtime
 from postpilot.scheduler.summary import PassReport
@@ -53,7 +53,9 @@ class Worker:
         log.info("worker started", extra={"worker_id": self.worker_id})
         await asyncio.to_thread(self.runtime.journal.sweep)
         async with self._heartbeat(stop), self._listen(), reconcile.running(self.runtime, stop):
+            plans = recurring.PlanStep(self.runtime)
             while not stop.is_set():
+                await plans.maybe_run()  # recurring and evergreen posts, once a minute
                 try:
                     sleep = await self._one_pass(stop)
                 except Exception as exc:

@@ -89,8 +89,10 @@ async def update_queue(
     await retime(session, queue, now=now)
 
 
-async def delete_queue(session: AsyncSession, queue: Queue) -> None:
+async def delete_queue(session: AsyncSession, queue: Queue, *, now: datetime) -> None:
     """The queue goes; its posts stay scheduled at the times they had."""
+    if queue.paused:
+        await _release(session, [v.post for v in await entries(session, queue.id)], now)
     await session.execute(delete(QueueEntry).where(QueueEntry.queue_id == queue.id))
     await session.delete(queue)
 
@@ -143,6 +145,8 @@ async def add_post(
 ) -> None:
     """Put `post` at the end of `queue` and re-time the queue. Refused for a post in a queue
     already, one that started publishing, or one aimed at accounts the queue does not serve."""
+    if not queue.slots:
+        raise QueueRefusal(f"queue {queue.name!r} has no slots: add some first")
     if await entry_of(session, post.id) is not None:
         raise QueueRefusal(f"post {post.id} is in a queue already: remove it from there first")
     if post.cancelled_at is not None or await _started(session, [post.id]):
@@ -191,7 +195,39 @@ async def remove_post(session: AsyncSession, post_id: str, *, now: datetime) -> 
     await session.delete(entry)
     await session.flush()
     if queue is not None:
+        if queue.paused:
+            post = await session.get(Post, post_id)
+            await _release(session, [post] if post is not None else [], now)
         await retime(session, queue, now=now)
+
+
+async def after_edit(
+    session: AsyncSession, post_id: str, *, rescheduled: bool, now: datetime
+) -> None:
+    """A queued post was edited: given a time of its own it leaves the queue (its slot is
+    freed); otherwise the queue times it again (an edit must not release a held post)."""
+    if rescheduled:
+        await remove_post(session, post_id, now=now)
+        return
+    entry = await entry_of(session, post_id)
+    queue = await session.get(Queue, entry.queue_id) if entry is not None else None
+    if queue is not None:
+        await retime(session, queue, now=now)
+
+
+async def _release(session: AsyncSession, held: Sequence[Post], now: datetime) -> None:
+    """Posts leaving a paused queue are due again at their own time (at once if it passed)."""
+    for post in held:
+        await session.execute(
+            update(Delivery)
+            .where(
+                Delivery.post_id == post.id,
+                Delivery.status == SCHEDULED,
+                Delivery.attempts == 0,
+                Delivery.due_at == LATEST,
+            )
+            .values(due_at=post.scheduled_at, updated_at=now)
+        )
 
 
 async def reorder(

@@ -8,9 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Depends
 
 from postpilot.api.deps import RuntimeDep, require_cron_secret
+from postpilot.api.queue_schemas import PlanSummary
 from postpilot.api.schemas import PassRequest, PassSummary, ReconcileSummary
 from postpilot.core.knobs import SchedulerKind
-from postpilot.scheduler import reconcile
+from postpilot.scheduler import reconcile, recurring
 from postpilot.scheduler.passes import cron_pass
 
 router = APIRouter(prefix="/api/cron", tags=["cron"], dependencies=[Depends(require_cron_secret)])
@@ -62,3 +63,20 @@ async def reconcile_unknown(runtime: RuntimeDep) -> ReconcileSummary:
 async def reconcile_unknown_get(runtime: RuntimeDep) -> ReconcileSummary:
     """The same, for plain `curl` from cron."""
     return await reconcile_unknown(runtime)
+
+
+@router.post("/plans", response_model=PlanSummary)
+async def plans(runtime: RuntimeDep) -> PlanSummary:
+    """Make the coming week's occurrences of recurring posts into posts and bring published
+    evergreen posts back to their queue. Workers do this every minute by themselves; cron-only
+    setups call it (GET or POST) every few minutes."""
+    report = await recurring.run_once(runtime)
+    return PlanSummary(
+        occurrences_made=report.occurrences_made, evergreen_requeued=report.evergreen_requeued
+    )
+
+
+@router.get("/plans", response_model=PlanSummary)
+async def plans_get(runtime: RuntimeDep) -> PlanSummary:
+    """The same, for plain `curl` from cron."""
+    return await plans(runtime)

@@ -12,6 +12,7 @@ from postpilot.api import moments, threads
 from postpilot.api.deps import ActorDep, RuntimeDep, SessionDep, WorkspaceDep
 from postpilot.api.errors import ApiError, not_found
 from postpilot.api.fields import Moment
+from postpilot.api.routes import queues as queue_routes
 from postpilot.api.schemas import (
     AccountVariant,
     ActivityPublic,
@@ -324,6 +325,9 @@ async def create_post(
     ):
         return replay
     targets, scheduled_at = await checked(session, runtime, workspace_id, body, now)
+    queue = await queue_routes.queue_for(
+        session, workspace_id, body.queue_id, body.scheduled_at is not None
+    )
     # Reserved last, so no lock is held while validating; a refused request keeps its key free.
     if idempotency_key and (
         replay := await _replay(session, workspace_id, idempotency_key, body, now, reserve=True)
@@ -347,6 +351,8 @@ async def create_post(
     await store_media.link_post(
         session, post.id, linked_media(own_media, body.account_overrides), now
     )
+    if queue is not None:
+        await queue_routes.enqueue(session, queue, post, now)
     view = await posts.get_post(session, workspace_id, post.id)
     assert view is not None
     answer = public(view)
@@ -496,6 +502,8 @@ async def update_post(
         )
     except posts.NotEditable as exc:
         raise ApiError(409, "not_editable", str(exc)) from exc
+    # Given a time of its own, a queued post leaves its queue and frees its slot.
+    await queue_routes.after_edit(session, post_id, rescheduled="scheduled_at" in changes, now=now)
     if "media_urls" in changes or "account_overrides" in changes:
         await store_media.link_post(
             session, post_id, linked_media(media_ids, account_variants), now
@@ -517,6 +525,7 @@ async def cancel_post(
 ) -> CancelResult:
     view = await _view(session, workspace.id, post_id)
     in_flight = await posts.cancel_post(session, view, now=runtime.now(), actor=actor)
+    await queue_routes.after_cancel(session, post_id, runtime.now())  # frees its slot
     workspace_id = workspace.id
     await session.commit()
     session.expire_all()
