@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from postpilot.sandbox.platforms import _oauth
+from postpilot.sandbox.platforms import _oauth, _replies
 from postpilot.sandbox.platforms._kit import body as read_body
 from postpilot.sandbox.platforms._kit import pause
 from postpilot.sandbox.state import Fault, Record, SandboxState, now_iso
@@ -106,7 +106,10 @@ def router(state: SandboxState) -> APIRouter:
         async with state.lock:
             if key and (replay := _replay(state, token, key)) is not None:
                 return JSONResponse(replay, headers=headers)
-        fault = state.take_fault(PLATFORM)
+        reply_to = str(body["in_reply_to_id"]) if body.get("in_reply_to_id") else None
+        # A thread's later parts take the faults scripted for step "reply", the post those for
+        # "publish" (and both those for any step).
+        fault = state.take_fault(PLATFORM, "reply" if reply_to else "publish")
         if fault and fault.kind not in ("timeout_after_commit",):
             if fault.kind == "bad_media":
                 return JSONResponse({"error": "Validation failed: File is invalid"}, 422)
@@ -126,6 +129,8 @@ def router(state: SandboxState) -> APIRouter:
         unknown = [m for m in media_ids if m not in state.media]
         if unknown:
             return JSONResponse({"error": "Validation failed: Media is invalid"}, 422)
+        if reply_to is not None and _replies.find(state, PLATFORM, reply_to) is None:
+            return JSONResponse({"error": "Record not found"}, 404)
         async with state.lock:
             if key and (replay := _replay(state, token, key)) is not None:
                 return JSONResponse(replay, headers=headers)
@@ -138,6 +143,7 @@ def router(state: SandboxState) -> APIRouter:
                 "visibility": body.get("visibility", "public"),
                 "created_at": now_iso(),
                 "media_attachments": [state.media[m] for m in media_ids],
+                "in_reply_to_id": reply_to,
             }
             state.remember(
                 Record(
@@ -148,6 +154,7 @@ def router(state: SandboxState) -> APIRouter:
                     media=[state.media[m] for m in media_ids],
                     idempotency_key=key,
                     received_at=status["created_at"],
+                    extra={"in_reply_to_id": reply_to} if reply_to else {},
                 )
             )
             if key:
