@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, FastAPI, routing
 from starlette.datastructures import MutableHeaders
@@ -20,6 +21,7 @@ LEGACY = "/api/"
 V1 = "/api/v1/"
 # Registered at the platforms by operators: it keeps working, and is not deprecated.
 KEPT = frozenset({"/api/connect/callback"})
+_PATH_CHARS = "/:@!$&'()*+,;="
 
 # What an APIRoute was declared with, to declare it again at another path.
 _COPIED = (
@@ -126,7 +128,8 @@ class DeprecationHeaders:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
                 headers["Deprecation"] = "true"
-                headers["Link"] = f'<{following}>; rel="successor-version"'
+                # Quoted: the path arrives decoded, and must not end the header or the URL.
+                headers["Link"] = f'<{quote(following, safe=_PATH_CHARS)}>; rel="successor-version"'
             await send(message)
 
         await self.app(scope, receive, send_marked)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar, Unpack
+from typing import Any, TypeVar
 
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,7 +15,7 @@ from postpilot.core.states import AccountStatus, DeliveryStatus, PostStatus
 from postpilot.store import keyset, posts
 from postpilot.store.tables import Account, Activity, ApiKey, Delivery, Post
 
-Q = TypeVar("Q", bound=Select[Unpack[tuple[Any, ...]]])
+Q = TypeVar("Q", bound=Select[*tuple[Any, ...]])
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +91,7 @@ async def page_deliveries(
     if after is not None:
         query = query.where(keyset.after(Delivery.created_at, Delivery.id, after))
     rows = await session.execute(query.order_by(Delivery.created_at, Delivery.id).limit(limit))
-    return [(d, a) for d, a in rows.tuples()]
+    return [(d, a) for d, a in rows.all()]
 
 
 async def page_accounts(
