@@ -6,7 +6,19 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from postpilot.settings import Settings
-from postpilot.web import access, assets, auth, composer, docs, members, post_page, shell
+from postpilot.web import (
+    access,
+    accounts_page,
+    assets,
+    attention,
+    auth,
+    composer,
+    dashboard,
+    docs,
+    members,
+    post_page,
+    shell,
+)
 from postpilot.web import calendar as calendar_page
 from postpilot.web.render import page
 
@@ -23,6 +35,8 @@ def install(app: FastAPI, settings: Settings) -> None:
         composer.router,
         post_page.router,
     ):
+        app.include_router(router)
+    for router in (accounts_page.router, attention.router, dashboard.router):
         app.include_router(router)
 
     @app.exception_handler(auth.Refused)
