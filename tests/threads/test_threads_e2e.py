@@ -1,5 +1,6 @@
-"""A thread to Mastodon travels from the API through a pass to the sandbox: each part replies to
-the one before, and a part that fails is retried without sending again those before it."""
+"""A thread to Mastodon and Bluesky travels from the API through a pass to the sandbox: each part
+replies to the one before, and a part that fails is retried without sending again those before
+it."""
 
 from __future__ import annotations
 
@@ -12,7 +13,26 @@ from postpilot.store.database import Database
 from tests.helpers import ApiServer, api_server, mastodon_account
 
 ENDPOINTS = ["/api/cron/scheduler", "/api/cron/scheduler-optimized"]
+PLATFORMS = ["mastodon", "bluesky"]
 THREAD = {"text": "1/3 the post", "thread": [{"text": "2/3 a reply"}, {"text": "3/3 the end"}]}
+
+
+async def _account(api: ApiServer, sandbox: SandboxClient, platform: str) -> str:
+    if platform == "mastodon":
+        return await mastodon_account(api, sandbox)
+    did = "did:plc:threadtester"
+    token = sandbox.issue_token("bluesky", subject=did, refresh=False)["access_token"]
+    created = await api.client.post(
+        "/api/accounts",
+        json={
+            "platform": "bluesky",
+            "handle": "tester.bsky.social",
+            "credentials": {"did": did, "access_jwt": token},
+            "verify": False,
+        },
+    )
+    assert created.status_code == 201, created.text
+    return str(created.json()["id"])
 
 
 async def _thread_post(api: ApiServer, account_id: str) -> dict[str, Any]:
@@ -23,41 +43,55 @@ async def _thread_post(api: ApiServer, account_id: str) -> dict[str, Any]:
     return post
 
 
-def _assert_chain(records: list[dict[str, Any]]) -> None:
+def _assert_chain(platform: str, records: list[dict[str, Any]]) -> None:
     assert [r["text"] for r in records] == ["1/3 the post", "2/3 a reply", "3/3 the end"]
-    assert "in_reply_to_id" not in records[0]["extra"]
-    assert records[1]["extra"]["in_reply_to_id"] == records[0]["id"]
-    assert records[2]["extra"]["in_reply_to_id"] == records[1]["id"]
+    if platform == "mastodon":
+        assert "in_reply_to_id" not in records[0]["extra"]
+        assert records[1]["extra"]["in_reply_to_id"] == records[0]["id"]
+        assert records[2]["extra"]["in_reply_to_id"] == records[1]["id"]
+        return
+    uris = [r["extra"]["uri"] for r in records]
+    assert "reply_root" not in records[0]["extra"]
+    assert [r["extra"]["reply_root"] for r in records[1:]] == [uris[0], uris[0]]
+    assert [r["extra"]["reply_parent"] for r in records[1:]] == uris[:2]
 
 
+def _ids(platform: str, records: list[dict[str, Any]]) -> list[str]:
+    """The ids the store keeps for what the sandbox recorded (Bluesky: the record's uri)."""
+    return [r["extra"]["uri"] if platform == "bluesky" else r["id"] for r in records]
+
+
+@pytest.mark.parametrize("platform", PLATFORMS)
 @pytest.mark.parametrize("endpoint", ENDPOINTS)
 async def test_thread_is_published_in_order_as_a_reply_chain(
-    any_db: Database, sandbox: SandboxClient, endpoint: str
+    any_db: Database, sandbox: SandboxClient, endpoint: str, platform: str
 ) -> None:
     async with api_server(any_db, sandbox) as api:
-        post = await _thread_post(api, await mastodon_account(api, sandbox))
+        post = await _thread_post(api, await _account(api, sandbox, platform))
         summary = (await api.client.post(endpoint, headers=api.cron(), json={"limit": 10})).json()
         assert summary["published"] == 1, summary
 
-        records = sandbox.records("mastodon")
-        _assert_chain(records)
+        records = sandbox.records(platform)
+        _assert_chain(platform, records)
         shown = (await api.client.get(f"/api/posts/{post['id']}")).json()
         (target,) = shown["targets"]
         assert target["status"] == "published"
-        assert target["platform_post_id"] == records[0]["id"]  # the thread is its first post
-        assert [(p["index"], p["platform_post_id"]) for p in target["parts"]] == [
-            (i, r["id"]) for i, r in enumerate(records)
-        ]
+        ids = _ids(platform, records)
+        assert target["platform_post_id"] == ids[0]  # the thread is its first post
+        assert [(p["index"], p["platform_post_id"]) for p in target["parts"]] == list(
+            enumerate(ids)
+        )
         assert all(p["status"] == "sent" and p["url"] for p in target["parts"])
 
 
+@pytest.mark.parametrize("platform", PLATFORMS)
 @pytest.mark.parametrize("endpoint", ENDPOINTS)
 async def test_a_failed_part_is_retried_without_sending_the_parts_before_it(
-    sqlite_db: Database, sandbox: SandboxClient, endpoint: str
+    sqlite_db: Database, sandbox: SandboxClient, endpoint: str, platform: str
 ) -> None:
     async with api_server(sqlite_db, sandbox) as api:
-        post = await _thread_post(api, await mastodon_account(api, sandbox))
-        sandbox.inject("unavailable", "mastodon", step="reply")  # the first reply: part 2
+        post = await _thread_post(api, await _account(api, sandbox, platform))
+        sandbox.inject("unavailable", platform, step="reply")  # the first reply: part 2
 
         # With no retry delay a pass may retry the delivery itself: run passes until it is out.
         published = 0
@@ -73,9 +107,9 @@ async def test_a_failed_part_is_retried_without_sending_the_parts_before_it(
         (target,) = (await api.client.get(f"/api/posts/{post['id']}")).json()["targets"]
         assert target["status"] == "published"
         assert [p["index"] for p in target["parts"]] == [0, 1, 2]
-        records = sandbox.records("mastodon")
-        _assert_chain(records)  # the post was sent once: the retry began at part 2
-        posted = [r for r in sandbox.requests("mastodon") if r["path"].endswith("/statuses")]
+        _assert_chain(platform, sandbox.records(platform))  # the retry began at part 2
+        create = "/statuses" if platform == "mastodon" else "createRecord"
+        posted = [r for r in sandbox.requests(platform) if r["path"].endswith(create)]
         assert len(posted) == 4  # part 1, part 2 refused, part 2, part 3
 
 

@@ -21,7 +21,7 @@ import httpx
 
 from postpilot.core import outcomes
 from postpilot.core.transitions import Recovery
-from postpilot.publishers import budgets, errors, flow
+from postpilot.publishers import budgets, chain, errors, flow
 from postpilot.publishers.base import (
     AccountContext,
     PublishContext,
@@ -31,6 +31,7 @@ from postpilot.publishers.base import (
     RefreshResult,
 )
 from postpilot.publishers.fields import AccountFields, credential, option
+from postpilot.publishers.parts import Part, SentPart
 
 DEFAULT_BASE = "https://bsky.social"
 COLLECTION = "app.bsky.feed.post"
@@ -108,23 +109,50 @@ class BlueskyPublisher(flow.StepwisePublisher):
         headers = {"Authorization": f"Bearer {token}"}
         key = budgets.account_key(self.platform, account.id)
         await flow.check_budget(ctx, self.platform, [key])
-        rkey = record_key(request.idempotency_key, request.scheduled_at)
-        if (request.recovered or request.attempt > 1) and await self._exists(
-            base, did, rkey, headers, ctx
-        ):
-            return self._published(account, did, rkey, existed=True)
-        images = [await self._image(base, url, headers, account, ctx) for url in request.media_urls]
+
+        async def send(
+            index: int, part: Part, before: tuple[SentPart, ...]
+        ) -> SentPart | outcomes.Outcome:
+            try:
+                return await self._post(request, index, part, before, did, base, headers, ctx)
+            except flow.Stop as stop:
+                return stop.outcome
+
+        return await chain.publish_parts(request, send)
+
+    async def _post(
+        self,
+        request: PublishRequest,
+        index: int,
+        part: Part,
+        before: tuple[SentPart, ...],
+        did: str,
+        base: str,
+        headers: dict[str, str],
+        ctx: PublishContext,
+    ) -> SentPart | outcomes.Outcome:
+        """Create one part's record under a key of its own (the post keeps the delivery's), a
+        reply pointing at the thread's first post and the part before it."""
+        account = request.account
+        key = budgets.account_key(self.platform, account.id)
+        rkey = record_key(chain.part_key(request, index), request.scheduled_at)
+        retry = request.recovered or request.attempt > 1
+        if retry and (cid := await self._exists(base, did, rkey, headers, ctx)) is not None:
+            return self._sent(index, account, did, rkey, cid, existed=True)
+        images = [await self._image(base, url, headers, account, ctx) for url in part.media_urls]
         record: dict[str, Any] = {
             "$type": COLLECTION,
-            "text": request.text,
+            "text": part.text,
             "createdAt": ctx.now().astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z",
         }
         if langs := account.options.get("langs"):
             record["langs"] = list(langs)
-        if facets := link_facets(request.text):
+        if facets := link_facets(part.text):
             record["facets"] = facets
         if images:
             record["embed"] = {"$type": "app.bsky.embed.images", "images": images}
+        if before:
+            record["reply"] = {"root": _strong_ref(before[0]), "parent": _strong_ref(before[-1])}
         body = {"repo": did, "collection": COLLECTION, "rkey": rkey, "record": record}
         try:
             response = await flow.send(
@@ -138,37 +166,45 @@ class BlueskyPublisher(flow.StepwisePublisher):
             )
         except flow.Stop as stop:
             # Timed out after sending: the record key says whether it was created.
-            if isinstance(stop.outcome, outcomes.Ambiguous) and await self._exists(
-                base, did, rkey, headers, ctx
+            if (
+                isinstance(stop.outcome, outcomes.Ambiguous)
+                and (cid := await self._exists(base, did, rkey, headers, ctx)) is not None
             ):
-                return self._published(account, did, rkey, existed=True)
+                return self._sent(index, account, did, rkey, cid, existed=True)
             raise
         await _note_budget(response, ctx, key)
         if response.status_code == 200:
-            return self._published(account, did, rkey, existed=False)
-        if response.status_code >= 500 and await self._exists(base, did, rkey, headers, ctx):
-            # 500 is what the PDS answers for an rkey that exists: this delivery's post.
-            return self._published(account, did, rkey, existed=True)
+            cid = str(flow.body_of(response).get("cid") or "")
+            return self._sent(index, account, did, rkey, cid, existed=False)
+        if (
+            response.status_code >= 500
+            and (cid := await self._exists(base, did, rkey, headers, ctx)) is not None
+        ):
+            # 500 is what the PDS answers for an rkey that exists: this part's post.
+            return self._sent(index, account, did, rkey, cid, existed=True)
         message = f"bluesky createRecord: {_error_text(response)}"
         if response.status_code == 400 and "blob" in message.lower():
-            for url in request.media_urls:
+            for url in part.media_urls:
                 await ctx.uploads.forget(self.platform, account.id, url)
             return outcomes.Transient(f"{message} (uploading the images again)", 0)
         return await _failure(response, ctx, key, message)
 
-    def _published(
-        self, account: AccountContext, did: str, rkey: str, *, existed: bool
-    ) -> outcomes.Published:
+    def _sent(
+        self, index: int, account: AccountContext, did: str, rkey: str, cid: str, *, existed: bool
+    ) -> SentPart:
         profile = account.handle.lstrip("@") or did
-        return outcomes.Published(
+        return SentPart(
+            index,
             platform_post_id=f"at://{did}/{COLLECTION}/{rkey}",
             url=f"https://bsky.app/profile/{profile}/post/{rkey}",
-            already_existed=existed,
+            ref=cid or None,
+            existed=existed,
         )
 
     async def _exists(
         self, base: str, did: str, rkey: str, headers: dict[str, str], ctx: PublishContext
-    ) -> bool:
+    ) -> str | None:
+        """The cid of the record at `rkey` ("" when the answer has none), None when absent."""
         try:
             response = await ctx.http.get(
                 f"{base}/xrpc/com.atproto.repo.getRecord",
@@ -176,8 +212,10 @@ class BlueskyPublisher(flow.StepwisePublisher):
                 headers=headers,
             )
         except httpx.TransportError:
-            return False
-        return response.status_code == 200
+            return None
+        if response.status_code != 200:
+            return None
+        return str(flow.body_of(response).get("cid") or "")
 
     async def _image(
         self,
@@ -252,6 +290,10 @@ class BlueskyPublisher(flow.StepwisePublisher):
                 "reconnect the account with a new app password"
             )
         return _session(credentials, flow.body_of(response))
+
+
+def _strong_ref(part: SentPart) -> dict[str, str]:
+    return {"uri": part.platform_post_id, "cid": part.ref or ""}
 
 
 def _base(ctx: PublishContext, account: AccountContext) -> str:

@@ -62,7 +62,11 @@ async def publish_parts(request: PublishRequest, send: SendPart) -> outcomes.Out
                 )
         chain.append(result)
     root = chain[0]
-    return outcomes.Published(platform_post_id=root.platform_post_id, url=root.url)
+    return outcomes.Published(
+        platform_post_id=root.platform_post_id,
+        url=root.url,
+        already_existed=all(part.existed for part in chain),
+    )
 
 
 def _at_part(outcome: outcomes.Outcome, index: int, total: int) -> outcomes.Outcome:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 # Where a post may be a thread (each part replies to the one before) and where it may carry a
 # first comment (a comment on the published post). Only platforms whose publisher sends them.
-THREAD_PLATFORMS: frozenset[str] = frozenset({"mastodon"})
+THREAD_PLATFORMS: frozenset[str] = frozenset({"bluesky", "mastodon"})
 COMMENT_PLATFORMS: frozenset[str] = frozenset()
 
 
@@ -28,6 +28,7 @@ class SentPart:
     platform_post_id: str
     url: str | None = None
     ref: str | None = None
+    existed: bool = False  # the platform said it had it already (an idempotent replay)
 
 
 # Awaited right after each part is taken, before the next is sent: records it durably so a

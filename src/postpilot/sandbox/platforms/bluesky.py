@@ -210,14 +210,15 @@ def router(state: SandboxState) -> APIRouter:
 
     @api.post("/com.atproto.repo.createRecord")
     async def create_record(request: Request) -> Response:
-        allowed = await guard(request, "publish")
+        body = await _kit.body(request)  # first: a reply takes the faults of step "reply"
+        record = body.get("record") or {}
+        reply = record.get("reply") if isinstance(record, dict) else None
+        allowed = await guard(request, "reply" if reply else "publish")
         if isinstance(allowed, Response):
             return allowed
         did, headers, fault = allowed
-        body = await _kit.body(request)
         if body.get("repo") not in (did, handles.get(did)):
             return _error("AccountNotFound", "Account not found", 403)
-        record = body.get("record") or {}
         rkey = str(body.get("rkey") or "") or _now_tid()
         if body.get("collection") != POST or record.get("$type") != POST:
             return _error("InvalidRequest", "Invalid collection", 400)
@@ -226,6 +227,8 @@ def router(state: SandboxState) -> APIRouter:
                 "InvalidRequest", f"Invalid record key for {POST}: Invalid TID string", 400
             )
         if problem := _invalid_post(record, state):
+            return _error("InvalidRequest", problem, 400)
+        if reply and (problem := _invalid_reply(reply, repos)):
             return _error("InvalidRequest", problem, 400)
         images = ((record.get("embed") or {}).get("images")) or []
         media = []
@@ -250,7 +253,7 @@ def router(state: SandboxState) -> APIRouter:
                     media=media,
                     idempotency_key=rkey,
                     received_at=datetime.now(UTC).isoformat(),
-                    extra={"uri": _uri(did, rkey), "cid": cid},
+                    extra={"uri": _uri(did, rkey), "cid": cid, **_reply_extra(reply)},
                 )
             )
         await _kit.hold_after_commit(fault)
@@ -313,6 +316,29 @@ def _invalid_post(record: dict[str, Any], state: SandboxState) -> str | None:
 
 def _uri(did: str, rkey: str) -> str:
     return f"at://{did}/{POST}/{rkey}"
+
+
+def _invalid_reply(reply: Any, repos: dict[tuple[str, str], dict[str, Any]]) -> str | None:
+    """Why a post's `reply` is not two strong refs (uri + cid) to posts of this PDS, if it is
+    not: the lexicon's app.bsky.feed.post#replyRef."""
+    if not isinstance(reply, dict):
+        return "Invalid app.bsky.feed.post record: record/reply must be an object"
+    for name in ("root", "parent"):
+        ref = reply.get(name)
+        if not isinstance(ref, dict) or not ref.get("uri") or not ref.get("cid"):
+            return f"Invalid app.bsky.feed.post record: record/reply/{name} must be a strongRef"
+        did, _, rkey = str(ref["uri"]).removeprefix("at://").partition(f"/{POST}/")
+        stored = repos.get((did, rkey))
+        if stored is None or stored["cid"] != ref["cid"]:
+            return f"Could not locate record: {ref['uri']} at cid {ref['cid']}"
+    return None
+
+
+def _reply_extra(reply: Any) -> dict[str, str]:
+    """What a test needs to walk a thread: the uris a reply points at."""
+    if not isinstance(reply, dict):
+        return {}
+    return {"reply_root": reply["root"]["uri"], "reply_parent": reply["parent"]["uri"]}
 
 
 def _now_tid() -> str:
