@@ -245,3 +245,37 @@ async def test_refusals_change_nothing(setup: Setup, sqlite_db: Database) -> Non
     assert (await stranger.delete(f"/api/queues/{setup.queue}")).status_code == 404
     assert (await stranger.get("/api/queues")).json() == []
     assert await slots_of(setup) == before
+
+
+async def test_an_evergreen_post_comes_back_after_its_gap_cycling_its_texts(
+    setup: Setup, sandbox: SandboxClient
+) -> None:
+    api = setup.api
+    created = await api.client.post(
+        "/api/posts", json={"text": "classic", "targets": [setup.account]}
+    )
+    post_id = created.json()["id"]
+    added = await api.client.post(
+        f"/api/queues/{setup.queue}/add",
+        json={"post_id": post_id, "evergreen_gap_hours": 72, "variants": ["remix"]},
+    )
+    assert added.status_code == 200, added.text
+    assert await slots_of(setup) == [("classic", MON)]
+    again = await api.client.post(f"/api/queues/{setup.queue}/add", json={"post_id": post_id})
+    assert again.status_code == 409 and "in a queue already" in again.json()["error"]["message"]
+
+    plans = "/api/cron/plans"
+    assert (await api.client.post(plans, headers=api.cron())).json()["evergreen_requeued"] == 0
+    setup.clock.now = datetime(2027, 3, 1, 9, 0, tzinfo=UTC)
+    assert (await run_pass(setup))["published"] == 1
+    back = await api.client.post(plans, headers=api.cron())
+    assert back.json()["evergreen_requeued"] == 1
+    # Published Monday 09:00 with a 72 h gap: Wednesday is too soon, Friday is the next slot.
+    assert await slots_of(setup) == [("remix", FRI)]
+    assert (await api.client.post(plans, headers=api.cron())).json()["evergreen_requeued"] == 0
+
+    setup.clock.now = datetime(2027, 3, 5, 9, 0, tzinfo=UTC)
+    assert (await run_pass(setup))["published"] == 1
+    assert (await api.client.post(plans, headers=api.cron())).json()["evergreen_requeued"] == 1
+    assert [t for t, _ in await slots_of(setup)] == ["classic"], "the texts take turns"
+    assert [r["text"] for r in sandbox.records("mastodon")] == ["classic", "remix"]
