@@ -14,6 +14,7 @@ from postpilot.cli import (
     demo,
     media,
     migration,
+    posts,
     sandbox_cmd,
     scheduler,
     service,
@@ -58,6 +59,7 @@ app.add_typer(config.app, name="config")
 app.add_typer(cache.app, name="cache")
 app.add_typer(users.app, name="user")
 app.add_typer(media.app, name="media")
+app.add_typer(posts.app, name="posts")
 app.command("compare")(compare.compare)
 app.command("serve")(service.serve)
 app.command("worker")(service.worker)
