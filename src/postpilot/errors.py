@@ -13,6 +13,8 @@ person can act on, and its docstring is the message when none is given.
   | - InvalidChange                                  (scheduler.control)
   | - UnusableUrl                                    (publishers.urls)
   | - BadJson                                        (api.text)
+  | - InvalidSlots, QueueTooLong                     (core.queue_slots)
+  | - InvalidRule                                    (core.recurrence)
   - SettingsError                                    (settings)
   - MissingSecretKey                                 (runtime)
   - CredentialsError                                 (crypto)
@@ -25,6 +27,7 @@ person can act on, and its docstring is the message when none is given.
   + KeyConflict                                      (store.idempotency)
   | - KeyReused, KeyInProgress
   - NotEditable                                      (store.posts)
+  - QueueRefusal                                     (store.queues)
   + PeopleRefused                                    (store.users)
   | - InvalidEmail, EmailTaken, NotAMember, AlreadyMember, LastOwner
   - Refused                                          (web.auth)

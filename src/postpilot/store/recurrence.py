@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from postpilot.core import recurrence as rules
 from postpilot.core.states import DeliveryStatus
 from postpilot.core.timezones import as_utc
+from postpilot.errors import PostpilotError
 from postpilot.store import accounts as store_accounts
 from postpilot.store import posts as store_posts
 from postpilot.store.tables import Occurrence, Recurrence, table_of
@@ -184,7 +185,7 @@ async def _materialise_one(
     return made
 
 
-class _MadeElsewhere(Exception):
+class _MadeElsewhere(PostpilotError):
     """The occurrence exists already: roll back the post made for it."""
 
 
