@@ -11,6 +11,7 @@ import zoneinfo
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any, Literal
+from urllib.parse import unquote
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query, Request
@@ -34,7 +35,8 @@ View = Literal["month", "week", "list"]
 
 def viewer_zone(request: Request, given: str | None) -> str:
     """The zone the page is shown in: the query's, else the browser's cookie, else UTC."""
-    for name in (given, request.cookies.get(TZ_COOKIE)):
+    # The script writes the cookie URL-encoded ("Europe%2FParis").
+    for name in (given, unquote(request.cookies.get(TZ_COOKIE, ""))):
         if name:
             try:
                 timezones.zone(name)
