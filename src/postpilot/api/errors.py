@@ -82,14 +82,18 @@ _HTTP_CODES = {
 
 
 def allowed_methods(request: Request) -> str:
-    """Every method some route takes at this path: Starlette names only the first route's."""
+    """Every method some route takes at this path: Starlette names only the first route's. A
+    path some route names literally (/api/posts/import) is that route's, not a post id's."""
     path = request.scope["path"]
+    literal: set[str] = set()
     methods: set[str] = set()
     for route in routing.iter_route_contexts(request.app.routes):
         regex = getattr(route, "path_regex", None)
         if regex is not None and regex.match(path):
             methods |= set(route.methods or ())
-    return ", ".join(sorted(methods))
+            if not getattr(route, "param_convertors", None):
+                literal |= set(route.methods or ())
+    return ", ".join(sorted(literal or methods))
 
 
 def install(app: FastAPI) -> None:
