@@ -308,3 +308,28 @@ def test_v1_writes_need_what_their_alias_needs() -> None:
             method, f"/api{path}"
         )
     assert roles.api_permission("POST", "/api/v1/keys") == roles.Permission.MANAGE_KEYS
+
+
+async def test_queue_and_recurrence_lists_page_too(sqlite_db: Database) -> None:
+    async with api_server(sqlite_db) as api:
+        account_id = await mastodon_account(api)
+        made = []
+        for i in range(5):
+            body = {
+                "name": f"queue {i}",
+                "timezone": "Europe/Paris",
+                "slots": [{"day": 0, "time": "09:00"}],
+                "accounts": [account_id],
+            }
+            created = await api.client.post("/api/v1/queues", json=body)
+            assert created.status_code == 201, created.text
+            made.append(created.json()["id"])
+        assert await walk(api.client, "/api/v1/queues", limit=2) == made
+        old = await api.client.get("/api/queues")
+        assert [q["id"] for q in old.json()] == made, "the alias keeps its bare array"
+        assert await walk(api.client, "/api/v1/recurrences", limit=2) == []
+        cursor = (await api.client.get("/api/v1/queues", params={"limit": 2})).json()
+        wrong = await api.client.get(
+            "/api/v1/recurrences", params={"cursor": cursor["next_cursor"]}
+        )
+        refused(wrong, 400, "invalid_cursor")

@@ -13,7 +13,15 @@ from sqlalchemy.orm import Mapped
 
 from postpilot.core.states import AccountStatus, DeliveryStatus, PostStatus
 from postpilot.store import keyset, posts
-from postpilot.store.tables import Account, Activity, ApiKey, Delivery, Post
+from postpilot.store.tables import (
+    Account,
+    Activity,
+    ApiKey,
+    Delivery,
+    Post,
+    Queue,
+    Recurrence,
+)
 
 Q = TypeVar("Q", bound=Select[*tuple[Any, ...]])
 
@@ -117,14 +125,24 @@ async def page_accounts(
     return list(rows.scalars())
 
 
-async def page_keys(
-    session: AsyncSession, workspace_id: str, *, limit: int, after: keyset.Key | None
-) -> list[ApiKey]:
-    """The workspace's API keys, revoked ones too, oldest first by (created_at, id)."""
-    query = select(ApiKey).where(ApiKey.workspace_id == workspace_id)
+# Lists of a workspace's own rows with nothing to filter by.
+Owned = TypeVar("Owned", ApiKey, Queue, Recurrence)
+
+
+async def page_owned(
+    session: AsyncSession,
+    model: type[Owned],
+    workspace_id: str,
+    *,
+    limit: int,
+    after: keyset.Key | None,
+) -> list[Owned]:
+    """The workspace's rows of `model` (API keys, revoked ones too; queues; recurrences),
+    oldest first by (created_at, id)."""
+    query = select(model).where(model.workspace_id == workspace_id)
     if after is not None:
-        query = query.where(keyset.after(ApiKey.created_at, ApiKey.id, after))
-    rows = await session.execute(query.order_by(ApiKey.created_at, ApiKey.id).limit(limit))
+        query = query.where(keyset.after(model.created_at, model.id, after))
+    rows = await session.execute(query.order_by(model.created_at, model.id).limit(limit))
     return list(rows.scalars())
 
 

@@ -17,7 +17,8 @@ from postpilot.api.deps import SessionDep, WorkspaceDep
 from postpilot.api.errors import ApiError
 from postpilot.api.fields import Moment
 from postpilot.api.pagination import INVALID_CURSOR, Cursor, Limit, Page
-from postpilot.api.routes import accounts, connect, keys, platforms, posts
+from postpilot.api.queue_schemas import QueuePublic, RecurrencePublic
+from postpilot.api.routes import accounts, connect, keys, platforms, posts, queues, recurrences
 from postpilot.api.schemas import (
     AccountPublic,
     ApiKeyPublic,
@@ -31,6 +32,7 @@ from postpilot.core.states import AccountStatus, DeliveryStatus, PostStatus
 from postpilot.core.timezones import as_utc
 from postpilot.publishers import catalog
 from postpilot.store import pages
+from postpilot.store.tables import ApiKey, Queue, Recurrence
 
 T = TypeVar("T")
 
@@ -231,10 +233,41 @@ async def list_keys(
     workspace: WorkspaceDep, session: SessionDep, limit: Limit = 50, cursor: Cursor = None
 ) -> Page[ApiKeyPublic]:
     """Oldest first (created_at, id), revoked keys too."""
-    rows = await pages.page_keys(
-        session, workspace.id, limit=limit + 1, after=pagination.decode_moment("keys", cursor)
+    rows = await pages.page_owned(
+        session,
+        ApiKey,
+        workspace.id,
+        limit=limit + 1,
+        after=pagination.decode_moment("keys", cursor),
     )
     return pagination.page(rows, limit, item=keys.public, cursor=_by_moment("keys"))
+
+
+@router.get("/queues", response_model=Page[QueuePublic], tags=["queues"])
+async def list_queues(
+    workspace: WorkspaceDep, session: SessionDep, limit: Limit = 50, cursor: Cursor = None
+) -> Page[QueuePublic]:
+    """Oldest first (created_at, id)."""
+    rows = await pages.page_owned(
+        session,
+        Queue,
+        workspace.id,
+        limit=limit + 1,
+        after=pagination.decode_moment("queues", cursor),
+    )
+    return pagination.page(rows, limit, item=queues.public, cursor=_by_moment("queues"))
+
+
+@router.get("/recurrences", response_model=Page[RecurrencePublic], tags=["recurrences"])
+async def list_recurrences(
+    workspace: WorkspaceDep, session: SessionDep, limit: Limit = 50, cursor: Cursor = None
+) -> Page[RecurrencePublic]:
+    """Oldest first (created_at, id)."""
+    after = pagination.decode_moment("recurrences", cursor)
+    rows = await pages.page_owned(session, Recurrence, workspace.id, limit=limit + 1, after=after)
+    listed = pagination.page(rows, limit, item=lambda r: r, cursor=_by_moment("recurrences"))
+    shown = [await recurrences.public(session, r) for r in listed.items]  # its next occurrences
+    return Page[RecurrencePublic](items=shown, next_cursor=listed.next_cursor)
 
 
 def _named(
