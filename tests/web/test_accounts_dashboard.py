@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from playwright.async_api import Browser, Page, ViewportSize, expect
 from sqlalchemy import select, update
 
 from postpilot.core.roles import Role
@@ -21,7 +22,8 @@ from postpilot.store.database import Database
 from postpilot.store.tables import Account, Delivery, SchedulerChange
 from tests.factories import cipher
 from tests.helpers import ApiServer, api_server, new_workspace
-from tests.web.people import add_person, csrf_of, sign_in
+from tests.web.conftest import screenshot_path
+from tests.web.people import PASSWORD, add_person, csrf_of, sign_in
 
 X_APP = {"CONNECT_X_CLIENT_ID": "my-x-app", "CONNECT_X_CLIENT_SECRET": "s3cret-value"}
 CALLBACK = "http://127.0.0.1:8000/api/connect/callback"  # PUBLIC_BASE_URL's default
@@ -107,9 +109,17 @@ async def test_an_admin_connects_through_the_consent_page_checks_and_disconnects
     assert 'action="/accounts/connect/x"' in shown.text
     assert 'type="password"' in shown.text  # the direct platforms' secret inputs
 
-    started = await post_form(admin, "/accounts", "/accounts/connect/x")
-    assert started.status_code == 303
-    back = await consent_at_sandbox(started.headers["location"])
+    # Without scripts, a link to the consent page (the pages' CSP keeps forms on this site).
+    linked = await post_form(admin, "/accounts", "/accounts/connect/x")
+    assert linked.status_code == 200 and "Continue to x" in linked.text
+    form = await admin.get("/accounts")
+    started = await admin.post(
+        "/accounts/connect/x",
+        data={"csrf_token": csrf_of(form.text)},
+        headers={"HX-Request": "true"},
+    )
+    assert started.status_code == 204
+    back = await consent_at_sandbox(started.headers["hx-redirect"])
     assert back.startswith(CALLBACK)
     landed = await api.client_for(None).get(api.url + back.removeprefix("http://127.0.0.1:8000"))
     assert landed.status_code == 303
@@ -215,7 +225,7 @@ async def test_the_dashboard_charts_passes_and_records_the_user(
     admin = await sign_in(api, "ad@example.com")
     live = await admin.get("/dashboard/live?window=1h")
     counts = [int(n) for n in re.findall(r'data-points="(\d+)"', live.text)]
-    assert len(counts) == 6 and all(n >= 2 for n in counts), counts
+    assert len(counts) == 6 and all(n == 10 for n in counts), counts  # 5 passes of each
     assert 'class="pt pt-reference"' in live.text and 'class="pt pt-optimized"' in live.text
 
     asked = await post_form(
@@ -250,21 +260,140 @@ async def test_the_dashboard_charts_passes_and_records_the_user(
     assert "user:ad@example.com" in page.text
 
 
+class Clock:
+    """The server's clock, moved by the test: passes a few minutes apart, as a worker makes."""
+
+    def __init__(self, at: datetime) -> None:
+        self.at = at
+
+    def __call__(self) -> datetime:
+        return self.at
+
+
 async def run_passes(api: ApiServer, db: Database, account: Account) -> None:
-    """Passes of both schedulers, each publishing to the sandbox, in two minutes' buckets."""
-    for minute, path in enumerate(("scheduler", "scheduler-optimized") * 2):
-        now = datetime.now(UTC)
+    """Passes of both schedulers over the last half hour, each publishing a post to the
+    sandbox; the server's clock ends a minute after the last."""
+    clock = Clock(datetime.now(UTC) - timedelta(minutes=30))
+    api.runtime.clock = clock
+    for turn, path in enumerate(("scheduler", "scheduler-optimized") * 5):
         async with db.transaction() as session:
             await posts.create_post(
                 session,
                 workspace_id=account.workspace_id,
-                text_=f"pass {minute}",
+                text_=f"pass {turn}",
                 media_urls=[],
                 overrides={},
-                scheduled_at=now,
+                scheduled_at=clock.at,
                 timezone="UTC",
                 accounts=[account],
-                now=now,
+                now=clock.at,
             )
         ran = await api.client.post(f"/api/cron/{path}", headers=api.cron(), json={"limit": 10})
         assert ran.status_code == 200, ran.text
+        clock.at += timedelta(minutes=3)
+    clock.at += timedelta(minutes=1)
+
+
+# --- in the browser -------------------------------------------------------------------------
+
+
+async def signed_in_page(browser: Browser, api: ApiServer, email: str) -> Page:
+    """A browser context of its own, signed in through the form."""
+    context = await browser.new_context(
+        base_url=api.url, viewport=ViewportSize(width=1280, height=900)
+    )
+    page = await context.new_page()
+    await page.goto("/login")
+    await page.get_by_label("Email").fill(email)
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page).not_to_have_url(re.compile(r"/login$"))
+    return page
+
+
+@pytest.mark.browser
+async def test_browser_connect_at_the_consent_page_then_disconnect(
+    chromium: Browser, api: ApiServer, sqlite_db: Database
+) -> None:
+    # The platform sends the browser back to PUBLIC_BASE_URL: here, the test's server (its port
+    # is known only once it serves).
+    api.runtime.settings.PUBLIC_BASE_URL = api.url
+    await add_person(sqlite_db, api.workspace_id, "ad@example.com", Role.ADMIN)
+    page = await signed_in_page(chromium, api, "ad@example.com")
+    await page.get_by_role("navigation", name="Main").get_by_role("link", name="Accounts").click()
+    await expect(page.get_by_role("heading", name="Accounts", exact=True)).to_be_visible()
+    await page.get_by_role("button", name="Connect x (consent page)").click()
+    # The sandbox's consent page ("ask"): another site, the person clicks Allow there.
+    await expect(page.get_by_role("button", name="Allow")).to_be_visible()
+    await page.get_by_role("button", name="Allow").click()
+    await expect(page.get_by_role("status").first).to_have_text("Connected 1 account.")
+    row = page.locator("tr[data-account]")
+    await expect(row).to_have_count(1)
+    await expect(row.locator(".expiry")).to_have_text(
+        re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d UTC$")
+    )
+    await expect(row.locator(".state")).to_have_text("active")
+    await page.screenshot(path=screenshot_path("accounts"), full_page=True)
+
+    await row.get_by_role("link", name=re.compile("^Disconnect")).click()
+    await page.get_by_role("button", name=re.compile("^Yes, disconnect")).click()
+    await expect(page.get_by_role("status").first).to_contain_text("was disconnected")
+    await expect(page.locator("tr[data-account]")).to_have_count(0)
+
+
+@pytest.mark.browser
+async def test_browser_attention_then_dashboard_switch_and_roll_back(
+    chromium: Browser, api: ApiServer, sqlite_db: Database, sandbox: SandboxClient
+) -> None:
+    await add_person(sqlite_db, api.workspace_id, "ad@example.com", Role.ADMIN)
+    await add_person(sqlite_db, api.workspace_id, "vi@example.com", Role.VIEWER)
+    account = await add_account(sqlite_db, sandbox, api.workspace_id)
+    delivery = await unknown_delivery(sqlite_db, api.workspace_id, account)
+    page = await signed_in_page(chromium, api, "ad@example.com")
+    nav = page.get_by_role("navigation", name="Main")
+    await expect(nav.locator(".count")).to_have_text("1")
+
+    await nav.get_by_role("link", name=re.compile("^Attention")).click()
+    item = page.locator(f'[data-delivery="{delivery.id}"]')
+    await item.get_by_label(re.compile("^Link to the post")).fill(
+        "https://mastodon.example/@alice/111"
+    )
+    await item.get_by_role("button", name=re.compile("^Settle as published")).click()
+    await expect(page.get_by_text("Nothing needs you right now.")).to_be_visible()
+    await expect(page.locator(f'[data-delivery="{delivery.id}"]')).to_have_count(0)
+
+    await run_passes(api, sqlite_db, account)
+    await nav.get_by_role("link", name="Dashboard").click()
+    charts = page.locator("figure.chart svg")
+    await expect(charts).to_have_count(6)
+    processing = page.locator('svg[data-metric="processing_p95_ms"]')
+    await expect(processing.locator("circle.pt-reference")).not_to_have_count(0)
+    await expect(processing.locator("circle.pt-optimized")).not_to_have_count(0)
+    await expect(processing.locator("polyline, circle")).not_to_have_count(0)
+
+    await page.get_by_label("Scheduler to run").select_option("reference")
+    await page.get_by_role("button", name="Switch…").click()
+    await expect(page.get_by_text("active scheduler → reference")).to_be_visible()
+    await page.get_by_role("button", name="Confirm").click()
+    await expect(page.locator(".active-scheduler")).to_have_text("reference")
+    await page.get_by_role("button", name="Roll back…").click()
+    await expect(page.get_by_text("active_scheduler: reference → optimized")).to_be_visible()
+    await page.get_by_role("button", name="Confirm").click()
+    await expect(page.locator(".active-scheduler")).to_have_text("optimized")
+    actors = page.locator("table.changes td.actor")
+    await expect(actors).to_have_text(["user:ad@example.com", "user:ad@example.com"])
+    await page.screenshot(path=screenshot_path("dashboard"), full_page=True)
+
+    viewer = await signed_in_page(chromium, api, "vi@example.com")
+    await viewer.goto("/dashboard")
+    await expect(viewer.locator("figure.chart svg")).to_have_count(6)
+    await expect(viewer.get_by_role("button", name="Switch…")).to_have_count(0)
+    await expect(viewer.get_by_text("needs the admin role")).to_be_visible()
+
+    other_id, _key = await new_workspace(sqlite_db, "other")
+    await add_person(sqlite_db, other_id, "stranger@example.com", Role.OWNER)
+    stranger = await signed_in_page(chromium, api, "stranger@example.com")
+    await stranger.goto("/accounts")
+    await expect(stranger.locator("tr[data-account]")).to_have_count(0)
+    await stranger.goto("/attention")
+    await expect(stranger.get_by_text("Nothing needs you right now.")).to_be_visible()

@@ -97,12 +97,13 @@ def _go(path: str) -> RedirectResponse:
     return RedirectResponse(path, status_code=303)
 
 
-def _away(request: Request, url: str) -> Response:
-    """To a platform's consent page: htmx must not fetch another origin, so it is told to
-    navigate (the connect forms also opt out of hx-boost)."""
+def _away(request: Request, signed: SignedIn, platform: str, url: str) -> Response:
+    """To a platform's consent page. The pages' CSP allows forms to post only to this site,
+    which a redirect to another counts against: htmx is told to navigate there instead, and
+    a browser without scripts gets a link to follow."""
     if request.headers.get("hx-request"):
         return Response(status_code=204, headers={"HX-Redirect": url})
-    return _go(url)
+    return page(request, "accounts_away.html", signed, title="Continue", platform=platform, url=url)
 
 
 async def _retryable(session: AsyncSession, ids: list[str]) -> dict[str, int]:
@@ -188,7 +189,7 @@ async def connect(request: Request, signed: Member, platform: str) -> Response:
                     actor=signed.actor,
                     success_url=_success_url(request),
                 )
-                return _away(request, started.authorize_url)
+                return _away(request, signed, platform, started.authorize_url)
             finished = await service.connect_direct(
                 workspace_id=signed.workspace.id,
                 platform=platform,
@@ -310,7 +311,7 @@ async def reconnect(request: Request, signed: Member, account_id: str) -> Respon
                     success_url=_success_url(request),
                     account_id=account.id,
                 )
-                return _away(request, started.authorize_url)
+                return _away(request, signed, account.platform, started.authorize_url)
             finished = await service.connect_direct(
                 workspace_id=signed.workspace.id,
                 platform=account.platform,

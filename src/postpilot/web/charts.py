@@ -49,7 +49,7 @@ class Point:
 @dataclass(frozen=True, slots=True)
 class Line:
     scheduler: str
-    segments: list[str]  # SVG polyline `points`, broken where a bucket had no pass
+    path: str  # SVG polyline `points`
     points: list[Point]
     latest: float | None
 
@@ -134,22 +134,15 @@ def chart(metric: Metric, points: Mapping[str, Sequence[Mapping[str, Any]]]) -> 
 
     lines = []
     for name, buckets in points.items():
-        segments: list[str] = []
-        drawn: list[Point] = []
-        current: list[str] = []
-        for index, value in enumerate(values[name]):
-            if value is None:
-                if current:
-                    segments.append(" ".join(current))
-                current = []
-                continue
-            point = Point(x_of(index), y_of(value), value, _time(buckets[index]["at"]))
-            drawn.append(point)
-            current.append(f"{point.x},{point.y}")
-        if current:
-            segments.append(" ".join(current))
-        latest = drawn[-1].value if drawn else None
-        lines.append(Line(name, segments, drawn, latest))
+        drawn = [
+            Point(x_of(index), y_of(value), value, _time(buckets[index]["at"]))
+            for index, value in enumerate(values[name])
+            if value is not None
+        ]
+        # A bucket without a pass is no point, and the line spans it: passes come every few
+        # minutes, not every bucket, and a line of dots would read worse.
+        path = " ".join(f"{p.x},{p.y}" for p in drawn)
+        lines.append(Line(name, path, drawn, drawn[-1].value if drawn else None))
     ticks = [Tick(y_of(top * share), fmt(top * share)) for share in (0, 0.5, 1)]
     first = next(iter(points.values()), [])
     return Chart(

@@ -122,7 +122,14 @@ def rollback_of(changes: list[control.ChangeRecord]) -> Proposal | None:
     if not changes:
         return None
     latest = changes[0]
-    group = [c for c in changes if c.at == latest.at and c.actor == latest.actor]
+    # One change touches each setting once: the group ends where a setting comes again.
+    group: list[control.ChangeRecord] = []
+    for change in changes:
+        if (change.at, change.actor) != (latest.at, latest.actor) or change.setting in {
+            c.setting for c in group
+        }:
+            break
+        group.append(change)
     values = {
         _SETTING_TO_VALUE.get(c.setting, c.setting): _stored(c.setting, c.old_value) for c in group
     }

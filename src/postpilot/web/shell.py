@@ -12,8 +12,7 @@ from postpilot.web.render import page
 
 router = APIRouter(include_in_schema=False)
 
-PLACEHOLDERS: dict[str, tuple[str, Permission, str]] = {
-}
+PLACEHOLDERS: dict[str, tuple[str, Permission, str]] = {}
 
 
 def _placeholder(request: Request, signed: SignedIn, name: str) -> Response:
