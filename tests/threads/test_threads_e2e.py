@@ -1,4 +1,4 @@
-"""A thread to Mastodon and Bluesky travels from the API through a pass to the sandbox: each part
+"""A thread to Mastodon, Bluesky and X travels from the API through a pass to the sandbox: each part
 replies to the one before, and a part that fails is retried without sending again those before
 it."""
 
@@ -13,23 +13,24 @@ from postpilot.store.database import Database
 from tests.helpers import ApiServer, api_server, mastodon_account
 
 ENDPOINTS = ["/api/cron/scheduler", "/api/cron/scheduler-optimized"]
-PLATFORMS = ["mastodon", "bluesky"]
+PLATFORMS = ["mastodon", "bluesky", "x"]
 THREAD = {"text": "1/3 the post", "thread": [{"text": "2/3 a reply"}, {"text": "3/3 the end"}]}
 
 
 async def _account(api: ApiServer, sandbox: SandboxClient, platform: str) -> str:
     if platform == "mastodon":
         return await mastodon_account(api, sandbox)
-    did = "did:plc:threadtester"
-    token = sandbox.issue_token("bluesky", subject=did, refresh=False)["access_token"]
-    created = await api.client.post(
-        "/api/accounts",
-        json={
-            "platform": "bluesky",
+    if platform == "x":
+        account = {"handle": "@tester", "credentials": {"access_token": "x-token"}}
+    else:
+        did = "did:plc:threadtester"
+        token = sandbox.issue_token("bluesky", subject=did, refresh=False)["access_token"]
+        account = {
             "handle": "tester.bsky.social",
             "credentials": {"did": did, "access_jwt": token},
-            "verify": False,
-        },
+        }
+    created = await api.client.post(
+        "/api/accounts", json={"platform": platform, **account, "verify": False}
     )
     assert created.status_code == 201, created.text
     return str(created.json()["id"])
@@ -49,6 +50,13 @@ def _assert_chain(platform: str, records: list[dict[str, Any]]) -> None:
         assert "in_reply_to_id" not in records[0]["extra"]
         assert records[1]["extra"]["in_reply_to_id"] == records[0]["id"]
         assert records[2]["extra"]["in_reply_to_id"] == records[1]["id"]
+        return
+    if platform == "x":
+        assert "in_reply_to_tweet_id" not in records[0]["extra"]
+        assert [r["extra"]["in_reply_to_tweet_id"] for r in records[1:]] == [
+            records[0]["id"],
+            records[1]["id"],
+        ]
         return
     uris = [r["extra"]["uri"] for r in records]
     assert "reply_root" not in records[0]["extra"]
@@ -108,7 +116,7 @@ async def test_a_failed_part_is_retried_without_sending_the_parts_before_it(
         assert target["status"] == "published"
         assert [p["index"] for p in target["parts"]] == [0, 1, 2]
         _assert_chain(platform, sandbox.records(platform))  # the retry began at part 2
-        create = "/statuses" if platform == "mastodon" else "createRecord"
+        create = {"mastodon": "/statuses", "bluesky": "createRecord", "x": "/2/tweets"}[platform]
         posted = [r for r in sandbox.requests(platform) if r["path"].endswith(create)]
         assert len(posted) == 4  # part 1, part 2 refused, part 2, part 3
 
@@ -132,3 +140,24 @@ async def test_a_thread_is_refused_for_a_platform_without_threads_and_per_part_l
 
         listed = (await api.client.get("/api/posts")).json()
         assert listed["items"] == [] if isinstance(listed, dict) else listed == []
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS)
+async def test_a_part_that_may_have_gone_out_on_x_makes_the_delivery_unknown(
+    sqlite_db: Database, sandbox: SandboxClient, endpoint: str
+) -> None:
+    """X has no idempotency key: a part whose request may have reached it is not sent again
+    blindly, and reading back the post alone cannot settle a thread."""
+    async with api_server(sqlite_db, sandbox) as api:
+        post = await _thread_post(api, await _account(api, sandbox, "x"))
+        sandbox.inject("server_error", "x", step="reply")  # a 500 on part 2: it may have posted
+        summary = (await api.client.post(endpoint, headers=api.cron(), json={"limit": 10})).json()
+        assert summary["published"] == 0, summary
+        again = (await api.client.post(endpoint, headers=api.cron(), json={"limit": 10})).json()
+        assert again["claimed"] == 0, again
+
+        assert [r["text"] for r in sandbox.records("x")] == ["1/3 the post"]
+        (target,) = (await api.client.get(f"/api/posts/{post['id']}")).json()["targets"]
+        assert target["status"] == "unknown"
+        assert "part 2 of 3" in target["last_error"]
+        assert [p["index"] for p in target["parts"]] == [0]

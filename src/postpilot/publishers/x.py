@@ -14,7 +14,7 @@ import httpx
 
 from postpilot.core import outcomes
 from postpilot.core.transitions import Recovery
-from postpilot.publishers import budgets, errors, flow
+from postpilot.publishers import budgets, chain, errors, flow
 from postpilot.publishers.base import (
     AccountContext,
     PublishContext,
@@ -23,10 +23,12 @@ from postpilot.publishers.base import (
     RefreshResult,
 )
 from postpilot.publishers.fields import AccountFields, credential, option
+from postpilot.publishers.parts import Part, SentPart
 
 DEFAULT_BASE = "https://api.x.com"
 MEDIA_ID_MARGIN_SECONDS = 600.0  # stop reusing a media id this long before X forgets it
 DUPLICATE_CODE = 187
+REPLY_NOT_VISIBLE_CODE = 385
 
 
 class XPublisher(flow.StepwisePublisher):
@@ -53,14 +55,42 @@ class XPublisher(flow.StepwisePublisher):
         headers = {"Authorization": f"Bearer {token}"}
         keys = _budget_keys(account)
         await flow.check_budget(ctx, self.platform, keys)
+
+        async def send(
+            index: int, part: Part, before: tuple[SentPart, ...]
+        ) -> SentPart | outcomes.Outcome:
+            try:
+                return await self._tweet(request, index, part, before, base, headers, keys, ctx)
+            except flow.Stop as stop:
+                return stop.outcome
+
+        return await chain.publish_parts(request, send)
+
+    async def _tweet(
+        self,
+        request: PublishRequest,
+        index: int,
+        part: Part,
+        before: tuple[SentPart, ...],
+        base: str,
+        headers: dict[str, str],
+        keys: list[str],
+        ctx: PublishContext,
+    ) -> SentPart | outcomes.Outcome:
+        """One part: the post, or a reply to the part before it. X has no idempotency key, so
+        a part whose request may have gone out is never sent again blindly (the engine's
+        journal and `unknown` see to it)."""
+        account = request.account
         media_ids, cached = [], False
-        for url in request.media_urls:
+        for url in part.media_urls:
             media_id, from_cache = await self._media_id(base, url, headers, account, ctx)
             media_ids.append(media_id)
             cached = cached or from_cache
-        payload: dict[str, Any] = {"text": request.text}
+        payload: dict[str, Any] = {"text": part.text}
         if media_ids:
             payload["media"] = {"media_ids": media_ids}
+        if before:
+            payload["reply"] = {"in_reply_to_tweet_id": before[-1].platform_post_id}
         response = await flow.send(
             ctx,
             "POST",
@@ -73,16 +103,26 @@ class XPublisher(flow.StepwisePublisher):
         await _note_budget(response, ctx, keys)
         if response.status_code in (200, 201):
             tweet_id = str(flow.body_of(response)["data"]["id"])
-            return outcomes.Published(tweet_id, url=_tweet_url(account, tweet_id))
+            return SentPart(index, tweet_id, url=_tweet_url(account, tweet_id))
         message = f"x post: {_error_text(response)}"
         if response.status_code == 400 and "media ids are invalid" in message.lower() and cached:
-            for url in request.media_urls:
+            for url in part.media_urls:
                 await ctx.uploads.forget(self.platform, account.id, url)
             return outcomes.Transient(f"{message} (a reused media id expired; uploading again)", 0)
+        if response.status_code == 403 and before and _is_hidden_parent(response):
+            # Seen right after the parent was created: nothing was posted, try again soon.
+            return outcomes.Transient(f"{message} (replying to part {index})", 30.0)
         if response.status_code == 403 and _is_duplicate(response):
+            if chain.has_parts(request) and (request.recovered or request.attempt > 1):
+                # Sent by an earlier attempt, but X does not say under which id: nothing can
+                # reply to it, and sending it again is what X just refused.
+                return outcomes.Permanent(
+                    "x says an earlier attempt already posted this part, without its id: the "
+                    "rest of the thread cannot reply to it; post the rest by hand"
+                )
             if request.recovered or request.attempt > 1:
                 # An earlier attempt of this delivery reached X: the duplicate is our post.
-                return outcomes.Published(platform_post_id="", already_existed=True)
+                return SentPart(index, "", existed=True)
             return outcomes.Permanent(
                 "x refused the post as a duplicate of a recent post with the same text; "
                 "change the text to post it again"
@@ -175,6 +215,15 @@ def _is_duplicate(response: httpx.Response) -> bool:
     return any(
         isinstance(e, dict) and e.get("code") == DUPLICATE_CODE for e in body.get("errors") or []
     )
+
+
+def _is_hidden_parent(response: httpx.Response) -> bool:
+    """X's "reply to a Tweet that is deleted or not visible to you" (code 385)."""
+    body = flow.body_of(response)
+    return any(
+        isinstance(e, dict) and e.get("code") == REPLY_NOT_VISIBLE_CODE
+        for e in body.get("errors") or []
+    ) or "not visible to you" in str(body.get("detail", ""))
 
 
 def _error_text(response: httpx.Response) -> str:

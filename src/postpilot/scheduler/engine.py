@@ -87,7 +87,7 @@ class PassState:
 async def process(item: WorkItem, runtime: Runtime, state: PassState) -> Processed:
     publisher = PUBLISHERS.get(item.delivery.platform)
     hook: Callable[[], Awaitable[None]] | None = None
-    if publisher is not None and publisher.recovery is Recovery.NONE:
+    if publisher is not None and parts.recovery_of(item, publisher) is Recovery.NONE:
         hook = functools.partial(state.before_send, item.delivery.id)
     token = flow.before_publishing_request.set(hook)
     try:
@@ -136,7 +136,7 @@ def interrupted(item: WorkItem, runtime: Runtime, state: PassState, why: str) ->
     provably did not (nothing was journaled as sending, on a platform that needs the journal)."""
     started = time.perf_counter()
     publisher = PUBLISHERS.get(item.delivery.platform)
-    recovery = publisher.recovery if publisher else Recovery.NONE
+    recovery = parts.recovery_of(item, publisher)
     outcome: outcomes.Outcome
     if recovery is Recovery.NONE and item.delivery.id not in state.sending:
         outcome = outcomes.Transient(f"{why}; nothing was published yet")
@@ -152,7 +152,7 @@ async def _process(item: WorkItem, runtime: Runtime, state: PassState) -> Proces
     started = time.perf_counter()
     changes: list[AccountChange] = []
     publisher = PUBLISHERS.get(item.delivery.platform)
-    recovery = publisher.recovery if publisher else Recovery.NONE
+    recovery = parts.recovery_of(item, publisher)
     snapshot = item.delivery.snapshot
     if item.delivery.recovered:
         record = await state.previous_journal(item.delivery.previous_claimer)

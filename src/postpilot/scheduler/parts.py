@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from postpilot.core.transitions import Recovery
 from postpilot.publishers import parts as publisher_parts
-from postpilot.publishers.base import PublishRequest
+from postpilot.publishers.base import Publisher, PublishRequest
 from postpilot.publishers.parts import Part, SentPart
 from postpilot.scheduler.runtime import Runtime
 from postpilot.store import parts as stored_parts
@@ -24,6 +25,17 @@ def has_parts(item: WorkItem) -> bool:
     if item.post.thread and platform in publisher_parts.THREAD_PLATFORMS:
         return True
     return item.post.first_comment is not None and platform in publisher_parts.COMMENT_PLATFORMS
+
+
+def recovery_of(item: WorkItem, publisher: Publisher | None) -> Recovery:
+    """How safely an attempt of this delivery may be repeated. A thread or first comment on a
+    platform whose only guard is its duplicate answer is not repeated blindly: that answer says
+    a part is there but not under which id, and the next part must reply to that id."""
+    if publisher is None:
+        return Recovery.NONE
+    if publisher.recovery is Recovery.VERIFIABLE and has_parts(item):
+        return Recovery.NONE
+    return publisher.recovery
 
 
 async def with_parts(request: PublishRequest, item: WorkItem, runtime: Runtime) -> PublishRequest:

@@ -17,7 +17,7 @@ from urllib.parse import unquote_plus
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from postpilot.sandbox.platforms import _kit, _oauth
+from postpilot.sandbox.platforms import _kit, _oauth, _replies
 from postpilot.sandbox.state import Fault, Record, SandboxState
 
 PLATFORM = "x"
@@ -26,6 +26,20 @@ DUPLICATE = {
     "detail": "You are not allowed to create a Tweet with duplicate content.",
     "type": "about:blank",
     "title": "Forbidden",
+    "status": 403,
+}
+# X's answer to a reply whose parent it does not show (code 385; seen right after the parent
+# was created too, so clients retry it).
+REPLY_NOT_FOUND = {
+    "errors": [
+        {
+            "code": 385,
+            "message": "You attempted to reply to a Tweet that is deleted or not visible to you.",
+        }
+    ],
+    "title": "Forbidden",
+    "detail": "You attempted to reply to a Tweet that is deleted or not visible to you.",
+    "type": "about:blank",
     "status": 403,
 }
 UNAUTHORIZED = {
@@ -144,11 +158,16 @@ def router(state: SandboxState) -> APIRouter:
 
     @api.post("/2/tweets")
     async def create_tweet(request: Request) -> Response:
-        allowed = await guard(request, "publish")
+        body = await _kit.body(request)  # first: a reply takes the faults of step "reply"
+        reply = body.get("reply") if isinstance(body.get("reply"), dict) else None
+        reply_to = str(reply.get("in_reply_to_tweet_id") or "") if reply else ""
+        allowed = await guard(request, "reply" if reply_to else "publish")
         if isinstance(allowed, Response):
             return allowed
         subject, headers, fault = allowed
-        body = await _kit.body(request)
+        if reply_to and _replies.find(state, PLATFORM, reply_to) is None:
+            # What X answers for a reply to a post that does not exist (or was deleted).
+            return problem(REPLY_NOT_FOUND, 403, headers)
         text = str(body.get("text") or "")
         media_ids = [str(m) for m in (body.get("media") or {}).get("media_ids") or []]
         media = [state.media.get(f"x:{m}") for m in media_ids]
@@ -175,6 +194,7 @@ def router(state: SandboxState) -> APIRouter:
                     media=[m for m in media if m],
                     idempotency_key=None,
                     received_at=datetime.now(UTC).isoformat(),
+                    extra={"in_reply_to_tweet_id": reply_to} if reply_to else {},
                 )
             )
         await _kit.hold_after_commit(fault)
