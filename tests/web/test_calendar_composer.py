@@ -153,6 +153,9 @@ async def test_compose_schedule_drag_publish(
     problem = page.locator('.field-problem[data-for="override-mastodon"]')
     await expect(problem).to_contain_text("the limit is 500")
     await page.get_by_label("Text on mastodon").fill("")
+    await expect(problem).to_be_hidden()
+    await expect(counter).to_contain_text(f"{len(text)} / 500 characters")
+    await expect(preview.locator("img")).to_have_attribute("alt", "A blue launch banner")
     await page.screenshot(path=screenshot_path("composer"), full_page=True)
     await page.get_by_role("button", name="Schedule").click()
     await expect(page).to_have_url(re.compile(r"/posts/[0-9a-f-]{36}$"))
@@ -188,6 +191,7 @@ async def test_compose_schedule_drag_publish(
     await expect(page.locator(".delivery-status")).to_have_text("published", timeout=60_000)
     await expect(page.get_by_role("link", name="Open on mastodon")).to_be_visible()
     await expect(page.locator(".timeline")).to_contain_text("published")
+    await expect(page.get_by_role("img", name="A blue launch banner")).to_be_visible()
     await page.screenshot(path=screenshot_path("post-page"), full_page=True)
     published = sandbox.records("mastodon")
     assert len(published) == 1

@@ -32,6 +32,8 @@ async def post_page(request: Request, signed: Member, post_id: str) -> Response:
         if view is None:
             raise auth.Refused(404, "not_found", f"post {post_id} does not exist in this workspace")
         activity = await posts.post_activity(session, view.post.id)
+        ids = [i for u in view.post.media_urls if (i := store_media.referenced_id(u)) is not None]
+        found = await store_media.by_ids(session, signed.workspace.id, ids)
     zone = viewer_zone(request, None)
     status = view.status
     return page(
@@ -44,9 +46,7 @@ async def post_page(request: Request, signed: Member, post_id: str) -> Response:
         live=status in UNSETTLED and view.post.cancelled_at is None,
         deliveries=view.deliveries,
         activity=activity,
-        media_ids=[
-            i for u in view.post.media_urls if (i := store_media.referenced_id(u)) is not None
-        ],
+        media=[(i, found[i].alt_text if i in found else None) for i in ids],
         local=timezones.in_zone(view.post.scheduled_at, zone),
         post_local=timezones.in_zone(view.post.scheduled_at, view.post.timezone),
         zone=zone,

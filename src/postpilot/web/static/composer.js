@@ -236,6 +236,9 @@
     media = [];
     window.postpilot.setZoneCookie();
     form().addEventListener("input", function (event) {
+      // An edited field's old refusal no longer applies.
+      var problem = event.target.name && form().querySelector('.field-problem[data-for="' + event.target.name + '"]');
+      if (problem) { problem.hidden = true; event.target.removeAttribute("aria-invalid"); }
       if (event.target.name === "text" || (event.target.name || "").indexOf("override-") === 0) {
         renderPreviews();
         scheduleCount();
