@@ -290,9 +290,8 @@ async def _create(
         account_overrides=stored_variants(body.account_overrides),
         external_id=candidate.external_id,
     )
-    await store_media.link_post(
-        session, post.id, linked_media(body.media_ids, body.account_overrides), now
-    )
+    if linked := linked_media(body.media_ids, body.account_overrides):
+        await store_media.link_post(session, post.id, linked, now)  # a new post has no links yet
     return post.id
 
 
