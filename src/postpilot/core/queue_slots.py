@@ -18,8 +18,10 @@ from postpilot.errors import InvalidValue
 
 MAX_SLOTS = 7 * 24  # one an hour, every day
 _TIME = re.compile(r"([01]\d|2[0-3]):([0-5]\d)")
-# A queue longer than this many weeks of its slots is refused rather than computed.
-MAX_WEEKS_AHEAD = 520
+# A queue holds at most this many waiting posts, so even one slot a week (plus an evergreen
+# gap of a year) stays within MAX_WEEKS_AHEAD: QueueTooLong is a guard, not an answer.
+MAX_WAITING = 1000
+MAX_WEEKS_AHEAD = 1100
 
 
 class InvalidSlots(InvalidValue):

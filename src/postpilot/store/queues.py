@@ -10,6 +10,7 @@ it is resumed, when they take the slots after that moment."""
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from postpilot.store import posts as store_posts
 from postpilot.store.tables import Activity, Delivery, Post, Queue, QueueEntry
 
 SCHEDULED = DeliveryStatus.SCHEDULED.value
+log = logging.getLogger(__name__)
 
 
 class QueueRefusal(PostpilotError):
@@ -147,6 +149,8 @@ async def add_post(
     already, one that started publishing, or one aimed at accounts the queue does not serve."""
     if not queue.slots:
         raise QueueRefusal(f"queue {queue.name!r} has no slots: add some first")
+    if sum(v.waiting for v in await entries(session, queue.id)) >= queue_slots.MAX_WAITING:
+        raise QueueRefusal(f"queue {queue.name!r} holds {queue_slots.MAX_WAITING} posts already")
     if await entry_of(session, post.id) is not None:
         raise QueueRefusal(f"post {post.id} is in a queue already: remove it from there first")
     if post.cancelled_at is not None or await _started(session, [post.id]):
@@ -360,28 +364,35 @@ async def requeue_evergreen(session: AsyncSession, *, now: datetime, limit: int 
         if entry.variants:
             variants.append(post.text)
         gap = timedelta(seconds=entry.evergreen_gap_seconds or 0)
-        again = await store_posts.create_post(
-            session,
-            workspace_id=post.workspace_id,
-            text_=text,
-            media_urls=list(post.media_urls),
-            overrides=dict(post.overrides),
-            scheduled_at=max(now, last_sent + gap),
-            timezone=post.timezone,
-            accounts=list(found.values()),
-            source="evergreen",
-            now=now,
-            actor="evergreen",
-        )
-        await add_post(
-            session,
-            queue,
-            again,
-            now=now,
-            evergreen_gap=gap,
-            variants=variants,
-            not_before=last_sent + gap,
-        )
+        try:
+            # A savepoint: a queue that cannot take it now (full, its slots or accounts
+            # changed) leaves no post behind; the entry stays marked, so it is not retried.
+            async with session.begin_nested():
+                again = await store_posts.create_post(
+                    session,
+                    workspace_id=post.workspace_id,
+                    text_=text,
+                    media_urls=list(post.media_urls),
+                    overrides=dict(post.overrides),
+                    scheduled_at=max(now, last_sent + gap),
+                    timezone=post.timezone,
+                    accounts=list(found.values()),
+                    source="evergreen",
+                    now=now,
+                    actor="evergreen",
+                )
+                await add_post(
+                    session,
+                    queue,
+                    again,
+                    now=now,
+                    evergreen_gap=gap,
+                    variants=variants,
+                    not_before=last_sent + gap,
+                )
+        except QueueRefusal as exc:
+            log.warning("an evergreen post did not come back: %s", exc)
+            continue
         came_back += 1
     return came_back
 
