@@ -23,7 +23,7 @@ import httpx
 
 from postpilot.core import outcomes, readback
 from postpilot.core.transitions import Recovery
-from postpilot.publishers import budgets, errors, flow, graph, listing, urls
+from postpilot.publishers import budgets, chain, errors, flow, graph, listing, urls
 from postpilot.publishers.base import (
     AccountContext,
     Lookup,
@@ -33,6 +33,7 @@ from postpilot.publishers.base import (
     RefreshFailed,
     RefreshResult,
 )
+from postpilot.publishers.parts import Part, SentPart
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,16 @@ class Flavour:
     refresh_base: str
 
 
+@dataclass(frozen=True)
+class _Where:
+    """Where an account's requests go, for one publish."""
+
+    base: str
+    user_id: str
+    headers: dict[str, str]
+    keys: tuple[str, str]
+
+
 class ContainerPublisher(flow.StepwisePublisher):
     flavour: ClassVar[Flavour]
     recovery: ClassVar[Recovery] = Recovery.NONE
@@ -62,10 +73,10 @@ class ContainerPublisher(flow.StepwisePublisher):
             f"/{urls.segment(version)}"
         )
 
-    def _container_fields(self, request: PublishRequest) -> dict[str, Any]:
-        fields: dict[str, Any] = {self.flavour.text_field: request.text}
-        if request.media_urls:
-            fields["image_url"] = request.media_urls[0]
+    def _container_fields(self, part: Part, reply_to: str | None) -> dict[str, Any]:
+        fields: dict[str, Any] = {self.flavour.text_field: part.text}
+        if part.media_urls:
+            fields["image_url"] = part.media_urls[0]
         return fields
 
     async def _publish(self, request: PublishRequest, ctx: PublishContext) -> outcomes.Outcome:
@@ -82,23 +93,43 @@ class ContainerPublisher(flow.StepwisePublisher):
             budgets.app_key(f.platform, str(account.options.get("app_id") or "app")),
         )
         await flow.check_budget(ctx, f.platform, keys)
-        for url in request.media_urls:
+        where = _Where(base, str(user_id), headers, keys)
+
+        async def send(
+            index: int, part: Part, before: tuple[SentPart, ...]
+        ) -> SentPart | outcomes.Outcome:
+            try:
+                if before and not request.thread:  # the first comment, on the post
+                    return await self._comment(where, index, part, before[0], ctx)
+                reply_to = before[-1].platform_post_id if before else None
+                return await self._post(where, index, part, reply_to, ctx)
+            except flow.Stop as stop:
+                return stop.outcome
+
+        return await chain.publish_parts(request, send)
+
+    async def _post(
+        self, where: _Where, index: int, part: Part, reply_to: str | None, ctx: PublishContext
+    ) -> SentPart | outcomes.Outcome:
+        """One post (a reply when `reply_to` is given): a container, then its publication."""
+        f, base, headers, keys = self.flavour, where.base, where.headers, where.keys
+        for url in part.media_urls:
             await flow.fetch_media(ctx, url)  # a URL the platform cannot use fails here, clearly
         what = f"{f.platform} container"
         response = await flow.send(
             ctx,
             "POST",
-            f"{base}/{urls.segment(user_id)}/{f.create_path}",
+            f"{base}/{urls.segment(where.user_id)}/{f.create_path}",
             what=what,
             final=False,
-            data=self._container_fields(request),
+            data=self._container_fields(part, reply_to),
             headers=headers,
         )
         await graph.note_usage(response, ctx, *keys)
         if response.status_code != 200:
-            return await self._refused(response, request, ctx, what, keys, final=False)
+            return await self._refused(response, part.media_urls, ctx, what, keys, final=False)
         container = str(flow.body_of(response)["id"])
-        if request.media_urls:
+        if part.media_urls:
             await graph.wait_for_container(
                 ctx,
                 f"{base}/{urls.segment(container)}",
@@ -110,7 +141,7 @@ class ContainerPublisher(flow.StepwisePublisher):
         response = await flow.send(
             ctx,
             "POST",
-            f"{base}/{urls.segment(user_id)}/{f.publish_path}",
+            f"{base}/{urls.segment(where.user_id)}/{f.publish_path}",
             what=f"{f.platform} publish",
             final=True,
             data={"creation_id": container},
@@ -118,23 +149,43 @@ class ContainerPublisher(flow.StepwisePublisher):
         )
         await graph.note_usage(response, ctx, *keys)
         if response.status_code == 200:
-            media_id = str(flow.body_of(response)["id"])
-            return outcomes.Published(media_id, url=None)
-        return await self._refused(response, request, ctx, f"{f.platform} publish", keys, True)
+            return SentPart(index, str(flow.body_of(response)["id"]))
+        what = f"{f.platform} publish"
+        return await self._refused(response, part.media_urls, ctx, what, keys, True)
+
+    async def _comment(
+        self, where: _Where, index: int, part: Part, post: SentPart, ctx: PublishContext
+    ) -> SentPart | outcomes.Outcome:
+        """The first comment: `POST /{media-id}/comments` with `message`. No key makes it safe
+        to repeat: the engine's journal and `unknown` keep it from being sent twice."""
+        what = f"{self.flavour.platform} comment"
+        response = await flow.send(
+            ctx,
+            "POST",
+            f"{where.base}/{urls.segment(post.platform_post_id)}/comments",
+            what=what,
+            final=True,
+            data={"message": part.text},
+            headers=where.headers,
+        )
+        await graph.note_usage(response, ctx, *where.keys)
+        if response.status_code == 200:
+            return SentPart(index, str(flow.body_of(response)["id"]))
+        return await graph.failure(response, ctx, what=what, keys=where.keys, final=True)
 
     async def _refused(
         self,
         response: httpx.Response,
-        request: PublishRequest,
+        media_urls: tuple[str, ...],
         ctx: PublishContext,
         what: str,
         keys: tuple[str, str],
         final: bool,
     ) -> outcomes.Outcome:
         error = graph.error_of(response)
-        if request.media_urls and error.get("error_subcode") in (2207052, 2207003, 2207004):
+        if media_urls and error.get("error_subcode") in (2207052, 2207003, 2207004):
             return outcomes.Permanent(
-                f"{self.flavour.platform} could not use the image {request.media_urls[0]}: "
+                f"{self.flavour.platform} could not use the image {media_urls[0]}: "
                 f"{graph.describe(response)}"
             )
         if error.get("code") == 9007:  # not ready yet

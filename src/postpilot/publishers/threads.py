@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from postpilot.publishers.base import PublishRequest
 from postpilot.publishers.containers import ContainerPublisher, Flavour
 from postpilot.publishers.fields import AccountFields, credential, option
+from postpilot.publishers.parts import Part
 
 
 class ThreadsPublisher(ContainerPublisher):
@@ -37,7 +37,9 @@ class ThreadsPublisher(ContainerPublisher):
         ),
     )
 
-    def _container_fields(self, request: PublishRequest) -> dict[str, Any]:
-        fields = super()._container_fields(request)
-        fields["media_type"] = "IMAGE" if request.media_urls else "TEXT"
+    def _container_fields(self, part: Part, reply_to: str | None) -> dict[str, Any]:
+        fields = super()._container_fields(part, reply_to)
+        fields["media_type"] = "IMAGE" if part.media_urls else "TEXT"
+        if reply_to is not None:
+            fields["reply_to_id"] = reply_to  # a thread's later part replies to the one before
         return fields

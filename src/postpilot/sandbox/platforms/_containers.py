@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from postpilot.sandbox.platforms import _graph, _kit, _listing
+from postpilot.sandbox.platforms import _graph, _kit, _listing, _replies
 from postpilot.sandbox.state import Record, SandboxState
 
 
@@ -26,6 +26,10 @@ class Flavour:
     throttle_code: int
     refresh_grant: str  # "ig_refresh_token" or "th_refresh_token"
     media_required: bool
+    # Threads: a container may reply to a published post (`reply_to_id`); Instagram: a
+    # published post takes comments (`POST /{media-id}/comments` with `message`).
+    replies: bool = False
+    comments: bool = False
 
 
 # (subject, object id) -> the object as `GET /{version}/{id}` shows it, or None
@@ -80,6 +84,9 @@ def container_router(
             return _graph.error(state, "(#100) The parameter image_url is required", 100)
         if len(text) > state.settings.max_text.get(flavour.platform, 500):
             return _graph.error(state, "The caption is too long", 36004, 2207010)
+        reply_to = str(values.get("reply_to_id") or "") if flavour.replies else ""
+        if reply_to and _published(reply_to) is None:
+            return _graph.error(state, "Invalid parameter: reply_to_id", 100)
         container_id = state.next_id()
         containers[container_id] = {
             "owner": user_id,
@@ -87,6 +94,7 @@ def container_router(
             "media": media,
             "status": "FINISHED",
             "polls_left": state.settings.container_polls_in_progress,
+            "reply_to": reply_to,
         }
         return JSONResponse({"id": container_id}, headers=headers)
 
@@ -98,7 +106,11 @@ def container_router(
             return allowed
         _subject, values, headers, _fault = allowed
         records = [
-            r for r in state.records if r.platform == flavour.platform and r.account == user_id
+            r
+            for r in state.records
+            if r.platform == flavour.platform
+            and r.account == user_id
+            and "comment_on" not in r.extra
         ]
         return _listing.page(
             request,
@@ -132,7 +144,10 @@ def container_router(
 
     @api.post(f"/{{version}}/{{user_id}}/{flavour.publish_path}")
     async def publish(user_id: str, request: Request) -> Response:
-        allowed = await graph.guard(request, "publish")
+        asked = containers.get(str((await _kit.body(request)).get("creation_id") or ""))
+        # A reply (a thread's later part) takes the faults scripted for step "reply".
+        step = "reply" if asked is not None and asked["reply_to"] else "publish"
+        allowed = await graph.guard(request, step)
         if isinstance(allowed, Response):
             return allowed
         subject, values, headers, fault = allowed
@@ -156,11 +171,49 @@ def container_router(
                     media=container["media"],
                     idempotency_key=None,
                     received_at=datetime.now(UTC).isoformat(),
-                    extra={"container_id": container_id, "token_subject": subject},
+                    extra={
+                        "container_id": container_id,
+                        "token_subject": subject,
+                        **({"reply_to_id": container["reply_to"]} if container["reply_to"] else {}),
+                    },
                 )
             )
         await _kit.hold_after_commit(fault)
         return JSONResponse({"id": media_id}, headers=headers)
+
+    def _published(media_id: str) -> Record | None:
+        found = _replies.find(state, flavour.platform, media_id)
+        return found if found is not None and "comment_on" not in found.extra else None
+
+    if flavour.comments:
+
+        @api.post("/{version}/{media_id}/comments")
+        async def comment(media_id: str, request: Request) -> Response:
+            allowed = await graph.guard(request, "comment")
+            if isinstance(allowed, Response):
+                return allowed
+            subject, values, headers, fault = allowed
+            message = str(values.get("message") or "")
+            if not message.strip():
+                return _graph.error(state, "(#100) The parameter message is required", 100)
+            async with state.lock:
+                if _published(media_id) is None:
+                    return _graph.error(state, "Unsupported post request.", 100, 33)
+                comment_id = state.next_id()
+                state.remember(
+                    Record(
+                        platform=flavour.platform,
+                        id=comment_id,
+                        account=subject,
+                        text=message,
+                        media=[],
+                        idempotency_key=None,
+                        received_at=datetime.now(UTC).isoformat(),
+                        extra={"comment_on": media_id},
+                    )
+                )
+            await _kit.hold_after_commit(fault)
+            return JSONResponse({"id": comment_id}, headers=headers)
 
     @api.get("/refresh_access_token")
     async def refresh(request: Request) -> Response:

@@ -24,6 +24,7 @@ FLAVOUR = Flavour(
     throttle_code=80002,
     refresh_grant="ig_refresh_token",
     media_required=True,
+    comments=True,
 )
 
 

@@ -29,6 +29,7 @@ FLAVOUR = Flavour(
     throttle_code=4,
     refresh_grant="th_refresh_token",
     media_required=False,
+    replies=True,
 )
 PLATFORM = FLAVOUR.platform
 
