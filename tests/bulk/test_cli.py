@@ -5,6 +5,8 @@ import takes back."""
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -93,8 +95,10 @@ async def test_import_and_export_from_the_cli(
     assert "wrote 1 posts" in exported.stdout
     lines = out.read_text().splitlines()
     assert lines[0].startswith("external_id,text,scheduled_at,timezone,targets,")
-    assert lines[1].startswith(f"e-1,hello,2030-01-01T09:00:00+00:00,UTC,{first.id};{second.id},")
-    assert lines[1].endswith(",for user1")
+    row = next(csv.DictReader(io.StringIO(out.read_text())))
+    assert row["external_id"] == "e-1" and row["scheduled_at"] == "2030-01-01T09:00:00+00:00"
+    assert sorted(row["targets"].split(";")) == sorted([first.id, second.id])
+    assert row[f"text@{second.id}"] == "for user1" and row["source"] == "import"
 
     printed = await cli(any_db, "posts", "export", "--workspace", workspace_id)
     assert printed.stdout.count("\n") == 3
