@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from postpilot.core import variants
 from postpilot.core.fairness import FairQueue
 from postpilot.scheduler import engine
 from postpilot.scheduler.runtime import Runtime
@@ -188,7 +189,7 @@ class Stream:
         limit = _Limit(
             until=transition.due_at,
             reason=transition.error or "rate limited by the platform",
-            with_media=bool(item.post.media_urls),
+            with_media=_with_media(item),
         )
         known = self._limited.get(item.account.id)
         if known is None or known.until <= self._runtime.now() or known.with_media:
@@ -220,4 +221,15 @@ class _Limit:
         without a request when the account's is spent."""
         if item.delivery.recovered:
             return False
-        return not (self.with_media and not item.post.media_urls)
+        return not (self.with_media and not _with_media(item))
+
+
+def _with_media(item: WorkItem) -> bool:
+    """Whether the delivery sends media: its account's variant may bring or drop them."""
+    return bool(
+        variants.media_for(
+            media_urls=item.post.media_urls,
+            account_overrides=item.post.account_overrides,
+            account_id=item.account.id,
+        )
+    )
