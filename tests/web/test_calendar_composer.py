@@ -253,3 +253,49 @@ async def test_a_viewer_sees_but_cannot_edit_and_another_workspace_sees_nothing(
     await expect(stranger.get_by_text("Only for our workspace")).to_have_count(0)
     await stranger.goto(f"/posts/{post_id}")
     await expect(stranger.get_by_role("alert")).to_contain_text("does not exist")
+
+
+async def test_a_per_account_variant_and_add_to_queue(
+    chromium: Browser, served: Served, sqlite_db: Database, sandbox: SandboxClient
+) -> None:
+    await add_person(sqlite_db, served.workspace_id, "ed@example.com", Role.EDITOR)
+    first = await mastodon_account(served, sandbox, "@first")
+    await mastodon_account(served, sandbox, "@second")
+    queue = await served.client.post(
+        "/api/queues",
+        json={
+            "name": "Mornings",
+            "timezone": ZONE,
+            "slots": [{"day": d, "time": "09:15"} for d in range(7)],
+            "accounts": [first],
+        },
+    )
+    assert queue.status_code == 201, queue.text
+    page = await open_page(chromium, served)
+    await sign_in(page, "ed@example.com")
+    await page.goto("/compose")
+    await page.get_by_role("checkbox", name=re.compile(r"mastodon\s+@first")).check()
+    await page.get_by_role("checkbox", name=re.compile(r"mastodon\s+@second")).check()
+    await page.get_by_label("Text", exact=True).fill("For everyone")
+    await page.get_by_text("Variant for @first on mastodon").click()
+    await page.get_by_label("Text for @first").fill("Just for first")
+    await expect(page.get_by_role("article", name="Preview on mastodon @first")).to_contain_text(
+        "Just for first"
+    )
+    await expect(page.get_by_role("article", name="Preview on mastodon @second")).to_contain_text(
+        "For everyone"
+    )
+    await expect(page.locator(f'#counters li[data-account-id="{first}"]')).to_contain_text(
+        "14 / 500"
+    )
+    # The queue serves @first only: the API's refusal lands by the queue.
+    await page.get_by_role("button", name="Add to queue").click()
+    refusal = page.locator('.field-problem[data-for="queue_id"]')
+    await expect(refusal).to_contain_text("this queue does not serve")
+    await page.get_by_role("checkbox", name=re.compile(r"mastodon\s+@second")).uncheck()
+    await page.get_by_role("button", name="Add to queue").click()
+    await expect(page).to_have_url(re.compile(r"/posts/[0-9a-f-]{36}$"))
+    post = (await served.client.get(f"/api/posts/{page.url.rsplit('/', 1)[1]}")).json()
+    assert post["account_overrides"] == {first: {"text": "Just for first", "media_ids": None}}
+    assert post["scheduled_at_local"][11:16] == "09:15"
+    await expect(page.get_by_text("09:15")).to_be_visible()

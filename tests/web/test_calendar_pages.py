@@ -128,11 +128,15 @@ async def test_counters_use_the_limits_the_api_checks(api: ApiServer, sqlite_db:
             "overrides": {"mastodon": "x" * 501},
             "platforms": ["x", "bluesky", "mastodon", "nowhere"],
             "media_count": 0,
+            "accounts": {"acct-1": {"platform": "bluesky", "text": "é" * 301}},
         },
         headers={"X-CSRF-Token": token},
     )
     assert answer.status_code == 200, answer.text
-    counts = {c["platform"]: c for c in answer.json()["counts"]}
+    found = answer.json()["counts"]
+    own = [c for c in found if c.get("account_id") == "acct-1"]
+    assert [(c["count"], c["limit"]) for c in own] == [(301, 300)] and own[0]["problems"]
+    counts = {c["platform"]: c for c in found if "account_id" not in c}
     assert set(counts) == {"x", "bluesky", "mastodon"}
     assert counts["x"]["count"] == limits.count_x_weighted(text)
     assert counts["bluesky"]["count"] == limits.count_graphemes(text)

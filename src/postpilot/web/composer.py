@@ -16,6 +16,7 @@ from postpilot.core.roles import Permission
 from postpilot.core.states import AccountStatus, PostStatus
 from postpilot.store import accounts, posts
 from postpilot.store import media as store_media
+from postpilot.store import queues as store_queues
 from postpilot.store.web_sessions import SignedIn
 from postpilot.web import auth
 from postpilot.web.calendar import all_zones, viewer_zone
@@ -28,6 +29,13 @@ MAX_TEXT = 100_000  # far above any platform's limit: the count still says it is
 Draft = Annotated[str, Field(max_length=MAX_TEXT)]
 
 
+class AccountText(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    platform: Annotated[str, Field(max_length=50)]
+    text: Draft
+
+
 class CountRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -37,6 +45,8 @@ class CountRequest(BaseModel):
     ] = Field(default_factory=dict)
     platforms: Annotated[list[str], Field(max_length=20)] = Field(default_factory=list)
     media_count: Annotated[int, Field(ge=0, le=10)] = 0
+    # Per-account variants: account id -> its platform and text.
+    accounts: Annotated[dict[str, AccountText], Field(max_length=100)] = Field(default_factory=dict)
 
 
 def count_for(
@@ -65,6 +75,11 @@ async def counts(request: Request, signed: Member, body: CountRequest) -> JSONRe
         for p in dict.fromkeys(body.platforms)
         if p in limits.LIMITS
     ]
+    found += [
+        {**count_for(v.platform, v.text, body.media_count, max_text), "account_id": account_id}
+        for account_id, v in body.accounts.items()
+        if v.platform in limits.LIMITS
+    ]
     return JSONResponse({"counts": found}, headers={"Cache-Control": "no-store"})
 
 
@@ -74,6 +89,7 @@ async def _composer(request: Request, signed: SignedIn, post_id: str | None) -> 
     zone = viewer_zone(request, None)
     async with runtime.db.session() as session:
         known = await accounts.list_accounts(session, signed.workspace.id)
+        queues = await store_queues.list_queues(session, signed.workspace.id)
         view = await posts.get_post(session, signed.workspace.id, post_id) if post_id else None
     if post_id and view is None:
         raise auth.Refused(404, "not_found", f"post {post_id} does not exist in this workspace")
@@ -85,6 +101,7 @@ async def _composer(request: Request, signed: SignedIn, post_id: str | None) -> 
             "id": view.post.id,
             "text": view.post.text,
             "overrides": dict(view.post.overrides),
+            "account_overrides": dict(view.post.account_overrides or {}),
             "targets": live,
             "media_ids": [
                 i for u in view.post.media_urls if (i := store_media.referenced_id(u)) is not None
@@ -108,6 +125,7 @@ async def _composer(request: Request, signed: SignedIn, post_id: str | None) -> 
         zones=sorted(all_zones() | {zone}),
         zone=zone,
         post=post,
+        queues=queues,
     )
 
 

@@ -43,7 +43,9 @@
   function problems(data) {
     var error = (data && data.error) || { message: "something went wrong", details: [] };
     var details = error.details && error.details.length ? error.details : [{ message: error.message }];
-    return details.map(function (d) { return { field: fieldOf(d), message: d.message }; });
+    // One detail without a field of its own belongs where the error's message says.
+    var whole = details.length === 1 ? fieldOf({ message: error.message || "" }) : "";
+    return details.map(function (d) { return { field: fieldOf(d) || whole, message: d.message }; });
   }
 
   function setZoneCookie() {

@@ -24,6 +24,23 @@
     return box ? box.value : "";
   }
   function textFor(platform) { return override(platform).trim() ? override(platform) : form().elements.text.value; }
+  function accountBox(id) { return document.getElementById("account-" + id); }
+  function textOf(account) {
+    var own = accountBox(account.id);
+    return own && own.value.trim() ? own.value : textFor(account.platform);
+  }
+  // Per-account variants written for chosen accounts: id -> {text, media_ids kept from before}.
+  function accountOverrides() {
+    var found = {};
+    chosen().forEach(function (a) {
+      var own = accountBox(a.id);
+      if (!own || !own.value.trim()) { return; }
+      found[a.id] = { text: own.value };
+      var kept = (own.dataset.mediaIds || "").split(",").filter(Boolean);
+      if (kept.length) { found[a.id].media_ids = kept; }
+    });
+    return found;
+  }
   function el(tag, className, text) {
     var node = document.createElement(tag);
     if (className) { node.className = className; }
@@ -33,7 +50,9 @@
 
   function showVariants() {
     var on = platforms();
-    form().querySelectorAll("details.variant").forEach(function (d) { d.hidden = on.indexOf(d.dataset.platform) === -1; });
+    var ids = chosen().map(function (a) { return a.id; });
+    form().querySelectorAll("details.variant[data-platform]").forEach(function (d) { d.hidden = on.indexOf(d.dataset.platform) === -1; });
+    form().querySelectorAll("details.account-variant").forEach(function (d) { d.hidden = ids.indexOf(d.dataset.accountId) === -1; });
   }
 
   async function recount() {
@@ -41,16 +60,24 @@
     var on = platforms();
     var overrides = {};
     on.forEach(function (p) { if (override(p).trim()) { overrides[p] = override(p); } });
+    var own = {};
+    var handles = {};
+    chosen().forEach(function (a) {
+      handles[a.id] = a.handle;
+      var box = accountBox(a.id);
+      if (box && box.value.trim()) { own[a.id] = { platform: a.platform, text: box.value }; }
+    });
     var seq = ++countSeq;
     var answer = await window.postpilot.call("POST", "/compose/counts",
-      { text: form().elements.text.value, overrides: overrides, platforms: on, media_count: media.length });
+      { text: form().elements.text.value, overrides: overrides, platforms: on, media_count: media.length, accounts: own });
     if (seq !== countSeq) { return; }  // a newer count is on its way
     list.textContent = "";
     if (!answer.ok) { return; }
     answer.data.counts.forEach(function (c) {
       var item = el("li", "counter platform-" + c.platform + (c.problems.length ? " over" : ""));
       item.dataset.platform = c.platform;
-      item.appendChild(el("span", "counter-platform", c.platform));
+      if (c.account_id) { item.dataset.accountId = c.account_id; }
+      item.appendChild(el("span", "counter-platform", c.account_id ? handles[c.account_id] + " on " + c.platform : c.platform));
       item.appendChild(el("span", "counter-value", " " + c.count + " / " + c.limit + " " + c.unit));
       if (c.problems.length) { item.appendChild(el("span", "counter-problem", " · " + c.problems.join("; "))); }
       list.appendChild(item);
@@ -74,7 +101,7 @@
       head.appendChild(el("strong", "preview-handle", a.handle));
       head.appendChild(el("span", "preview-platform", a.platform));
       card.appendChild(head);
-      card.appendChild(el("p", "preview-text", textFor(a.platform)));
+      card.appendChild(el("p", "preview-text", textOf(a)));
       if (media.length) {
         var images = el("div", "preview-media n" + Math.min(media.length, 4));
         media.forEach(function (m) {
@@ -123,6 +150,8 @@
   // The API names a field (`scheduled_at`), or a platform ("x: text is 300 ..."), whose text
   // is its variant when one is written, else the main text.
   function targetOf(problem) {
+    var own = /^account_overrides\.([0-9a-f-]{36})/.exec(problem.message || "") || /^account_overrides\.([0-9a-f-]{36})/.exec(problem.field || "");
+    if (own) { return accountBox(own[1]) ? "account-" + own[1] : "account_overrides"; }
     var field = problem.field;
     if (field === "media_urls") { field = "media_ids"; }
     if (platforms().indexOf(field) !== -1 || document.getElementById("override-" + field)) {
@@ -159,6 +188,7 @@
       targets: chosen().map(function (a) { return a.id; }),
       media_ids: media.map(function (m) { return m.id; }),
       overrides: overrides,
+      account_overrides: accountOverrides(),
       timezone: f.timezone.value
     };
     if (f.dst.value) { data.dst = f.dst.value; }
@@ -181,6 +211,10 @@
       answer = await window.postpilot.call("POST", "/api/posts/" + id + "/cancel");
     } else if (action === "save") {
       answer = await window.postpilot.call("PATCH", "/api/posts/" + id, body(true));
+    } else if (action === "queue") {
+      var queued = body(false);
+      queued.queue_id = form().elements.queue_id.value;
+      answer = await window.postpilot.call("POST", "/api/posts", queued);
     } else {
       answer = await window.postpilot.call("POST", "/api/posts", body(action === "schedule"));
     }
@@ -239,7 +273,8 @@
       // An edited field's old refusal no longer applies.
       var problem = event.target.name && form().querySelector('.field-problem[data-for="' + event.target.name + '"]');
       if (problem) { problem.hidden = true; event.target.removeAttribute("aria-invalid"); }
-      if (event.target.name === "text" || (event.target.name || "").indexOf("override-") === 0) {
+      var name = event.target.name || "";
+      if (name === "text" || name.indexOf("override-") === 0 || name.indexOf("account-") === 0) {
         renderPreviews();
         scheduleCount();
       }
