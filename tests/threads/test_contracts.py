@@ -19,6 +19,7 @@ from tests.publishers.conftest import account, publish_request, unique
 
 Ctx = Callable[[str], PublishContext]
 THREADS = ["mastodon", "bluesky", "x", "threads"]
+COMMENTS = ["instagram", "linkedin", "facebook"]
 
 
 def _account(sandbox: SandboxClient, platform: str) -> AccountContext:
@@ -33,6 +34,12 @@ def _account(sandbox: SandboxClient, platform: str) -> AccountContext:
     if platform == "threads":
         token = sandbox.issue_token("threads", "th-owner", refresh=False)["access_token"]
         return account("threads", {"access_token": token}, {"threads_user_id": "1789"})
+    if platform == "linkedin":
+        token = sandbox.issue_token("linkedin", "li-member", refresh=False)["access_token"]
+        return account("linkedin", {"access_token": token}, {"author_urn": "urn:li:person:me"})
+    if platform == "facebook":
+        token = sandbox.issue_token("facebook", "fb-page", refresh=False)["access_token"]
+        return account("facebook", {"page_access_token": token}, {"page_id": "1029"})
     token = sandbox.issue_token("instagram", "ig-owner", refresh=False)["access_token"]
     return account("instagram", {"access_token": token}, {"ig_user_id": "17841400000000001"})
 
@@ -51,12 +58,13 @@ def _thread_request(acct: AccountContext, sent: list[SentPart]) -> PublishReques
 
 def _parent(platform: str, record: dict[str, Any]) -> str | None:
     extra = record["extra"]
-    return {
+    parent = {
         "mastodon": extra.get("in_reply_to_id"),
         "bluesky": extra.get("reply_parent"),
         "x": extra.get("in_reply_to_tweet_id"),
         "threads": extra.get("reply_to_id"),
     }[platform]
+    return None if parent is None else str(parent)
 
 
 def _id(platform: str, record: dict[str, Any]) -> str:
@@ -107,41 +115,48 @@ async def test_a_thread_resumes_after_the_parts_already_sent(
     assert _parent(platform, records[1]) == _id(platform, records[0])
 
 
-async def test_instagram_puts_the_first_comment_on_the_published_post(
-    sandbox: SandboxClient, make_ctx: Ctx
+@pytest.mark.parametrize("platform", COMMENTS)
+async def test_the_first_comment_goes_on_the_published_post_once(
+    sandbox: SandboxClient, make_ctx: Ctx, platform: str
 ) -> None:
     sent: list[SentPart] = []
 
     async def record(part: SentPart) -> None:
         sent.append(part)
 
+    media = (sandbox.media_url("a.png"),) if platform == "instagram" else ()
     request = replace(
-        publish_request(_account(sandbox, "instagram"), "caption", (sandbox.media_url("a.png"),)),
+        publish_request(_account(sandbox, platform), unique("the post"), media),
         first_comment="#first #comment",
         record_part=record,
     )
-    outcome = await PUBLISHERS["instagram"].publish(request, make_ctx("instagram"))
+    publisher, ctx = PUBLISHERS[platform], make_ctx(platform)
+    outcome = await publisher.publish(request, ctx)
 
     assert isinstance(outcome, outcomes.Published), outcome
-    post, comment = sandbox.records("instagram")
+    post, comment = sandbox.records(platform)
     assert post["id"] == outcome.platform_post_id
     assert comment["text"] == "#first #comment"
     assert comment["extra"]["comment_on"] == post["id"]
     assert [(p.index, p.platform_post_id) for p in sent] == [(0, post["id"]), (1, comment["id"])]
 
-    # A retry after the comment failed sends the comment only.
-    again: list[SentPart] = []
+    # The comment refused: the post stays, and a retry sends the comment alone.
+    sandbox.inject("unavailable", platform, step="comment")
+    refused: list[SentPart] = []
 
-    async def record_again(part: SentPart) -> None:
-        again.append(part)
+    async def record_refused(part: SentPart) -> None:
+        refused.append(part)
 
-    retry = replace(request, attempt=2, sent=tuple(sent[:1]), record_part=record_again)
-    assert isinstance(
-        await PUBLISHERS["instagram"].publish(retry, make_ctx("instagram")), outcomes.Published
-    )
-    assert [r["extra"].get("comment_on") for r in sandbox.records("instagram")] == [
+    retry = replace(request, attempt=2, sent=tuple(sent[:1]), record_part=record_refused)
+    stopped = await publisher.publish(retry, ctx)
+    assert isinstance(stopped, outcomes.Transient | outcomes.Ambiguous), stopped
+    assert "part 2 of 2" in stopped.reason and refused == []
+    resumed = await publisher.publish(retry, ctx)
+    assert isinstance(resumed, outcomes.Published), resumed
+    assert resumed.platform_post_id == post["id"]
+    assert [r["extra"].get("comment_on") for r in sandbox.records(platform)] == [
         None,
         post["id"],
         post["id"],
     ]
-    assert [p.index for p in again] == [1]
+    assert [p.index for p in refused] == [1]

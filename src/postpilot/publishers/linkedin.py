@@ -15,7 +15,7 @@ import httpx
 
 from postpilot.core import outcomes
 from postpilot.core.transitions import Recovery
-from postpilot.publishers import budgets, errors, flow
+from postpilot.publishers import budgets, chain, errors, flow, urls
 from postpilot.publishers.base import (
     AccountContext,
     PublishContext,
@@ -24,6 +24,7 @@ from postpilot.publishers.base import (
     RefreshResult,
 )
 from postpilot.publishers.fields import AccountFields, credential, option
+from postpilot.publishers.parts import Part, SentPart
 
 DEFAULT_BASE = "https://api.linkedin.com"
 DEFAULT_OAUTH_BASE = "https://www.linkedin.com"
@@ -80,6 +81,31 @@ class LinkedInPublisher(flow.StepwisePublisher):
         }
         key = budgets.account_key(self.platform, account.id)
         await flow.check_budget(ctx, self.platform, [key])
+
+        async def send(
+            index: int, part: Part, before: tuple[SentPart, ...]
+        ) -> SentPart | outcomes.Outcome:
+            try:
+                if before:  # the first comment, on the post
+                    return await self._comment(
+                        base, headers, author, key, (index, part), before[0], ctx
+                    )
+                return await self._post(request, base, headers, author, ctx)
+            except flow.Stop as stop:
+                return stop.outcome
+
+        return await chain.publish_parts(request, send)
+
+    async def _post(
+        self,
+        request: PublishRequest,
+        base: str,
+        headers: dict[str, str],
+        author: str,
+        ctx: PublishContext,
+    ) -> SentPart | outcomes.Outcome:
+        account = request.account
+        key = budgets.account_key(self.platform, account.id)
         body: dict[str, Any] = {
             "author": author,
             "commentary": escape_commentary(request.text),
@@ -106,20 +132,52 @@ class LinkedInPublisher(flow.StepwisePublisher):
         )
         if response.status_code == 201:
             urn = response.headers.get("x-restli-id") or response.headers.get("x-linkedin-id", "")
-            return outcomes.Published(urn, url=f"https://www.linkedin.com/feed/update/{urn}/")
+            return SentPart(0, urn, url=_post_url(urn))
         message = f"linkedin post: {errors.error_text(response)}"
         if response.status_code == 422 and (match := _DUPLICATE_OF.search(response.text)):
             urn = match.group(1)
             if request.recovered or request.attempt > 1:
-                return outcomes.Published(
-                    urn, url=f"https://www.linkedin.com/feed/update/{urn}/", already_existed=True
-                )
+                # The duplicate answer names the post: a first comment can still go on it.
+                return SentPart(0, urn, url=_post_url(urn), existed=True)
             return outcomes.Permanent(
                 f"linkedin refused the post as a duplicate of {urn}; change the text to post it "
                 "again"
             )
         if response.status_code == 400 and "image" in message.lower() and request.media_urls:
             await ctx.uploads.forget(self.platform, account.id, request.media_urls[0])
+        return await _failure(response, ctx, key, message)
+
+    async def _comment(
+        self,
+        base: str,
+        headers: dict[str, str],
+        author: str,
+        key: str,
+        numbered: tuple[int, Part],
+        post: SentPart,
+        ctx: PublishContext,
+    ) -> SentPart | outcomes.Outcome:
+        """The first comment, by the post's author: `POST /rest/socialActions/{urn}/comments`.
+        No key or duplicate answer guards it: the engine never repeats it blindly."""
+        index, part = numbered
+        response = await flow.send(
+            ctx,
+            "POST",
+            f"{base}/rest/socialActions/{urls.segment(post.platform_post_id)}/comments",
+            what="linkedin comment",
+            final=True,
+            json={
+                "actor": author,
+                "object": post.platform_post_id,
+                "message": {"text": part.text},
+            },
+            headers=headers,
+        )
+        if response.status_code in (200, 201):
+            body = flow.body_of(response)
+            urn = response.headers.get("x-restli-id") or str(body.get("$URN") or body.get("id"))
+            return SentPart(index, urn)
+        message = f"linkedin comment: {errors.error_text(response)}"
         return await _failure(response, ctx, key, message)
 
     async def _image(
@@ -196,6 +254,10 @@ class LinkedInPublisher(flow.StepwisePublisher):
                 "reconnect the account"
             )
         return flow.refreshed(credentials, body, ctx.now())
+
+
+def _post_url(urn: str) -> str:
+    return f"https://www.linkedin.com/feed/update/{urn}/"
 
 
 async def _failure(

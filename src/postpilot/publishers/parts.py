@@ -9,7 +9,7 @@ from dataclasses import dataclass
 # Where a post may be a thread (each part replies to the one before) and where it may carry a
 # first comment (a comment on the published post). Only platforms whose publisher sends them.
 THREAD_PLATFORMS: frozenset[str] = frozenset({"bluesky", "mastodon", "threads", "x"})
-COMMENT_PLATFORMS: frozenset[str] = frozenset({"instagram"})
+COMMENT_PLATFORMS: frozenset[str] = frozenset({"facebook", "instagram", "linkedin"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from postpilot.sandbox.platforms import _graph, _graph_login, _kit, _listing
+from postpilot.sandbox.platforms import _graph, _graph_login, _kit, _listing, _replies
 from postpilot.sandbox.state import Record, SandboxState
 
 PLATFORM = "facebook"
@@ -74,7 +74,11 @@ def router(state: SandboxState) -> APIRouter:
         if isinstance(allowed, Response):
             return allowed
         _subject, values, headers, _fault = allowed
-        records = [r for r in state.records if r.platform == PLATFORM and r.account == page_id]
+        records = [
+            r
+            for r in state.records
+            if r.platform == PLATFORM and r.account == page_id and "comment_on" not in r.extra
+        ]
         return _listing.page(
             request,
             values,
@@ -113,5 +117,40 @@ def router(state: SandboxState) -> APIRouter:
     @api.post("/{version}/{page_id}/photos")
     async def photos(page_id: str, request: Request) -> Response:
         return await publish(request, page_id, photo=True)
+
+    @api.post("/{version}/{post_id}/comments")
+    async def comment(post_id: str, request: Request) -> Response:
+        """A comment on a Page post, as the Page: `message`; answers `{"id"}`."""
+        allowed = await graph.guard(request, "comment")
+        if isinstance(allowed, Response):
+            return allowed
+        subject, values, headers, fault = allowed
+        message = str(values.get("message") or "")
+        if not message.strip():
+            return _graph.error(state, "(#100) Missing message or attachment", 100)
+        async with state.lock:
+            post = _replies.find(state, PLATFORM, post_id)
+            if post is None or "comment_on" in post.extra:
+                return _graph.error(
+                    state,
+                    f"Unsupported post request. Object with ID '{post_id}' does not exist",
+                    100,
+                    33,
+                )
+            comment_id = f"{post_id.rsplit('_', 1)[-1]}_{state.next_id()}"
+            state.remember(
+                Record(
+                    platform=PLATFORM,
+                    id=comment_id,
+                    account=post.account,
+                    text=message,
+                    media=[],
+                    idempotency_key=None,
+                    received_at=datetime.now(UTC).isoformat(),
+                    extra={"comment_on": post_id, "token_subject": subject},
+                )
+            )
+        await _kit.hold_after_commit(fault)
+        return JSONResponse({"id": comment_id}, headers=headers)
 
     return api

@@ -17,7 +17,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from postpilot.sandbox.platforms import _kit, _oauth
+from postpilot.sandbox.platforms import _kit, _oauth, _replies
 from postpilot.sandbox.state import Fault, Record, SandboxState
 
 PLATFORM = "linkedin"
@@ -185,6 +185,42 @@ def router(state: SandboxState) -> APIRouter:
             )
         await _kit.hold_after_commit(fault)
         return Response(status_code=201, headers={"x-restli-id": urn, "x-linkedin-id": urn})
+
+    @api.post("/rest/socialActions/{target}/comments")
+    async def create_comment(target: str, request: Request) -> Response:
+        """A comment on a post: `{"actor", "object", "message": {"text"}}`; 201 with the comment
+        and its URN in `x-restli-id` (where the id comes back is unconfirmed: both are set)."""
+        allowed = await guard(request, "comment")
+        if isinstance(allowed, Response):
+            return allowed
+        subject, fault = allowed
+        body = await _kit.body(request)
+        actor, target_urn = str(body.get("actor") or ""), str(body.get("object") or "")
+        text = str((body.get("message") or {}).get("text") or "")
+        if not actor.startswith("urn:li:") or target_urn != target:
+            return _error(422, "/object :: must be the post in the path", "UNPROCESSABLE_ENTITY")
+        if not text.strip():
+            return _error(422, "/message/text :: is required", "UNPROCESSABLE_ENTITY")
+        async with state.lock:
+            if _replies.find(state, PLATFORM, target) is None:
+                return _error(404, f"Not found: {target}", "NOT_FOUND")
+            comment_id = state.next_id()
+            urn = f"urn:li:comment:({target},{comment_id})"
+            state.remember(
+                Record(
+                    platform=PLATFORM,
+                    id=urn,
+                    account=actor,
+                    text=text,
+                    media=[],
+                    idempotency_key=None,
+                    received_at=datetime.now(UTC).isoformat(),
+                    extra={"comment_on": target, "token_subject": subject},
+                )
+            )
+        await _kit.hold_after_commit(fault)
+        comment = {"id": comment_id, "$URN": urn, "actor": actor, "object": target}
+        return JSONResponse(comment, status_code=201, headers={"x-restli-id": urn})
 
     @api.get("/oauth/v2/authorization")
     async def authorization(request: Request) -> Response:
