@@ -279,3 +279,19 @@ async def test_an_evergreen_post_comes_back_after_its_gap_cycling_its_texts(
     assert (await api.client.post(plans, headers=api.cron())).json()["evergreen_requeued"] == 1
     assert [t for t, _ in await slots_of(setup)] == ["classic"], "the texts take turns"
     assert [r["text"] for r in sandbox.records("mastodon")] == ["classic", "remix"]
+
+
+async def test_a_post_whose_slot_has_come_keeps_it_until_a_worker_takes_it(
+    setup: Setup, sandbox: SandboxClient
+) -> None:
+    first = await queued(setup, "one")
+    await queued(setup, "two")
+    # Monday's slot came half a minute ago and no pass has run yet: the queue changes.
+    setup.clock.now = datetime(2027, 3, 1, 9, 0, 30, tzinfo=UTC)
+    await queued(setup, "three")
+    await setup.api.client.post(f"/api/queues/{setup.queue}/shuffle")
+    assert await due_at(setup, first) == MON, "not pushed to a later slot"
+    assert sorted(t for t, _ in await slots_of(setup)) == ["three", "two"]
+    assert [at for _, at in await slots_of(setup)] == [WED, FRI]
+    assert (await run_pass(setup))["published"] == 1
+    assert [r["text"] for r in sandbox.records("mastodon")] == ["one"]

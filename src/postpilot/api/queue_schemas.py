@@ -24,7 +24,7 @@ class SlotBody(Strict):
     )
 
 
-Slots = Annotated[list[SlotBody], Field(max_length=MAX_SLOTS)]
+Slots = Annotated[list[SlotBody], Field(min_length=1, max_length=MAX_SLOTS)]
 Accounts = Annotated[list[Id], Field(min_length=1, max_length=100)]
 
 
@@ -91,8 +91,8 @@ class QueuedPostPublic(BaseModel):
     post_id: str
     position: int
     waiting: bool = Field(
-        description="Still in the order (nothing of it has started); false once publishing "
-        "began or the post was cancelled."
+        description="Still in the order: nothing of it has started and its slot has not "
+        "come; false once its slot came (it keeps it), publishing began or it was cancelled."
     )
     scheduled_at: datetime
     scheduled_at_local: datetime

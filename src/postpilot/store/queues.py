@@ -21,6 +21,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from postpilot.core import queue_slots
+from postpilot.core.queue_slots import MAX_WAITING
 from postpilot.core.states import DeliveryStatus
 from postpilot.core.timezones import LATEST, as_utc
 from postpilot.core.transitions import Event
@@ -99,8 +100,11 @@ async def delete_queue(session: AsyncSession, queue: Queue, *, now: datetime) ->
     await session.delete(queue)
 
 
-async def entries(session: AsyncSession, queue_id: str) -> list[EntryView]:
-    """The queue's posts in order, each saying whether it still waits for a slot."""
+async def entries(
+    session: AsyncSession, queue_id: str, *, now: datetime | None = None
+) -> list[EntryView]:
+    """The queue's posts in order, each saying whether it still waits for a slot (given
+    `now`, a post whose slot has come keeps it and waits no more)."""
     rows = (
         await session.execute(
             select(QueueEntry, Post)
@@ -109,24 +113,26 @@ async def entries(session: AsyncSession, queue_id: str) -> list[EntryView]:
             .order_by(QueueEntry.position, QueueEntry.post_id)
         )
     ).all()
-    started = await _started(session, [post.id for _, post in rows])
+    started = await _started(session, [post.id for _, post in rows], now=now)
     return [
         EntryView(entry, post, waiting=post.cancelled_at is None and post.id not in started)
         for entry, post in rows
     ]
 
 
-async def _started(session: AsyncSession, post_ids: list[str]) -> set[str]:
-    """Posts with a delivery no longer waiting untouched (claimed, sent, retried, cancelled)."""
+async def _started(
+    session: AsyncSession, post_ids: list[str], *, now: datetime | None = None
+) -> set[str]:
+    """Posts with a delivery no longer waiting untouched (claimed, sent, retried, cancelled)
+    and, given `now`, those whose slot has come (due, or rescheduled by a rate limit): a
+    worker may be about to take them, so the queue no longer moves them."""
     if not post_ids:
         return set()
+    moved_on = (Delivery.status != SCHEDULED) | (Delivery.attempts > 0)
+    if now is not None:
+        moved_on = moved_on | ((Delivery.scheduled_at <= now) & (Delivery.due_at != LATEST))
     rows = await session.execute(
-        select(Delivery.post_id)
-        .where(
-            Delivery.post_id.in_(post_ids),
-            (Delivery.status != SCHEDULED) | (Delivery.attempts > 0),
-        )
-        .distinct()
+        select(Delivery.post_id).where(Delivery.post_id.in_(post_ids), moved_on).distinct()
     )
     return {row[0] for row in rows}
 
@@ -149,7 +155,7 @@ async def add_post(
     already, one that started publishing, or one aimed at accounts the queue does not serve."""
     if not queue.slots:
         raise QueueRefusal(f"queue {queue.name!r} has no slots: add some first")
-    if sum(v.waiting for v in await entries(session, queue.id)) >= queue_slots.MAX_WAITING:
+    if sum(v.waiting for v in await entries(session, queue.id, now=now)) >= MAX_WAITING:
         raise QueueRefusal(f"queue {queue.name!r} holds {queue_slots.MAX_WAITING} posts already")
     if await entry_of(session, post.id) is not None:
         raise QueueRefusal(f"post {post.id} is in a queue already: remove it from there first")
@@ -176,6 +182,12 @@ async def add_post(
             requeued=False,
             not_before=not_before,
         )
+    )
+    # Held until the queue times it, so the time it had (now, for a new post) is no slot.
+    await session.execute(
+        update(Delivery)
+        .where(Delivery.post_id == post.id, Delivery.status == SCHEDULED, Delivery.attempts == 0)
+        .values(due_at=LATEST, updated_at=now)
     )
     await session.flush()
     await retime(session, queue, now=now)
@@ -238,7 +250,7 @@ async def reorder(
     session: AsyncSession, queue: Queue, post_ids: list[str], *, now: datetime
 ) -> None:
     """The waiting posts in this order: `post_ids` must name each of them exactly once."""
-    views = [v for v in await entries(session, queue.id) if v.waiting]
+    views = [v for v in await entries(session, queue.id, now=now) if v.waiting]
     expected = {v.post.id for v in views}
     if len(set(post_ids)) != len(post_ids) or set(post_ids) != expected:
         raise QueueRefusal(
@@ -251,7 +263,7 @@ async def reorder(
 async def shuffle(
     session: AsyncSession, queue: Queue, *, now: datetime, rng: random.Random | None = None
 ) -> None:
-    views = [v for v in await entries(session, queue.id) if v.waiting]
+    views = [v for v in await entries(session, queue.id, now=now) if v.waiting]
     (rng or random.SystemRandom()).shuffle(views)
     await _place(session, queue, views, now)
 
@@ -274,7 +286,7 @@ async def _place(
 async def retime(session: AsyncSession, queue: Queue, *, now: datetime) -> dict[str, datetime]:
     """Give every waiting post its slot (see the module's rule); returns post id -> time.
     Only deliveries still scheduled with no attempt are moved: one a worker holds is left."""
-    views = [v for v in await entries(session, queue.id) if v.waiting]
+    views = [v for v in await entries(session, queue.id, now=now) if v.waiting]
     if queue.paused:
         times = {v.post.id: LATEST for v in views}
     else:

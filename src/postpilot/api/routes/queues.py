@@ -169,7 +169,7 @@ async def delete_queue(
     return Response(status_code=204)
 
 
-async def _posts(session: Any, queue: Queue) -> list[QueuedPostPublic]:
+async def _posts(session: Any, queue: Queue, now: datetime) -> list[QueuedPostPublic]:
     return [
         QueuedPostPublic(
             post_id=v.post.id,
@@ -182,16 +182,16 @@ async def _posts(session: Any, queue: Queue) -> list[QueuedPostPublic]:
                 v.entry.evergreen_gap_seconds // 3600 if v.entry.evergreen_gap_seconds else None
             ),
         )
-        for v in await queues.entries(session, queue.id)
+        for v in await queues.entries(session, queue.id, now=now)
     ]
 
 
 @router.get("/{queue_id}/posts", response_model=list[QueuedPostPublic], responses=NOT_FOUND)
 async def queue_posts(
-    queue_id: str, workspace: WorkspaceDep, session: SessionDep
+    queue_id: str, workspace: WorkspaceDep, session: SessionDep, runtime: RuntimeDep
 ) -> list[QueuedPostPublic]:
     """The queue's posts in order, waiting ones with the slot each has."""
-    return await _posts(session, await _queue(session, workspace.id, queue_id))
+    return await _posts(session, await _queue(session, workspace.id, queue_id), runtime.now())
 
 
 @router.put("/{queue_id}/posts", response_model=list[QueuedPostPublic], responses=REFUSED)
@@ -267,7 +267,7 @@ async def _finish(
 ) -> list[QueuedPostPublic]:
     await _commit(session, runtime)
     session.expire_all()
-    return await _posts(session, await _queue(session, workspace_id, queue_id))
+    return await _posts(session, await _queue(session, workspace_id, queue_id), runtime.now())
 
 
 # What /api/posts calls: "add to queue" on create, and an edit or cancel freeing a slot.
