@@ -9,7 +9,9 @@ import csv
 import io
 
 import httpx
+import pytest
 
+from postpilot.api.routes import bulk
 from postpilot.sandbox.client import SandboxClient
 from postpilot.store.database import Database
 from tests.helpers import ApiServer, api_server, mastodon_account
@@ -227,3 +229,24 @@ async def test_files_that_cannot_be_imported_are_refused_and_change_nothing(
             await client.get("/api/posts/export", params={"format": "xlsx"}), 422, "invalid_request"
         )
         assert await post_ids(api) == []
+
+
+async def test_an_external_id_taken_meanwhile_is_a_conflict_and_creates_nothing(
+    any_db: Database, sandbox: SandboxClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with api_server(any_db, sandbox) as api:
+        await mastodon_account(api, sandbox, "@one")
+        first = table([["external_id", "text", "targets"], ["e-1", "first", "@one"]])
+        assert (await api.client.post("/api/posts/import", content=first, headers=CSV)).is_success
+
+        # As if another import wrote e-1 between this one's look-up and its insert.
+        async def nothing_seen(*_args: object) -> dict[str, str]:
+            return {}
+
+        monkeypatch.setattr(bulk.posts, "by_external_ids", nothing_seen)
+        both = table(
+            [["external_id", "text", "targets"], ["e-0", "new", "@one"], ["e-1", "x", "@one"]]
+        )
+        response = await api.client.post("/api/posts/import", content=both, headers=CSV)
+        refused(response, 409, "import_conflict")
+        assert len(await post_ids(api)) == 1

@@ -59,10 +59,7 @@ def import_command(
                     try:
                         await session.commit()
                     except IntegrityError:
-                        common.fail(
-                            "another import created a post with one of these external ids "
-                            "meanwhile: import the file again to skip them"
-                        )
+                        common.fail(bulk.conflict().message)
                 return report.as_json()
 
     answer = common.run(go())

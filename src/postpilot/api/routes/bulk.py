@@ -116,15 +116,19 @@ async def import_posts(
         try:
             await session.commit()
         except IntegrityError as exc:
-            raise ApiError(
-                409,
-                "import_conflict",
-                "another import created a post with one of these external ids meanwhile: "
-                "import the file again to skip them",
-            ) from exc
+            raise conflict() from exc
         runtime.wakeup.set()
     answer = ImportResult.model_validate(report.as_json()).model_dump(mode="json")
     return JSONResponse(answer, status_code=200 if dry_run else 201)
+
+
+def conflict() -> ApiError:
+    return ApiError(
+        409,
+        "import_conflict",
+        "another import created a post with one of these external ids meanwhile: "
+        "import the file again to skip them",
+    )
 
 
 async def _csv_bytes(request: Request, max_bytes: int) -> bytes:
@@ -200,10 +204,16 @@ async def import_csv(
             [r.as_json() for r in report.rows],
         )
     if not dry_run:
-        for row, candidate, body, targets, at in ready:
-            post = await _create(session, workspace_id, candidate, body, targets, at, now, actor)
-            assert row.post is not None
-            row.post["id"] = post
+        try:
+            for row, candidate, body, targets, at in ready:
+                post = await _create(
+                    session, workspace_id, candidate, body, targets, at, now, actor
+                )
+                assert row.post is not None
+                row.post["id"] = post
+        except IntegrityError as exc:  # PostgreSQL: a concurrent import's row, at the insert
+            await session.rollback()
+            raise conflict() from exc
     return report
 
 
