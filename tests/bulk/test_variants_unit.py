@@ -3,7 +3,12 @@ override, then the post's text."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from postpilot.core import variants
+from postpilot.publishers.base import AccountContext
+from postpilot.scheduler import lookups
+from tests.unit.test_engine import work_item
 
 OVERRIDES = {"mastodon": "for mastodon"}
 ACCOUNTS = {"acc-1": {"text": "for acc-1", "media_ids": ["m2"]}, "acc-2": {"text": "for acc-2"}}
@@ -52,3 +57,13 @@ def test_library_ids_lists_each_variant_media_once() -> None:
     assert variants.library_ids(stored) == ["m1", "m2"]
     assert variants.AccountVariant("t", ("m1",)).stored() == {"text": "t", "media_ids": ["m1"]}
     assert variants.AccountVariant("t").stored() == {"text": "t"}
+
+
+def test_read_back_looks_for_what_the_accounts_delivery_sent() -> None:
+    item = work_item("mastodon")  # its post overrides the text on mastodon
+    post = replace(item.post, account_overrides={"acct-1": {"text": "mine", "media_ids": ["m"]}})
+    account = AccountContext("acct-1", "mastodon", "@someone", None, {}, {})
+    lookup = lookups.lookup_for(replace(item, post=post), account, frozenset())
+    assert lookup.request.text == "mine" and lookup.request.media_urls == ("media:m",)
+    other = lookups.lookup_for(item, account, frozenset())
+    assert other.request.text == "hello, platform" and other.request.media_urls == ()
