@@ -1,4 +1,5 @@
-"""Queues through the API process and the scheduler's cron pass against the sandbox, with a
+"""Queues through the API process and the scheduler's cron pass against the sandbox, on SQLite
+and PostgreSQL, with a
 clock the test moves: posts take the next slots in order, the slot's post is published when
 due, a cancelled or rescheduled post frees its slot and the later ones move up; reorder,
 shuffle, pause and resume; the refusals change nothing."""
@@ -45,8 +46,8 @@ class Setup:
 
 
 @pytest.fixture
-async def setup(sqlite_db: Database, sandbox: SandboxClient) -> AsyncIterator[Setup]:
-    async with api_server(sqlite_db, sandbox) as api:
+async def setup(any_db: Database, sandbox: SandboxClient) -> AsyncIterator[Setup]:
+    async with api_server(any_db, sandbox) as api:
         clock = Clock(START)
         api.runtime.clock = clock
         account = await mastodon_account(api, sandbox)
@@ -175,7 +176,7 @@ async def test_editing_the_slots_retimes_the_waiting_posts(setup: Setup) -> None
     assert await slots_of(setup) == [("a", "2027-03-02T23:00:00Z"), ("b", "2027-03-09T23:00:00Z")]
 
 
-async def test_refusals_change_nothing(setup: Setup, sqlite_db: Database) -> None:
+async def test_refusals_change_nothing(setup: Setup, any_db: Database) -> None:
     api = setup.api
     await queued(setup, "kept")
     before = await slots_of(setup)
@@ -237,7 +238,7 @@ async def test_refusals_change_nothing(setup: Setup, sqlite_db: Database) -> Non
     assert await slots_of(setup) == before
 
     # Another workspace sees none of it.
-    _, key = await new_workspace(sqlite_db, "other")
+    _, key = await new_workspace(any_db, "other")
     stranger = api.client_for(key)
     assert (await stranger.get(f"/api/queues/{setup.queue}")).status_code == 404
     assert (await stranger.get(f"/api/queues/{setup.queue}/posts")).status_code == 404
