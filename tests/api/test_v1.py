@@ -12,9 +12,11 @@ from sqlalchemy import select
 
 from postpilot.api import pagination
 from postpilot.core import roles
+from postpilot.core.roles import Role
 from postpilot.store.database import Database
 from postpilot.store.tables import Account, Activity, ApiKey, Delivery, Post, WebhookSubscription
 from tests.helpers import api_server, mastodon_account
+from tests.web.people import add_person, page_token, sign_in
 
 BASE = datetime(2030, 1, 1, 12, tzinfo=UTC)
 COUNT = 120
@@ -300,6 +302,17 @@ async def test_bad_cursors_and_filters_are_refused(sqlite_db: Database) -> None:
         ):
             error = refused(await client.get(path, params=params), 422, "invalid_request")
             assert error["details"] and error["details"][0]["field"].startswith("query.")
+
+
+async def test_an_editor_cannot_manage_keys_through_v1_either(sqlite_db: Database) -> None:
+    async with api_server(sqlite_db) as api:
+        await add_person(sqlite_db, api.workspace_id, "ed@example.com", Role.EDITOR)
+        client = await sign_in(api, "ed@example.com")
+        token = await page_token(client, "/calendar")
+        for path in ("/api/keys", "/api/v1/keys"):
+            answer = await client.post(path, json={"name": "x"}, headers={"X-CSRF-Token": token})
+            assert "needs the admin role" in refused(answer, 403, "forbidden")["message"]
+        assert (await client.get("/api/v1/keys")).status_code == 200, "reading needs no more"
 
 
 def test_v1_writes_need_what_their_alias_needs() -> None:
