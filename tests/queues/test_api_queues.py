@@ -1,8 +1,7 @@
 """Queues through the API process and the scheduler's cron pass against the sandbox, on SQLite
-and PostgreSQL, with a
-clock the test moves: posts take the next slots in order, the slot's post is published when
-due, a cancelled or rescheduled post frees its slot and the later ones move up; reorder,
-shuffle, pause and resume; the refusals change nothing."""
+and PostgreSQL, with a clock the test moves: posts take the next slots in order, the slot's
+post is published when due, a cancelled or rescheduled post frees its slot and the later ones
+move up; reorder, shuffle, pause and resume; the refusals change nothing."""
 
 from __future__ import annotations
 
