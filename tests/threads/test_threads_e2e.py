@@ -11,6 +11,7 @@ import pytest
 from postpilot.sandbox.client import SandboxClient
 from postpilot.store.database import Database
 from tests.helpers import ApiServer, api_server, mastodon_account
+from tests.publishers.conftest import unique
 
 ENDPOINTS = ["/api/cron/scheduler", "/api/cron/scheduler-optimized"]
 PLATFORMS = ["mastodon", "bluesky", "x"]
@@ -161,3 +162,83 @@ async def test_a_part_that_may_have_gone_out_on_x_makes_the_delivery_unknown(
         assert target["status"] == "unknown"
         assert "part 2 of 3" in target["last_error"]
         assert [p["index"] for p in target["parts"]] == [0]
+
+
+async def _commenting_account(api: ApiServer, sandbox: SandboxClient, platform: str) -> str:
+    token = sandbox.issue_token(platform, f"{platform}-owner", refresh=False)["access_token"]
+    account: dict[str, Any] = {
+        "instagram": {
+            "credentials": {"access_token": token},
+            "options": {"ig_user_id": "17841400000000001"},
+        },
+        "linkedin": {
+            "credentials": {"access_token": token},
+            "options": {"author_urn": "urn:li:person:me"},
+        },
+        "facebook": {"credentials": {"page_access_token": token}, "options": {"page_id": "1029"}},
+    }[platform]
+    created = await api.client.post(
+        "/api/accounts",
+        json={"platform": platform, "handle": "me", **account, "verify": False},
+    )
+    assert created.status_code == 201, created.text
+    return str(created.json()["id"])
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS)
+async def test_a_first_comment_is_posted_once_after_the_post(
+    any_db: Database, sandbox: SandboxClient, endpoint: str
+) -> None:
+    async with api_server(any_db, sandbox) as api:
+        targets = [
+            await _commenting_account(api, sandbox, p)
+            for p in ("instagram", "linkedin", "facebook")
+        ]
+        created = await api.client.post(
+            "/api/posts",
+            json={
+                "text": unique("New release"),  # LinkedIn refuses a repeated text
+                "media_urls": [sandbox.media_url("release.png")],
+                "first_comment": "Notes: https://example.com/notes",
+                "targets": targets,
+            },
+        )
+        assert created.status_code == 201, created.text
+        post = created.json()
+        assert post["first_comment"] == "Notes: https://example.com/notes"
+        # Facebook's comment answered with an error after it may have been taken: no key makes
+        # a repeat safe, so the delivery waits for a person with its post recorded.
+        sandbox.inject("unavailable", "facebook", step="comment")
+        summary = (await api.client.post(endpoint, headers=api.cron(), json={"limit": 10})).json()
+        assert summary["published"] == 2, summary
+
+        shown = (await api.client.get(f"/api/posts/{post['id']}")).json()
+        by_platform = {t["platform"]: t for t in shown["targets"]}
+        waiting = by_platform.pop("facebook")
+        assert waiting["status"] == "unknown"
+        assert "part 2 of 2" in waiting["last_error"]
+        assert [p["index"] for p in waiting["parts"]] == [0]
+        assert "comment_on" not in sandbox.records("facebook")[0]["extra"]
+
+        # The person saw no comment on the Page: retried, only the comment goes out.
+        resolved = await api.client.post(
+            f"/api/deliveries/{waiting['id']}/resolve", json={"resolution": "retry"}
+        )
+        assert resolved.status_code == 200, resolved.text
+        again = (await api.client.post(endpoint, headers=api.cron(), json={"limit": 10})).json()
+        assert again["published"] == 1, again
+
+        shown = (await api.client.get(f"/api/posts/{post['id']}")).json()
+        for target in shown["targets"]:
+            records = sandbox.records(target["platform"])
+            posts = [r for r in records if "comment_on" not in r["extra"]]
+            comments = [r for r in records if "comment_on" in r["extra"]]
+            assert len(posts) == 1 and len(comments) == 1, records
+            assert comments[0]["text"] == "Notes: https://example.com/notes"
+            assert comments[0]["extra"]["comment_on"] == posts[0]["id"]
+            assert target["status"] == "published"
+            assert target["platform_post_id"] == posts[0]["id"]
+            assert [(p["index"], p["platform_post_id"]) for p in target["parts"]] == [
+                (0, posts[0]["id"]),
+                (1, comments[0]["id"]),
+            ]

@@ -64,8 +64,13 @@ def problems(
             found.append("first_comment: must not be empty")
         for platform in comment_platforms:
             if platform in LIMITS:
+                # A comment is text alone: only the length applies (not the post's media rules).
                 limit = limits_for(platform, max_text=max_text)
-                found += [f"first_comment: {p}" for p in limit.problems(first_comment, 0)]
+                if (length := limit.counter(first_comment)) > limit.max_text:
+                    found.append(
+                        f"first_comment: {platform}: text is {length} {limit.unit}, the limit "
+                        f"is {limit.max_text}"
+                    )
     return found
 
 
