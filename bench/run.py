@@ -17,6 +17,8 @@ Scenarios (each runs alone; `--scenario all` runs them in turn):
             requests/s, client and sandbox CPU per request at C 10 and 50
   peers     the optimized scheduler, procrastinate (a job per delivery) and bare loops on the same
             N 2,000 deliveries, C 20, L 20 ms, PostgreSQL: deliveries/s, CPU, ratios
+  web       server time of the calendar month page, the dashboard, accounts and attention pages
+            with 10,000 posts in the month and a week of stored passes (median, target 200 ms)
 
 Results: JSON under bench/results/ and a Markdown section for BENCHMARKS.md on stdout."""
 
@@ -36,7 +38,7 @@ if __package__ in (None, ""):  # run as a script: make `bench` and `postpilot` i
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from bench import claim, client, common, peers, report, throughput, workers
+from bench import claim, client, common, peers, report, throughput, web, workers
 from postpilot.publishers.registry import supported_platforms
 
 console = Console(stderr=True)
@@ -107,7 +109,17 @@ def throughput_params(name: str, smoke: bool) -> throughput.Params:
 
 
 THROUGHPUT = ("plan", "c10", "c20", "c50")
-SCENARIOS = (*THROUGHPUT, "claim", "contention", "workers", "lateness", "memory", "client", "peers")
+SCENARIOS = (
+    *THROUGHPUT,
+    "claim",
+    "contention",
+    "workers",
+    "lateness",
+    "memory",
+    "client",
+    "peers",
+    "web",
+)
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -187,6 +199,9 @@ def run_scenario(
     if name == "peers":
         result = peers.run(peers.params(args), sandbox, progress)
         return result, peers.markdown(result, command)
+    if name == "web":
+        result = web.run(web.params(args), sandbox, progress)
+        return result, web.markdown(result, command)
     if name == "claim":
         result = claim.run(claim.params(args), sandbox, progress)
         return result, claim.markdown(result, command)

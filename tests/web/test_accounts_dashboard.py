@@ -283,7 +283,7 @@ async def run_passes(api: ApiServer, db: Database, account: Account) -> None:
                 text_=f"pass {turn}",
                 media_urls=[],
                 overrides={},
-                scheduled_at=clock.at,
+                scheduled_at=clock.at - timedelta(seconds=1 + turn % 4),
                 timezone="UTC",
                 accounts=[account],
                 now=clock.at,

@@ -29,7 +29,10 @@ from postpilot.web.render import page
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
 
 WINDOWS: tuple[str, ...] = get_args(summary.Window)
-POLL_SECONDS = 5
+# A window's buckets are 1 min, 15 min and 1 h: polling faster than a bucket fills only
+# re-reads every stored pass of a long window (the 7 d summary costs about a second a week of
+# one pass a minute; see BENCHMARKS.md).
+POLL_SECONDS = {"1h": 5, "24h": 30, "7d": 120}
 ALERTS_SHOWN = 20
 Window = Annotated[str, Query(pattern="^(1h|24h|7d)$")]
 
@@ -57,7 +60,7 @@ async def _live(request: Request, window: str) -> dict[str, Any]:
         "alerts": recent,
         "scheduler": found,
         "monitoring": runtime.settings.ENABLE_PERFORMANCE_MONITORING,
-        "poll_seconds": POLL_SECONDS,
+        "poll_seconds": POLL_SECONDS[window],
         "updated": now,
     }
 
