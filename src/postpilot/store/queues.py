@@ -344,12 +344,22 @@ async def requeue_evergreen(session: AsyncSession, *, now: datetime, limit: int 
     """Evergreen posts that went out come back at the end of their queue, as a new post that
     takes no slot before the gap has passed; the next text variant (if any) is used, the
     current one going to the back of the cycle. Returns how many came back."""
+    published, cancelled = DeliveryStatus.PUBLISHED.value, DeliveryStatus.CANCELLED.value
+    of_entry = Delivery.post_id == QueueEntry.post_id
+    # Only posts that went out, so the limit never fills up with posts still waiting.
+    unfinished = select(Delivery.id).where(of_entry, Delivery.status.not_in((published, cancelled)))
+    sent = select(Delivery.id).where(of_entry, Delivery.status == published)
     candidates = (
         await session.execute(
             select(QueueEntry, Post, Queue)
             .join(Post, Post.id == QueueEntry.post_id)
             .join(Queue, Queue.id == QueueEntry.queue_id)
-            .where(QueueEntry.evergreen_gap_seconds.is_not(None), QueueEntry.requeued.is_(False))
+            .where(
+                QueueEntry.evergreen_gap_seconds.is_not(None),
+                QueueEntry.requeued.is_(False),
+                ~unfinished.exists(),
+                sent.exists(),
+            )
             .limit(limit)
         )
     ).all()
