@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from postpilot.core.states import DeliveryStatus, PostStatus, derive_post_status
@@ -34,13 +34,9 @@ class Entry:
     text: str
     scheduled_at: datetime
     timezone: str
-    author: str | None
     cancelled: bool
     targets: list[Target] = field(default_factory=list)
-
-    @property
-    def status(self) -> PostStatus:
-        return derive_post_status((DeliveryStatus(t.status), t.attempts) for t in self.targets)
+    status: PostStatus = PostStatus.SCHEDULED  # derived once its targets are all read
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,13 +71,6 @@ def _posts(workspace_id: str, filters: Filters) -> Select[Any]:
 
 async def _entries(session: AsyncSession, ids: Select[Any]) -> list[Entry]:
     chosen = ids.subquery("chosen")
-    author = (
-        select(Activity.actor)
-        .where(Activity.post_id == Post.id, Activity.event == Event.CREATED.value)
-        .order_by(Activity.id)
-        .limit(1)
-        .scalar_subquery()
-    )
     rows = await session.execute(
         select(
             Post.id,
@@ -89,7 +78,6 @@ async def _entries(session: AsyncSession, ids: Select[Any]) -> list[Entry]:
             Post.scheduled_at,
             Post.timezone,
             Post.cancelled_at,
-            author,
             Delivery.account_id,
             Account.platform,
             Account.handle,
@@ -98,15 +86,19 @@ async def _entries(session: AsyncSession, ids: Select[Any]) -> list[Entry]:
         )
         .join(chosen, chosen.c.id == Post.id)
         .join(Delivery, Delivery.post_id == Post.id)
-        .join(Account, and_(Account.id == Delivery.account_id))
+        .join(Account, Account.id == Delivery.account_id)
         .order_by(Post.scheduled_at, Post.id, Delivery.created_at, Delivery.id)
     )
     entries: dict[str, Entry] = {}
-    for post_id, text, at, zone, cancelled, by, account_id, platform, handle, st, n in rows:
+    for post_id, text, at, zone, cancelled, account_id, platform, handle, st, n in rows:
         entry = entries.get(post_id)
         if entry is None:
-            entry = entries[post_id] = Entry(post_id, text, at, zone, by, cancelled is not None)
+            entry = entries[post_id] = Entry(post_id, text, at, zone, cancelled is not None)
         entry.targets.append(Target(account_id, platform, handle, st, n))
+    for entry in entries.values():
+        entry.status = derive_post_status(
+            (DeliveryStatus(t.status), t.attempts) for t in entry.targets
+        )
     return list(entries.values())
 
 

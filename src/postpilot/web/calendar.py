@@ -146,7 +146,7 @@ async def calendar_page(
     shown = [
         Shown(
             entry=e,
-            local=timezones.in_zone(e.scheduled_at, zone_name),
+            local=timezones.as_utc(e.scheduled_at).astimezone(zone),
             editable=can_edit and e.status is PostStatus.SCHEDULED,
         )
         for e in entries
