@@ -36,7 +36,8 @@ class Fault:
     hold_seconds: float = 30.0  # for timeouts
     retry_after_seconds: float = 60.0  # for rate limits
     # Which request takes it: "publish" (the request that creates the post), "upload" (a media
-    # upload or a container), "refresh" (a token grant) or None: the first request that asks.
+    # upload or a container), "refresh" (a token grant), "reply" (a thread's later part),
+    # "comment" (a first comment) or None: the first request that asks.
     step: str | None = None
 
 
