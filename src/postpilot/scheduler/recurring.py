@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 
 from postpilot.scheduler.runtime import Runtime
-from postpilot.store import queues, recurrence
+from postpilot.store import database, queues, recurrence
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,12 @@ class PlanStep:
         self._last = time.monotonic()
         try:
             await run_once(self.runtime)
-        except Exception:
+        except Exception as exc:
             # The passes go on without it; the next interval tries again.
-            log.exception("recurring and evergreen step failed")
+            if database.unreachable(exc):
+                log.warning(
+                    "recurring and evergreen step failed: the database is unreachable (%s)",
+                    type(exc).__name__,
+                )
+            else:
+                log.exception("recurring and evergreen step failed")
