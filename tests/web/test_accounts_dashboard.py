@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -17,9 +18,11 @@ from sqlalchemy import select, update
 
 from postpilot.core.roles import Role
 from postpilot.sandbox.client import SandboxClient
+from postpilot.scheduler import control
 from postpilot.store import posts
 from postpilot.store.database import Database
 from postpilot.store.tables import Account, Delivery, SchedulerChange
+from postpilot.web import charts, dashboard
 from tests.factories import cipher
 from tests.helpers import ApiServer, api_server, new_workspace
 from tests.web.conftest import screenshot_path
@@ -397,3 +400,117 @@ async def test_browser_attention_then_dashboard_switch_and_roll_back(
     await expect(stranger.locator("tr[data-account]")).to_have_count(0)
     await stranger.goto("/attention")
     await expect(stranger.get_by_text("Nothing needs you right now.")).to_be_visible()
+
+
+async def follow_platform(api: ApiServer, authorize_url: str) -> httpx.Response:
+    """The platform answers at once (connect_consent "approve") and sends the browser to our
+    callback, whose answer (a redirect to the flow's success URL) is returned."""
+    async with httpx.AsyncClient(timeout=10) as person:
+        at_platform = await person.get(authorize_url)
+    assert at_platform.status_code == 302, at_platform.text
+    back = at_platform.headers["location"].removeprefix("http://127.0.0.1:8000")
+    return await api.client_for(None).get(back)
+
+
+async def hx_post(client: httpx.AsyncClient, page: str, path: str) -> httpx.Response:
+    shown = await client.get(page)
+    return await client.post(
+        path, data={"csrf_token": csrf_of(shown.text)}, headers={"HX-Request": "true"}
+    )
+
+
+async def test_a_login_with_several_pages_asks_which_to_connect(
+    api: ApiServer, sqlite_db: Database, sandbox: SandboxClient
+) -> None:
+    sandbox.configure(connect_consent="approve")
+    await add_person(sqlite_db, api.workspace_id, "ad@example.com", Role.ADMIN)
+    admin = await sign_in(api, "ad@example.com")
+    started = await hx_post(admin, "/accounts", "/accounts/connect/linkedin")
+    landed = await follow_platform(api, started.headers["hx-redirect"])
+    success = urlsplit(landed.headers["location"])
+    assert "status=choosing" in success.query
+    asked = await admin.get(f"/accounts?{success.query}", follow_redirects=True)
+    choices = re.findall(r'name="platform_ids" value="([^"]+)"', asked.text)
+    assert len(choices) == 2, asked.text
+    organization = min(choices)  # urn:li:organization < urn:li:person
+    path = urlsplit(str(asked.url)).path
+    chosen = await post_form(admin, path, f"{path}/choose", platform_ids=organization)
+    assert chosen.status_code == 303
+    listed = await admin.get(chosen.headers["location"])
+    assert "Connected 1 account" in listed.text
+    async with sqlite_db.session() as session:
+        (account,) = (await session.scalars(select(Account))).all()
+    assert account.platform_id == organization
+
+
+async def test_reconnect_then_retry_what_failed_on_the_old_token(
+    api: ApiServer, sqlite_db: Database, sandbox: SandboxClient
+) -> None:
+    sandbox.configure(connect_consent="approve")
+    await add_person(sqlite_db, api.workspace_id, "ad@example.com", Role.ADMIN)
+    account = await add_account(sqlite_db, sandbox, api.workspace_id)
+    sandbox.revoke("token-0")
+    created = await api.client.post("/api/posts", json={"text": "hi", "targets": [account.id]})
+    assert created.status_code == 201, created.text
+    ran = await api.client.post("/api/cron/scheduler", headers=api.cron(), json={"limit": 10})
+    assert ran.json()["failed"] == 1, ran.text
+    admin = await sign_in(api, "ad@example.com")
+    queue = await admin.get("/attention")
+    assert "Accounts to reconnect (1)" in queue.text
+    assert f'href="/accounts/{account.id}/reconnect"' in queue.text
+
+    started = await hx_post(
+        admin, f"/accounts/{account.id}/reconnect", f"/accounts/{account.id}/reconnect"
+    )
+    assert started.status_code == 204
+    landed = await follow_platform(api, started.headers["hx-redirect"])
+    back = await admin.get(landed.headers["location"].removeprefix("http://127.0.0.1:8000"))
+    assert "1 delivery failed because the old token was refused" in back.text
+    retried = await post_form(admin, "/accounts", f"/accounts/{account.id}/retry-failed")
+    assert "Retried 1 failed delivery of " in retried.text
+    async with sqlite_db.session() as session:
+        (delivery,) = (await session.scalars(select(Delivery))).all()
+    assert delivery.status == "scheduled"
+
+
+# --- pure parts -----------------------------------------------------------------------------
+
+
+def test_a_chart_scales_to_a_round_top_and_spans_buckets_without_a_pass() -> None:
+    at = ["2026-12-01T10:00:00+00:00", "2026-12-01T10:01:00+00:00", "2026-12-01T10:02:00+00:00"]
+    points: dict[str, list[dict[str, Any]]] = {
+        "reference": [
+            {"at": a, "cache_hit_rate": v} for a, v in zip(at, (0.5, None, 0.8), strict=True)
+        ],
+        "optimized": [{"at": a, "cache_hit_rate": None} for a in at],
+    }
+    drawn = charts.chart(charts.METRICS[2], points)
+    reference, optimized = drawn.lines
+    assert [p.value for p in reference.points] == [50.0, 80.0]  # a ratio drawn as a percentage
+    assert [t.label for t in drawn.ticks] == ["0", "50.0", "100"]
+    assert reference.path.count(",") == 2 and reference.latest == 80.0
+    assert optimized.points == [] and optimized.path == "" and drawn.point_count == 2
+    assert "optimized: 0 points, no passes" in drawn.summary
+    assert (drawn.start_label, drawn.end_label) == ("10:00", "10:02")
+
+
+def test_roll_back_undoes_the_latest_change_only() -> None:
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+
+    def change(setting: str, old: str | None, new: str | None, at: datetime = now) -> Any:
+        return control.ChangeRecord(at, "user:a@example.com", setting, old, new)
+
+    tuned = [change("concurrency", None, "8"), change("interval_seconds", "30.0", None)]
+    proposal = dashboard.rollback_of(
+        [*tuned, change("active_scheduler", "optimized", "reference", now - timedelta(hours=1))]
+    )
+    assert proposal is not None
+    assert proposal.values == {"concurrency": None, "interval_seconds": 30.0}
+    # The same setting again is an earlier change, even within the same second.
+    same_second = [
+        change("active_scheduler", "reference", "optimized"),
+        change("active_scheduler", "optimized", "reference"),
+    ]
+    again = dashboard.rollback_of(same_second)
+    assert again is not None and again.values == {"active": "reference"}
+    assert dashboard.rollback_of([]) is None

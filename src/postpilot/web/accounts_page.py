@@ -355,7 +355,10 @@ async def retry_failed(request: Request, signed: Member, account_id: str) -> Res
             await posts.notify_due(session)
     runtime.wakeup.set()
     return await _accounts_page(
-        request, signed, checked=f"{len(ids)} failed deliveries of {account.handle} retried."
+        request,
+        signed,
+        checked=f"Retried {len(ids)} failed deliver{'y' if len(ids) == 1 else 'ies'} of "
+        f"{account.handle}.",
     )
 
 
