@@ -10,7 +10,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -299,3 +299,38 @@ async def test_a_per_account_variant_and_add_to_queue(
     assert post["account_overrides"] == {first: {"text": "Just for first", "media_ids": None}}
     assert post["scheduled_at_local"][11:16] == "09:15"
     await expect(page.get_by_text("09:15")).to_be_visible()
+
+
+def spring_forward(year: int) -> date:
+    """Europe's clocks skip 02:00-03:00 on the last Sunday of March."""
+    last = date(year, 3, 31)
+    return last - timedelta(days=(last.weekday() - 6) % 7)
+
+
+async def test_a_reschedule_into_a_dst_gap_is_refused_next_to_the_post(
+    chromium: Browser, served: Served, sqlite_db: Database, sandbox: SandboxClient
+) -> None:
+    await add_person(sqlite_db, served.workspace_id, "ed@example.com", Role.EDITOR)
+    account = await mastodon_account(served, sandbox, "@dst")
+    gap = spring_forward(datetime.now(ZoneInfo(ZONE)).year + 1)
+    made = await served.client.post(
+        "/api/posts",
+        json={
+            "text": "Before the clocks change",
+            "targets": [account],
+            "scheduled_at": f"{(gap - timedelta(days=1)).isoformat()}T02:30:00",
+            "timezone": ZONE,
+        },
+    )
+    assert made.status_code == 201, made.text
+    post_id = made.json()["id"]
+    page = await open_page(chromium, served)
+    await sign_in(page, "ed@example.com")
+    await page.goto(f"/calendar?view=week&date={gap.isoformat()}")
+    post = page.locator(f'.cal-post[data-post-id="{post_id}"]')
+    await expect(post).to_contain_text("02:30")
+    # Dragged onto the Sunday: 02:30 does not exist there, and the API says so by the post.
+    await post.drag_to(page.locator(f'.cal-day[data-day="{gap.isoformat()}"]'))
+    await expect(post.get_by_role("alert")).to_contain_text("does not exist in Europe/Paris")
+    after = (await served.client.get(f"/api/posts/{post_id}")).json()
+    assert after["scheduled_at"] == made.json()["scheduled_at"], "nothing changed"
