@@ -334,3 +334,11 @@ async def test_a_reschedule_into_a_dst_gap_is_refused_next_to_the_post(
     await expect(post.get_by_role("alert")).to_contain_text("does not exist in Europe/Paris")
     after = (await served.client.get(f"/api/posts/{post_id}")).json()
     assert after["scheduled_at"] == made.json()["scheduled_at"], "nothing changed"
+    # The Reschedule form says which instant it means: the later one, 03:30 summer time.
+    await post.get_by_text("Reschedule").click()
+    await post.get_by_label(re.compile("^New time")).fill(f"{gap.isoformat()}T02:30")
+    await post.get_by_label("If the clocks change then").select_option("later")
+    async with page.expect_navigation():
+        await post.get_by_role("button", name="Move").click()
+    moved = (await served.client.get(f"/api/posts/{post_id}")).json()
+    assert moved["scheduled_at_local"].startswith(f"{gap.isoformat()}T03:30")

@@ -14,12 +14,13 @@
     box.hidden = !text;
   }
 
-  async function move(post, localTime) {
+  async function move(post, localTime, dst) {
     var zone = calendarOf(post).dataset.zone;
     showProblem(post, "");
     post.classList.add("moving");
-    var answer = await window.postpilot.call("PATCH", "/api/posts/" + post.dataset.postId,
-      { scheduled_at: localTime, timezone: zone });
+    var change = { scheduled_at: localTime, timezone: zone };
+    if (dst) { change.dst = dst; }  // which instant a time the clocks skip or repeat means
+    var answer = await window.postpilot.call("PATCH", "/api/posts/" + post.dataset.postId, change);
     post.classList.remove("moving");
     if (answer.ok) {
       window.location.reload();
@@ -70,7 +71,7 @@
     if (!form) { return; }
     event.preventDefault();
     var value = form.elements.scheduled_at.value;
-    move(form.closest(".cal-post"), value.length === 16 ? value + ":00" : value);
+    move(form.closest(".cal-post"), value.length === 16 ? value + ":00" : value, form.elements.dst.value);
   }, true);
 
   document.addEventListener("htmx:load", adoptZone);
