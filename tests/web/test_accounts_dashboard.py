@@ -386,6 +386,10 @@ async def test_browser_attention_then_dashboard_switch_and_roll_back(
     actors = page.locator("table.changes td.actor")
     await expect(actors).to_have_text(["user:ad@example.com", "user:ad@example.com"])
     await page.screenshot(path=screenshot_path("dashboard"), full_page=True)
+    await page.set_viewport_size(ViewportSize(width=390, height=844))  # a phone
+    await expect(page.locator("figure.chart svg").first).to_be_visible()
+    assert await page.evaluate("document.documentElement.scrollWidth") <= 390
+    await page.screenshot(path=screenshot_path("dashboard-phone"), full_page=True)
 
     viewer = await signed_in_page(chromium, api, "vi@example.com")
     await viewer.goto("/dashboard")
