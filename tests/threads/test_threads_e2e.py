@@ -242,3 +242,32 @@ async def test_a_first_comment_is_posted_once_after_the_post(
                 (0, posts[0]["id"]),
                 (1, comments[0]["id"]),
             ]
+
+
+async def test_a_token_renewed_midway_resumes_after_the_parts_sent_with_the_old_one(
+    sqlite_db: Database, sandbox: SandboxClient
+) -> None:
+    async with api_server(sqlite_db, sandbox) as api:
+        tokens = sandbox.issue_token("x", "thread-author")
+        created = await api.client.post(
+            "/api/accounts",
+            json={
+                "platform": "x",
+                "handle": "@author",
+                "credentials": {
+                    "access_token": tokens["access_token"],
+                    "refresh_token": tokens["refresh_token"],
+                    "client_id": "postpilot-app",
+                },
+                "verify": False,
+            },
+        )
+        assert created.status_code == 201, created.text
+        await _thread_post(api, str(created.json()["id"]))
+        sandbox.inject("expired_token", "x", step="reply")  # part 2: renewed, then sent
+
+        summary = await api.client.post(ENDPOINTS[1], headers=api.cron(), json={"limit": 10})
+        assert summary.json()["published"] == 1, summary.text
+        _assert_chain("x", sandbox.records("x"))  # part 1 once: not again with the new token
+        renewals = [r for r in sandbox.requests("x") if r["path"].endswith("/oauth2/token")]
+        assert len(renewals) == 1

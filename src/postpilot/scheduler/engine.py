@@ -282,7 +282,9 @@ async def _publish_with_token(
         return _account_outcome(outcome, item, state, changes)
     if not isinstance(retry, Held):
         return _account_outcome(retry, item, state, changes)
-    again = await _guarded_publish(publisher, replace(request, account=retry.account), runtime)
+    # With the parts the first try sent: those are not sent again.
+    request = await parts.with_parts(replace(request, account=retry.account), item, runtime)
+    again = await _guarded_publish(publisher, request, runtime)
     if isinstance(again, outcomes.TokenExpired) and publisher.can_refresh:
         # A token issued moments ago was rejected: the renewal works, so the account is not
         # dead; the delivery tries again later (and renews again if it must).
