@@ -299,6 +299,12 @@ async def test_a_per_account_variant_and_add_to_queue(
     assert post["account_overrides"] == {first: {"text": "Just for first", "media_ids": None}}
     assert post["scheduled_at_local"][11:16] == "09:15"
     await expect(page.get_by_text("09:15")).to_be_visible()
+    # Edit it, then cancel it from the composer (after confirming).
+    await page.get_by_role("link", name="Edit").click()
+    await expect(page.get_by_label("Text for @first")).to_have_value("Just for first")
+    page.once("dialog", lambda dialog: dialog.accept())
+    await page.get_by_role("button", name="Cancel post").click()
+    await expect(page.locator(".badge")).to_have_text("cancelled")
 
 
 def spring_forward(year: int) -> date:
