@@ -174,6 +174,16 @@ async def test_refusals_change_nothing(
         admin, "/dashboard", "/dashboard/scheduler", action="tune", concurrency="0", confirm="yes"
     )
     assert bad_knob.status_code == 422 and "Concurrency must be between" in bad_knob.text
+    for form in (
+        {"action": "tune", "concurrency": "many"},
+        {"action": "tune", "interval_seconds": "soon"},
+        {"action": "switch", "active": "fastest"},
+        {"action": "switch", "active": "optimized"},  # already the active one
+        {"action": "rollback"},  # nothing to roll back yet
+        {"action": "explode"},
+    ):
+        refused = await post_form(admin, "/dashboard", "/dashboard/scheduler", **form)
+        assert refused.status_code == 422 and 'role="alert"' in refused.text, form
     no_token = await admin.post("/dashboard/scheduler", data={"action": "switch"})
     assert no_token.status_code == 403
     async with sqlite_db.session() as session:
