@@ -139,8 +139,7 @@ async def test_a_thread_is_refused_for_a_platform_without_threads_and_per_part_l
         assert refused.status_code == 422
         assert "cannot take a first comment" in refused.json()["error"]["message"]
 
-        listed = (await api.client.get("/api/posts")).json()
-        assert listed["items"] == [] if isinstance(listed, dict) else listed == []
+        assert (await api.client.get("/api/posts")).json()["items"] == []  # nothing was made
 
 
 @pytest.mark.parametrize("endpoint", ENDPOINTS)
@@ -271,3 +270,25 @@ async def test_a_token_renewed_midway_resumes_after_the_parts_sent_with_the_old_
         _assert_chain("x", sandbox.records("x"))  # part 1 once: not again with the new token
         renewals = [r for r in sandbox.requests("x") if r["path"].endswith("/oauth2/token")]
         assert len(renewals) == 1
+
+
+async def test_a_thread_part_names_its_library_media_problem_and_changes_nothing(
+    sqlite_db: Database, sandbox: SandboxClient
+) -> None:
+    async with api_server(sqlite_db, sandbox) as api:
+        account_id = await mastodon_account(api, sandbox)
+        body = {
+            "text": "post",
+            "thread": [{"text": "ok"}, {"text": "with media", "media_ids": ["nope"]}],
+            "targets": [account_id],
+        }
+        refused = await api.client.post("/api/posts", json=body)
+        assert refused.status_code == 422
+        error = refused.json()["error"]
+        assert error["code"] == "media_not_found"
+        assert error["message"] == "thread[1].media_ids: no media nope in this workspace"
+        extra = await api.client.post(
+            "/api/posts", json={**body, "thread": [{"text": "x", "colour": "red"}]}
+        )
+        assert extra.status_code == 422
+        assert (await api.client.get("/api/posts")).json()["items"] == []

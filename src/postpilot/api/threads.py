@@ -74,6 +74,11 @@ def problems(
     return found
 
 
+def taking_threads(targets: list[Account]) -> list[Account]:
+    """The targets a thread goes to (its media is checked against theirs alone)."""
+    return [account for account in targets if account.platform in THREAD_PLATFORMS]
+
+
 def stored_thread(thread: list[ThreadPart]) -> list[dict[str, Any]] | None:
     """A thread as a post keeps it: each part's media as the post's own (library references
     after URLs)."""
@@ -138,3 +143,10 @@ async def with_parts(session: AsyncSession, post: PostPublic) -> PostPublic:
 def media_ids(thread: list[ThreadPart]) -> list[str]:
     """The library media a thread uses, each once, in order."""
     return list(dict.fromkeys(i for part in thread for i in part.media_ids))
+
+
+def named(error: ApiError, where: str) -> ApiError:
+    """`error` about a part's media, saying which part."""
+    details = [{"message": f"{where}.{d['message']}"} for d in error.details]
+    message = "; ".join(d["message"] for d in details) or f"{where}: {error.message}"
+    return ApiError(error.status, error.code, message, details)

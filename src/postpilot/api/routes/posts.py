@@ -228,8 +228,11 @@ async def checked(
     max_text, addresses = _max_text(runtime), runtime.publish.addresses
     if found := threads.problems(body.thread, body.first_comment, targets, max_text, addresses):
         raise threads.invalid(found)
-    for part in body.thread:
-        await _library(session, workspace_id, part.media_ids, targets)
+    for number, part in enumerate(body.thread):
+        try:
+            await _library(session, workspace_id, part.media_ids, threads.taking_threads(targets))
+        except ApiError as exc:
+            raise threads.named(exc, f"thread[{number}]") from exc
     return targets, _when(body.scheduled_at, body.timezone, now, body.dst)
 
 
