@@ -10,17 +10,19 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 from PIL import Image
 from playwright.async_api import Browser, ConsoleMessage, Page, ViewportSize, expect
+from sqlalchemy import update
 
 from postpilot.core.roles import Role
 from postpilot.sandbox.client import SandboxClient
 from postpilot.store.database import Database
+from postpilot.store.tables import Delivery
 from tests.helpers import new_workspace
 from tests.web.conftest import Served, screenshot_path
 from tests.web.people import PASSWORD, add_person
@@ -348,3 +350,50 @@ async def test_a_reschedule_into_a_dst_gap_is_refused_next_to_the_post(
         await post.get_by_role("button", name="Move").click()
     moved = (await served.client.get(f"/api/posts/{post_id}")).json()
     assert moved["scheduled_at_local"].startswith(f"{gap.isoformat()}T03:30")
+
+
+async def test_retry_a_failed_delivery_and_settle_an_unknown_one_from_the_post_page(
+    chromium: Browser, served: Served, sqlite_db: Database, sandbox: SandboxClient
+) -> None:
+    await add_person(sqlite_db, served.workspace_id, "ed@example.com", Role.EDITOR)
+    first = await mastodon_account(served, sandbox, "@one")
+    second = await mastodon_account(served, sandbox, "@two")
+    made = await served.client.post(
+        "/api/posts",
+        json={
+            "text": "Went wrong",
+            "targets": [first, second],
+            "scheduled_at": (datetime.now(UTC) + timedelta(days=1)).isoformat(),
+        },
+    )
+    post_id = made.json()["id"]
+    # What a pass would have left: one refused, one sent without an answer.
+    async with sqlite_db.transaction() as session:
+        for account, status, error in (
+            (first, "failed", "refused: bad token"),
+            (second, "unknown", None),
+        ):
+            await session.execute(
+                update(Delivery)
+                .where(Delivery.post_id == post_id, Delivery.account_id == account)
+                .values(status=status, attempts=1, last_error=error)
+            )
+    page = await open_page(chromium, served)
+    await sign_in(page, "ed@example.com")
+    await page.goto(f"/posts/{post_id}")
+    failed = page.locator("tr.delivery", has_text="@one")
+    unknown = page.locator("tr.delivery", has_text="@two")
+    await expect(failed).to_contain_text("refused: bad token")
+    async with page.expect_navigation():
+        await failed.get_by_role("button", name="Retry").click()
+    await expect(failed.locator(".delivery-status")).to_contain_text("scheduled")
+    await unknown.locator("summary", has_text="Settle").click()
+    await unknown.get_by_label("It was").select_option("published")
+    await unknown.get_by_role("button", name="Settle").click()
+    # Published needs the platform's id: the API's 422 shows in the row, nothing changes.
+    await expect(unknown.get_by_role("alert")).to_contain_text("platform_post_id")
+    await unknown.get_by_label(re.compile("^Its id on mastodon")).fill("109876")
+    async with page.expect_navigation():
+        await unknown.get_by_role("button", name="Settle").click()
+    await expect(unknown.locator(".delivery-status")).to_have_text("published")
+    await expect(page.locator(".timeline")).to_contain_text("resolved")
