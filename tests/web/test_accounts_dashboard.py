@@ -400,6 +400,7 @@ async def test_browser_attention_then_dashboard_switch_and_roll_back(
 
     await nav.get_by_role("link", name=re.compile("^Attention")).click()
     item = page.locator(f'[data-delivery="{delivery.id}"]')
+    await page.screenshot(path=screenshot_path("attention"), full_page=True)
     await item.get_by_label(re.compile("^Link to the post")).fill(
         "https://mastodon.example/@alice/111"
     )
