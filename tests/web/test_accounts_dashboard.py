@@ -293,8 +293,26 @@ async def test_the_dashboard_charts_passes_and_records_the_user(
         ("user:ad@example.com", "optimized", "reference"),
         ("user:ad@example.com", "reference", "optimized"),
     ]
+    tuned = await post_form(
+        admin,
+        "/dashboard",
+        "/dashboard/scheduler",
+        action="tune",
+        concurrency="8",
+        batch_size="",
+        interval_seconds="10m",
+        confirm="yes",
+    )
+    assert tuned.status_code == 303
+    async with sqlite_db.session() as session:
+        rows = (await session.scalars(select(SchedulerChange).order_by(SchedulerChange.id))).all()
+    assert [(c.actor, c.setting, c.new_value) for c in rows[2:]] == [
+        ("user:ad@example.com", "concurrency", "8"),
+        ("user:ad@example.com", "interval_seconds", "600.0"),
+    ]
     page = await admin.get("/dashboard")
     assert "user:ad@example.com" in page.text
+    assert "concurrency: 8 → default" in page.text  # what a roll back would do
 
 
 class Clock:
