@@ -31,6 +31,8 @@ person can act on, and its docstring is the message when none is given.
   + PeopleRefused                                    (store.users)
   | - InvalidEmail, EmailTaken, NotAMember, AlreadyMember, LastOwner
   - Refused                                          (web.auth)
+  - Refusal                                          (web.accounts_page)
+  - CsvRefused                                       (bulk.columns)
   - ApiError                                         (api.errors)
   - BodyTooLarge                                     (api.guard)
   - MediaError                                       (publishers.media)

@@ -21,6 +21,7 @@ from postpilot.connect.outcomes import ConnectError, Finished
 from postpilot.connect.service import SERVER_INPUTS, ConnectService
 from postpilot.core.roles import Permission, allows
 from postpilot.core.states import AccountStatus
+from postpilot.errors import PostpilotError
 from postpilot.store import accounts, posts
 from postpilot.store import connect as connect_store
 from postpilot.store.tables import Account, Delivery
@@ -35,7 +36,7 @@ INPUT_PREFIX = "in_"  # form fields named after a platform's inputs: in_instance
 MAX_INPUT = 2000
 
 
-class Refusal(Exception):
+class Refusal(PostpilotError):
     """What the connect service refused, in words for the page."""
 
     def __init__(self, status: int, message: str) -> None:
