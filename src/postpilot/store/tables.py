@@ -161,6 +161,7 @@ class Post(Base):
     __table_args__ = (
         Index(None, "workspace_id", "scheduled_at"),
         Index(None, "workspace_id", "external_id", unique=True),
+        Index(None, "workspace_id", "created_at", "id"),  # the v1 list's keyset pages
     )
 
 
@@ -204,6 +205,7 @@ class Delivery(Base):
             sqlite_where=text(_PENDING_WHERE),
         ),
         Index(None, "workspace_id", "status"),
+        Index(None, "workspace_id", "created_at", "id"),  # the v1 list's keyset pages
     )
 
 
@@ -211,7 +213,8 @@ class Activity(Base):
     __tablename__ = "activity"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    workspace_id: Mapped[str] = mapped_column(String(36), index=True)
+    # Indexed with id below: a workspace's activity, newest first, in keyset pages.
+    workspace_id: Mapped[str] = mapped_column(String(36))
     post_id: Mapped[str | None] = mapped_column(String(36))
     delivery_id: Mapped[str | None] = mapped_column(String(36))
     at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
@@ -220,7 +223,7 @@ class Activity(Base):
     actor: Mapped[str] = mapped_column(String(64), default="system")  # api, reference, optimized
     pass_id: Mapped[str | None] = mapped_column(String(36))
 
-    __table_args__ = (Index(None, "post_id", "id"),)
+    __table_args__ = (Index(None, "post_id", "id"), Index(None, "workspace_id", "id"))
 
 
 class SchedulerSettings(Base):
