@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from postpilot.core.states import DeliveryStatus
+from postpilot.store import posts
 from postpilot.store.tables import Account, ConnectApp, ConnectFlow, Delivery
 
 PENDING = "pending"
@@ -113,6 +114,31 @@ async def retryable_deliveries(session: AsyncSession, account_id: str) -> list[s
         .order_by(Delivery.scheduled_at, Delivery.id)
     )
     return list(rows)
+
+
+async def retry_failed(
+    session: AsyncSession, account_id: str, *, now: datetime, actor: str
+) -> list[str]:
+    """Publish again, now, the account's deliveries that failed because its token was refused,
+    each as a `retry` resolution with its activity entry (after a reconnect). The caller
+    commits, then wakes its worker."""
+    ids = await retryable_deliveries(session, account_id)
+    for delivery_id in ids:
+        delivery = await session.get(Delivery, delivery_id)
+        assert delivery is not None
+        posts.resolve_delivery(
+            session,
+            delivery,
+            resolution="retry",
+            platform_post_id=None,
+            platform_url=None,
+            note="the account was reconnected",
+            now=now,
+            actor=actor,
+        )
+    if ids:
+        await posts.notify_due(session)
+    return ids
 
 
 async def app_for(session: AsyncSession, platform: str, server: str) -> ConnectApp | None:

@@ -22,9 +22,9 @@ from postpilot.connect.service import SERVER_INPUTS, ConnectService
 from postpilot.core.roles import Permission, allows
 from postpilot.core.states import AccountStatus
 from postpilot.errors import PostpilotError
-from postpilot.store import accounts, posts
+from postpilot.store import accounts
 from postpilot.store import connect as connect_store
-from postpilot.store.tables import Account, Delivery
+from postpilot.store.tables import Account
 from postpilot.store.web_sessions import SignedIn
 from postpilot.web import auth
 from postpilot.web.deps import Member
@@ -338,22 +338,9 @@ async def retry_failed(request: Request, signed: Member, account_id: str) -> Res
             return await _accounts_page(
                 request, signed, status=409, error=f"{account.handle} needs reconnecting first."
             )
-        ids = await connect_store.retryable_deliveries(session, account.id)
-        for delivery_id in ids:
-            delivery = await session.get(Delivery, delivery_id)
-            assert delivery is not None
-            posts.resolve_delivery(
-                session,
-                delivery,
-                resolution="retry",
-                platform_post_id=None,
-                platform_url=None,
-                note="the account was reconnected",
-                now=runtime.now(),
-                actor=signed.actor,
-            )
-        if ids:
-            await posts.notify_due(session)
+        ids = await connect_store.retry_failed(
+            session, account.id, now=runtime.now(), actor=signed.actor
+        )
     runtime.wakeup.set()
     return await _accounts_page(
         request,

@@ -27,9 +27,9 @@ from postpilot.publishers import urls
 from postpilot.publishers.addresses import AddressPolicy
 from postpilot.publishers.fields import AccountFields, Kind, Problem
 from postpilot.publishers.registry import PUBLISHERS, supported_platforms
-from postpilot.store import accounts, posts
+from postpilot.store import accounts
 from postpilot.store import connect as connect_store
-from postpilot.store.tables import Account, Delivery
+from postpilot.store.tables import Account
 
 router = APIRouter(prefix="/api/accounts", tags=["accounts"])
 
@@ -330,23 +330,7 @@ async def retry_failed(
             f"the account is {account.status}: reconnect it first "
             f"(POST /api/accounts/{account.id}/reconnect)",
         )
-    ids = await connect_store.retryable_deliveries(session, account.id)
-    now = runtime.now()
-    for delivery_id in ids:
-        delivery = await session.get(Delivery, delivery_id)
-        assert delivery is not None
-        posts.resolve_delivery(
-            session,
-            delivery,
-            resolution="retry",
-            platform_post_id=None,
-            platform_url=None,
-            note="the account was reconnected",
-            now=now,
-            actor=actor,
-        )
-    if ids:
-        await posts.notify_due(session)
+    ids = await connect_store.retry_failed(session, account.id, now=runtime.now(), actor=actor)
     await session.commit()
     runtime.wakeup.set()
     return RetriedDeliveries(retried=ids)
