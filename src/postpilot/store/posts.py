@@ -188,17 +188,14 @@ async def list_posts(
     )
     if status is not None:
         query = query.where(derived_status_sql(counts) == status.value)
-    if account_id or platform:
-        targets = select(Delivery.post_id).where(Delivery.workspace_id == workspace_id)
-        if account_id:
-            targets = targets.where(Delivery.account_id == account_id)
-        if platform:
-            targets = targets.where(Delivery.platform == platform)
-        query = query.where(Post.id.in_(targets))
-    if scheduled_from:
-        query = query.where(Post.scheduled_at >= scheduled_from)
-    if scheduled_to:
-        query = query.where(Post.scheduled_at < scheduled_to)
+    query = _targeting(
+        query,
+        workspace_id,
+        account_id=account_id,
+        platform=platform,
+        scheduled_from=scheduled_from,
+        scheduled_to=scheduled_to,
+    )
     total = (await session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
     page = (
         await session.execute(
@@ -372,6 +369,31 @@ async def by_external_ids(
     return {external_id: post_id for external_id, post_id in rows.all() if external_id}
 
 
+def _targeting(
+    query: Any,
+    workspace_id: str,
+    *,
+    account_id: str | None,
+    platform: str | None,
+    scheduled_from: datetime | None,
+    scheduled_to: datetime | None,
+) -> Any:
+    """The posts list's filters other than status: a target account or platform, a schedule
+    window (`scheduled_to` exclusive)."""
+    if account_id or platform:
+        targets = select(Delivery.post_id).where(Delivery.workspace_id == workspace_id)
+        if account_id:
+            targets = targets.where(Delivery.account_id == account_id)
+        if platform:
+            targets = targets.where(Delivery.platform == platform)
+        query = query.where(Post.id.in_(targets))
+    if scheduled_from:
+        query = query.where(Post.scheduled_at >= scheduled_from)
+    if scheduled_to:
+        query = query.where(Post.scheduled_at < scheduled_to)
+    return query
+
+
 def _export_query(
     workspace_id: str,
     *,
@@ -388,17 +410,14 @@ def _export_query(
         query = query.join(counts, counts.c.post_id == Post.id).where(
             derived_status_sql(counts) == status.value
         )
-    if account_id or platform:
-        targets = select(Delivery.post_id).where(Delivery.workspace_id == workspace_id)
-        if account_id:
-            targets = targets.where(Delivery.account_id == account_id)
-        if platform:
-            targets = targets.where(Delivery.platform == platform)
-        query = query.where(Post.id.in_(targets))
-    if scheduled_from:
-        query = query.where(Post.scheduled_at >= scheduled_from)
-    if scheduled_to:
-        query = query.where(Post.scheduled_at < scheduled_to)
+    query = _targeting(
+        query,
+        workspace_id,
+        account_id=account_id,
+        platform=platform,
+        scheduled_from=scheduled_from,
+        scheduled_to=scheduled_to,
+    )
     return query
 
 
