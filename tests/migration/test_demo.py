@@ -7,12 +7,15 @@ from datetime import UTC, datetime
 
 from sqlalchemy import func, select
 
+from postpilot import passwords
+from postpilot.core.roles import Role
 from postpilot.runtime import ServiceRuntime, build_runtime
 from postpilot.sandbox.client import SandboxClient
 from postpilot.scheduler.passes import run_pass
-from postpilot.store import posts, rows, workspaces
+from postpilot.store import posts, rows, users, workspaces
 from postpilot.store.database import Database
 from postpilot.store.tables import Account, Activity, Delivery, Post, Workspace
+from postpilot.tools import demo
 from tests.helpers import make_settings
 from tests.migration.conftest import assert_one_line_error, run_cli
 
@@ -161,3 +164,23 @@ async def test_clean_on_a_database_without_demo_data(any_db: Database) -> None:
     result = await run_cli(any_db, "demo", "clean")
     assert result.exit_code == 0, result.output
     assert "removed 0 demo posts" in result.stdout
+
+
+async def test_the_demo_owner_signs_in_with_the_password_of_the_latest_run(
+    sqlite_db: Database,
+) -> None:
+    """`demo run` prints a sign-in for the web app: the demo workspace's owner, whose password
+    each run replaces."""
+    async with sqlite_db.transaction() as session:
+        made = await workspaces.create_workspace(session, name="demo")
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    first = await demo.demo_owner(sqlite_db, workspace_id=made.workspace.id, now=now)
+    second = await demo.demo_owner(sqlite_db, workspace_id=made.workspace.id, now=now)
+    assert first != second
+    async with sqlite_db.session() as session:
+        user = await users.user_by_email(session, demo.DEMO_OWNER)
+        assert user is not None
+        assert passwords.verify(user.password_hash, second)
+        assert not passwords.verify(user.password_hash, first)
+        member = await users.membership(session, user.id, made.workspace.id)
+        assert member is not None and member.role == Role.OWNER

@@ -84,16 +84,20 @@ async def _serve(
             now=now,
         )
         key = await demo.new_api_key(runtime.db, workspace_id=seeded.workspace_id)
+        password = await demo.demo_owner(
+            runtime.db, workspace_id=seeded.workspace_id, now=runtime.now()
+        )
         runtime.observers.append(_printer(demo.Outcomes(seeded)))
         base = f"http://127.0.0.1:{port}"
         say = common.console.print
         say("[bold]postpilot demo[/bold] on " + runtime.db.engine.url.render_as_string())
         if added:
             say(f"  wrote {', '.join(added)} to .env.local (keep it: it decrypts stored tokens)")
+        say(f"  web app:         {base}/  (sign in as {demo.DEMO_OWNER} / {password})")
         say(f"  API docs:        {base}/docs")
         say(f"  demo API key:    {key}", highlight=False)
         say(
-            f"  try:             curl -H 'Authorization: Bearer {key}' {base}/api/posts",
+            f"  try:             curl -H 'Authorization: Bearer {key}' {base}/api/v1/posts",
             highlight=False,
         )
         say(f"  sandbox records: {sandbox_url}/_sandbox/records")

@@ -25,16 +25,18 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from postpilot import passwords
 from postpilot.connect import flows
 from postpilot.connect.outcomes import Finished
 from postpilot.connect.service import ConnectService
+from postpilot.core.roles import Role
 from postpilot.core.states import DeliveryStatus
 from postpilot.crypto import CredentialCipher
 from postpilot.errors import PostpilotError
 from postpilot.sandbox.client import SandboxClient
 from postpilot.scheduler.runtime import Runtime
 from postpilot.store import demo as demo_rows
-from postpilot.store import posts, workspaces
+from postpilot.store import posts, users, workspaces
 from postpilot.store.database import Database
 from postpilot.store.tables import Account, Workspace
 from postpilot.store.work import Decision
@@ -294,6 +296,26 @@ async def new_api_key(db: Database, *, workspace_id: str) -> str:
     """A fresh key to the demo workspace, for trying the API on the demo's posts."""
     async with db.transaction() as session:
         return await workspaces.create_api_key(session, workspace_id=workspace_id, name="demo")
+
+
+DEMO_OWNER = "demo@example.com"
+
+
+async def demo_owner(db: Database, *, workspace_id: str, now: datetime) -> str:
+    """The demo workspace's owner, `demo@example.com`, with a new random password (returned,
+    to print): someone trying the demo signs in to the web app and sees the demo's posts."""
+    password = secrets.token_urlsafe(12)
+    hashed = passwords.hash_password(password)
+    async with db.transaction() as session:
+        user = await users.user_by_email(session, DEMO_OWNER)
+        if user is None:
+            user = await users.create_user(session, email=DEMO_OWNER, password_hash=hashed, now=now)
+        else:
+            user.password_hash = hashed  # a new demo run, a new password
+        await users.add_membership(
+            session, user=user, workspace_id=workspace_id, role=Role.OWNER, actor="demo", now=now
+        )
+    return password
 
 
 async def clean(db: Database) -> Cleaned:
