@@ -98,6 +98,19 @@ async def invite(
 async def change_role(
     request: Request, signed: Member, user_id: str, role: Annotated[Role, Form()]
 ) -> Response:
+    return await _change_member(request, signed, user_id, role)
+
+
+@router.post("/members/{user_id}/remove")
+async def remove(request: Request, signed: Member, user_id: str) -> Response:
+    return await _change_member(request, signed, user_id, None)
+
+
+async def _change_member(
+    request: Request, signed: SignedIn, user_id: str, role: Role | None
+) -> Response:
+    """Give a member `role`, or remove them (`None`): owners only touch owners, the last owner
+    stays."""
     auth.require(signed, Permission.MANAGE_MEMBERS)
     runtime = auth.runtime_of(request)
     try:
@@ -106,40 +119,25 @@ async def change_role(
             if found is None:
                 raise users.NotAMember()
             if not may_assign(signed.role, Role(found.role), role):
-                raise auth.Refused(403, "forbidden", "only an owner can make or unmake an owner")
-            await users.change_role(
-                session,
-                workspace_id=signed.workspace.id,
-                user_id=user_id,
-                role=role,
-                actor=signed.actor,
-                now=runtime.now(),
-            )
-    except users.NotAMember as exc:
-        raise auth.Refused(404, "not_found", f"no member {user_id} in this workspace") from exc
-    except users.LastOwner as exc:
-        return await _settings_page(request, signed, status=409, error=str(exc))
-    return _back()
-
-
-@router.post("/members/{user_id}/remove")
-async def remove(request: Request, signed: Member, user_id: str) -> Response:
-    auth.require(signed, Permission.MANAGE_MEMBERS)
-    runtime = auth.runtime_of(request)
-    try:
-        async with runtime.db.transaction() as session:
-            found = await users.membership(session, user_id, signed.workspace.id)
-            if found is None:
-                raise users.NotAMember()
-            if not may_assign(signed.role, Role(found.role), None):
-                raise auth.Refused(403, "forbidden", "only an owner can remove an owner")
-            await users.remove_member(
-                session,
-                workspace_id=signed.workspace.id,
-                user_id=user_id,
-                actor=signed.actor,
-                now=runtime.now(),
-            )
+                what = "remove an owner" if role is None else "make or unmake an owner"
+                raise auth.Refused(403, "forbidden", f"only an owner can {what}")
+            if role is None:
+                await users.remove_member(
+                    session,
+                    workspace_id=signed.workspace.id,
+                    user_id=user_id,
+                    actor=signed.actor,
+                    now=runtime.now(),
+                )
+            else:
+                await users.change_role(
+                    session,
+                    workspace_id=signed.workspace.id,
+                    user_id=user_id,
+                    role=role,
+                    actor=signed.actor,
+                    now=runtime.now(),
+                )
     except users.NotAMember as exc:
         raise auth.Refused(404, "not_found", f"no member {user_id} in this workspace") from exc
     except users.LastOwner as exc:
