@@ -7,12 +7,12 @@ Token calls are POSTed (as mixpost does) so the app secret and the code stay out
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
 
 import httpx
 
-from postpilot.connect.base import ConnectContext, ConnectRefused, Grant
+from postpilot.connect.base import ConnectContext, ConnectRefused, Grant, Input, Method
 from postpilot.connect.platforms import _calls
 from postpilot.publishers import graph
 from postpilot.publishers.facebook import DEFAULT_VERSION
@@ -20,6 +20,40 @@ from postpilot.publishers.facebook import DEFAULT_VERSION
 DIALOG_HOST = "https://www.facebook.com"
 GRAPH_HOST = "https://graph.facebook.com"
 MAX_PAGES = 20  # of /me/accounts, 100 Pages each
+
+
+class FacebookLogin:
+    """What the Facebook and Instagram connectors share: the login dialog and the code
+    exchange, with each platform's scopes and name."""
+
+    platform: ClassVar[str]
+    name: ClassVar[str]  # the platform as people write it, for messages
+    scopes: ClassVar[tuple[str, ...]]
+    methods: ClassVar[tuple[Method, ...]] = (Method.OAUTH,)
+    start_inputs: ClassVar[tuple[Input, ...]] = ()
+    direct_inputs: ClassVar[tuple[Input, ...]] = ()
+    needs_app: ClassVar[bool] = True
+    pkce: ClassVar[bool] = False  # Facebook Login's PKCE is for its OIDC flow only
+
+    def authorize_url(
+        self,
+        ctx: ConnectContext,
+        *,
+        state: str,
+        code_challenge: str | None,
+        inputs: Mapping[str, str],
+    ) -> str:
+        return dialog_url(ctx, self.platform, self.scopes, state)
+
+    async def exchange(
+        self,
+        ctx: ConnectContext,
+        *,
+        code: str,
+        code_verifier: str | None,
+        inputs: Mapping[str, str],
+    ) -> Grant:
+        return await login(ctx, self.platform, code, self.scopes, self.name)
 
 
 def dialog_url(ctx: ConnectContext, platform: str, scopes: Sequence[str], state: str) -> str:

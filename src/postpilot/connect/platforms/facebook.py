@@ -17,8 +17,6 @@ from postpilot.connect.base import (
     ConnectRefused,
     Grant,
     Identity,
-    Input,
-    Method,
     Target,
 )
 from postpilot.connect.platforms import _calls, _meta
@@ -28,34 +26,10 @@ SCOPES = ("pages_show_list", "pages_manage_posts", "pages_read_engagement")
 POSTING_TASK = "CREATE_CONTENT"
 
 
-class FacebookConnector:
+class FacebookConnector(_meta.FacebookLogin):
     platform: ClassVar[str] = "facebook"
-    methods: ClassVar[tuple[Method, ...]] = (Method.OAUTH,)
-    start_inputs: ClassVar[tuple[Input, ...]] = ()
-    direct_inputs: ClassVar[tuple[Input, ...]] = ()
-    needs_app: ClassVar[bool] = True
+    name: ClassVar[str] = NAME
     scopes: ClassVar[tuple[str, ...]] = SCOPES
-    pkce: ClassVar[bool] = False  # Facebook Login's PKCE is for its OIDC flow only
-
-    def authorize_url(
-        self,
-        ctx: ConnectContext,
-        *,
-        state: str,
-        code_challenge: str | None,
-        inputs: Mapping[str, str],
-    ) -> str:
-        return _meta.dialog_url(ctx, self.platform, SCOPES, state)
-
-    async def exchange(
-        self,
-        ctx: ConnectContext,
-        *,
-        code: str,
-        code_verifier: str | None,
-        inputs: Mapping[str, str],
-    ) -> Grant:
-        return await _meta.login(ctx, self.platform, code, SCOPES, NAME)
 
     async def targets(
         self, ctx: ConnectContext, grant: Grant, inputs: Mapping[str, str]

@@ -16,8 +16,6 @@ from postpilot.connect.base import (
     ConnectRefused,
     Grant,
     Identity,
-    Input,
-    Method,
     Target,
 )
 from postpilot.connect.platforms import _calls, _meta
@@ -31,34 +29,10 @@ SCOPES = (
 )
 
 
-class InstagramConnector:
+class InstagramConnector(_meta.FacebookLogin):
     platform: ClassVar[str] = "instagram"
-    methods: ClassVar[tuple[Method, ...]] = (Method.OAUTH,)
-    start_inputs: ClassVar[tuple[Input, ...]] = ()
-    direct_inputs: ClassVar[tuple[Input, ...]] = ()
-    needs_app: ClassVar[bool] = True
+    name: ClassVar[str] = NAME
     scopes: ClassVar[tuple[str, ...]] = SCOPES
-    pkce: ClassVar[bool] = False
-
-    def authorize_url(
-        self,
-        ctx: ConnectContext,
-        *,
-        state: str,
-        code_challenge: str | None,
-        inputs: Mapping[str, str],
-    ) -> str:
-        return _meta.dialog_url(ctx, self.platform, SCOPES, state)
-
-    async def exchange(
-        self,
-        ctx: ConnectContext,
-        *,
-        code: str,
-        code_verifier: str | None,
-        inputs: Mapping[str, str],
-    ) -> Grant:
-        return await _meta.login(ctx, self.platform, code, SCOPES, NAME)
 
     async def targets(
         self, ctx: ConnectContext, grant: Grant, inputs: Mapping[str, str]
