@@ -55,7 +55,7 @@ async def page_posts(
     """Oldest first by (created_at, id), with each post's deliveries."""
     query = select(Post).where(Post.workspace_id == workspace_id)
     if status is not None:
-        counts = posts._status_counts()
+        counts = posts.status_counts()
         query = query.join(counts, counts.c.post_id == Post.id).where(
             posts.derived_status_sql(counts) == status.value
         )
@@ -69,7 +69,7 @@ async def page_posts(
     if after is not None:
         query = query.where(keyset.after(Post.created_at, Post.id, after))
     rows = await session.execute(query.order_by(Post.created_at, Post.id).limit(limit))
-    return await posts._with_deliveries(session, list(rows.scalars()))
+    return await posts.with_deliveries(session, list(rows.scalars()))
 
 
 async def page_deliveries(

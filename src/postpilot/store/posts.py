@@ -102,10 +102,10 @@ async def get_post(session: AsyncSession, workspace_id: str, post_id: str) -> Po
     post = await session.get(Post, post_id)
     if post is None or post.workspace_id != workspace_id:
         return None
-    return (await _with_deliveries(session, [post]))[0]
+    return (await with_deliveries(session, [post]))[0]
 
 
-async def _with_deliveries(session: AsyncSession, posts: Sequence[Post]) -> list[PostView]:
+async def with_deliveries(session: AsyncSession, posts: Sequence[Post]) -> list[PostView]:
     if not posts:
         return []
     rows = await session.execute(
@@ -120,7 +120,7 @@ async def _with_deliveries(session: AsyncSession, posts: Sequence[Post]) -> list
     return [PostView(post=p, deliveries=by_post[p.id]) for p in posts]
 
 
-def _status_counts() -> Any:
+def status_counts() -> Any:
     def count(condition: ColumnElement[bool]) -> Any:
         return func.sum(case((condition, 1), else_=0))
 
@@ -180,7 +180,7 @@ async def list_posts(
     offset: int = 0,
 ) -> tuple[list[PostView], int]:
     """A page of posts, newest schedule first, and the total matching count."""
-    counts = _status_counts()
+    counts = status_counts()
     query = (
         select(Post)
         .join(counts, counts.c.post_id == Post.id)
@@ -202,7 +202,7 @@ async def list_posts(
             query.order_by(Post.scheduled_at.desc(), Post.id).limit(limit).offset(offset)
         )
     ).scalars()
-    return await _with_deliveries(session, list(page)), int(total)
+    return await with_deliveries(session, list(page)), int(total)
 
 
 async def post_activity(session: AsyncSession, post_id: str) -> list[Activity]:
@@ -406,7 +406,7 @@ def _export_query(
     """The posts list's filters, in schedule order (oldest first) for an export."""
     query = select(Post).where(Post.workspace_id == workspace_id)
     if status is not None:
-        counts = _status_counts()
+        counts = status_counts()
         query = query.join(counts, counts.c.post_id == Post.id).where(
             derived_status_sql(counts) == status.value
         )
@@ -438,4 +438,4 @@ async def export_page(
             (Post.scheduled_at > at) | ((Post.scheduled_at == at) & (Post.id > post_id))
         )
     page = await session.scalars(query.order_by(Post.scheduled_at, Post.id).limit(limit))
-    return await _with_deliveries(session, list(page))
+    return await with_deliveries(session, list(page))

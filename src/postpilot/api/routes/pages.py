@@ -119,7 +119,7 @@ async def list_post_activity(
     cursor: Cursor = None,
 ) -> Page[WorkspaceActivity]:
     """The post's entries, newest first."""
-    await posts._view(session, workspace.id, post_id)  # 404 for another workspace's post
+    await posts.view_of(session, workspace.id, post_id)  # 404 for another workspace's post
     return await _activity(session, workspace.id, limit, cursor, post_id=post_id)
 
 

@@ -141,7 +141,7 @@ def _invalid(problems: list[str], code: str = "invalid_request") -> ApiError:
     return ApiError(422, code, "; ".join(problems), [{"message": p} for p in problems])
 
 
-async def _targets(session: Any, workspace_id: str, ids: list[str]) -> list[Account]:
+async def resolve_targets(session: Any, workspace_id: str, ids: list[str]) -> list[Account]:
     found = await accounts.accounts_by_ids(session, workspace_id, ids)
     missing = [i for i in ids if i not in found]
     if missing:
@@ -155,7 +155,7 @@ async def _targets(session: Any, workspace_id: str, ids: list[str]) -> list[Acco
     return [found[i] for i in ids]
 
 
-def _check_content(
+def check_content(
     text: str,
     media_urls: list[str],
     overrides: dict[str, str],
@@ -186,7 +186,7 @@ def _check_content(
         raise _invalid(problems, "content_not_allowed")
 
 
-def _max_text(runtime: Runtime) -> dict[str, int]:
+def post_max_text(runtime: Runtime) -> dict[str, int]:
     return {"facebook": runtime.settings.FACEBOOK_MAX_TEXT}
 
 
@@ -210,13 +210,13 @@ async def checked(
     """What creating a post checks before writing (targets, content and each account variant
     within their platforms' limits, library media, the time): its targets and UTC time, or an
     ApiError. The CSV import checks each row with it too."""
-    targets = await _targets(session, workspace_id, body.targets)
-    _check_content(
+    targets = await resolve_targets(session, workspace_id, body.targets)
+    check_content(
         body.text,
         body.media_urls,
         body.overrides,
         targets,
-        _max_text(runtime),
+        post_max_text(runtime),
         runtime.publish.addresses,
         len(body.media_ids),
     )
@@ -225,7 +225,7 @@ async def checked(
     )
     await _library(session, workspace_id, body.media_ids, targets)
     await _variant_library(session, workspace_id, body.account_overrides, targets)
-    max_text, addresses = _max_text(runtime), runtime.publish.addresses
+    max_text, addresses = post_max_text(runtime), runtime.publish.addresses
     if found := threads.problems(body.thread, body.first_comment, targets, max_text, addresses):
         raise threads.invalid(found)
     for number, part in enumerate(body.thread):
@@ -253,7 +253,7 @@ def _check_variants(
             continue
         if account.platform not in LIMITS:
             continue
-        limits = limits_for(account.platform, max_text=_max_text(runtime))
+        limits = limits_for(account.platform, max_text=post_max_text(runtime))
         count = media_count if variant.media_ids is None else len(variant.media_ids)
         problems += [
             f"account_overrides.{account_id} ({account.handle} on {account.platform}): {p}"
@@ -424,7 +424,7 @@ async def list_posts(
     return PostPage(items=[public(v) for v in views], total=total, limit=limit, offset=offset)
 
 
-async def _view(session: Any, workspace_id: str, post_id: str) -> posts.PostView:
+async def view_of(session: Any, workspace_id: str, post_id: str) -> posts.PostView:
     view = await posts.get_post(session, workspace_id, post_id)
     if view is None:
         raise not_found("post", post_id)
@@ -433,7 +433,7 @@ async def _view(session: Any, workspace_id: str, post_id: str) -> posts.PostView
 
 @router.get("/{post_id}", response_model=PostPublic)
 async def get_post(post_id: str, workspace: WorkspaceDep, session: SessionDep) -> PostPublic:
-    return await threads.with_parts(session, public(await _view(session, workspace.id, post_id)))
+    return await threads.with_parts(session, public(await view_of(session, workspace.id, post_id)))
 
 
 @router.patch(
@@ -449,7 +449,7 @@ async def update_post(
     session: SessionDep,
     runtime: RuntimeDep,
 ) -> PostPublic:
-    view = await _view(session, workspace.id, post_id)
+    view = await view_of(session, workspace.id, post_id)
     if view.post.cancelled_at is not None:
         raise ApiError(409, "post_cancelled", "the post was cancelled: create a new one")
     post, now = view.post, runtime.now()
@@ -458,7 +458,7 @@ async def update_post(
     live = [a.id for d, a in view.deliveries if d.status != DeliveryStatus.CANCELLED.value]
     target_ids = fields.pop("targets", live)
     current = set(live)
-    targets = await _targets(session, workspace.id, target_ids)
+    targets = await resolve_targets(session, workspace.id, target_ids)
     timezone = fields.get("timezone", post.timezone)
     changes: dict[str, Any] = {
         name: fields[name] for name in ("text", "overrides") if name in fields
@@ -471,12 +471,12 @@ async def update_post(
         changes["timezone"] = timezone
     if "scheduled_at" in fields:
         changes["scheduled_at"] = _when(fields["scheduled_at"], timezone, now, body.dst)
-    _check_content(
+    check_content(
         changes.get("text", post.text),
         urls,
         changes.get("overrides", dict(post.overrides)),
         targets,
-        _max_text(runtime),
+        post_max_text(runtime),
         runtime.publish.addresses,
         len(media_ids),
     )
@@ -515,7 +515,7 @@ async def update_post(
     await session.commit()
     runtime.wakeup.set()
     session.expire_all()  # re-read the deliveries as the database now has them
-    return public(await _view(session, workspace_id, post_id))
+    return public(await view_of(session, workspace_id, post_id))
 
 
 @router.post("/{post_id}/cancel", response_model=CancelResult)
@@ -526,13 +526,13 @@ async def cancel_post(
     session: SessionDep,
     runtime: RuntimeDep,
 ) -> CancelResult:
-    view = await _view(session, workspace.id, post_id)
+    view = await view_of(session, workspace.id, post_id)
     in_flight = await posts.cancel_post(session, view, now=runtime.now(), actor=actor)
     await queue_routes.after_cancel(session, post_id, runtime.now())  # frees its slot
     workspace_id = workspace.id
     await session.commit()
     session.expire_all()
-    view = await _view(session, workspace_id, post_id)
+    view = await view_of(session, workspace_id, post_id)
     return CancelResult(post=public(view), still_publishing=in_flight)
 
 
@@ -540,7 +540,7 @@ async def cancel_post(
 async def post_activity(
     post_id: str, workspace: WorkspaceDep, session: SessionDep
 ) -> list[ActivityPublic]:
-    await _view(session, workspace.id, post_id)
+    await view_of(session, workspace.id, post_id)
     return [
         ActivityPublic(
             id=a.id,

@@ -69,13 +69,13 @@ async def create_recurrence(
             422, "invalid_rrule", str(exc), [{"field": "rrule", "message": str(exc)}]
         ) from exc
     # The same checks as a post's: the targets, and the text and media for their platforms.
-    targets = await post_routes._targets(session, workspace.id, body.targets)
-    post_routes._check_content(
+    targets = await post_routes.resolve_targets(session, workspace.id, body.targets)
+    post_routes.check_content(
         body.text,
         body.media_urls,
         body.overrides,
         targets,
-        post_routes._max_text(runtime),
+        post_routes.post_max_text(runtime),
         runtime.publish.addresses,
     )
     now = runtime.now()
