@@ -1,0 +1,21 @@
+"""(reserved: filled in by the change that needs it)
+
+Revision ID: 0016_recurrence_media
+Revises: 0015_monitor_rollups
+Create Date: 2026-12-01 04:00:00
+"""
+
+from collections.abc import Sequence
+
+revision: str = "0016_recurrence_media"
+down_revision: str | None = "0015_monitor_rollups"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
