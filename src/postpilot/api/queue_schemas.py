@@ -8,6 +8,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from postpilot.api.fields import Id, Moment, Name, Text, Url, ZoneName
+from postpilot.api.schemas import MEDIA_IDS_HELP, unique_media_ids
 from postpilot.core.queue_slots import MAX_SLOTS
 
 
@@ -113,10 +114,16 @@ class RecurrenceCreate(Strict):
     timezone: ZoneName = "UTC"
     text: Text = ""
     media_urls: Annotated[list[Url], Field(max_length=10)] = Field(default_factory=list)
+    media_ids: Annotated[list[Id], Field(max_length=10)] = Field(
+        default_factory=list,
+        description=f"{MEDIA_IDS_HELP} Each occurrence uses them; they cannot be deleted while "
+        "the recurrence exists.",
+    )
     overrides: Annotated[dict[Name, Text], Field(max_length=20)] = Field(default_factory=dict)
     targets: Accounts
 
     _unique_targets = field_validator("targets")(_unique)
+    _unique_media = field_validator("media_ids")(unique_media_ids)
 
 
 class RecurrenceUpdate(Strict):
@@ -138,6 +145,7 @@ class RecurrencePublic(BaseModel):
     timezone: str
     text: str
     media_urls: list[str]
+    media_ids: list[str]
     overrides: dict[str, str]
     targets: list[str]
     paused: bool

@@ -137,7 +137,7 @@ MEDIA_IDS_HELP = (
 )
 
 
-def _unique_ids(value: list[str] | None) -> list[str] | None:
+def unique_media_ids(value: list[str] | None) -> list[str] | None:
     if value is not None and len(set(value)) != len(value):
         raise ValueError("lists the same media more than once")
     return value
@@ -158,7 +158,7 @@ class AccountVariant(Strict):
         default=None, description=MEDIA_IDS_HELP
     )
 
-    _unique_media = field_validator("media_ids")(_unique_ids)
+    _unique_media = field_validator("media_ids")(unique_media_ids)
 
 
 AccountOverrides = Annotated[dict[Id, AccountVariant], Field(max_length=100)]
@@ -173,7 +173,7 @@ class ThreadPart(Strict):
         default_factory=list, description=MEDIA_IDS_HELP
     )
 
-    _unique_media = field_validator("media_ids")(_unique_ids)
+    _unique_media = field_validator("media_ids")(unique_media_ids)
 
 
 THREAD_HELP = (
@@ -224,7 +224,7 @@ class PostCreate(Strict):
             raise ValueError("lists the same account more than once")
         return value
 
-    _unique_media = field_validator("media_ids")(_unique_ids)
+    _unique_media = field_validator("media_ids")(unique_media_ids)
 
 
 class PostUpdate(Strict):
@@ -242,7 +242,7 @@ class PostUpdate(Strict):
         default=None, description=ACCOUNT_OVERRIDES_HELP
     )
 
-    _unique_media = field_validator("media_ids")(_unique_ids)
+    _unique_media = field_validator("media_ids")(unique_media_ids)
 
 
 class ThreadPartPublic(BaseModel):

@@ -12,7 +12,7 @@ from sqlalchemy.sql.expression import Exists
 
 from postpilot.core import media_limits
 from postpilot.core.states import DeliveryStatus
-from postpilot.store.tables import Delivery, MediaItem, Post, PostMedia
+from postpilot.store.tables import Delivery, MediaItem, Post, PostMedia, RecurrenceMedia
 
 # Deliveries that will still read their media: waiting, in flight, or waiting for a person who
 # may send them again.
@@ -86,12 +86,46 @@ async def link_post(
     await session.flush()
 
 
+async def link_recurrence(
+    session: AsyncSession, recurrence_id: str, media_ids: Sequence[str], now: datetime
+) -> None:
+    """The recurrence uses exactly `media_ids`, in order; their retention starts again."""
+    await session.execute(
+        delete(RecurrenceMedia).where(RecurrenceMedia.recurrence_id == recurrence_id)
+    )
+    if not media_ids:
+        return
+    session.add_all(
+        RecurrenceMedia(recurrence_id=recurrence_id, media_id=media_id, position=position)
+        for position, media_id in enumerate(media_ids)
+    )
+    await session.execute(
+        update(MediaItem).where(MediaItem.id.in_(list(media_ids))).values(last_used_at=now)
+    )
+    await session.flush()
+
+
 def _needed_by(media_id: ColumnElement[str] | InstrumentedAttribute[str]) -> Exists:
     return exists(
         select(Delivery.id)
         .join(PostMedia, PostMedia.post_id == Delivery.post_id)
         .where(PostMedia.media_id == media_id, Delivery.status.in_(NEEDING))
     )
+
+
+def _recurring_with(media_id: ColumnElement[str] | InstrumentedAttribute[str]) -> Exists:
+    # A recurrence lives until it is deleted (paused ones resume): it makes more posts with it.
+    return exists(select(RecurrenceMedia.recurrence_id).where(RecurrenceMedia.media_id == media_id))
+
+
+async def recurrences_needing(session: AsyncSession, media_id: str) -> list[str]:
+    """The recurrences that will make more posts with this media."""
+    rows = await session.scalars(
+        select(RecurrenceMedia.recurrence_id)
+        .where(RecurrenceMedia.media_id == media_id)
+        .order_by(RecurrenceMedia.recurrence_id)
+    )
+    return list(rows.all())
 
 
 async def posts_needing(session: AsyncSession, media_id: str) -> list[str]:
@@ -129,10 +163,15 @@ async def remove(session: AsyncSession, media_id: str) -> None:
 
 
 async def purgeable(session: AsyncSession, cutoff: datetime, *, limit: int) -> list[MediaItem]:
-    """Media unused since before `cutoff` that no unfinished delivery needs, oldest first."""
+    """Media unused since before `cutoff` that no unfinished delivery and no recurrence needs,
+    oldest first."""
     rows = await session.scalars(
         select(MediaItem)
-        .where(MediaItem.last_used_at < cutoff, ~_needed_by(MediaItem.id))
+        .where(
+            MediaItem.last_used_at < cutoff,
+            ~_needed_by(MediaItem.id),
+            ~_recurring_with(MediaItem.id),
+        )
         .order_by(MediaItem.last_used_at, MediaItem.id)
         .limit(limit)
         .with_for_update(skip_locked=True)

@@ -22,6 +22,7 @@ from postpilot.core.states import DeliveryStatus
 from postpilot.core.timezones import as_utc
 from postpilot.errors import PostpilotError
 from postpilot.store import accounts as store_accounts
+from postpilot.store import media as store_media
 from postpilot.store import posts as store_posts
 from postpilot.store.tables import Occurrence, Recurrence, table_of
 
@@ -157,6 +158,7 @@ async def _materialise_one(
     targets = [found[i] for i in recurrence.account_ids if i in found]
     if not targets:
         return 0  # every account was deleted: nothing to post to
+    library = [i for url in recurrence.media_urls if (i := store_media.referenced_id(url))]
     made = 0
     for instant in instants:
         if any(as_utc(instant) == as_utc(d) for d in done):
@@ -179,6 +181,8 @@ async def _materialise_one(
                 )
                 if not await _claim(session, recurrence.id, instant, post.id):
                     raise _MadeElsewhere
+                # Like a post made with media_ids: its deliveries keep the media from deletion.
+                await store_media.link_post(session, post.id, library, now)
         except _MadeElsewhere:
             continue
         made += 1

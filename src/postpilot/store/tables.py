@@ -390,6 +390,19 @@ class User(Base):
     email: Mapped[str] = mapped_column(String(320), unique=True)  # stored lower-cased
     password_hash: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+    name: Mapped[str | None] = mapped_column(String(200))
+    # The IANA zone pages show times in; None: the browser's (its pp_tz cookie), else UTC.
+    timezone: Mapped[str | None] = mapped_column(String(64))
+
+
+class FirstRun(Base):
+    """The first-run page's guard: its one row (id 1) is inserted by the submission that makes
+    the first owner, so a second submission at the same instant fails on the primary key."""
+
+    __tablename__ = "first_run"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    done_at: Mapped[datetime] = mapped_column(Timestamp)
 
 
 class Membership(Base):
@@ -630,6 +643,19 @@ class Recurrence(Base):
     paused: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(Timestamp, default=utcnow)
+
+
+class RecurrenceMedia(Base):
+    """Which library media a recurrence uses, in order (its media_urls hold "media:<id>"): a
+    live recurrence keeps them from deletion and retention, as a scheduled post does."""
+
+    __tablename__ = "recurrence_media"
+
+    recurrence_id: Mapped[str] = mapped_column(
+        ForeignKey("recurrences.id", ondelete="CASCADE"), primary_key=True
+    )
+    media_id: Mapped[str] = mapped_column(ForeignKey("media.id"), primary_key=True, index=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class Occurrence(Base):

@@ -306,7 +306,9 @@ async def media_thumbnail(
     "/{media_id:uuid}",
     status_code=204,
     response_class=Response,
-    responses={409: {"description": "A post not yet published uses it (the posts are named)."}},
+    responses={
+        409: {"description": "A post not yet published or a recurrence uses it (they are named)."}
+    },
 )
 async def delete_media(
     media_id: uuid.UUID, workspace: WorkspaceDep, session: SessionDep, runtime: RuntimeDep
@@ -315,13 +317,23 @@ async def delete_media(
     if item is None:
         raise not_found("media", str(media_id))
     needing = await store_media.posts_needing(session, item.id)
-    if needing:
+    recurring = await store_media.recurrences_needing(session, item.id)
+    if needing or recurring:
+        users = []
+        if needing:
+            users.append(f"{len(needing)} post(s) not yet published ({', '.join(needing)})")
+        if recurring:
+            users.append(f"{len(recurring)} recurrence(s) ({', '.join(recurring)})")
         raise ApiError(
             409,
             "media_in_use",
-            f"media {media_id} is used by {len(needing)} post(s) not yet published "
-            f"({', '.join(needing)}): remove it from them, or wait until they are published",
-            [{"post_id": p, "message": f"post {p} is not yet published"} for p in needing],
+            f"media {media_id} is used by {' and '.join(users)}: remove it from them, wait "
+            "until the posts are published, or delete the recurrences",
+            [{"post_id": p, "message": f"post {p} is not yet published"} for p in needing]
+            + [
+                {"recurrence_id": r, "message": f"recurrence {r} makes posts with it"}
+                for r in recurring
+            ],
         )
     ident = item.id
     await store_media.remove(session, ident)

@@ -58,8 +58,8 @@ def public(view: posts.PostView) -> PostPublic:
         id=post.id,
         status=view.status.value,
         text=post.text,
-        media_urls=_urls(post.media_urls),
-        media_ids=_library_ids(post.media_urls),
+        media_urls=plain_urls(post.media_urls),
+        media_ids=library_ids(post.media_urls),
         overrides=dict(post.overrides),
         account_overrides={
             account_id: AccountVariant.model_validate(variant)
@@ -95,15 +95,15 @@ def delivery_public(delivery: Any, account: Account) -> DeliveryPublic:
     )
 
 
-def _urls(stored: list[str]) -> list[str]:
+def plain_urls(stored: list[str]) -> list[str]:
     return [url for url in stored if store_media.referenced_id(url) is None]
 
 
-def _library_ids(stored: list[str]) -> list[str]:
+def library_ids(stored: list[str]) -> list[str]:
     return [i for url in stored if (i := store_media.referenced_id(url)) is not None]
 
 
-async def _library(
+async def checked_library(
     session: Any, workspace_id: str, ids: list[str], targets: list[Account]
 ) -> list[MediaItem]:
     """The library media `ids` name, checked against the targets' platforms: what was checked
@@ -223,14 +223,16 @@ async def checked(
     _check_variants(
         body.account_overrides, targets, len(body.media_urls) + len(body.media_ids), runtime
     )
-    await _library(session, workspace_id, body.media_ids, targets)
+    await checked_library(session, workspace_id, body.media_ids, targets)
     await _variant_library(session, workspace_id, body.account_overrides, targets)
     max_text, addresses = post_max_text(runtime), runtime.publish.addresses
     if found := threads.problems(body.thread, body.first_comment, targets, max_text, addresses):
         raise threads.invalid(found)
     for number, part in enumerate(body.thread):
         try:
-            await _library(session, workspace_id, part.media_ids, threads.taking_threads(targets))
+            await checked_library(
+                session, workspace_id, part.media_ids, threads.taking_threads(targets)
+            )
         except ApiError as exc:
             raise threads.named(exc, f"thread[{number}]") from exc
     return targets, _when(body.scheduled_at, body.timezone, now, body.dst)
@@ -274,7 +276,7 @@ async def _variant_library(
         if variant.media_ids is None or account_id not in by_id:
             continue
         try:
-            await _library(session, workspace_id, variant.media_ids, [by_id[account_id]])
+            await checked_library(session, workspace_id, variant.media_ids, [by_id[account_id]])
         except ApiError as exc:
             raise ApiError(
                 exc.status,
@@ -463,8 +465,8 @@ async def update_post(
     changes: dict[str, Any] = {
         name: fields[name] for name in ("text", "overrides") if name in fields
     }
-    urls = fields.get("media_urls", _urls(post.media_urls))
-    media_ids = fields.get("media_ids", _library_ids(post.media_urls))
+    urls = fields.get("media_urls", plain_urls(post.media_urls))
+    media_ids = fields.get("media_ids", library_ids(post.media_urls))
     if "media_urls" in fields or "media_ids" in fields:
         changes["media_urls"] = urls + [store_media.reference(i) for i in media_ids]
     if "timezone" in fields:
@@ -491,7 +493,7 @@ async def update_post(
     if body.account_overrides is not None:
         changes["account_overrides"] = stored_variants(body.account_overrides)
     _check_variants(account_variants, targets, len(urls) + len(media_ids), runtime)
-    await _library(session, workspace.id, media_ids, targets)
+    await checked_library(session, workspace.id, media_ids, targets)
     await _variant_library(session, workspace.id, account_variants, targets)
     try:
         await posts.update_post(

@@ -19,6 +19,7 @@ from postpilot.api.queue_schemas import (
 from postpilot.api.routes import posts as post_routes
 from postpilot.core import recurrence as rules
 from postpilot.core.timezones import as_utc
+from postpilot.store import media as store_media
 from postpilot.store import recurrence
 from postpilot.store.tables import Recurrence
 
@@ -36,7 +37,8 @@ async def public(session: Any, row: Recurrence) -> RecurrencePublic:
         starts_at_local=row.starts_local,
         timezone=row.timezone,
         text=row.text,
-        media_urls=list(row.media_urls),
+        media_urls=post_routes.plain_urls(row.media_urls),
+        media_ids=post_routes.library_ids(row.media_urls),
         overrides=dict(row.overrides),
         targets=list(row.account_ids),
         paused=row.paused,
@@ -77,18 +79,21 @@ async def create_recurrence(
         targets,
         post_routes.post_max_text(runtime),
         runtime.publish.addresses,
+        len(body.media_ids),
     )
+    await post_routes.checked_library(session, workspace.id, body.media_ids, targets)
     now = runtime.now()
     row = await recurrence.create_recurrence(
         session,
         workspace_id=workspace.id,
         rule=rule,
         text_=body.text,
-        media_urls=body.media_urls,
+        media_urls=body.media_urls + [store_media.reference(i) for i in body.media_ids],
         overrides=body.overrides,
         account_ids=body.targets,
         now=now,
     )
+    await store_media.link_recurrence(session, row.id, body.media_ids, now)
     await recurrence.materialise(session, now=now, recurrence_ids=[row.id])
     answer = await public(session, row)
     await session.commit()
