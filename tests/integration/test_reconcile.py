@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from postpilot.core.events import Message
 from postpilot.core.outcomes import Published
-from postpilot.monitor.webhooks import Message
 from postpilot.publishers.base import PublishRequest
 from postpilot.publishers.registry import PUBLISHERS
 from postpilot.runtime import ServiceRuntime, build_runtime

@@ -14,10 +14,10 @@ from typing import Any
 
 from sqlalchemy import select
 
+from postpilot.core.events import Message
 from postpilot.monitor import events
 from postpilot.monitor import webhooks as signing
 from postpilot.monitor.outbox import OutboxSender, seal_secret
-from postpilot.monitor.webhooks import Message
 from postpilot.runtime import ServiceRuntime, build_runtime
 from postpilot.sandbox.client import SandboxClient
 from postpilot.scheduler.passes import run_pass

@@ -11,8 +11,9 @@ from datetime import timedelta
 
 import pytest
 
+from postpilot.core.events import Message
 from postpilot.monitor import webhooks
-from postpilot.monitor.webhooks import Message, WebhookSender
+from postpilot.monitor.webhooks import WebhookSender
 from postpilot.runtime import build_runtime
 from postpilot.sandbox.client import SandboxClient
 from postpilot.sandbox.process import free_port

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, Field
 
 from postpilot.api.schemas import Strict
-from postpilot.monitor.events import EVENT_TYPES
+from postpilot.core.events import EVENT_TYPES
 
 EVENT_NAMES = tuple(sorted(EVENT_TYPES.values()))
 ALL_EVENTS = "*"

@@ -1,6 +1,7 @@
 """Workspaces' webhooks, sent from the durable outbox (`store.webhooks`).
 
-An event becomes one row per enabled subscription that wants it (`record`); any process running
+An event becomes one row per enabled subscription that wants it, written in the transaction of
+the outcome it announces (`store.work.apply_decisions`, the reconciler); any process running
 `OutboxSender.run` (the worker and the API) claims due rows, POSTs them signed through the
 public-only HTTP client, and writes what came of it: sent only after a 2xx, retried with
 backoff after a network error, timeout, 408, 429 or 5xx, failed after any other answer or when
@@ -20,9 +21,10 @@ from datetime import datetime, timedelta
 
 import httpx
 
+from postpilot.core.events import Message
 from postpilot.core.retry import RetryPolicy
 from postpilot.crypto import CredentialCipher
-from postpilot.monitor.webhooks import Answer, Message, post_signed
+from postpilot.monitor.webhooks import Answer, post_signed
 from postpilot.store import webhooks as store
 from postpilot.store.database import Database
 
@@ -30,26 +32,6 @@ log = logging.getLogger(__name__)
 
 MAX_ERROR_CHARS = 500
 PRUNE_EVERY = timedelta(hours=1)
-
-
-def entries(messages: Sequence[Message], listeners: Sequence[store.Listener]) -> list[store.Entry]:
-    """One row per (subscription, message) where the subscription's workspace is the event's
-    and it wants the event. Pure."""
-    rows = []
-    for message in messages:
-        workspace = str(message.payload.get("data", {}).get("workspace_id", ""))
-        for listener in listeners:
-            if listener.workspace_id == workspace and listener.wants(message.kind):
-                rows.append(
-                    store.Entry(
-                        subscription_id=listener.id,
-                        workspace_id=workspace,
-                        event_id=message.id,
-                        event=message.kind,
-                        payload=message.payload,
-                    )
-                )
-    return rows
 
 
 def decide(answer: Answer, *, attempts: int, now: datetime, policy: RetryPolicy) -> store.Outcome:
@@ -118,13 +100,11 @@ class OutboxSender:
         many rows that made."""
         if not messages:
             return 0
-        workspaces = {str(m.payload.get("data", {}).get("workspace_id", "")) for m in messages}
         async with self.db.engine.begin() as conn:
-            rows = entries(messages, await store.listeners(conn, workspaces))
-            await store.enqueue(conn, rows, now=self.clock())
-        if rows:
+            written = await store.record_events(conn, messages, now=self.clock())
+        if written:
             self._wake.set()
-        return len(rows)
+        return written
 
     async def send_due(self) -> int:
         """Claim one batch of due rows and send them; how many were claimed."""

@@ -3,8 +3,8 @@ alert evaluation) and the loop that evaluates alerts when no pass runs (the over
 fire precisely when nothing is polling), beside which the webhook outbox is sent.
 
 Nothing here may break or block a pass: every part of the observer is guarded on its own, and
-webhooks only enqueue (the operator's in memory, workspaces' into the outbox table, written
-right after the pass's outcomes were committed)."""
+webhooks only enqueue: the operator's in memory; workspaces' events are already in the outbox
+table (written in the transaction of the outcomes they announce), so this only wakes the sender."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ import httpx
 
 from postpilot.cache.service import CacheService
 from postpilot.core import figures as core_figures
+from postpilot.core.events import Message
 from postpilot.core.retry import RetryPolicy
 from postpilot.crypto import CredentialCipher
 from postpilot.monitor import events, store
@@ -25,7 +26,7 @@ from postpilot.monitor.alerts import AlertEvaluator, Change, Rule, Thresholds, l
 from postpilot.monitor.figures import PassFigures
 from postpilot.monitor.outbox import OutboxSender
 from postpilot.monitor.prometheus import PrometheusMetrics
-from postpilot.monitor.webhooks import Message, WebhookSender
+from postpilot.monitor.webhooks import WebhookSender
 from postpilot.scheduler.summary import PassReport
 from postpilot.settings import Settings
 from postpilot.store.database import Database
@@ -58,7 +59,6 @@ class Monitor:
             "events", settings.EVENTS_WEBHOOK_URL, settings.EVENTS_WEBHOOK_SECRET, settings
         )
         self.outbox = outbox_sender(settings, db=db, http=http, clock=clock)
-        self._recording: set[asyncio.Task[None]] = set()  # outbox writes from `announce`
         self.prometheus = PrometheusMetrics(
             max_db_connections=db.max_connections,
             caches=cache.stats,
@@ -84,8 +84,7 @@ class Monitor:
             self.prometheus.observe(report)
         except Exception:
             log.exception("prometheus update failed", extra=extra)
-        messages = self._queue_events(report)
-        await self._record_events(messages, report.pass_id)
+        self._queue_events(report)
         if not self.enabled:
             return
         if report.claimed or report.released or report.lost_lease:
@@ -100,26 +99,19 @@ class Monitor:
                 log.exception("alert evaluation failed", extra=extra)
 
     def announce(self, report: PassReport) -> None:
-        """Queue a delivery event for each decision of `report` (the scheduler's delivery-event
-        hook for decisions written outside a pass): the outbox rows are written by a task."""
-        messages = self._queue_events(report)
-        if messages:
-            task = asyncio.create_task(self._record_events(messages, report.pass_id))
-            self._recording.add(task)
-            task.add_done_callback(self._recording.discard)
+        """The scheduler's delivery-event hook for decisions written outside a pass (their
+        outbox rows were written with them)."""
+        self._queue_events(report)
 
-    def _queue_events(self, report: PassReport) -> list[Message]:
+    def _queue_events(self, report: PassReport) -> None:
+        """Hand the report's delivery events to the operator's webhook, and have the outbox
+        sender look at once (the events may have made rows there)."""
         messages = events.delivery_events(report)
         if self.event_hook is not None:
             for message in messages:
                 self.event_hook.enqueue(message)
-        return messages
-
-    async def _record_events(self, messages: list[Message], pass_id: str) -> None:
-        try:
-            await self.outbox.record(messages)
-        except Exception:
-            log.exception("writing webhook events failed", extra={"pass_id": pass_id})
+        if messages:
+            self.outbox.wake()
 
     async def record(self, report: PassReport) -> PassFigures:
         phase = core_figures.cache_phase(
@@ -172,8 +164,6 @@ class Monitor:
                 log.exception("alert evaluation failed")
 
     async def close(self) -> None:
-        if self._recording:  # outbox writes still running: they take a moment, not a receiver
-            await asyncio.gather(*self._recording, return_exceptions=True)
         for hook in (self.event_hook, self.alert_hook):
             if hook is not None:
                 await hook.close()

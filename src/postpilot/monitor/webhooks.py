@@ -22,12 +22,10 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
-import json
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import httpx
 from tenacity import (
@@ -37,6 +35,7 @@ from tenacity import (
     wait_exponential,
 )
 
+from postpilot.core.events import Message
 from postpilot.errors import PostpilotError
 
 log = logging.getLogger(__name__)
@@ -123,16 +122,6 @@ def verify(
     if abs(current - moment) > tolerance_seconds:
         return False
     return hmac.compare_digest(sign(secret, moment, body), signature)
-
-
-@dataclass(frozen=True, slots=True)
-class Message:
-    kind: str  # the event name, e.g. "alert.firing"
-    id: str
-    payload: dict[str, Any]
-
-    def body(self) -> bytes:
-        return json.dumps(self.payload, default=str, separators=(",", ":")).encode()
 
 
 class Retryable(PostpilotError):

@@ -25,7 +25,7 @@ from postpilot.errors import PostpilotError
 from postpilot.scheduler import engine, streaming
 from postpilot.scheduler.lease import LeaseGuard
 from postpilot.scheduler.runtime import Runtime
-from postpilot.scheduler.summary import PassReport
+from postpilot.scheduler.summary import PassReport, events_of
 from postpilot.store import activity, database, heartbeats, work
 from postpilot.store.database import counting
 
@@ -504,17 +504,25 @@ async def _write(
     *,
     released: Sequence[str],
 ) -> None:
-    """Outcomes, activity and account changes in one transaction."""
+    """Outcomes, activity, webhook events and account changes in one transaction."""
     now = runtime.now()
     entries = [entry for p in processed for entry in _activity(p, report, now)]
+    decisions = [p.decision for p in processed]
+    announced = events_of(decisions, pass_id=report.pass_id, scheduler=report.scheduler)
     async with runtime.db.engine.begin() as conn:
-        decisions = [p.decision for p in processed]
         if report.scheduler == SchedulerKind.OPTIMIZED.value:
             applied = await work.apply_decisions(
-                conn, decisions, claimer=report.pass_id, now=now, entries=entries
+                conn,
+                decisions,
+                claimer=report.pass_id,
+                now=now,
+                entries=entries,
+                events=announced,
             )
         else:  # the reference keeps its natural statements: the outcome, then its activity
-            applied = await work.apply_decisions(conn, decisions, claimer=report.pass_id, now=now)
+            applied = await work.apply_decisions(
+                conn, decisions, claimer=report.pass_id, now=now, events=announced
+            )
             await activity.append(conn, [e for e in entries if e.delivery_id in applied])
         changes = [change for p in processed for change in p.account_changes]
         if changes:

@@ -34,8 +34,8 @@ from postpilot.core.transitions import DeliverySnapshot, Event, Transition, reco
 from postpilot.publishers.registry import PUBLISHERS
 from postpilot.scheduler import engine, lookups
 from postpilot.scheduler.runtime import Runtime
-from postpilot.scheduler.summary import PassReport
-from postpilot.store import activity, unknown, work
+from postpilot.scheduler.summary import PassReport, events_of
+from postpilot.store import activity, unknown, webhooks, work
 from postpilot.store.work import WorkItem
 
 log = logging.getLogger(__name__)
@@ -128,9 +128,12 @@ async def _settle(runtime: Runtime, row: unknown.UnknownDelivery) -> str:
         if not written:
             return "undecided"  # settled by someone else meanwhile
         await _note(conn, item, now, transition.event, transition.detail)
+        report = _report(runtime, item, transition)
+        # In this transaction: a reconciler that dies after the commit has still announced it.
+        announced = events_of(report.decisions, pass_id=report.pass_id, scheduler=ACTOR)
+        await webhooks.record_events(conn, list(announced.values()), now=now)
+    runtime.delivery_events(report)  # the operator's webhook, and the outbox sender wakes
     published = transition.status is DeliveryStatus.PUBLISHED
-    if published:
-        _announce(runtime, item, transition)
     log.info(
         "unknown delivery reconciled",
         extra={"delivery_id": item.delivery.id, "detail": transition.detail},
@@ -166,9 +169,10 @@ async def _note(
     await activity.append(conn, [entry])
 
 
-def _announce(runtime: Runtime, item: WorkItem, transition: Transition) -> None:
-    """Users' tools hear of a delivery published here as of one a pass published."""
-    report = PassReport(
+def _report(runtime: Runtime, item: WorkItem, transition: Transition) -> PassReport:
+    """The settlement as a one-decision report: users' tools hear of a delivery published here
+    as of one a pass published."""
+    return PassReport(
         pass_id=str(uuid.uuid4()),
         scheduler=ACTOR,
         started_at=runtime.now(),
@@ -176,7 +180,6 @@ def _announce(runtime: Runtime, item: WorkItem, transition: Transition) -> None:
         concurrency=1,
         decisions=[work.Decision(delivery=item.delivery, transition=transition)],
     )
-    runtime.delivery_events(report)
 
 
 def _next_look(unknown_for: timedelta, runtime: Runtime) -> timedelta:

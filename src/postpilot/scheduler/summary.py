@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from postpilot.core.events import Message, delivery_event
 from postpilot.store.work import Decision
+
+
+def events_of(decisions: Iterable[Decision], *, pass_id: str, scheduler: str) -> dict[str, Message]:
+    """The webhook event of each decision that means one, by delivery id."""
+    found = {}
+    for decision in decisions:
+        message = delivery_event(
+            decision.delivery, decision.transition, pass_id=pass_id, scheduler=scheduler
+        )
+        if message is not None:
+            found[decision.delivery.id] = message
+    return found
 
 
 @dataclass

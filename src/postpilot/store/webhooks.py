@@ -17,6 +17,7 @@ from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from postpilot.core.events import Message
 from postpilot.store.tables import WebhookOutbox, WebhookSubscription, new_id, table_of
 
 subscriptions = table_of(WebhookSubscription)
@@ -131,6 +132,39 @@ class Entry:
     event_id: str
     event: str
     payload: dict[str, Any]
+
+
+def entries(messages: Sequence[Message], listeners: Sequence[Listener]) -> list[Entry]:
+    """One row per (subscription, message) where the subscription's workspace is the event's
+    and it wants the event. Pure."""
+    rows = []
+    for message in messages:
+        workspace = message.workspace_id
+        for listener in listeners:
+            if listener.workspace_id == workspace and listener.wants(message.kind):
+                rows.append(
+                    Entry(
+                        subscription_id=listener.id,
+                        workspace_id=workspace,
+                        event_id=message.id,
+                        event=message.kind,
+                        payload=message.payload,
+                    )
+                )
+    return rows
+
+
+async def record_events(
+    conn: AsyncConnection, messages: Sequence[Message], *, now: datetime
+) -> int:
+    """Write `messages` for every enabled subscription that wants them, in the caller's
+    transaction (the one that writes what they announce); how many rows that made."""
+    if not messages:
+        return 0
+    found = await listeners(conn, {m.workspace_id for m in messages})
+    rows = entries(messages, found)
+    await enqueue(conn, rows, now=now)
+    return len(rows)
 
 
 async def enqueue(conn: AsyncConnection, entries: Sequence[Entry], *, now: datetime) -> None:

@@ -3,18 +3,20 @@ outcomes back in bulk. A pass costs the same few statements whatever its batch s
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, func, select, text, update
+from sqlalchemy import Row, Text, column, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from postpilot.core.events import EVENT_TYPES, Message
 from postpilot.core.states import AccountStatus, DeliveryStatus
 from postpilot.core.timezones import as_utc
 from postpilot.core.transitions import DeliverySnapshot, Transition
-from postpilot.store import activity, bulk
+from postpilot.store import activity, bulk, webhooks
 from postpilot.store.tables import Account, Delivery, Post, table_of
 
 deliveries = table_of(Delivery)
@@ -337,19 +339,25 @@ async def apply_decisions(
     claimer: str,
     now: datetime,
     entries: Sequence[activity.Entry] = (),
+    events: Mapping[str, Message] | None = None,
 ) -> set[str]:
-    """Write every decision, only where the lease is still `claimer`'s own, and append the
-    activity `entries` of the deliveries written: one statement on PostgreSQL (the append is a
-    data-modifying CTE), two on SQLite.
+    """Write every decision, only where the lease is still `claimer`'s own, append the
+    activity `entries` of the deliveries written and put their `events` (by delivery id) in the
+    webhook outbox: one statement on PostgreSQL (the append is a data-modifying CTE), two on
+    SQLite, and one more for the outbox only when a written delivery's workspace has an enabled
+    subscription that wants its event. The statement that writes the outcomes returns those
+    subscriptions (no lookup of its own, nothing cached), so an event is in the outcome's
+    transaction: both are committed or neither.
 
     Returns the ids written; a delivery someone else took over in the meantime is left alone,
-    and so are its entries."""
+    and so are its entries and events."""
     if not decisions:
         return set()
     dialect = conn.dialect.name
     rows = bulk.json_rows(dialect, _OUTCOME_COLUMNS)
     v = rows.columns
     d = "deliveries"
+    listening = f", {_listeners_sql(dialect)} AS listeners" if events else ""
     update_sql = f"""
         UPDATE deliveries SET
             status = {v["status"]}, attempts = {v["attempts"]}, due_at = {v["due_at"]},
@@ -359,7 +367,7 @@ async def apply_decisions(
         FROM {rows.from_clause}
         WHERE {d}.id = {v["id"]} AND {d}.claimed_by = :claimer
             AND {d}.status = '{DeliveryStatus.CLAIMED.value}'
-        RETURNING {d}.id
+        RETURNING {d}.id{listening}
     """
     payload = bulk.encode(
         dialect,
@@ -390,16 +398,53 @@ async def apply_decisions(
                 JOIN applied ON applied.id = {logged.columns["delivery_id"]}
                 ORDER BY {logged.columns["n"]}
             )
-            SELECT id FROM applied
+            SELECT id{", listeners" if events else ""} FROM applied
         """
         params["entries"] = _entry_rows(dialect, entries)
     else:
         sql = update_sql
-    result = await conn.execute(text(sql).bindparams(**params).columns(deliveries.c.id))
+    returned = [deliveries.c.id, column("listeners", Text)] if events else [deliveries.c.id]
+    result = (await conn.execute(text(sql).bindparams(**params).columns(*returned))).all()
     applied = {row[0] for row in result}
     if entries and dialect != "postgresql":
         await activity.append(conn, [e for e in entries if e.delivery_id in applied])
+    if events:
+        listening_rows = [(row[0], row[1]) for row in result]
+        await webhooks.enqueue(conn, _outbox_entries(listening_rows, events), now=now)
     return applied
+
+
+# An applied delivery's workspace's enabled subscriptions, as JSON [[id, events], ...], only for
+# a delivery whose new status is an event's (SET has run: RETURNING sees the new row).
+_EVENT_STATUSES = ", ".join(f"'{status.value}'" for status in EVENT_TYPES)
+_SUBSCRIBED = (
+    "FROM webhook_subscriptions s WHERE s.workspace_id = deliveries.workspace_id AND s.enabled"
+)
+
+
+def _listeners_sql(dialect: str) -> str:
+    if dialect == "postgresql":
+        found = f"SELECT CAST(json_agg(json_build_array(s.id, s.events)) AS text) {_SUBSCRIBED}"
+    else:
+        found = f"SELECT json_group_array(json_array(s.id, json(s.events))) {_SUBSCRIBED}"
+    return f"CASE WHEN deliveries.status IN ({_EVENT_STATUSES}) THEN ({found}) END"
+
+
+def _outbox_entries(
+    returned: Sequence[tuple[str, str | None]], events: Mapping[str, Message]
+) -> list[webhooks.Entry]:
+    """The outbox rows of the written deliveries' events, for the subscriptions the outcome
+    statement returned with them. Pure."""
+    messages, found = [], {}
+    for delivery_id, listeners in returned:
+        message = events.get(delivery_id)
+        if message is None or not listeners:
+            continue
+        messages.append(message)
+        for subscription_id, wanted in json.loads(listeners):
+            listener = webhooks.Listener(subscription_id, message.workspace_id, list(wanted or []))
+            found[subscription_id] = listener
+    return webhooks.entries(messages, list(found.values()))
 
 
 def _entry_rows(dialect: str, entries: Sequence[activity.Entry]) -> str:
