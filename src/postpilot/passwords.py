@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -31,6 +32,16 @@ def verify(password_hash: str, password: str) -> bool:
         return _hasher.verify(password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
+
+
+def needs_rehash(password_hash: str) -> bool:
+    """The hash was made with other parameters than today's: hash the password again at sign-in."""
+    return _hasher.check_needs_rehash(password_hash)
+
+
+def new_password() -> str:
+    """A random password for someone to sign in with and change (16 URL-safe characters)."""
+    return secrets.token_urlsafe(12)
 
 
 async def hash_in_thread(password: str) -> str:

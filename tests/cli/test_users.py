@@ -4,18 +4,21 @@ from the CLI, the password asked twice and hidden (or read from stdin), refusals
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from click.testing import Result
-from sqlalchemy import select
+from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from postpilot import passwords
 from postpilot.cli.main import app
+from postpilot.store import web_sessions
 from postpilot.store.database import Database
-from postpilot.store.tables import Membership, User
+from postpilot.store.tables import Membership, User, WebSession, utcnow
 from tests.helpers import TEST_SECRET_KEY, new_workspace
 
 
@@ -82,3 +85,33 @@ async def test_refusals_are_one_line_and_change_nothing(sqlite_db: Database) -> 
     )  # fmt: skip
     assert role.exit_code == 2
     assert (await cli(sqlite_db, "user", "list")).stdout.startswith("users: none")
+
+
+async def test_reset_password_prints_a_new_one_once_and_signs_the_user_out(
+    sqlite_db: Database,
+) -> None:
+    workspace, _ = await new_workspace(sqlite_db)
+    made = await cli(
+        sqlite_db, "user", "create", "--email", "ed@example.com", "--workspace", workspace,
+        "--password-stdin", stdin="correct horse battery\n",
+    )  # fmt: skip
+    assert made.exit_code == 0, made.output
+    async with sqlite_db.transaction() as session:
+        user = (await session.execute(select(User))).scalar_one()
+        await web_sessions.start(
+            session, user_id=user.id, workspace_id=workspace, now=utcnow(), lifetime=timedelta(1)
+        )
+    reset = await cli(sqlite_db, "user", "reset-password", "Ed@Example.com")
+    assert reset.exit_code == 0, reset.output
+    found = re.search(r"new password for ed@example\.com: (\S+)", reset.stdout)
+    assert found, reset.stdout
+    assert "1 signed-in session(s) ended" in reset.stdout
+    async with sqlite_db.session() as session:
+        user = (await session.execute(select(User))).scalar_one()
+        left = await session.scalar(select(func.count()).select_from(WebSession))
+    assert passwords.verify(user.password_hash, found.group(1))
+    assert not passwords.verify(user.password_hash, "correct horse battery")
+    assert left == 0
+    nobody = await cli(sqlite_db, "user", "reset-password", "who@example.com")
+    assert nobody.exit_code == 1
+    assert "no user who@example.com" in nobody.stderr

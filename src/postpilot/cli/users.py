@@ -12,7 +12,7 @@ from postpilot.cli import common, usage
 from postpilot.cli.workspace import _actor
 from postpilot.core.roles import Role
 from postpilot.runtime import open_database
-from postpilot.store import users
+from postpilot.store import users, web_sessions
 from postpilot.store.tables import User, Workspace, utcnow
 
 app = usage.group("People who sign in to the web app, and their roles in workspaces.")
@@ -78,6 +78,30 @@ def create(
     user = common.run(go())
     what = "added" if exists else "created"
     common.console.print(f"{what} user {user.email} ({user.id}) as {role}", highlight=False)
+
+
+@app.command("reset-password")
+def reset_password(email: str = typer.Argument(..., help="The user's email.")) -> None:
+    """Give a user a new random password, printed once (they change it on "Your settings"), and
+    sign them out everywhere."""
+    settings = common.settings()
+    password = passwords.new_password()
+    password_hash = passwords.hash_password(password)
+
+    async def go() -> int:
+        async with open_database(settings) as db, db.transaction() as session:
+            user = await users.user_by_email(session, email)
+            if user is None:
+                common.fail(f"no user {email.strip().lower()} (see `postpilot user list`)")
+            await users.set_password(session, user.id, password_hash)
+            return await web_sessions.end_all_of(session, user.id)
+
+    ended = common.run(go())
+    common.console.print(
+        f"new password for {email.strip().lower()}: {password}\n"
+        f"(shown only now; {ended} signed-in session(s) ended)",
+        highlight=False,
+    )
 
 
 @app.command("list")

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from postpilot.core.roles import Role
 from postpilot.errors import PostpilotError
-from postpilot.store.tables import Activity, Invitation, Membership, User, Workspace
+from postpilot.store.tables import Activity, FirstRun, Invitation, Membership, User, Workspace
 
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
@@ -92,6 +92,40 @@ async def create_user(
     except IntegrityError as exc:
         raise EmailTaken(f"a user with the email {user.email} already exists") from exc
     return user
+
+
+async def claim_first_run(session: AsyncSession, now: datetime) -> bool:
+    """Insert the first-run guard's one row; False when another submission inserted it. Call it
+    first in the transaction: on PostgreSQL a second insert waits for the first transaction's
+    end, on SQLite for the write lock, and then fails on the primary key."""
+    try:
+        async with session.begin_nested():
+            session.add(FirstRun(id=1, done_at=now))
+            await session.flush()
+    except IntegrityError:
+        return False
+    return True
+
+
+async def update_profile(
+    session: AsyncSession, user_id: str, *, name: str | None, timezone: str | None
+) -> None:
+    """A user's own name and time zone (the caller checked the zone is a real one)."""
+    await session.execute(
+        update(User)
+        .where(User.id == user_id)
+        .values(name=name, timezone=timezone)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def set_password(session: AsyncSession, user_id: str, password_hash: str) -> None:
+    await session.execute(
+        update(User)
+        .where(User.id == user_id)
+        .values(password_hash=password_hash)
+        .execution_options(synchronize_session=False)
+    )
 
 
 async def membership(session: AsyncSession, user_id: str, workspace_id: str) -> Membership | None:

@@ -97,6 +97,16 @@ async def end(session: AsyncSession, secret: str) -> None:
     await session.execute(delete(WebSession).where(WebSession.secret_hash == token_hash(secret)))
 
 
+async def end_all_of(session: AsyncSession, user_id: str, *, keep: str | None = None) -> int:
+    """Sign the user out everywhere (a password changed or reset), except the session whose
+    secret is `keep`; returns how many sessions ended."""
+    where = [WebSession.user_id == user_id]
+    if keep is not None:
+        where.append(WebSession.secret_hash != token_hash(keep))
+    result = await session.execute(delete(WebSession).where(*where))
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
 async def record_failure(session: AsyncSession, *, email: str, ip: str, now: datetime) -> None:
     session.add(LoginFailure(email=email.strip().lower()[:320], ip=ip[:64], at=now))
     await session.flush()

@@ -12,7 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from postpilot import passwords
 from postpilot.core.roles import Role
 from postpilot.store import users, web_sessions, workspaces
+from postpilot.store.tables import User
 from postpilot.web import auth
+from postpilot.web.calendar import browser_zone
 from postpilot.web.deps import AnonymousForm, DbSession, MaybeSignedIn, Member
 from postpilot.web.render import page
 
@@ -48,7 +50,7 @@ async def login(request: Request, email: Email, password: Password) -> Response:
     runtime = auth.runtime_of(request)
     settings = runtime.settings
     now = runtime.now()
-    ip = request.client.host if request.client else "unknown"
+    ip = auth.client_address(request)
     window = timedelta(seconds=settings.LOGIN_RATE_WINDOW_SECONDS)
 
     def refused(status: int, message: str) -> Response:
@@ -83,6 +85,9 @@ async def login(request: Request, email: Email, password: Password) -> Response:
                 403, "This account is not a member of any workspace: ask for an invitation."
             )
         await web_sessions.forget_failures(session, email=email, before=now - window)
+        if passwords.needs_rehash(user.password_hash):
+            user.password_hash = await passwords.hash_in_thread(password)
+        _adopt_browser_zone(request, user)
         return await _start(session, request, user.id, membership.workspace_id)
 
 
@@ -145,12 +150,14 @@ async def setup(
     password_hash = await passwords.hash_in_thread(password)  # before the write transaction
     async with runtime.db.transaction() as session:
         # Shown only while no user exists: once the first owner is made, this page is gone.
-        if await users.any_user(session):
+        # The guard row first: of two submissions at the same instant, one makes the owner.
+        if not await users.claim_first_run(session, runtime.now()) or await users.any_user(session):
             return go("/login")
         created = await workspaces.create_workspace(session, name=workspace.strip())
         user = await users.create_user(
             session, email=email, password_hash=password_hash, now=runtime.now()
         )
+        _adopt_browser_zone(request, user)
         await users.add_membership(
             session,
             user=user,
@@ -225,6 +232,7 @@ async def accept_invitation(request: Request, token: str, password: Password) ->
                 password_hash=await passwords.hash_in_thread(password),
                 now=now,
             )
+        _adopt_browser_zone(request, user)
         # A member since the invitation was made keeps the role they have.
         if await users.membership(session, user.id, invitation.workspace_id) is None:
             await users.add_membership(
@@ -248,6 +256,13 @@ def _invalid_invitation(request: Request) -> Response:
         message="This invitation link is not valid: it was already used, it expired, or it "
         "was copied incompletely. Ask whoever invited you for a new one.",
     )
+
+
+def _adopt_browser_zone(request: Request, user: User) -> None:
+    """At a first sign-in the user's time zone becomes the browser's (its pp_tz cookie); a user
+    without either keeps following the browser (or UTC) until they choose one."""
+    if user.timezone is None and (zone := browser_zone(request)):
+        user.timezone = zone
 
 
 async def _start(

@@ -17,6 +17,7 @@ from postpilot.web import (
     docs,
     members,
     post_page,
+    profile,
     shell,
 )
 from postpilot.web import calendar as calendar_page
@@ -30,6 +31,7 @@ def install(app: FastAPI, settings: Settings) -> None:
     for router in (
         access.router,
         members.router,
+        profile.router,
         shell.router,
         calendar_page.router,
         composer.router,

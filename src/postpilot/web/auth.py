@@ -54,6 +54,11 @@ async def signed_in(request: Request, session: AsyncSession) -> web_sessions.Sig
     return await web_sessions.signed_in(session, secret, runtime_of(request).now())
 
 
+def client_address(request: Request) -> str:
+    """The address a request comes from, as the sign-in rate limit counts it."""
+    return request.client.host if request.client else "unknown"
+
+
 def set_cookie(response: Response, name: str, value: str, settings: Settings, max_age: int) -> None:
     response.set_cookie(
         name,

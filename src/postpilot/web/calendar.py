@@ -33,10 +33,11 @@ SHOWN_PER_DAY = 6  # a day cell shows this many posts and links to the rest
 View = Literal["month", "week", "list"]
 
 
-def viewer_zone(request: Request, given: str | None) -> str:
-    """The zone the page is shown in: the query's, else the browser's cookie, else UTC."""
+def viewer_zone(request: Request, given: str | None, saved: str | None) -> str:
+    """The zone the page is shown in: the query's, else the user's own setting (`saved`), else
+    the browser's cookie, else UTC."""
     # The script writes the cookie URL-encoded ("Europe%2FParis").
-    for name in (given, unquote(request.cookies.get(TZ_COOKIE, ""))):
+    for name in (given, saved, browser_zone(request)):
         if name:
             try:
                 timezones.zone(name)
@@ -44,6 +45,15 @@ def viewer_zone(request: Request, given: str | None) -> str:
                 continue
             return name
     return "UTC"
+
+
+def browser_zone(request: Request) -> str | None:
+    """The zone the browser's cookie names, when it is a real one."""
+    name = unquote(request.cookies.get(TZ_COOKIE, ""))
+    try:
+        return timezones.zone(name).key if name else None
+    except timezones.InvalidTimeZone:
+        return None
 
 
 def account_hue(account_id: str) -> int:
@@ -119,7 +129,7 @@ async def calendar_page(
 ) -> Response:
     auth.require(signed, Permission.READ)
     runtime = auth.runtime_of(request)
-    zone_name = viewer_zone(request, tz)
+    zone_name = viewer_zone(request, tz, signed.user.timezone)
     zone = timezones.zone(zone_name)
     today = runtime.now().astimezone(zone).date()
     anchor = day or today

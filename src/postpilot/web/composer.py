@@ -86,7 +86,7 @@ async def counts(request: Request, signed: Member, body: CountRequest) -> JSONRe
 async def _composer(request: Request, signed: SignedIn, post_id: str | None) -> Response:
     auth.require(signed, Permission.WRITE_POSTS)
     runtime = auth.runtime_of(request)
-    zone = viewer_zone(request, None)
+    zone = viewer_zone(request, None, signed.user.timezone)
     async with runtime.db.session() as session:
         known = await accounts.list_accounts(session, signed.workspace.id)
         queues = await store_queues.list_queues(session, signed.workspace.id)

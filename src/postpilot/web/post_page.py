@@ -34,7 +34,7 @@ async def post_page(request: Request, signed: Member, post_id: str) -> Response:
         activity = await posts.post_activity(session, view.post.id)
         ids = [i for u in view.post.media_urls if (i := store_media.referenced_id(u)) is not None]
         found = await store_media.by_ids(session, signed.workspace.id, ids)
-    zone = viewer_zone(request, None)
+    zone = viewer_zone(request, None, signed.user.timezone)
     status = view.status
     return page(
         request,
