@@ -3,8 +3,9 @@ escape that keeps spreadsheets from running a cell as a formula.
 
 Columns, in any order (only `targets` is required; the README's "Bulk import and export"
 describes each): external_id, text, scheduled_at, timezone, targets, media_urls, media_ids,
-source, `text:<platform>`, `text@<account>` and `media_ids@<account>`. Lists are
-`;`-separated; an account is named by id or handle (`platform:handle` where a handle is on
+source, first_comment, `text:<platform>`, `text@<account>`, `media_ids@<account>`, and a
+thread's parts `thread:<n>`, `thread_media_urls:<n>`, `thread_media_ids:<n>` (n from 1). Lists
+are `;`-separated; an account is named by id or handle (`platform:handle` where a handle is on
 several platforms).
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -26,9 +28,16 @@ MEDIA_URLS = "media_urls"
 MEDIA_IDS = "media_ids"
 SOURCE = "source"
 FIXED = (EXTERNAL_ID, TEXT, SCHEDULED_AT, TIMEZONE, TARGETS, MEDIA_URLS, MEDIA_IDS, SOURCE)
+FIRST_COMMENT = "first_comment"  # written only when a post has one (as the variant columns)
 PLATFORM_TEXT = "text:"
 ACCOUNT_TEXT = "text@"
 ACCOUNT_MEDIA = "media_ids@"
+# A thread's part n (1 is the first reply): its text, then its media as a post's.
+THREAD_TEXT = "thread:"
+THREAD_MEDIA_URLS = "thread_media_urls:"
+THREAD_MEDIA_IDS = "thread_media_ids:"
+THREAD_COLUMNS = (THREAD_TEXT, THREAD_MEDIA_URLS, THREAD_MEDIA_IDS)
+MAX_THREAD_PARTS = 25  # as POST /api/posts takes
 SEPARATOR = ";"
 MAX_CELL = 100_000  # characters; any longer text is refused by the platforms' limits anyway
 
@@ -73,16 +82,34 @@ def split(cell: str) -> list[str]:
     return [part.strip() for part in cell.split(SEPARATOR) if part.strip()]
 
 
+def thread_column(prefix: str, number: int) -> str:
+    return f"{prefix}{number}"
+
+
+def thread_part(name: str) -> tuple[str, int] | None:
+    """(prefix, part number) of a thread column, or None for another column. A number that is
+    not 1..MAX_THREAD_PARTS is 0 (column_problem names it)."""
+    for prefix in THREAD_COLUMNS:
+        if name.startswith(prefix):
+            digits = name[len(prefix) :].strip()
+            number = int(digits) if re.fullmatch(r"[1-9][0-9]{0,2}", digits) else 0
+            return prefix, number if 1 <= number <= MAX_THREAD_PARTS else 0
+    return None
+
+
 def column_problem(name: str) -> str | None:
     """What is wrong with a header cell, or None."""
-    if name in FIXED:
+    if name in FIXED or name == FIRST_COMMENT:
         return None
+    if (part := thread_part(name)) is not None:
+        return None if part[1] else f"{part[0]}<n> takes a part number from 1 to {MAX_THREAD_PARTS}"
     for prefix in (PLATFORM_TEXT, ACCOUNT_TEXT, ACCOUNT_MEDIA):
         if name.startswith(prefix):
             return None if name[len(prefix) :].strip() else f"{prefix}… needs a name after it"
     return (
-        f"unknown column {name!r}: the columns are {', '.join(FIXED)}, text:<platform>, "
-        "text@<account> and media_ids@<account>"
+        f"unknown column {name!r}: the columns are {', '.join(FIXED)}, {FIRST_COMMENT}, "
+        "text:<platform>, text@<account>, media_ids@<account>, thread:<n>, "
+        "thread_media_urls:<n> and thread_media_ids:<n>"
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -38,13 +39,44 @@ async def _pages(
         after = (last.scheduled_at, last.id)
 
 
-def header(platforms: set[str], texts: set[str], media: set[str]) -> list[str]:
-    return [
-        *c.FIXED,
-        *(f"{c.PLATFORM_TEXT}{p}" for p in sorted(platforms)),
-        *(f"{c.ACCOUNT_TEXT}{a}" for a in sorted(texts)),
-        *(f"{c.ACCOUNT_MEDIA}{a}" for a in sorted(media)),
-    ]
+@dataclass
+class Columns:
+    """What the selected posts use beyond the fixed columns."""
+
+    platforms: set[str] = field(default_factory=set)
+    texts: set[str] = field(default_factory=set)  # accounts with their own text
+    media: set[str] = field(default_factory=set)  # accounts with their own media
+    first_comment: bool = False
+    thread: set[str] = field(default_factory=set)  # thread columns some post fills
+
+    def add(self, view: posts.PostView) -> None:
+        post = view.post
+        self.platforms.update(post.overrides)
+        for account_id, stored in (post.account_overrides or {}).items():
+            self.texts.add(account_id)
+            if variants.from_stored(stored).media_ids is not None:
+                self.media.add(account_id)
+        self.first_comment |= post.first_comment is not None
+        self.thread.update(name for name, cell in _thread_cells(post.thread).items() if cell)
+        # A part's text column is written even when empty, so the parts keep their numbers.
+        self.thread.update(
+            c.thread_column(c.THREAD_TEXT, n) for n in range(1, len(post.thread or ()) + 1)
+        )
+
+    def header(self) -> list[str]:
+        parts = sorted(
+            (part[1], c.THREAD_COLUMNS.index(part[0]), name)
+            for name in self.thread
+            if (part := c.thread_part(name))
+        )
+        return [
+            *c.FIXED,
+            *([c.FIRST_COMMENT] if self.first_comment else []),
+            *(name for _, _, name in parts),
+            *(f"{c.PLATFORM_TEXT}{p}" for p in sorted(self.platforms)),
+            *(f"{c.ACCOUNT_TEXT}{a}" for a in sorted(self.texts)),
+            *(f"{c.ACCOUNT_MEDIA}{a}" for a in sorted(self.media)),
+        ]
 
 
 def cells(view: posts.PostView) -> dict[str, str]:
@@ -66,6 +98,23 @@ def cells(view: posts.PostView) -> dict[str, str]:
         row[f"{c.ACCOUNT_TEXT}{account_id}"] = variant.text
         if variant.media_ids is not None:
             row[f"{c.ACCOUNT_MEDIA}{account_id}"] = c.SEPARATOR.join(variant.media_ids)
+    if post.first_comment is not None:
+        row[c.FIRST_COMMENT] = post.first_comment
+    row.update(_thread_cells(post.thread))
+    return row
+
+
+def _thread_cells(thread: list[dict[str, Any]] | None) -> dict[str, str]:
+    row = {}
+    for number, part in enumerate(thread or (), start=1):
+        urls = [str(u) for u in part.get("media_urls") or ()]
+        row[c.thread_column(c.THREAD_TEXT, number)] = str(part.get("text") or "")
+        row[c.thread_column(c.THREAD_MEDIA_URLS, number)] = c.SEPARATOR.join(
+            u for u in urls if not _library(u)
+        )
+        row[c.thread_column(c.THREAD_MEDIA_IDS, number)] = c.SEPARATOR.join(
+            i for u in urls if (i := _library(u))
+        )
     return row
 
 
@@ -77,17 +126,11 @@ async def lines(
     sessions: Sessions, workspace_id: str, filters: dict[str, Any]
 ) -> AsyncIterator[str]:
     """The CSV, line by line: the posts are read twice, once for the header's columns."""
-    platforms: set[str] = set()
-    texts: set[str] = set()
-    media: set[str] = set()
+    used = Columns()
     async for page in _pages(sessions, workspace_id, filters):
         for view in page:
-            platforms.update(view.post.overrides)
-            for account_id, stored in (view.post.account_overrides or {}).items():
-                texts.add(account_id)
-                if variants.from_stored(stored).media_ids is not None:
-                    media.add(account_id)
-    names = header(platforms, texts, media)
+            used.add(view)
+    names = used.header()
     yield c.line(names)
     async for page in _pages(sessions, workspace_id, filters):
         for view in page:

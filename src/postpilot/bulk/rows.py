@@ -6,6 +6,7 @@ written `platform:handle`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,6 +14,8 @@ from typing import Any
 from postpilot.bulk import columns as c
 
 MAX_EXTERNAL_ID = 255
+# How the post checks name a thread's part in their messages: "thread[0]", "thread[2].media_ids".
+THREAD_PART = re.compile(r"^thread\[(?P<index>\d+)\](?:\.(?P<field>media_urls|media_ids))?$")
 MAX_SOURCE = 32
 DEFAULT_SOURCE = "import"
 
@@ -72,6 +75,9 @@ class Candidate:
     def column_of(self, location: tuple[Any, ...]) -> str:
         """The column a body field (a validation error's location) came from."""
         head = str(location[0]) if location else ""
+        if head == "thread" and len(location) > 1 and isinstance(location[1], int):
+            field = str(location[2]) if len(location) > 2 else "text"
+            return _thread_column(location[1], field)
         if head == "overrides" and len(location) > 1:
             return f"{c.PLATFORM_TEXT}{location[1]}"
         if head == "account_overrides" and len(location) > 1:
@@ -81,6 +87,10 @@ class Candidate:
     def column_of_message(self, message: str) -> str:
         """The column a check's message is about (it starts with the field, or a platform)."""
         head = message.partition(":")[0]
+        if found := THREAD_PART.match(head):
+            return _thread_column(int(found["index"]), found["field"] or "text")
+        if head == c.FIRST_COMMENT:
+            return c.FIRST_COMMENT
         if head.startswith("account_overrides."):
             account_id = head.removeprefix("account_overrides.").partition(" ")[0]
             return self.variant_columns.get(account_id, "account_overrides")
@@ -123,6 +133,10 @@ def candidate(row: c.Row, accounts: AccountIndex) -> Candidate:
         body["overrides"] = overrides
     if variants := _variants(found, row, cells, accounts):
         body["account_overrides"] = variants
+    if thread := _thread(found, row, cells):
+        body["thread"] = thread
+    if cells.get(c.FIRST_COMMENT):
+        body["first_comment"] = row.cells[c.FIRST_COMMENT]
     _labels(found, cells)
     return found
 
@@ -167,6 +181,41 @@ def _variants(
                 Problem(name, f"an account's media need its text: fill in {c.ACCOUNT_TEXT}{ref}")
             )
     return variants
+
+
+def _thread(found: Candidate, row: c.Row, cells: dict[str, str]) -> list[dict[str, Any]]:
+    """The thread's parts in order; a part is there when any of its cells is filled, and the
+    parts must follow each other from 1 (a gap would send them in another order)."""
+    parts: dict[int, dict[str, Any]] = {}
+    for name in row.cells:
+        located = c.thread_part(name)
+        if located is None or not cells[name]:
+            continue
+        prefix, number = located
+        part = parts.setdefault(number, {"text": ""})
+        if prefix == c.THREAD_TEXT:
+            part["text"] = row.cells[name]
+        else:
+            part["media_urls" if prefix == c.THREAD_MEDIA_URLS else "media_ids"] = c.split(
+                cells[name]
+            )
+    for number in sorted(parts):
+        if number > 1 and number - 1 not in parts:
+            found.problems.append(
+                Problem(
+                    c.thread_column(c.THREAD_TEXT, number),
+                    f"part {number} follows an empty part {number - 1}: fill the parts in order",
+                )
+            )
+    return [parts[n] for n in sorted(parts)]
+
+
+def _thread_column(index: int, field: str) -> str:
+    """The column of a body's thread[index].field (index counts from 0, columns from 1)."""
+    prefix = {"media_urls": c.THREAD_MEDIA_URLS, "media_ids": c.THREAD_MEDIA_IDS}.get(
+        field, c.THREAD_TEXT
+    )
+    return c.thread_column(prefix, index + 1)
 
 
 def _labels(found: Candidate, cells: dict[str, str]) -> None:

@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import UploadFile
 
+from postpilot.api import threads
 from postpilot.api.deps import ActorDep, RuntimeDep, SessionDep, WorkspaceDep
 from postpilot.api.errors import ApiError
 from postpilot.api.fields import Moment
@@ -271,6 +272,8 @@ def _preview(body: PostCreate, at: datetime, candidate: rows.Candidate) -> dict[
         "media_ids": body.media_ids,
         "overrides": body.overrides,
         "account_overrides": stored_variants(body.account_overrides),
+        "thread": [part.model_dump(mode="json") for part in body.thread],
+        "first_comment": body.first_comment,
         "source": candidate.source,
     }
 
@@ -300,7 +303,9 @@ async def _create(
         account_overrides=stored_variants(body.account_overrides),
         external_id=candidate.external_id,
     )
-    if linked := linked_media(body.media_ids, body.account_overrides):
+    post.thread, post.first_comment = threads.stored_thread(body.thread), body.first_comment
+    own_media = list(dict.fromkeys(body.media_ids + threads.media_ids(body.thread)))
+    if linked := linked_media(own_media, body.account_overrides):
         await store_media.link_post(session, post.id, linked, now)  # a new post has no links yet
     return post.id
 
