@@ -29,7 +29,7 @@ from postpilot.cache.service import CacheService
 from postpilot.core.retry import RetryPolicy
 from postpilot.crypto import CredentialCipher
 from postpilot.errors import PostpilotError
-from postpilot.media import library
+from postpilot.media import library, links
 from postpilot.monitor.service import Monitor
 from postpilot.publishers.addresses import AddressPolicy
 from postpilot.publishers.base import PublishContext
@@ -99,6 +99,7 @@ def build_runtime(
         timeout_seconds=settings.HTTP_TIMEOUT_SECONDS,
         cache_ttl_seconds=settings.SCHEDULER_CACHE_TTL,
         library=library.LibraryReader(library.open_storage(settings)),
+        links=links.for_settings(settings),
     )
     cache = CacheService.open(settings)
     closing.push_async_callback(cache.close)

@@ -1,7 +1,8 @@
 """The composer: write a post (one text, per-platform variants, media with alt text), see it
 counted and previewed per platform, and schedule, publish or edit it. The page's script sends
-the post to /api/posts and /api/media, so the API's checks are the only ones; the live counters
-come from `counts` here, which uses core/limits.py, the definition the API checks against."""
+the post to /api/v1/posts and /api/v1/media, so the API's checks are the only ones; the live
+counters come from `counts` here, which uses core/limits.py, the definition the API checks
+against."""
 
 from __future__ import annotations
 

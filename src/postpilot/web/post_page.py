@@ -1,6 +1,6 @@
 """A post's page: each target's state, platform link, attempts and reason, and the activity
 timeline; retrying a failed delivery and settling an `unknown` one go through
-/api/deliveries/{id}/resolve (from the page's script), so the API decides what is allowed."""
+/api/v1/deliveries/{id}/resolve (from the page's script), so the API decides what is allowed."""
 
 from __future__ import annotations
 

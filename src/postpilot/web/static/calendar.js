@@ -1,5 +1,5 @@
 // The calendar: drag a post to another day (same local time) or use its Reschedule form; both
-// send PATCH /api/posts/{id}, and the API's refusal is shown next to the post.
+// send PATCH /api/v1/posts/{id}, and the API's refusal is shown next to the post.
 (function () {
   "use strict";
   if (window.postpilotCalendar) { return; }
@@ -20,7 +20,7 @@
     post.classList.add("moving");
     var change = { scheduled_at: localTime, timezone: zone };
     if (dst) { change.dst = dst; }  // which instant a time the clocks skip or repeat means
-    var answer = await window.postpilot.call("PATCH", "/api/posts/" + post.dataset.postId, change);
+    var answer = await window.postpilot.call("PATCH", "/api/v1/posts/" + post.dataset.postId, change);
     post.classList.remove("moving");
     if (answer.ok) {
       window.location.reload();

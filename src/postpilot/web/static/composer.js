@@ -1,5 +1,5 @@
 // The composer: counters from /compose/counts (core/limits.py), previews per chosen account,
-// uploads to /api/media, and the post sent to /api/posts; a refusal is shown by its field.
+// uploads to /api/v1/media, and the post sent to /api/v1/posts; a refusal is shown by its field.
 (function () {
   "use strict";
   if (window.postpilotComposer) { return; }
@@ -10,6 +10,8 @@
   var countSeq = 0;
 
   function form() { return document.getElementById("composer"); }
+  // The v1 path: the API's own thumbnail_url still names the deprecated /api alias.
+  function thumbnailOf(id) { return "/api/v1/media/" + id + "/thumbnail"; }
   function chosen() {
     return Array.prototype.slice.call(form().querySelectorAll('input[name="targets"]:checked'))
       .map(function (box) { return { id: box.value, platform: box.dataset.platform, handle: box.dataset.handle }; });
@@ -208,15 +210,15 @@
     }
     form().querySelectorAll(".composer-actions button").forEach(function (b) { b.disabled = true; });
     if (action === "cancel") {
-      answer = await window.postpilot.call("POST", "/api/posts/" + id + "/cancel");
+      answer = await window.postpilot.call("POST", "/api/v1/posts/" + id + "/cancel");
     } else if (action === "save") {
-      answer = await window.postpilot.call("PATCH", "/api/posts/" + id, body(true));
+      answer = await window.postpilot.call("PATCH", "/api/v1/posts/" + id, body(true));
     } else if (action === "queue") {
       var queued = body(false);
       queued.queue_id = form().elements.queue_id.value;
-      answer = await window.postpilot.call("POST", "/api/posts", queued);
+      answer = await window.postpilot.call("POST", "/api/v1/posts", queued);
     } else {
-      answer = await window.postpilot.call("POST", "/api/posts", body(action === "schedule"));
+      answer = await window.postpilot.call("POST", "/api/v1/posts", body(action === "schedule"));
     }
     form().querySelectorAll(".composer-actions button").forEach(function (b) { b.disabled = false; });
     if (answer.ok) {
@@ -243,14 +245,14 @@
     if (platforms().length) { data.append("platforms", platforms().join(",")); }
     var button = document.getElementById("media-upload");
     button.disabled = true;
-    var answer = await window.postpilot.call("POST", "/api/media", data);
+    var answer = await window.postpilot.call("POST", "/api/v1/media", data);
     button.disabled = false;
     if (!answer.ok) {
       problem.textContent = window.postpilot.problems(answer.data).map(function (p) { return p.message; }).join("; ");
       problem.hidden = false;
       return;
     }
-    media.push({ id: answer.data.id, thumbnail_url: answer.data.thumbnail_url, alt_text: answer.data.alt_text });
+    media.push({ id: answer.data.id, thumbnail_url: thumbnailOf(answer.data.id), alt_text: answer.data.alt_text });
     file.value = "";
     alt.value = "";
     refresh();
@@ -258,8 +260,8 @@
 
   async function loadMedia(ids) {
     for (var i = 0; i < ids.length; i++) {
-      var answer = await window.postpilot.call("GET", "/api/media/" + ids[i]);
-      if (answer.ok) { media.push({ id: answer.data.id, thumbnail_url: answer.data.thumbnail_url, alt_text: answer.data.alt_text }); }
+      var answer = await window.postpilot.call("GET", "/api/v1/media/" + ids[i]);
+      if (answer.ok) { media.push({ id: answer.data.id, thumbnail_url: thumbnailOf(answer.data.id), alt_text: answer.data.alt_text }); }
     }
     refresh();
   }

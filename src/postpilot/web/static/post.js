@@ -1,5 +1,5 @@
 // A post's page: retry a failed delivery or settle an unknown one through
-// POST /api/deliveries/{id}/resolve; a refusal is shown in the delivery's row.
+// POST /api/v1/deliveries/{id}/resolve; a refusal is shown in the delivery's row.
 (function () {
   "use strict";
   if (window.postpilotPost) { return; }
@@ -18,7 +18,7 @@
     problem.hidden = true;
     var button = form.querySelector("button");
     button.disabled = true;
-    var answer = await window.postpilot.call("POST", "/api/deliveries/" + form.dataset.deliveryId + "/resolve", body);
+    var answer = await window.postpilot.call("POST", "/api/v1/deliveries/" + form.dataset.deliveryId + "/resolve", body);
     button.disabled = false;
     if (answer.ok) {
       window.location.reload();
