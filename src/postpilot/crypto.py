@@ -64,3 +64,31 @@ def api_key_lookup_prefix(key: str) -> str:
 
 def same_secret(given: str, expected: str) -> bool:
     return hmac.compare_digest(given.encode(), expected.encode())
+
+
+def _secret_keys(secret_key: str) -> list[str]:
+    return [part.strip() for part in secret_key.split(",") if part.strip()]
+
+
+def _signature(key: str, purpose: str, message: str) -> str:
+    derived = hashlib.sha256(f"postpilot-{purpose}:".encode() + key.encode()).digest()
+    digest = hmac.new(derived, message.encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def sign(secret_key: str, purpose: str, message: str) -> str:
+    """A URL-safe HMAC-SHA256 of `message`, keyed with SECRET_KEY's first key for one purpose
+    (a signature for one purpose is worthless for another)."""
+    keys = _secret_keys(secret_key)
+    if not keys:
+        raise ValueError("SECRET_KEY is empty")
+    return _signature(keys[0], purpose, message)
+
+
+def signed(secret_key: str, purpose: str, message: str, signature: str) -> bool:
+    """Whether `signature` is `sign`'s for `message` under any of SECRET_KEY's keys, so links
+    signed before a key rotation stay valid while the old key is listed."""
+    return any(
+        same_secret(_signature(key, purpose, message), signature)
+        for key in _secret_keys(secret_key)
+    )

@@ -101,9 +101,10 @@ def test_too_big_for_a_chosen_platform_names_it_and_its_limit() -> None:
     library._prepare(data, ["mastodon"], MAX)  # fine where the limit is larger
 
 
-def test_platforms_that_only_fetch_by_url_are_named() -> None:
-    with pytest.raises(library.MediaRefused, match="instagram: takes images only by public URL"):
-        library._prepare(pictures.plain(), ["instagram"], MAX)
+def test_platforms_that_fetch_by_url_get_a_variant_they_take() -> None:
+    # They download it from a signed link (media/links.py): a JPEG for Instagram.
+    prepared = library._prepare(pictures.plain(), ["instagram"], MAX)
+    assert prepared.variant.content_type == "image/jpeg"
 
 
 def test_ratio_limits_name_the_platform() -> None:

@@ -28,6 +28,7 @@ from postpilot.api.routes import (
     performance,
     platforms,
     posts,
+    public_media,
     queues,
     recurrences,
     scheduler,
@@ -119,5 +120,6 @@ def create_app(
     errors.install(app)
     openapi.install(app)
     versions.mount(app, legacy=ROUTERS, v1=(pages.router,))
+    app.include_router(public_media.router)  # outside /api: not versioned, no key
     web.install(app, limits)
     return app

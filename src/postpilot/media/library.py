@@ -55,15 +55,6 @@ def _prepare(data: bytes, platforms: Sequence[str], max_pixels: int) -> Prepared
         raise MediaRefused("media_not_image", [str(exc)]) from exc
     except images.TooManyPixels as exc:
         raise MediaRefused("media_too_large", [str(exc)]) from exc
-    if by_url := media_limits.fetching_by_url(platforms):
-        raise MediaRefused(
-            "media_not_allowed",
-            [
-                f"{platform}: takes images only by public URL, which library media does not "
-                "have; give it the image in media_urls instead"
-                for platform in by_url
-            ],
-        )
     goal = media_limits.target(platforms)
     try:
         encoded = images.normalise(data, info, goal, max_pixels=max_pixels)

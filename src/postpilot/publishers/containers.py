@@ -73,10 +73,13 @@ class ContainerPublisher(flow.StepwisePublisher):
             f"/{urls.segment(version)}"
         )
 
-    def _container_fields(self, part: Part, reply_to: str | None) -> dict[str, Any]:
+    def _container_fields(
+        self, part: Part, reply_to: str | None, images: list[str]
+    ) -> dict[str, Any]:
+        """`images`: the part's media as the platform downloads them (public URLs)."""
         fields: dict[str, Any] = {self.flavour.text_field: part.text}
-        if part.media_urls:
-            fields["image_url"] = part.media_urls[0]
+        if images:
+            fields["image_url"] = images[0]
         return fields
 
     async def _publish(self, request: PublishRequest, ctx: PublishContext) -> outcomes.Outcome:
@@ -113,8 +116,7 @@ class ContainerPublisher(flow.StepwisePublisher):
     ) -> SentPart | outcomes.Outcome:
         """One post (a reply when `reply_to` is given): a container, then its publication."""
         f, base, headers, keys = self.flavour, where.base, where.headers, where.keys
-        for url in part.media_urls:
-            await flow.fetch_media(ctx, url)  # a URL the platform cannot use fails here, clearly
+        images = [await flow.media_for_platform(ctx, url) for url in part.media_urls]
         what = f"{f.platform} container"
         response = await flow.send(
             ctx,
@@ -122,7 +124,7 @@ class ContainerPublisher(flow.StepwisePublisher):
             f"{base}/{urls.segment(where.user_id)}/{f.create_path}",
             what=what,
             final=False,
-            data=self._container_fields(part, reply_to),
+            data=self._container_fields(part, reply_to, images),
             headers=headers,
         )
         await graph.note_usage(response, ctx, *keys)

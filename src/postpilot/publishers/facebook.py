@@ -93,8 +93,7 @@ class FacebookPublisher(flow.StepwisePublisher):
         ctx: PublishContext,
     ) -> SentPart | outcomes.Outcome:
         if request.media_urls:
-            url = request.media_urls[0]
-            await flow.fetch_media(ctx, url)  # a URL Meta cannot use fails here, clearly
+            url = await flow.media_for_platform(ctx, request.media_urls[0])
             endpoint, data = "photos", {"url": url, "caption": request.text, "published": "true"}
         else:
             endpoint, data = "feed", {"message": request.text, "published": "true"}

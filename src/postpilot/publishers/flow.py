@@ -36,6 +36,16 @@ async def fetch_media(ctx: PublishContext, url: str) -> MediaFile:
         raise Stop(outcomes.Permanent(str(exc))) from exc
 
 
+async def media_for_platform(ctx: PublishContext, url: str) -> str:
+    """`url` as a platform that downloads media itself is given it, once it is known to be
+    usable: library media become a signed, expiring link under PUBLIC_BASE_URL."""
+    await fetch_media(ctx, url)  # a URL the platform could not use fails here, clearly
+    try:
+        return ctx.media.public_url(url, ctx.now())
+    except MediaError as exc:
+        raise Stop(outcomes.Permanent(str(exc))) from exc
+
+
 async def check_budget(ctx: PublishContext, platform: str, keys: Iterable[str]) -> None:
     """Stop with `RateLimited` when a budget is spent, without sending anything."""
     spent = await ctx.budgets.blocked_until(keys, ctx.now())

@@ -9,6 +9,7 @@ import socket
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
@@ -72,6 +73,12 @@ class LibraryReader(Protocol):
     async def read(self, media_id: str) -> MediaFile | None: ...
 
 
+class LibraryLinks(Protocol):
+    """Makes a signed, expiring public URL of library media (postpilot/media/links.py)."""
+
+    def url(self, media_id: str, now: datetime) -> str: ...
+
+
 def check_url_shape(url: str, policy: AddressPolicy | None = None) -> None:
     """The checks that need no network (when a post is created, too): an http(s) URL that
     parses, without credentials, not naming a private address literally."""
@@ -93,9 +100,11 @@ class MediaFetcher:
         cache_ttl_seconds: float = 300.0,
         cache_max_bytes: int = 64 * 1024 * 1024,
         library: LibraryReader | None = None,
+        links: LibraryLinks | None = None,
     ) -> None:
         self._http = http
         self._library = library
+        self._links = links
         self._max_bytes = max_bytes
         self.policy = policy or AddressPolicy.allowing(*allowed_hosts)
         self._timeout = timeout_seconds
@@ -106,6 +115,15 @@ class MediaFetcher:
         self._inflight: dict[str, asyncio.Future[MediaFile]] = {}
         self.hits = 0
         self.misses = 0
+
+    def public_url(self, url: str, now: datetime) -> str:
+        """The URL a platform that downloads media itself is given: library media get a signed
+        link under PUBLIC_BASE_URL, valid for a while from `now`; other URLs stay as they are."""
+        if not url.startswith(LIBRARY_PREFIX):
+            return url
+        if self._links is None:
+            raise MediaError(url, "library media cannot be linked here (no public base URL)")
+        return self._links.url(url.removeprefix(LIBRARY_PREFIX), now)
 
     async def fetch(self, url: str) -> MediaFile:
         """The media at `url`, downloaded at most once per TTL even when many deliveries of a

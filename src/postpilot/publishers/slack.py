@@ -78,8 +78,8 @@ class SlackPublisher(flow.StepwisePublisher):
             if request.text.strip():
                 blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": request.text}})
             for url in request.media_urls:
-                await flow.fetch_media(ctx, url)  # a URL Slack cannot use fails here, clearly
-                blocks.append({"type": "image", "image_url": url, "alt_text": "image"})
+                image_url = await flow.media_for_platform(ctx, url)
+                blocks.append({"type": "image", "image_url": image_url, "alt_text": "image"})
             body["blocks"] = blocks
         base = ctx.base_url(self.platform, account, DEFAULT_BASE)
         response = await flow.send(

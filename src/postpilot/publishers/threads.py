@@ -37,9 +37,11 @@ class ThreadsPublisher(ContainerPublisher):
         ),
     )
 
-    def _container_fields(self, part: Part, reply_to: str | None) -> dict[str, Any]:
-        fields = super()._container_fields(part, reply_to)
-        fields["media_type"] = "IMAGE" if part.media_urls else "TEXT"
+    def _container_fields(
+        self, part: Part, reply_to: str | None, images: list[str]
+    ) -> dict[str, Any]:
+        fields = super()._container_fields(part, reply_to, images)
+        fields["media_type"] = "IMAGE" if images else "TEXT"
         if reply_to is not None:
             fields["reply_to_id"] = reply_to  # a thread's later part replies to the one before
         return fields

@@ -27,6 +27,7 @@ from postpilot.core import media_limits, variants
 from postpilot.core.limits import LIMITS, limits_for
 from postpilot.core.states import AccountStatus, DeliveryStatus, PostStatus
 from postpilot.core.timezones import Dst, as_utc, in_zone
+from postpilot.media import links
 from postpilot.publishers.addresses import AddressPolicy
 from postpilot.publishers.media import MediaError, check_url_shape
 from postpilot.publishers.registry import supported_platforms
@@ -104,10 +105,11 @@ def library_ids(stored: list[str]) -> list[str]:
 
 
 async def checked_library(
-    session: Any, workspace_id: str, ids: list[str], targets: list[Account]
+    session: Any, runtime: Runtime, workspace_id: str, ids: list[str], targets: list[Account]
 ) -> list[MediaItem]:
     """The library media `ids` name, checked against the targets' platforms: what was checked
-    at upload was for the platforms chosen then."""
+    at upload was for the platforms chosen then, and a platform that downloads the image from
+    a link under PUBLIC_BASE_URL must be able to reach it."""
     found = await store_media.by_ids(session, workspace_id, ids)
     missing = [i for i in ids if i not in found]
     if missing:
@@ -116,11 +118,7 @@ async def checked_library(
         )
     items = [found[i] for i in ids]
     platforms = sorted({a.platform for a in targets} & set(media_limits.IMAGE_LIMITS))
-    problems = [
-        f"media_ids: {platform}: takes images only by public URL, which library media does "
-        "not have; give it the image in media_urls instead"
-        for platform in (media_limits.fetching_by_url(platforms) if items else [])
-    ]
+    problems = unlinkable(runtime, platforms) if items else []
     for item in items:
         problems += [
             f"media_ids: {item.id}: {problem}"
@@ -135,6 +133,23 @@ async def checked_library(
     if problems:
         raise _invalid(problems, "content_not_allowed")
     return items
+
+
+def unlinkable(runtime: Runtime, platforms: list[str]) -> list[str]:
+    """Why the platforms among these that download library media from a signed link under
+    PUBLIC_BASE_URL (media/links.py) could not: it names a loopback, private or local host.
+    The sandbox runs beside us and reaches it."""
+    base = runtime.settings.PUBLIC_BASE_URL
+    reason = links.unreachable_reason(base)
+    if reason is None:
+        return []
+    return [
+        f"media_ids: {platform}: downloads library media from PUBLIC_BASE_URL ({base}), which "
+        f"it cannot reach ({reason}); set PUBLIC_BASE_URL to this server's public origin, or "
+        "give the image in media_urls"
+        for platform in media_limits.fetching_by_url(platforms)
+        if platform not in runtime.publish.base_urls
+    ]
 
 
 def _invalid(problems: list[str], code: str = "invalid_request") -> ApiError:
@@ -223,15 +238,15 @@ async def checked(
     _check_variants(
         body.account_overrides, targets, len(body.media_urls) + len(body.media_ids), runtime
     )
-    await checked_library(session, workspace_id, body.media_ids, targets)
-    await _variant_library(session, workspace_id, body.account_overrides, targets)
+    await checked_library(session, runtime, workspace_id, body.media_ids, targets)
+    await _variant_library(session, runtime, workspace_id, body.account_overrides, targets)
     max_text, addresses = post_max_text(runtime), runtime.publish.addresses
     if found := threads.problems(body.thread, body.first_comment, targets, max_text, addresses):
         raise threads.invalid(found)
     for number, part in enumerate(body.thread):
         try:
             await checked_library(
-                session, workspace_id, part.media_ids, threads.taking_threads(targets)
+                session, runtime, workspace_id, part.media_ids, threads.taking_threads(targets)
             )
         except ApiError as exc:
             raise threads.named(exc, f"thread[{number}]") from exc
@@ -267,6 +282,7 @@ def _check_variants(
 
 async def _variant_library(
     session: Any,
+    runtime: Runtime,
     workspace_id: str,
     account_variants: dict[str, AccountVariant],
     targets: list[Account],
@@ -276,7 +292,9 @@ async def _variant_library(
         if variant.media_ids is None or account_id not in by_id:
             continue
         try:
-            await checked_library(session, workspace_id, variant.media_ids, [by_id[account_id]])
+            await checked_library(
+                session, runtime, workspace_id, variant.media_ids, [by_id[account_id]]
+            )
         except ApiError as exc:
             raise ApiError(
                 exc.status,
@@ -493,8 +511,8 @@ async def update_post(
     if body.account_overrides is not None:
         changes["account_overrides"] = stored_variants(body.account_overrides)
     _check_variants(account_variants, targets, len(urls) + len(media_ids), runtime)
-    await checked_library(session, workspace.id, media_ids, targets)
-    await _variant_library(session, workspace.id, account_variants, targets)
+    await checked_library(session, runtime, workspace.id, media_ids, targets)
+    await _variant_library(session, runtime, workspace.id, account_variants, targets)
     try:
         await posts.update_post(
             session,

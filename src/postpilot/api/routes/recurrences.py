@@ -81,7 +81,7 @@ async def create_recurrence(
         runtime.publish.addresses,
         len(body.media_ids),
     )
-    await post_routes.checked_library(session, workspace.id, body.media_ids, targets)
+    await post_routes.checked_library(session, runtime, workspace.id, body.media_ids, targets)
     now = runtime.now()
     row = await recurrence.create_recurrence(
         session,
