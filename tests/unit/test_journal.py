@@ -9,7 +9,7 @@ from pathlib import Path
 
 from postpilot.core.states import DeliveryStatus
 from postpilot.core.transitions import Event, Transition
-from postpilot.scheduler.journal import InFlightJournal
+from postpilot.scheduler.journal import InDoubt, InFlightJournal, in_doubt
 
 
 async def test_marked_deliveries_may_have_been_sent_and_others_not(tmp_path: Path) -> None:
@@ -69,3 +69,33 @@ async def test_a_torn_or_unknown_line_counts_as_may_have_sent(tmp_path: Path) ->
     assert not await journal.may_have_sent("pass-3", "d2")
     record = await journal.read("pass-3")
     assert record is not None and "send" in record.sending
+
+
+async def test_the_part_last_marked_is_in_doubt_only_until_it_is_recorded(tmp_path: Path) -> None:
+    journal = InFlightJournal(tmp_path)
+    await journal.begin("pass-4")
+    await journal.mark("pass-4", "thread", 0)
+    await journal.mark("pass-4", "thread", 1)
+    await journal.mark("pass-4", "plain")
+    record = await journal.read("pass-4")
+    assert record is not None
+    assert record.sending == {"thread", "plain"} and record.parts == {"thread": 1}
+    assert in_doubt(record, "thread", {0}) == InDoubt(1), "sent, maybe, and not recorded"
+    assert in_doubt(record, "thread", {0, 1}) is None, "recorded: resume after it"
+    assert in_doubt(record, "plain") == InDoubt()
+    assert in_doubt(record, "other", set()) is None, "never marked: never sent"
+
+
+def test_a_mark_without_a_part_leaves_the_whole_delivery_in_doubt(tmp_path: Path) -> None:
+    """An older version's journal (no part), or a whole-delivery mark after a part's."""
+    (tmp_path / "pass-5.log").write_text("begin\nsending d1\nsending d2 0\nsending d2\n")
+    record = InFlightJournal(tmp_path)._read("pass-5")
+    assert record is not None and record.parts == {}
+    assert in_doubt(record, "d1", {0, 1}) == InDoubt()
+    assert in_doubt(record, "d2", {0}) == InDoubt()
+
+
+def test_without_a_journal_only_the_first_part_not_recorded_is_in_doubt() -> None:
+    assert in_doubt(None, "d1", {0, 1}) == InDoubt(2)
+    assert in_doubt(None, "d1", set()) == InDoubt(), "nothing recorded: the post itself"
+    assert in_doubt(None, "d1") == InDoubt()

@@ -124,19 +124,26 @@ def apply_outcome(
 
 
 def recover_expired_lease(
-    delivery: DeliverySnapshot, *, recovery: Recovery, may_have_sent: bool = True
+    delivery: DeliverySnapshot,
+    *,
+    recovery: Recovery,
+    may_have_sent: bool = True,
+    part: str | None = None,
 ) -> Transition | None:
     """A delivery was reclaimed after its previous holder's lease ran out.
 
     Return None when it is safe to publish again (the platform deduplicates, or the previous
     holder provably never sent it), or the `unknown` transition when a repeat could double-post.
+    `part` names the one part of a thread or first comment that may have been sent (e.g.
+    "part 2 of 3"), when it is known.
     """
     if recovery is not Recovery.NONE or not may_have_sent:
         return None
+    where = f" while sending {part}" if part else " mid-publish"
     return _unknown(
         delivery,
         delivery.attempts,
-        "the scheduler holding this delivery stopped mid-publish and the platform cannot "
+        f"the scheduler holding this delivery stopped{where} and the platform cannot "
         "deduplicate a repeat",
     )
 

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 
 from postpilot.core import outcomes
 from postpilot.publishers.base import PublishRequest
-from postpilot.publishers.parts import Part, SentPart
+from postpilot.publishers.parts import Part, SentPart, sending_part
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,12 @@ async def publish_parts(request: PublishRequest, send: SendPart) -> outcomes.Out
         if (earlier := done.get(index)) is not None:
             chain.append(earlier)
             continue
-        result = await send(index, part, tuple(chain))
+        token = sending_part.set(index) if len(wanted) > 1 else None
+        try:
+            result = await send(index, part, tuple(chain))
+        finally:
+            if token is not None:
+                sending_part.reset(token)
         if not isinstance(result, SentPart):
             return _at_part(result, index, len(wanted))
         if request.record_part is not None:

@@ -4,6 +4,7 @@ data, shared by the engine (which stores what was sent) and the publishers (whic
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 # Where a post may be a thread (each part replies to the one before) and where it may carry a
@@ -34,3 +35,7 @@ class SentPart:
 # Awaited right after each part is taken, before the next is sent: records it durably so a
 # retry resumes after it. Raises when it cannot record.
 PartRecorder = Callable[[SentPart], Awaitable[None]]
+
+# Set while one part of a post with parts is being sent (its index): the scheduler's hook before
+# a publishing request reads it, so its journal names the part that may reach the platform.
+sending_part: ContextVar[int | None] = ContextVar("sending_part", default=None)

@@ -23,6 +23,7 @@ from postpilot.core.transitions import (
 )
 from postpilot.crypto import CredentialsError
 from postpilot.publishers import flow
+from postpilot.publishers import parts as publisher_parts
 from postpilot.publishers.base import (
     AccountContext,
     Publisher,
@@ -72,9 +73,11 @@ class PassState:
         return self._previous[pass_id]
 
     async def before_send(self, delivery_id: str) -> None:
-        """Record durably that this delivery may now reach a platform without idempotency.
-        The pass began its journal before it claimed anything."""
-        await self._runtime.journal.mark(self.pass_id, delivery_id)
+        """Record durably that this delivery (the part of it being sent, for a thread or first
+        comment) may now reach a platform without idempotency. The pass began its journal
+        before it claimed anything."""
+        part = publisher_parts.sending_part.get()
+        await self._runtime.journal.mark(self.pass_id, delivery_id, part)
         self.sending.add(delivery_id)
 
     async def refresh(self, publisher: Publisher, held: Held) -> Held | outcomes.Outcome:
@@ -160,8 +163,14 @@ async def _process(item: WorkItem, runtime: Runtime, state: PassState) -> Proces
             # The previous pass decided it but the database did not take its outcome then.
             detail = f"{kept.detail} (written from the journal of pass {record.pass_id})"
             return _processed(item, replace(kept, detail=detail), "recovered", started, changes)
-        sent = journal.may_have_sent(record, item.delivery.id)
-        if held := recover_expired_lease(snapshot, recovery=recovery, may_have_sent=sent):
+        doubt = await parts.in_doubt(record, item, runtime) if recovery is Recovery.NONE else None
+        where = None
+        if doubt is not None and doubt.part is not None:
+            where = f"part {doubt.part + 1} of {parts.part_count(item)}"
+        sent = doubt is not None
+        if held := recover_expired_lease(
+            snapshot, recovery=recovery, may_have_sent=sent, part=where
+        ):
             if lookups.readable(item.delivery.platform):
                 # A post found there needs no person. Journaled as sending first: a look that
                 # is stopped leaves the delivery in doubt instead of letting it be sent again.

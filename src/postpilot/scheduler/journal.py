@@ -8,14 +8,17 @@ so the pass appends to a local file (fsynced) instead:
 - `begin`: written before the pass claims anything, so a pass that dies at any point after its
   claim leaves a file;
 - `sending <id>`: written right before the request that publishes (not before token refreshes,
-  media or uploads, which cannot publish);
+  media or uploads, which cannot publish); `sending <id> <part>` for a thread's reply or a first
+  comment, before each part's request (part 0 is the post itself);
 - `outcome <id> <json>`: written only when the database could not take the pass's outcomes, so
   the next holder can write them instead of sending again.
 
 Reading it back, for a delivery taken over from that pass:
 - the file has an outcome for it: that outcome is written, nothing is sent;
 - the file lists it as sending: it may have been sent (`unknown` where the platform cannot
-  deduplicate);
+  deduplicate); for a delivery with parts, only the last part named may have been sent, and
+  only if no row of `delivery_parts` records it (parts go in order, each recorded before the
+  next is marked): recorded, the next holder resumes after it without doubt;
 - the file exists and does not list it: it was never sent, so it is published normally;
 - no file (the pass ran on another machine): it may have been sent, to be safe.
 
@@ -29,7 +32,7 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -51,6 +54,8 @@ class PassRecord:
     pass_id: str
     sending: frozenset[str]
     outcomes: Mapping[str, Transition] = field(default_factory=dict)
+    # The part last marked as sending, for a delivery whose last mark named one.
+    parts: Mapping[str, int] = field(default_factory=dict)
 
 
 class InFlightJournal:
@@ -60,9 +65,11 @@ class InFlightJournal:
     async def begin(self, pass_id: str) -> None:
         await asyncio.to_thread(self._append, pass_id, [BEGIN])
 
-    async def mark(self, pass_id: str, delivery_id: str) -> None:
-        """Returns only once the mark is on disk: the caller sends after it."""
-        await asyncio.to_thread(self._append, pass_id, [f"{SENDING} {delivery_id}"])
+    async def mark(self, pass_id: str, delivery_id: str, part: int | None = None) -> None:
+        """Returns only once the mark is on disk: the caller sends after it. `part` names the
+        part of a thread or first comment about to be sent."""
+        line = f"{SENDING} {delivery_id}" if part is None else f"{SENDING} {delivery_id} {part}"
+        await asyncio.to_thread(self._append, pass_id, [line])
 
     async def keep_outcomes(self, pass_id: str, decided: Iterable[tuple[str, Transition]]) -> None:
         """The database did not take these outcomes: keep them for whoever takes over."""
@@ -123,22 +130,67 @@ class InFlightJournal:
             return None
         sending: set[str] = set()
         decided: dict[str, Transition] = {}
+        parts: dict[str, int] = {}
         for line in lines[1:]:
             kind, _, rest = line.partition(" ")
             if kind == SENDING:
-                sending.add(rest)
+                delivery_id, _, part = rest.partition(" ")
+                sending.add(delivery_id)
+                # The last mark of a delivery counts; one without a part (an older version's,
+                # or a whole-delivery mark) leaves the whole delivery in doubt.
+                if part.isdigit():
+                    parts[delivery_id] = int(part)
+                else:
+                    parts.pop(delivery_id, None)
             elif kind == OUTCOME:
                 delivery_id, _, encoded = rest.partition(" ")
                 with contextlib.suppress(ValueError, KeyError, TypeError):
                     decided[delivery_id] = decode_transition(json.loads(encoded))
             else:  # a torn last line, or a journal of an older version: may have sent
                 sending.add(line)
-        return PassRecord(pass_id=pass_id, sending=frozenset(sending), outcomes=decided)
+        return PassRecord(
+            pass_id=pass_id, sending=frozenset(sending), outcomes=decided, parts=parts
+        )
 
 
 def may_have_sent(record: PassRecord | None, delivery_id: str) -> bool:
     """No journal of the pass on this machine, or it lists the delivery as sending."""
     return record is None or delivery_id in record.sending
+
+
+@dataclass(frozen=True, slots=True)
+class InDoubt:
+    """What of a delivery may have reached the platform without a record of it: `part` (its
+    index), or the whole delivery when None."""
+
+    part: int | None = None
+
+
+def in_doubt(
+    record: PassRecord | None, delivery_id: str, recorded: Collection[int] | None = None
+) -> InDoubt | None:
+    """What a dead pass may have sent of a delivery and not recorded, or None when nothing.
+    `recorded`: the indexes of its parts in `delivery_parts` (None for a delivery without
+    parts). Parts are sent in order, each recorded before the next is marked, so at most one
+    part is in doubt: the last one marked, unless it is recorded; without a journal, the first
+    part not recorded. Pure."""
+    if recorded is None:
+        return InDoubt() if may_have_sent(record, delivery_id) else None
+    if record is None:
+        return InDoubt(_first_missing(recorded) if recorded else None)
+    if delivery_id not in record.sending:
+        return None
+    part = record.parts.get(delivery_id)
+    if part is None:
+        return InDoubt()
+    return None if part in recorded else InDoubt(part)
+
+
+def _first_missing(recorded: Collection[int]) -> int:
+    index = 0
+    while index in recorded:
+        index += 1
+    return index
 
 
 def encode_transition(transition: Transition) -> dict[str, Any]:

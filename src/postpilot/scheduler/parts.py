@@ -14,6 +14,7 @@ from postpilot.core.transitions import Recovery
 from postpilot.publishers import parts as publisher_parts
 from postpilot.publishers.base import Publisher, PublishRequest
 from postpilot.publishers.parts import Part, SentPart
+from postpilot.scheduler import journal
 from postpilot.scheduler.runtime import Runtime
 from postpilot.store import parts as stored_parts
 from postpilot.store.work import WorkItem
@@ -36,6 +37,29 @@ def recovery_of(item: WorkItem, publisher: Publisher | None) -> Recovery:
     if publisher.recovery is Recovery.VERIFIABLE and has_parts(item):
         return Recovery.NONE
     return publisher.recovery
+
+
+def part_count(item: WorkItem) -> int:
+    """How many parts the delivery sends: the post and its replies, or the post and its comment."""
+    if not has_parts(item):
+        return 1
+    if item.delivery.platform in publisher_parts.THREAD_PLATFORMS:
+        return 1 + len(item.post.thread)
+    return 2
+
+
+async def in_doubt(
+    record: journal.PassRecord | None, item: WorkItem, runtime: Runtime
+) -> journal.InDoubt | None:
+    """What the dead pass of `record` may have sent of this delivery without recording it. For
+    a delivery with parts the journal is read against the parts recorded: a statement, only
+    for a delivery the journal does not clear outright."""
+    delivery_id = item.delivery.id
+    if not has_parts(item) or not journal.may_have_sent(record, delivery_id):
+        return journal.in_doubt(record, delivery_id)
+    async with runtime.db.engine.connect() as conn:
+        stored = await stored_parts.sent_parts(conn, [delivery_id])
+    return journal.in_doubt(record, delivery_id, {part.index for part in stored})
 
 
 async def with_parts(request: PublishRequest, item: WorkItem, runtime: Runtime) -> PublishRequest:
