@@ -94,6 +94,8 @@ class IdempotencyKey(Base):
     )
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
     request_hash: Mapped[str] = mapped_column(String(64))  # sha256 of the canonical body
+    # How request_hash was made (store/idempotency.py): keys stored before version 2 are 1.
+    fingerprint_version: Mapped[int] = mapped_column(Integer, server_default="1")
     post_id: Mapped[str | None] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"))
     status_code: Mapped[int] = mapped_column(Integer)
     response: Mapped[dict[str, Any]] = mapped_column(JSON)

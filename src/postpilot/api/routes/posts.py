@@ -404,7 +404,7 @@ async def _replay(
             session,
             workspace_id=workspace_id,
             key=key,
-            request_hash=idempotency.fingerprint(body.model_dump(mode="json")),
+            request=body.model_dump(mode="json"),
             now=now,
         )
     except idempotency.KeyReused as exc:

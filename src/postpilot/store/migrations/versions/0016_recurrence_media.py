@@ -1,4 +1,5 @@
-"""recurrences take library media: which media each recurrence uses
+"""recurrences take library media (which media each recurrence uses); idempotency keys record
+their fingerprint's version
 
 Revision ID: 0016_recurrence_media
 Revises: 0015_monitor_rollups
@@ -34,8 +35,15 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("recurrence_id", "media_id", name=op.f("pk_recurrence_media")),
     )
     op.create_index(op.f("ix_recurrence_media_media_id"), "recurrence_media", ["media_id"])
+    # Keys stored until now were fingerprinted by version 1.
+    op.add_column(
+        "idempotency_keys",
+        sa.Column("fingerprint_version", sa.Integer(), server_default="1", nullable=False),
+    )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("idempotency_keys") as batch:
+        batch.drop_column("fingerprint_version")
     op.drop_index(op.f("ix_recurrence_media_media_id"), table_name="recurrence_media")
     op.drop_table("recurrence_media")
