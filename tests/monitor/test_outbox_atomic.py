@@ -1,15 +1,16 @@
 """A workspace's webhook events are written in the transaction of the outcomes they announce, on
 SQLite and PostgreSQL: nothing runs after the commit to write them (a process killed right after
 it has still announced them), a fault between the outcome and its event writes neither (the
-delivery is decided again after its lease, and its event is written then), and the outbox costs
-a statement only when a subscription wants one of the group's events."""
+delivery is decided again after its lease, and its event is written then), the outbox costs a
+statement only when a subscription wants one of the group's events, and a person's resolution
+is announced in the transaction that writes it."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from postpilot.monitor import events
 from postpilot.runtime import ServiceRuntime
@@ -19,8 +20,16 @@ from postpilot.store import webhooks as store
 from postpilot.store.database import Database
 from postpilot.store.tables import Activity, Delivery
 from tests.factories import due_posts, workspace_with_accounts
+from tests.helpers import api_server, mastodon_account
 from tests.monitor.support import Clock, receiver
-from tests.monitor.test_webhook_outbox import outbox_runtime, rows, subscribe
+from tests.monitor.test_webhook_outbox import (
+    hostport,
+    outbox_runtime,
+    rows,
+    signed_bodies,
+    subscribe,
+)
+from tests.waiting import wait_until
 
 
 async def _delivery(db: Database) -> Delivery:
@@ -114,3 +123,41 @@ async def test_the_outbox_costs_a_statement_only_when_a_subscription_wants_an_ev
         assert costs[1] == costs[0], "a subscription that wants none of the events costs nothing"
         assert costs[2] == costs[0] + 1, "one INSERT for the group's events"
         assert len(await rows(any_db)) == 1
+
+
+async def test_a_persons_resolution_is_announced_with_it(
+    any_db: Database, sandbox: SandboxClient
+) -> None:
+    async with (
+        receiver() as hook,
+        api_server(
+            any_db, sandbox, PRIVATE_HOSTS_ALLOWED=hostport(hook), WEBHOOK_OUTBOX_POLL_SECONDS=0.2
+        ) as api,
+    ):
+        subscription = await subscribe(api.runtime, api.workspace_id, hook.url)
+        account_id = await mastodon_account(api, sandbox)
+        made = await api.client.post("/api/posts", json={"text": "?", "targets": [account_id]})
+        (target,) = made.json()["targets"]
+        async with any_db.transaction() as session:
+            await session.execute(
+                update(Delivery).where(Delivery.id == target["id"]).values(status="unknown")
+            )
+        settled = await api.client.post(
+            f"/api/deliveries/{target['id']}/resolve",
+            json={"resolution": "published", "platform_post_id": "123"},
+        )
+        assert settled.status_code == 200, settled.text
+        (row,) = await rows(any_db, subscription)
+        assert row.event == "delivery.published"
+        data = row.payload["data"]
+        assert (data["delivery_id"], data["platform_post_id"]) == (target["id"], "123")
+        assert data["scheduler"] == "person" and data["status"] == "published"
+        await wait_until(lambda: bool(hook.received), timeout=30, what="the API's outbox sender")
+
+        refused = await api.client.post(
+            f"/api/deliveries/{target['id']}/resolve", json={"resolution": "failed"}
+        )
+        assert refused.status_code == 409, "nothing to resolve: nothing announced"
+        assert len(await rows(any_db, subscription)) == 1
+    (body,) = signed_bodies(hook)
+    assert body["id"] == row.event_id

@@ -17,11 +17,21 @@ from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from postpilot.core.events import Message
-from postpilot.store.tables import WebhookOutbox, WebhookSubscription, new_id, table_of
+from postpilot.core.events import Message, delivery_event
+from postpilot.core.states import DeliveryStatus
+from postpilot.core.timezones import as_utc
+from postpilot.core.transitions import Event, Transition
+from postpilot.store.tables import (
+    Delivery,
+    WebhookOutbox,
+    WebhookSubscription,
+    new_id,
+    table_of,
+)
 
 subscriptions = table_of(WebhookSubscription)
 outbox = table_of(WebhookOutbox)
+RESOLVER = "person"  # the `scheduler` of an event a person's resolution wrote
 
 
 class OutboxStatus(enum.StrEnum):
@@ -165,6 +175,48 @@ async def record_events(
     rows = entries(messages, found)
     await enqueue(conn, rows, now=now)
     return len(rows)
+
+
+@dataclass(frozen=True, slots=True)
+class _Resolved:
+    """A delivery a person settled, as an event tells of it."""
+
+    id: str
+    post_id: str
+    workspace_id: str
+    account_id: str
+    platform: str
+    scheduled_at: datetime
+
+
+async def announce_resolution(session: AsyncSession, delivery: Delivery, *, now: datetime) -> int:
+    """A person's resolution of `delivery` (already applied to it) as a webhook event, in the
+    session's transaction, the one that writes the resolution: published or failed are
+    announced like a pass's outcomes; a retry announces nothing (the next pass will)."""
+    published_at = delivery.published_at
+    transition = Transition(
+        status=DeliveryStatus(delivery.status),
+        attempts=delivery.attempts,
+        due_at=as_utc(delivery.due_at),
+        event=Event.RESOLVED,
+        detail=f"resolved as {delivery.status} by a person",
+        error=delivery.last_error if delivery.status == DeliveryStatus.FAILED.value else None,
+        platform_post_id=delivery.platform_post_id,
+        platform_url=delivery.platform_url,
+        published_at=as_utc(published_at) if published_at is not None else None,
+    )
+    subject = _Resolved(
+        id=delivery.id,
+        post_id=delivery.post_id,
+        workspace_id=delivery.workspace_id,
+        account_id=delivery.account_id,
+        platform=delivery.platform,
+        scheduled_at=as_utc(delivery.scheduled_at),
+    )
+    message = delivery_event(subject, transition, pass_id=new_id(), scheduler=RESOLVER)
+    if message is None:
+        return 0
+    return await record_events(await session.connection(), [message], now=now)
 
 
 async def enqueue(conn: AsyncConnection, entries: Sequence[Entry], *, now: datetime) -> None:

@@ -22,7 +22,7 @@ from postpilot.core.states import AccountStatus, DeliveryStatus
 from postpilot.monitor import alerts as alert_rules
 from postpilot.monitor import store as monitor_store
 from postpilot.monitor.store import AlertRecord
-from postpilot.store import accounts, posts
+from postpilot.store import accounts, posts, webhooks
 from postpilot.store.tables import Account, Delivery
 from postpilot.store.web_sessions import SignedIn
 from postpilot.web import auth
@@ -167,6 +167,7 @@ async def settle(
             now=runtime.now(),
             actor=signed.actor,
         )
+        await webhooks.announce_resolution(session, delivery, now=runtime.now())
         if outcome == "retry":
             await posts.notify_due(session)
     if outcome == "retry":

@@ -11,7 +11,7 @@ from postpilot.api.errors import ApiError, not_found
 from postpilot.api.routes.posts import delivery_public
 from postpilot.api.schemas import DeliveryPublic, ResolveDelivery
 from postpilot.core.states import DeliveryStatus
-from postpilot.store import posts
+from postpilot.store import posts, webhooks
 from postpilot.store.tables import Account
 
 router = APIRouter(prefix="/api/deliveries", tags=["deliveries"])
@@ -64,6 +64,7 @@ async def resolve(
         now=runtime.now(),
         actor=actor,
     )
+    await webhooks.announce_resolution(session, delivery, now=runtime.now())
     if body.resolution == "retry":
         await posts.notify_due(session)
     await session.commit()
