@@ -93,7 +93,9 @@ async def serving(app: Any) -> AsyncIterator[str]:
     # Bind first and hand the socket over: no window for another process to take the port.
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", log_config=None))
+        # As under `postpilot serve`: X-Forwarded-For is the app's to read (TRUSTED_PROXIES).
+        config = uvicorn.Config(app, log_level="warning", log_config=None, proxy_headers=False)
+        server = uvicorn.Server(config)
         task = asyncio.create_task(server.serve(sockets=[sock]))
 
         def started() -> bool:

@@ -19,7 +19,7 @@ from dotenv import dotenv_values
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from postpilot.core import knobs
+from postpilot.core import knobs, proxies
 from postpilot.errors import PostpilotError
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./postpilot.db"
@@ -182,6 +182,9 @@ class Settings(BaseSettings):
     LOGIN_RATE_LIMIT: Annotated[int, Field(ge=1, le=10_000)] = 5
     LOGIN_RATE_LIMIT_PER_IP: Annotated[int, Field(ge=1, le=100_000)] = 50
     LOGIN_RATE_WINDOW_SECONDS: Annotated[int, Field(ge=1, le=86_400)] = 900
+    # Reverse proxies (IP addresses or CIDR networks, comma-separated) whose X-Forwarded-For
+    # names the client; empty: the connecting address is the client's (X-Forwarded-For ignored).
+    TRUSTED_PROXIES: str = ""
     # Where scripts/setup installs the pages' front-end packages (htmx, Swagger UI, ReDoc);
     # unset: .web-assets beside the project's src/.
     WEB_ASSETS_DIR: str | None = None
@@ -289,6 +292,16 @@ class Settings(BaseSettings):
             if not _HOST_ENTRY.fullmatch(entry):
                 raise ValueError(f"{entry!r} is not a host, host:port or [IPv6]:port")
         return value
+
+    @field_validator("TRUSTED_PROXIES")
+    @classmethod
+    def _proxy_list(cls, value: str) -> str:
+        proxies.parse_networks(value)
+        return value
+
+    @property
+    def trusted_proxies(self) -> tuple[proxies.Network, ...]:
+        return proxies.parse_networks(self.TRUSTED_PROXIES)
 
     @property
     def private_hosts_allowed(self) -> tuple[str, ...]:

@@ -42,6 +42,8 @@ def serve(
         log_config=None,
         access_log=False,
         loop=loop.name(),
+        # The app reads X-Forwarded-For itself, from TRUSTED_PROXIES only (web/auth.py).
+        proxy_headers=False,
     )
 
 

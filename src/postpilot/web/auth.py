@@ -8,7 +8,7 @@ from datetime import timedelta
 from fastapi import Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from postpilot.core import roles
+from postpilot.core import proxies, roles
 from postpilot.errors import PostpilotError
 from postpilot.scheduler.runtime import Runtime
 from postpilot.settings import Settings
@@ -55,8 +55,11 @@ async def signed_in(request: Request, session: AsyncSession) -> web_sessions.Sig
 
 
 def client_address(request: Request) -> str:
-    """The address a request comes from, as the sign-in rate limit counts it."""
-    return request.client.host if request.client else "unknown"
+    """The address a request comes from, as the sign-in rate limit counts it: behind one of
+    TRUSTED_PROXIES, the client's from X-Forwarded-For."""
+    peer = request.client.host if request.client else "unknown"
+    trusted = runtime_of(request).settings.trusted_proxies
+    return proxies.client_address(peer, request.headers.getlist("x-forwarded-for"), trusted)
 
 
 def set_cookie(response: Response, name: str, value: str, settings: Settings, max_age: int) -> None:
