@@ -1,6 +1,7 @@
 """Chaos: worker processes on one PostgreSQL database are SIGKILLed again and again while they
 publish, each replaced at once. Nothing is published twice, nothing is lost or left claimed, and
-only a send that was really in flight at a kill may end `unknown`."""
+only a send that was really in flight at a kill may end `unknown`; for X threads, only the part
+that was in flight, each part going out once."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from postpilot.sandbox.client import SandboxClient
 from postpilot.store.database import Database
@@ -95,4 +96,91 @@ async def test_repeated_sigkill_publishes_everything_once(
         KILLS,
         len(unknown_texts),
         really_sent,
+    )
+
+
+THREADS = 60
+
+
+async def test_repeated_sigkill_mid_thread_sends_each_part_once(
+    pg_db: Database, sandbox: SandboxClient, spawn, tmp_path: Path
+) -> None:
+    """X threads (no idempotency key) under SIGKILL: the journal names the part in flight, so no
+    part goes out twice, none is lost, and a thread ends `unknown` only naming the one part that
+    was in flight (those before it are on X, none after it)."""
+    workspace, accounts = await workspace_with_accounts(
+        pg_db, sandbox, count=4, platform="x", credentials={"access_token": "x-token"}
+    )
+    now = datetime.now(UTC)
+    for i in range(THREADS):  # parts "t<i> 0" (the post), "t<i> 1", "t<i> 2"
+        (post_id,) = await due_posts(
+            pg_db, workspace, [accounts[i % len(accounts)]], count=1, at=now, text=f"t{i}"
+        )
+        async with pg_db.transaction() as session:
+            await session.execute(
+                update(Post)
+                .where(Post.id == post_id)
+                .values(thread=[{"text": f"t{i} 1"}, {"text": f"t{i} 2"}])
+            )
+    sandbox.configure(latency_ms=150)
+    env = worker_env(
+        pg_db,
+        sandbox,
+        SCHEDULER_BATCH_SIZE="20",
+        SCHEDULER_CONCURRENCY="4",
+        SCHEDULER_LEASE_SECONDS="5",
+        JOURNAL_DIR=str(tmp_path / "journal"),
+        ENABLE_PERFORMANCE_MONITORING="false",
+    )
+    workers = [spawn(env) for _ in range(2)]
+    chance = random.Random(11)
+    kills = 0
+    for _ in range(5):
+        sent = len(sandbox.records("x"))
+        if sent >= THREADS * 3 - 20:
+            break
+
+        async def progressed(sent: int = sent) -> bool:
+            return len(sandbox.records("x")) > sent + 6
+
+        await wait_until(progressed, timeout=30, every=0.05)
+        await wait_until(lambda: in_flight(sandbox, 1), timeout=30, every=0.01)
+        victim = chance.randrange(len(workers))
+        workers[victim].send_signal(signal.SIGKILL)
+        workers[victim].wait()
+        kills += 1
+        workers[victim] = spawn(env)
+
+    async def settled() -> bool:
+        counts = await delivery_counts(pg_db)
+        return not counts.get("scheduled") and not counts.get("claimed")
+
+    await wait_until(settled, timeout=120, every=0.2, what=lambda: delivery_counts(pg_db))
+
+    async with pg_db.session() as session:
+        rows = (
+            await session.execute(
+                select(Delivery.status, Delivery.last_error, Post.text).join(
+                    Post, Post.id == Delivery.post_id
+                )
+            )
+        ).all()
+    on_x = Counter(r["text"] for r in sandbox.records("x"))
+    assert max(on_x.values()) == 1, "a part went out twice"
+    statuses = Counter(status for status, _, _ in rows)
+    assert statuses["published"] + statuses["unknown"] == THREADS, statuses
+    for status, error, text in rows:
+        thread = text.removesuffix(" 0")
+        there = [k for k in (0, 1, 2) if on_x[f"{thread} {k}"]]
+        if status == "published":
+            assert there == [0, 1, 2], (thread, there)
+            continue
+        named = [k for k in (0, 1, 2) if f"part {k + 1} of 3" in (error or "")]
+        assert len(named) == 1, error
+        (k,) = named
+        # The parts before the one in flight went out; nothing after it was sent.
+        assert there in (list(range(k)), list(range(k + 1))), (thread, k, there)
+    assert statuses["unknown"] <= kills * 4
+    log.warning(
+        "chaos threads: %d kills, %d unknown of %d threads", kills, statuses["unknown"], THREADS
     )
