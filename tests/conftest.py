@@ -21,9 +21,30 @@ from postpilot.store.schema import upgrade
 pytest_plugins = ["tests.tiers"]
 
 PG_ADMIN_DSN = os.environ.get("POSTPILOT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
-# One template per test session: sessions of several engineers may run at once.
+# One template per test process (each pytest-xdist worker is one): sessions of several engineers
+# may run at once.
 PG_TEMPLATE = f"postpilot_test_template_{os.getpid()}"
-REDIS_TEST_URL = os.environ.get("POSTPILOT_TEST_REDIS", "redis://127.0.0.1:6379/13")
+
+
+def worker_redis_url(base: str, worker: str | None) -> str:
+    """The test Redis database of one pytest-xdist worker: gw0 keeps the base's number, gw1 the
+    next and so on, so a test flushing its database never empties another worker's keys."""
+    if not worker:
+        return base
+    head, _, number = base.rpartition("/")
+    database = int(number or 0) + int(worker.removeprefix("gw"))
+    if database > 15:
+        raise pytest.UsageError(
+            f"{base}: no Redis database left for xdist worker {worker} (Redis has 0-15): "
+            "run fewer workers or lower POSTPILOT_TEST_REDIS's database number"
+        )
+    return f"{head}/{database}"
+
+
+REDIS_TEST_URL = worker_redis_url(
+    os.environ.get("POSTPILOT_TEST_REDIS", "redis://127.0.0.1:6379/13"),
+    os.environ.get("PYTEST_XDIST_WORKER"),
+)
 TEST_SECRET_KEY = "test-secret-key-0123456789abcdef"
 
 

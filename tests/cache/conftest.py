@@ -1,5 +1,6 @@
-"""The real Redis on 127.0.0.1:6379, test-only database 13, emptied around each test; a TCP
-proxy in front of it that a test can cut and restore; accounts the Redis tests publish with."""
+"""The real Redis on 127.0.0.1:6379, a test-only database (13, the next for each further xdist
+worker: REDIS_TEST_URL), emptied around each test; a TCP proxy in front of it that a test can cut
+and restore; accounts the Redis tests publish with."""
 
 from __future__ import annotations
 
