@@ -304,7 +304,7 @@ DEMO_OWNER = "demo@example.com"
 async def demo_owner(db: Database, *, workspace_id: str, now: datetime) -> str:
     """The demo workspace's owner, `demo@example.com`, with a new random password (returned,
     to print): someone trying the demo signs in to the web app and sees the demo's posts."""
-    password = secrets.token_urlsafe(12)
+    password = passwords.new_password()
     hashed = passwords.hash_password(password)
     async with db.transaction() as session:
         user = await users.user_by_email(session, DEMO_OWNER)
