@@ -101,7 +101,7 @@ def build_runtime(
         library=library.LibraryReader(library.open_storage(settings)),
         links=links.for_settings(settings),
     )
-    cache = CacheService.open(settings)
+    cache = CacheService.open(settings, slots_directory=journal_directory(settings) / "slots")
     closing.push_async_callback(cache.close)
     cache.track("media", lambda: CacheStats(media.hits, media.misses))
     monitor = Monitor(settings=settings, db=db, clock=clock, cache=cache, http=http)

@@ -92,6 +92,31 @@ async def test_two_processes_publish_a_batch_exactly_once_and_drain_on_sigterm(
     await wait_until(lambda: nothing_held(sandbox), timeout=10)
 
 
+async def test_two_processes_send_one_at_a_time_to_a_room_without_redis(
+    pg_db: Database, sandbox: SandboxClient, supervisors: Start
+) -> None:
+    # No REDIS_URL: the machine's lock files keep the room's cap (one send) across processes.
+    tokens = sandbox.issue_token("matrix", "@bot:sandbox.test")
+    workspace, room = await workspace_with_accounts(
+        pg_db,
+        sandbox,
+        platform="matrix",
+        credentials={"access_token": tokens["access_token"]},
+        options={"room_id": "!room:sandbox.test"},
+    )
+    sandbox.configure(latency_ms=30)
+    env = worker_env(pg_db, sandbox, SCHEDULER_BATCH_SIZE="4", SCHEDULER_CONCURRENCY="5")
+    env.pop("REDIS_URL", None)
+    supervisor = supervisors(env, 2)
+    await wait_until(lambda: running(pg_db, 2, supervisor), timeout=30)
+    await due_posts(pg_db, workspace, room, count=16, at=datetime.now(UTC))
+    await wait_until(lambda: _all_published(pg_db, 16), timeout=60)
+    sends = [r for r in sandbox.requests("matrix") if "/send/" in r["path"]]
+    assert len(sends) == 16 and max(r["concurrent"] for r in sends) == 1
+    texts = Counter(record["text"] for record in sandbox.records("matrix"))
+    assert len(texts) == 16 and set(texts.values()) == {1}
+
+
 async def test_a_killed_worker_process_is_restarted(
     pg_db: Database, sandbox: SandboxClient, supervisors: Start
 ) -> None:

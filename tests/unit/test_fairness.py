@@ -1,5 +1,6 @@
 """The fair queue alone: caps per account, due order per account, the earliest head first, a
-platform's share of the slots, and taking an account's waiting deliveries out."""
+platform's share of the slots, taking an account's waiting deliveries out, and pausing an
+account whose cap other processes hold."""
 
 from __future__ import annotations
 
@@ -92,3 +93,16 @@ def test_drain_empties_the_queue_and_keeps_the_in_flight_count() -> None:
     assert len(pop_all(queue)) == 2
     assert sorted(queue.drain()) == ["d2", "d3"]
     assert (queue.waiting, queue.in_flight, queue.pop()) == (0, 2, None)
+
+
+def test_a_paused_account_starts_nothing_until_resumed_and_the_others_go_on() -> None:
+    queue: FairQueue[str] = FairQueue(slots=10)
+    for i in range(3):
+        queue.push(f"room-{i}", account="room", platform="matrix", cap=1, order=at(i, f"r{i}"))
+        queue.push(f"chat-{i}", account="chat", platform="telegram", cap=1, order=at(9, f"c{i}"))
+    queue.pause("room")
+    assert pop_all(queue) == ["chat-0"]
+    queue.finished("chat")
+    assert pop_all(queue) == ["chat-1"]
+    assert queue.resume() and not queue.resume(), "resumed once: nothing paused after"
+    assert pop_all(queue) == ["room-0"], "due order kept through the pause"

@@ -1,16 +1,18 @@
 """The streaming flow of the optimized pass alone: a scripted deliverer that counts what is in
-flight per account and finishes each delivery when the test says, a claim over a list, and a
-sink that keeps what it is handed. No database, no network, the clock stopped."""
+flight per account and finishes each delivery when the test says, a claim over a list, a sink
+that keeps what it is handed, and account slots shared by passes (as Redis would hold them).
+No database, no network, the clock stopped."""
 
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from datetime import timedelta
 from types import SimpleNamespace
 from typing import cast
 
+from postpilot.cache.slots import Slot
 from postpilot.core import outcomes
 from postpilot.core.retry import RetryPolicy
 from postpilot.core.transitions import Event, Recovery, apply_outcome
@@ -146,6 +148,32 @@ class Claims:
         return taken
 
 
+class SharedSlots:
+    """Account slots every pass given it shares, answering after a round trip's yield."""
+
+    def __init__(self) -> None:
+        self.held: defaultdict[str, set[str]] = defaultdict(set)
+        self.exchanges = 0
+        self.denied = 0
+
+    async def exchange(self, returned: Sequence[Slot], asked: Sequence[Slot]) -> list[bool]:
+        self.exchanges += 1
+        await asyncio.sleep(0)
+        for slot in returned:
+            self.held[slot.account].remove(slot.holder)
+        granted = []
+        for slot in asked:
+            free = len(self.held[slot.account]) < slot.cap
+            if free:
+                self.held[slot.account].add(slot.holder)
+            self.denied += not free
+            granted.append(free)
+        return granted
+
+    def close(self) -> None:
+        return None
+
+
 async def run(
     pool: Sequence[WorkItem],
     deliverer: Deliverer,
@@ -154,6 +182,8 @@ async def run(
     concurrency: int,
     halted: bool = False,
     sink: Sink | None = None,
+    slots: SharedSlots | None = None,
+    pass_id: str = "pass",
 ) -> tuple[streaming.Stream, Sink, Claims]:
     sink, claims = sink or Sink(), Claims(pool)
     stream = streaming.Stream(
@@ -165,6 +195,8 @@ async def run(
         deliverer=deliverer,
         sink=sink,
         halted=lambda: halted,
+        slots=slots,
+        pass_id=pass_id,
     )
     asked = min(limit, streaming.claim_group(concurrency))
     await stream.run(await claims(asked), asked=asked)
@@ -308,3 +340,52 @@ async def test_a_cancelled_pass_leaves_no_delivery_or_claim_running() -> None:
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     assert all(t.done() for t in others)
+
+
+async def test_passes_sharing_slots_never_send_an_account_over_its_cap_together() -> None:
+    # Two passes (as two processes would) hold deliveries of one Matrix room (cap 1) and of
+    # one Mastodon account (cap 4); one deliverer counts what is in flight across both.
+    first = [item(i, account="room", platform="matrix") for i in range(6)]
+    first += [item(10 + i, account="toots") for i in range(10)]
+    second = [item(30 + i, account="room", platform="matrix") for i in range(6)]
+    second += [item(40 + i, account="toots") for i in range(10)]
+    deliverer, slots = Deliverer(), SharedSlots()
+    (_, one, _), (_, two, _) = await asyncio.gather(
+        run(first, deliverer, limit=100, concurrency=10, slots=slots, pass_id="one"),
+        run(second, deliverer, limit=100, concurrency=10, slots=slots, pass_id="two"),
+    )
+    assert deliverer.peak["room"] == 1 and deliverer.peak["toots"] == 4
+    assert slots.denied > 0, "the passes did meet each other at the caps"
+    assert sorted(one.ids()) == sorted(w.delivery.id for w in first)
+    assert sorted(two.ids()) == sorted(w.delivery.id for w in second)
+    assert not one.released and not two.released
+    assert all(not holders for holders in slots.held.values()), "every slot given back"
+    # Asks and returns go together: fewer exchanges than deliveries.
+    assert slots.exchanges < len(first) + len(second)
+
+
+async def test_a_delivery_waiting_for_a_shared_slot_is_handed_back_when_the_pass_halts() -> None:
+    slots = SharedSlots()
+    slots.held["room"].add("another-process:d-900")  # the room's one slot, held elsewhere
+    pool = [item(i, account="room", platform="matrix") for i in range(3)]
+    pool.append(item(5, account="toots"))
+    deliverer, sink, stopped = Deliverer(), Sink(), asyncio.Event()
+    stream = streaming.Stream(
+        RUNTIME,
+        cast(engine.PassState, None),
+        limit=100,
+        concurrency=4,
+        claim=Claims([]),
+        deliverer=deliverer,
+        sink=sink,
+        halted=stopped.is_set,
+        slots=slots,
+        pass_id="pass",
+    )
+    task = asyncio.create_task(stream.run(pool, asked=16))
+    await wait_until(lambda: sink.ids() == ["d-005"] and slots.denied >= 2, timeout=5)
+    assert [d for d in deliverer.started if d != "d-005"] == [], "the room waits, unsent"
+    stopped.set()
+    await asyncio.wait_for(task, timeout=5)
+    assert sorted(sink.released) == ["d-000", "d-001", "d-002"]
+    assert slots.held["room"] == {"another-process:d-900"}

@@ -8,6 +8,7 @@ What goes where:
 | media        | in-process (bytes, per URL)    | media URL, for SCHEDULER_CACHE_TTL          |
 | uploads      | Redis when set, else in-process| (platform, account id, media URL)           |
 | budgets      | Redis when set, else in-process| platform:account:<id> / platform:app:<id>   |
+| account slots| Redis when set, else this machine's lock files | inflight:<account id>  |
 
 Credentials are keyed on `credentials_version`, which every change of an account's credentials
 bumps, so an edited token is never served from a cache. Uploaded-media ids belong to the account
@@ -15,21 +16,30 @@ that uploaded them and stay valid across token refreshes. Budgets expire at thei
 
 With `REDIS_URL` set, uploads and budgets are shared by every worker; if Redis cannot be
 reached, `link.RedisLink` warns once and the stores serve from memory until it answers again.
+Account slots (`slots.py`: how many sends an account has in flight across every worker) are
+taken in this machine's lock files (shared by its workers of the same database) and then in
+Redis when it is set; the lock files alone answer while Redis is unreachable.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from postpilot.cache.link import RedisLink
 from postpilot.cache.memory import CacheStats, TTLCache
 from postpilot.cache.shared import RedisBudgetStore, RedisUploadStore
+from postpilot.cache.slots import AccountSlots, MachineAccountSlots, RedisAccountSlots
 from postpilot.publishers.budgets import BudgetStore, MemoryBudgetStore
 from postpilot.publishers.uploads import UploadCache, UploadStore
 from postpilot.settings import Settings
 
 StatsSource = Callable[[], CacheStats]
+
+# How long past the delivery timeout a shared slot's holder is kept: a killed process's slots
+# come back after that.
+SLOT_MARGIN_SECONDS = 30.0
 
 
 class CacheService:
@@ -40,11 +50,13 @@ class CacheService:
         budgets: BudgetStore,
         uploads: UploadStore,
         link: RedisLink | None = None,
+        slots: AccountSlots | None = None,
     ) -> None:
         self.credentials = credentials
         self.budgets = budgets
         self.uploads = uploads
         self.link = link
+        self.slots = slots
         self._sources: dict[str, StatsSource] = {"credentials": lambda: credentials.stats}
         if isinstance(budgets, RedisBudgetStore):
             self._sources["budgets"] = lambda: budgets.stats
@@ -54,7 +66,9 @@ class CacheService:
             self._sources["uploads"] = lambda: CacheStats(uploads.hits, uploads.misses)
 
     @classmethod
-    def open(cls, settings: Settings) -> CacheService:
+    def open(cls, settings: Settings, *, slots_directory: Path | None = None) -> CacheService:
+        """The caches `settings` ask for; account slots only given `slots_directory` (the lock
+        files every worker of the database on this machine shares), in Redis when set."""
         link = (
             RedisLink(
                 settings.REDIS_URL,
@@ -66,11 +80,19 @@ class CacheService:
         )
         budgets: BudgetStore = RedisBudgetStore(link) if link else MemoryBudgetStore()
         uploads: UploadStore = RedisUploadStore(link) if link else UploadCache()
+        slots: AccountSlots | None = None
+        if slots_directory is not None:
+            slots = MachineAccountSlots(slots_directory)
+            if link:
+                # A holder outlives no delivery: the timeout bounds each, plus a margin.
+                held = settings.SCHEDULER_DELIVERY_TIMEOUT_SECONDS + SLOT_MARGIN_SECONDS
+                slots = RedisAccountSlots(link, holder_seconds=held, machine=slots)
         return cls(
             credentials=TTLCache("credentials", ttl_seconds=settings.SCHEDULER_CACHE_TTL),
             budgets=budgets,
             uploads=uploads,
             link=link,
+            slots=slots,
         )
 
     @property
@@ -87,5 +109,7 @@ class CacheService:
         return {name: source() for name, source in self._sources.items()}
 
     async def close(self) -> None:
+        if self.slots is not None:
+            self.slots.close()
         if self.link is not None:
             await self.link.close()

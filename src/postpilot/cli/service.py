@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import signal
 import sys
@@ -22,6 +23,8 @@ from postpilot.scheduler import processes as supervision
 from postpilot.scheduler.passes import cron_pass
 from postpilot.scheduler.worker import Worker
 from postpilot.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 def serve(
@@ -146,6 +149,12 @@ async def supervise(settings: Settings, count: int, scheduler: knobs.SchedulerKi
         # One port each: process i serves its own /metrics on WORKER_METRICS_PORT + i.
         return {**os.environ, "WORKER_METRICS_PORT": str(settings.WORKER_METRICS_PORT + slot)}
 
+    if not settings.REDIS_URL:
+        log.info(
+            "account caps hold across this machine's %d worker processes (lock files); "
+            "workers on other machines are not counted: set REDIS_URL to share them",
+            count,
+        )
     supervisor = supervision.Supervisor(
         command=command,
         processes=count,

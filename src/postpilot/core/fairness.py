@@ -36,10 +36,11 @@ class _Account(Generic[T]):
     in_flight: int = 0
     version: int = 0  # bumped whenever its entry in the ready heap goes stale
     listed: Order | None = None  # the head order its current ready entry carries
+    paused: bool = False  # at its cap elsewhere (other processes' sends): not started for now
 
     @property
     def startable(self) -> bool:
-        return bool(self.queue) and self.in_flight < self.cap
+        return bool(self.queue) and self.in_flight < self.cap and not self.paused
 
 
 # (head order, tie-break, account key, version)
@@ -58,6 +59,7 @@ class FairQueue(Generic[T]):
         self._ready: dict[str, list[_Ready]] = {}  # per platform
         self._platform_in_flight: dict[str, int] = {}
         self._tie = itertools.count()
+        self._paused: set[str] = set()
 
     def push(self, item: T, *, account: str, platform: str, cap: int, order: Order) -> None:
         """Queue a claimed delivery behind its account's earlier ones."""
@@ -106,6 +108,23 @@ class FairQueue(Generic[T]):
         self.in_flight -= 1
         self._platform_in_flight[held.platform] -= 1
         self._relist(account, held)
+
+    def pause(self, account: str) -> None:
+        """Start nothing more of `account` until `resume` (its cap is taken elsewhere)."""
+        held = self._accounts[account]
+        if not held.paused:
+            held.paused = True
+            self._paused.add(account)
+            self._relist(account, held)
+
+    def resume(self) -> bool:
+        """Let every paused account start again; whether any was paused."""
+        paused, self._paused = self._paused, set()
+        for account in paused:
+            held = self._accounts[account]
+            held.paused = False
+            self._relist(account, held)
+        return bool(paused)
 
     def take(self, account: str) -> list[T]:
         """Every waiting delivery of `account`, in due order, removed from the queue."""

@@ -71,14 +71,28 @@ def create_app(sandbox_state: SandboxState | None = None) -> FastAPI:
                 await self.app(scope, receive, send)
                 return
 
+            who = path.encode()
+            for name, value in scope["headers"]:
+                if name == b"authorization":
+                    who = value
+                    break
+            in_flight = state.in_flight
+            concurrent = in_flight[who] = in_flight.get(who, 0) + 1
+
             async def logged(message: Message) -> None:
                 if message["type"] == "http.response.start":
-                    state.log(platform, scope["method"], path, message["status"])
+                    state.log(platform, scope["method"], path, message["status"], concurrent)
                     if len(state.requests) > REQUEST_LOG_CAP:  # trim by halves: O(1) amortised
                         del state.requests[: REQUEST_LOG_CAP // 2]
                 await send(message)
 
-            await self.app(scope, receive, logged)
+            try:
+                await self.app(scope, receive, logged)
+            finally:
+                if in_flight[who] == 1:
+                    del in_flight[who]
+                else:
+                    in_flight[who] -= 1
 
     app.add_middleware(LogRequests)
 

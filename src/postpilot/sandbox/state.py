@@ -62,6 +62,10 @@ class RequestLog:
     path: str
     status: int
     at: str
+    # Requests with the same credentials (Authorization header; the path where there is none)
+    # in flight when this one arrived, itself included: what a platform sees of one account's
+    # concurrency.
+    concurrent: int = 1
 
 
 DEFAULT_MAX_TEXT = {
@@ -256,6 +260,7 @@ class SandboxState:
         self.settings = Settings()
         self.records: list[Record] = []
         self.requests: list[RequestLog] = []
+        self.in_flight: dict[bytes, int] = {}  # by credentials, as `RequestLog.concurrent`
         self.faults: list[Fault] = []
         self.revoked_tokens: set[str] = set()
         self.tokens: dict[str, Token] = {}
@@ -404,9 +409,9 @@ class SandboxState:
         self.records.append(record)
         return record
 
-    def log(self, platform: str, method: str, path: str, status: int) -> None:
+    def log(self, platform: str, method: str, path: str, status: int, concurrent: int = 1) -> None:
         self.requests.append(
-            RequestLog(platform, method, path, status, datetime.now(UTC).isoformat())
+            RequestLog(platform, method, path, status, datetime.now(UTC).isoformat(), concurrent)
         )
 
     def snapshot(self, platform: str | None = None) -> list[dict[str, Any]]:

@@ -202,6 +202,8 @@ async def _optimized(runtime: Runtime, report: PassReport, stop: asyncio.Event |
             deliverer=interrupter,
             sink=writer,
             halted=halted,
+            slots=runtime.cache.slots,
+            pass_id=report.pass_id,
         )
         try:
             await stream.run(items, asked=asked)

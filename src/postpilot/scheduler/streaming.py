@@ -8,6 +8,11 @@ back what it holds unstarted, once it is told to stop, its lease is at risk, its
 cannot be written or its deadline has passed. An account told it is rate limited gets no more
 requests in the pass: its waiting deliveries are rescheduled for when the limit ends, without
 an attempt, and hold no slot.
+
+With account slots shared by every worker (`cache.slots`: Redis, or this machine's lock files),
+a delivery starts only once its account's slot is granted there too; an account whose slots
+other processes hold waits (SHARED_RETRY_SECONDS between asks) while the pass goes on with the
+others, and is never sent over its cap.
 """
 
 from __future__ import annotations
@@ -19,16 +24,21 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from postpilot.cache.slots import AccountSlots
 from postpilot.core import variants
 from postpilot.core.fairness import FairQueue
 from postpilot.scheduler import engine
 from postpilot.scheduler.runtime import Runtime
+from postpilot.scheduler.shared_slots import SlotBroker
 from postpilot.store import database
 from postpilot.store.work import WorkItem
 
 log = logging.getLogger(__name__)
 
 Claim = Callable[[int], Awaitable[Sequence[WorkItem]]]
+
+# How soon an account whose shared slots were all taken asks again: about one publish.
+SHARED_RETRY_SECONDS = 0.02
 
 
 def claim_group(concurrency: int) -> int:
@@ -63,6 +73,8 @@ class Stream:
         deliverer: Deliverer,
         sink: Sink,
         halted: Callable[[], bool],
+        slots: AccountSlots | None = None,
+        pass_id: str = "",
     ) -> None:
         self._runtime = runtime
         self._state = state
@@ -79,6 +91,8 @@ class Stream:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._done = asyncio.Event()
         self._limited: dict[str, _Limit] = {}  # by account id
+        self._broker = SlotBroker(slots, pass_id, self._answered) if slots else None
+        self._retry: asyncio.TimerHandle | None = None
         self.claimed = 0
         self.claim_failed = False  # a claim's answer was lost: keep the journal
         self.error: Exception | None = None  # a bug: raised by the pass once it has drained
@@ -91,22 +105,32 @@ class Stream:
         self._pump()
         try:
             await self._done.wait()
+            if self._broker is not None:
+                await self._broker.flush()  # the last slots given back
         except asyncio.CancelledError:
             running = [*self._tasks, *([self._claiming] if self._claiming else [])]
             for task in running:
                 task.cancel()
+            if self._broker is not None:
+                self._broker.cancel()
             await asyncio.gather(*running, return_exceptions=True)
             raise
+        finally:
+            if self._retry is not None:
+                self._retry.cancel()
 
     def _add(self, items: Sequence[WorkItem]) -> None:
         now = self._runtime.now()
         for item in items:
             self.claimed += 1
-            limited = self._limited.get(item.account.id)
-            if limited is not None and limited.until > now and limited.holds(item):
-                self._defer(item, limited)
-            else:
-                self._push(item)
+            self._admit(item, now)
+
+    def _admit(self, item: WorkItem, now: datetime) -> None:
+        limited = self._limited.get(item.account.id)
+        if limited is not None and limited.until > now and limited.holds(item):
+            self._defer(item, limited)
+        else:
+            self._push(item)
 
     def _push(self, item: WorkItem) -> None:
         self._queue.push(
@@ -124,12 +148,45 @@ class Stream:
                 self._sink.release([item.delivery.id for item in self._queue.drain()])
         else:
             while (item := self._queue.pop()) is not None:
-                task = asyncio.create_task(self._one(item), name=f"deliver-{item.delivery.id}")
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                if self._broker is None:
+                    self._start(item)
+                else:
+                    self._broker.ask(item)  # counted in flight until answered
             self._maybe_claim(stuck=self._queue.in_flight < self._slots)
         if not self._queue.in_flight and not self._queue.waiting and self._claiming is None:
             self._done.set()
+
+    def _start(self, item: WorkItem) -> None:
+        task = asyncio.create_task(self._one(item), name=f"deliver-{item.delivery.id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _answered(self, answers: Sequence[tuple[WorkItem, bool]]) -> None:
+        """Start what got its shared slot; queue again, paused, what did not."""
+        assert self._broker is not None
+        halted = self._halted() or self.error is not None
+        now = self._runtime.now()
+        for item, granted in answers:
+            if granted and not halted:
+                self._start(item)
+                continue
+            self._queue.finished(item.account.id)
+            if granted:
+                self._broker.give_back(item)
+            if halted:
+                self._sink.release([item.delivery.id])
+                continue
+            self._admit(item, now)
+            self._queue.pause(item.account.id)
+            if self._retry is None:
+                loop = asyncio.get_running_loop()
+                self._retry = loop.call_later(SHARED_RETRY_SECONDS, self._resume)
+        self._pump()
+
+    def _resume(self) -> None:
+        self._retry = None
+        if self._queue.resume():
+            self._pump()
 
     def _maybe_claim(self, *, stuck: bool) -> None:
         """Claim when fewer than a wave wait, or when slots are free but every waiting
@@ -174,6 +231,8 @@ class Stream:
             self.error = self.error or exc
         finally:
             self._queue.finished(item.account.id)
+            if self._broker is not None:
+                self._broker.give_back(item)
         if processed is not None:
             self._sink.add(processed)
             if processed.outcome == "rate_limited":

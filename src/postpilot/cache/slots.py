@@ -1,0 +1,186 @@
+"""Per-account send slots shared by every worker process, so an account's cap (how many sends
+its platform tolerates at once) holds across processes and machines, not only within a pass.
+
+A pass asks for a slot before it starts a delivery and gives it back once the delivery is
+decided. Asks and returns go together, in one call per batch (`AccountSlots.exchange`):
+
+- `RedisAccountSlots` (REDIS_URL set): one sorted set per account under `<prefix>inflight:<id>`,
+  its holders scored by when they expire; one Lua script drops expired holders, removes the
+  returned ones and admits each ask while the account is below its cap, for every account of
+  the batch in one round trip. A killed process's holders expire (the delivery timeout plus a
+  margin) and its slots come back. A slot is taken on the machine first (below), so when Redis
+  becomes unreachable the machine's sends already in flight still count, and its cap holds
+  from the first moment (the rest of the cache's rule: warn once, go on locally).
+- `MachineAccountSlots` (no Redis): one lock file per slot of an account, taken with flock, in
+  a directory every worker of the database on this machine shares. The kernel drops a dead
+  process's locks, so nothing waits for an expiry. Machines do not see each other's files.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from postpilot.cache.link import RedisLink, Unavailable
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """One send to `account`, by `holder` (unique: the pass and the delivery), under `cap`."""
+
+    account: str
+    holder: str
+    cap: int
+
+
+class AccountSlots(Protocol):
+    async def exchange(self, returned: Sequence[Slot], asked: Sequence[Slot]) -> list[bool]:
+        """Give back `returned`, then take what may be taken of `asked`: one flag per ask."""
+        ...
+
+    def close(self) -> None:
+        """Drop whatever this process still holds."""
+        ...
+
+
+# Drops an account's expired holders, then admits while it is below its cap; the server's
+# clock, so machines' clocks need not agree. KEYS: the returned slots' accounts, then the
+# asked ones'. ARGV: holder ttl ms, number returned, their holders, then holder and cap per ask.
+_EXCHANGE = """
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local ttl = tonumber(ARGV[1])
+local returned = tonumber(ARGV[2])
+for i = 1, returned do
+  redis.call('ZREM', KEYS[i], ARGV[2 + i])
+end
+local granted = {}
+local arg = 2 + returned
+for i = returned + 1, #KEYS do
+  local key = KEYS[i]
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+  if redis.call('ZCARD', key) < tonumber(ARGV[arg + 2]) then
+    redis.call('ZADD', key, now + ttl, ARGV[arg + 1])
+    redis.call('PEXPIRE', key, ttl)
+    granted[#granted + 1] = 1
+  else
+    granted[#granted + 1] = 0
+  end
+  arg = arg + 2
+end
+return granted
+"""
+
+
+class RedisAccountSlots:
+    """Slots held in Redis, each taken first in `machine` (when given), which alone answers
+    while Redis is unreachable (without it: every ask, the pass's own cap still holds)."""
+
+    def __init__(
+        self,
+        link: RedisLink,
+        *,
+        holder_seconds: float,
+        machine: AccountSlots | None = None,
+    ) -> None:
+        self.link = link
+        self.machine = machine
+        self._ttl_ms = max(1, int(holder_seconds * 1000))
+        self._script = link.client.register_script(_EXCHANGE)
+
+    def key(self, account: str) -> str:
+        return self.link.key("inflight", account)
+
+    async def exchange(self, returned: Sequence[Slot], asked: Sequence[Slot]) -> list[bool]:
+        local = [True] * len(asked)
+        if self.machine is not None:
+            local = await self.machine.exchange(returned, asked)
+        candidates = [slot for slot, free in zip(asked, local, strict=True) if free]
+        keys = [self.key(slot.account) for slot in (*returned, *candidates)]
+        args: list[Any] = [self._ttl_ms, len(returned), *(slot.holder for slot in returned)]
+        for slot in candidates:
+            args += [slot.holder, slot.cap]
+        try:
+            shared = await self.link.call(
+                lambda client: self._script(keys=keys, args=args, client=client)
+            )
+        except Unavailable:
+            return local
+        answers = iter(shared)
+        granted = [free and bool(next(answers)) for free in local]
+        refused = [
+            slot for slot, free, ok in zip(asked, local, granted, strict=True) if free and not ok
+        ]
+        if refused and self.machine is not None:
+            await self.machine.exchange(refused, ())  # taken here, refused by the others
+        return granted
+
+    def close(self) -> None:
+        # Redis holders of a closing process expire; the machine's locks go now.
+        if self.machine is not None:
+            self.machine.close()
+
+
+class MachineAccountSlots:
+    """Slots as flock'd files in `directory`: `<sha256(account)[:32]>.<n>` for n below the cap.
+    A lock is per open file, so two holders in one process exclude each other too."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._held: dict[str, int] = {}  # holder -> its locked file descriptor
+        self._made = False
+        self._broken = False  # the directory cannot be used: the pass's own cap only
+
+    async def exchange(self, returned: Sequence[Slot], asked: Sequence[Slot]) -> list[bool]:
+        for slot in returned:
+            held = self._held.pop(slot.holder, None)
+            if held is not None:
+                os.close(held)  # closing the last descriptor drops its lock
+        return [self._take_or_grant(slot) for slot in asked]
+
+    def close(self) -> None:
+        for held in self._held.values():
+            os.close(held)
+        self._held.clear()
+
+    def _take_or_grant(self, slot: Slot) -> bool:
+        if self._broken:
+            return True
+        try:
+            return self._take(slot)
+        except OSError as exc:
+            self._broken = True
+            log.warning(
+                "account slots directory unusable: caps hold per process only",
+                extra={"directory": str(self.directory), "error": type(exc).__name__},
+            )
+            return True
+
+    def _take(self, slot: Slot) -> bool:
+        if slot.holder in self._held:
+            return True
+        if not self._made:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self._made = True
+        name = hashlib.sha256(slot.account.encode()).hexdigest()[:32]
+        for number in range(max(1, slot.cap)):
+            handle = os.open(self.directory / f"{name}.{number}", os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(handle)
+                continue
+            except BaseException:
+                os.close(handle)
+                raise
+            self._held[slot.holder] = handle
+            return True
+        return False

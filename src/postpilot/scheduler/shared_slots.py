@@ -1,0 +1,77 @@
+"""A pass's asks for, and returns of, the account slots every worker shares (`cache.slots`):
+one exchange at a time, and whatever comes while one is under way goes together in the next,
+so a busy pass makes about one round trip per handful of deliveries, not two per delivery."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+
+from postpilot.cache.slots import AccountSlots, Slot
+from postpilot.scheduler import engine
+from postpilot.store.work import WorkItem
+
+log = logging.getLogger(__name__)
+
+# Hears each exchange's answers: every asked delivery with whether it may start.
+Answer = Callable[[Sequence[tuple[WorkItem, bool]]], None]
+
+
+class SlotBroker:
+    def __init__(self, slots: AccountSlots, pass_id: str, answer: Answer) -> None:
+        self._slots = slots
+        self._pass_id = pass_id
+        self._answer = answer
+        self._asked: list[WorkItem] = []
+        self._returned: list[WorkItem] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def ask(self, item: WorkItem) -> None:
+        """Ask for a slot of `item`'s account; the answer comes through `answer`."""
+        self._asked.append(item)
+        self._wake()
+
+    def give_back(self, item: WorkItem) -> None:
+        """`item` (whose slot was granted) is no longer in flight."""
+        self._returned.append(item)
+        self._wake()
+
+    async def flush(self) -> None:
+        """Wait until every ask is answered and every return made."""
+        while self._task is not None:
+            await asyncio.shield(self._task)
+
+    def cancel(self) -> None:
+        """Stop exchanging (the pass is cancelled): slots still held expire or are dropped when
+        the process closes its slots."""
+        if self._task is not None:
+            self._task.cancel()
+
+    def _wake(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._exchange(), name=f"slots-{self._pass_id}")
+
+    def _slot(self, item: WorkItem) -> Slot:
+        return Slot(
+            account=item.account.id,
+            holder=f"{self._pass_id}:{item.delivery.id}",
+            cap=engine.in_flight_cap(item.delivery.platform),
+        )
+
+    async def _exchange(self) -> None:
+        try:
+            while self._asked or self._returned:
+                asked, self._asked = self._asked, []
+                returned, self._returned = self._returned, []
+                try:
+                    granted = await self._slots.exchange(
+                        [self._slot(item) for item in returned],
+                        [self._slot(item) for item in asked],
+                    )
+                except Exception:  # a bug: the pass's own cap still holds
+                    log.exception("exchanging account slots failed")
+                    granted = [True] * len(asked)
+                self._answer(list(zip(asked, granted, strict=True)))
+        finally:
+            self._task = None
