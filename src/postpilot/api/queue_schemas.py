@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from postpilot.api.fields import Id, Moment, Name, Text, Url, ZoneName
 from postpilot.api.schemas import MEDIA_IDS_HELP, unique_media_ids
 from postpilot.core.queue_slots import MAX_SLOTS
+from postpilot.store.recurrence import MAX_LATE
 
 
 class Strict(BaseModel):
@@ -136,6 +137,10 @@ class RecurrenceUpdate(Strict):
 class OccurrencePublic(BaseModel):
     occurrence_at: datetime
     post_id: str
+    late_seconds: int | None = Field(
+        description=f"Made after its time, as no worker ran then (at most {MAX_LATE} late): by "
+        "how many seconds; published at once. Null when made ahead."
+    )
 
 
 class RecurrencePublic(BaseModel):

@@ -28,6 +28,10 @@ from postpilot.store.tables import Occurrence, Recurrence, table_of
 
 # How far ahead occurrences become posts: they are then visible, editable and cancellable.
 WINDOW = timedelta(days=7)
+# An occurrence whose time passed while no worker ran (the rule existing and active) is still
+# made, and published at once, when it is at most this late; later, its moment has gone (a
+# morning post at night) and it is skipped. How late it was made is kept with it.
+MAX_LATE = timedelta(hours=6)
 LOCAL_FORMAT = "%Y-%m-%dT%H:%M:%S"
 
 
@@ -126,8 +130,9 @@ async def materialise(
     window: timedelta = WINDOW,
     recurrence_ids: Sequence[str] | None = None,
 ) -> int:
-    """Make every occurrence in [now, now + window) of the active rules a post, once.
-    Returns how many posts this call made."""
+    """Make every occurrence in [now, now + window) of the active rules a post, once, and those
+    that passed at most MAX_LATE ago since the rule was made or resumed (late: published at
+    once). Returns how many posts this call made."""
     query = select(Recurrence).where(Recurrence.paused.is_(False))
     if recurrence_ids is not None:
         query = query.where(Recurrence.id.in_(recurrence_ids))
@@ -140,7 +145,9 @@ async def materialise(
 async def _materialise_one(
     session: AsyncSession, recurrence: Recurrence, *, now: datetime, end: datetime
 ) -> int:
-    instants = list(rule_of(recurrence).between(now, end))
+    # Never before the rule was active: what passed while it was paused stays skipped.
+    start = max(as_utc(now) - MAX_LATE, as_utc(recurrence.updated_at))
+    instants = list(rule_of(recurrence).between(min(start, as_utc(now)), end))
     if not instants:
         return 0
     done = {
@@ -179,7 +186,8 @@ async def _materialise_one(
                     now=now,
                     actor="recurrence",
                 )
-                if not await _claim(session, recurrence.id, instant, post.id):
+                late = max(0, int((as_utc(now) - as_utc(instant)).total_seconds()))
+                if not await _claim(session, recurrence.id, instant, post.id, late or None):
                     raise _MadeElsewhere
                 # Like a post made with media_ids: its deliveries keep the media from deletion.
                 await store_media.link_post(session, post.id, library, now)
@@ -194,13 +202,18 @@ class _MadeElsewhere(PostpilotError):
 
 
 async def _claim(
-    session: AsyncSession, recurrence_id: str, instant: datetime, post_id: str
+    session: AsyncSession,
+    recurrence_id: str,
+    instant: datetime,
+    post_id: str,
+    late_seconds: int | None,
 ) -> bool:
     """Insert the occurrence row; False when it exists already (its unique identity)."""
     values: dict[str, Any] = {
         "recurrence_id": recurrence_id,
         "occurrence_at": instant,
         "post_id": post_id,
+        "late_seconds": late_seconds,
     }
     table = table_of(Occurrence)
     dialect = session.get_bind().dialect.name

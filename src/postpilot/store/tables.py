@@ -671,3 +671,5 @@ class Occurrence(Base):
     )
     occurrence_at: Mapped[datetime] = mapped_column(Timestamp, primary_key=True)
     post_id: Mapped[str] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"), unique=True)
+    # Made after its time (no worker ran then): how late, in seconds; None when made ahead.
+    late_seconds: Mapped[int | None] = mapped_column(Integer)

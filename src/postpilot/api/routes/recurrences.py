@@ -43,7 +43,11 @@ async def public(session: Any, row: Recurrence) -> RecurrencePublic:
         targets=list(row.account_ids),
         paused=row.paused,
         occurrences=[
-            OccurrencePublic(occurrence_at=as_utc(o.occurrence_at), post_id=o.post_id)
+            OccurrencePublic(
+                occurrence_at=as_utc(o.occurrence_at),
+                post_id=o.post_id,
+                late_seconds=o.late_seconds,
+            )
             for o in await recurrence.occurrences(session, row.id)
         ],
         created_at=as_utc(row.created_at),

@@ -1,5 +1,5 @@
 """recurrences take library media (which media each recurrence uses); idempotency keys record
-their fingerprint's version
+their fingerprint's version; occurrences made late record by how much
 
 Revision ID: 0016_recurrence_media
 Revises: 0015_monitor_rollups
@@ -40,9 +40,12 @@ def upgrade() -> None:
         "idempotency_keys",
         sa.Column("fingerprint_version", sa.Integer(), server_default="1", nullable=False),
     )
+    op.add_column("recurrence_occurrences", sa.Column("late_seconds", sa.Integer(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("recurrence_occurrences") as batch:
+        batch.drop_column("late_seconds")
     with op.batch_alter_table("idempotency_keys") as batch:
         batch.drop_column("fingerprint_version")
     op.drop_index(op.f("ix_recurrence_media_media_id"), table_name="recurrence_media")
