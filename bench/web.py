@@ -35,6 +35,9 @@ from postpilot.store.tables import Delivery
 
 PAGES: tuple[tuple[str, str], ...] = (
     ("calendar month", "/calendar?view=month"),
+    ("calendar week", "/calendar?view=week"),
+    ("calendar month, one status", "/calendar?view=month&status=scheduled"),
+    ("calendar list", "/calendar?view=list"),
     ("dashboard 1h", "/dashboard?window=1h"),
     ("dashboard 24h", "/dashboard?window=24h"),
     ("dashboard poll 1h", "/dashboard/live?window=1h"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import ColumnElement, case, func, select, text, update
@@ -120,33 +121,45 @@ async def with_deliveries(session: AsyncSession, posts: Sequence[Post]) -> list[
     return [PostView(post=p, deliveries=by_post[p.id]) for p in posts]
 
 
-def status_counts() -> Any:
+def _delivery_counts() -> list[Any]:
+    """A post's deliveries counted by status, as labelled aggregates over `deliveries`."""
+
     def count(condition: ColumnElement[bool]) -> Any:
         return func.sum(case((condition, 1), else_=0))
 
     status = Delivery.status
     scheduled, cancelled = DeliveryStatus.SCHEDULED.value, DeliveryStatus.CANCELLED.value
+    return [
+        func.count().label("total"),
+        *(
+            count(status == each.value).label(each.value)
+            for each in (
+                DeliveryStatus.PUBLISHED,
+                DeliveryStatus.FAILED,
+                DeliveryStatus.CANCELLED,
+                DeliveryStatus.UNKNOWN,
+                DeliveryStatus.CLAIMED,
+                DeliveryStatus.SCHEDULED,
+            )
+        ),
+        count((status == scheduled) & (Delivery.attempts > 0)).label("retrying"),
+        count(status.not_in((scheduled, cancelled)) | (Delivery.attempts > 0)).label("started"),
+    ]
+
+
+def status_counts() -> Any:
     return (
-        select(
-            Delivery.post_id.label("post_id"),
-            func.count().label("total"),
-            *(
-                count(status == each.value).label(each.value)
-                for each in (
-                    DeliveryStatus.PUBLISHED,
-                    DeliveryStatus.FAILED,
-                    DeliveryStatus.CANCELLED,
-                    DeliveryStatus.UNKNOWN,
-                    DeliveryStatus.CLAIMED,
-                    DeliveryStatus.SCHEDULED,
-                )
-            ),
-            count((status == scheduled) & (Delivery.attempts > 0)).label("retrying"),
-            count(status.not_in((scheduled, cancelled)) | (Delivery.attempts > 0)).label("started"),
-        )
+        select(Delivery.post_id.label("post_id"), *_delivery_counts())
         .group_by(Delivery.post_id)
         .subquery("counts")
     )
+
+
+def post_status_sql() -> Any:
+    """A post's derived status, as a subquery correlated with `posts`: for a query that stops
+    after a few posts (a page, a calendar day) rather than grouping every delivery first."""
+    counts = SimpleNamespace(c=SimpleNamespace(**{c.name: c for c in _delivery_counts()}))
+    return select(derived_status_sql(counts)).where(Delivery.post_id == Post.id).scalar_subquery()
 
 
 def derived_status_sql(counts: Any) -> Any:

@@ -1,7 +1,8 @@
-"""The calendar page: month, week and list views of the workspace's posts in the viewer's time
-zone, filtered by account, status and author. Rescheduling (drag and drop, or the form beside
-each post) goes through PATCH /api/posts/{id} from calendar.js, so the API's validation and DST
-rules are the only ones."""
+"""The calendar page: month, week, day and list views of the workspace's posts in the viewer's
+time zone, filtered by account, status and author. A grid's day shows its first few posts and
+how many more there are, linking to the day (a busy month is otherwise one enormous page).
+Rescheduling (drag and drop, or the form beside each post) goes through PATCH /api/posts/{id}
+from calendar.js, so the API's validation and DST rules are the only ones."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import zoneinfo
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any, Literal
-from urllib.parse import unquote
+from urllib.parse import unquote, urlencode
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query, Request
@@ -29,8 +30,10 @@ router = APIRouter(include_in_schema=False)
 
 TZ_COOKIE = "pp_tz"  # set by calendar.js from the browser's zone
 LIST_PAGE = 50
-SHOWN_PER_DAY = 6  # a day cell shows this many posts and links to the rest
-View = Literal["month", "week", "list"]
+# A grid's day shows this many posts, in time order, and links to the day for the rest: a
+# month cell has room for a few, a week's column for more.
+PER_DAY = {"month": 5, "week": 12}
+View = Literal["month", "week", "day", "list"]
 
 
 def viewer_zone(request: Request, given: str | None, saved: str | None) -> str:
@@ -82,11 +85,12 @@ class Shown:
 class Day:
     day: date
     in_range: bool
-    posts: list[Shown]
+    posts: list[Shown]  # the first few
+    total: int  # all of the day's posts
 
     @property
     def more(self) -> int:
-        return max(0, len(self.posts) - SHOWN_PER_DAY)
+        return self.total - len(self.posts)
 
 
 def _midnight(day: date, tz: ZoneInfo) -> datetime:
@@ -111,8 +115,16 @@ def _neighbours(view: View, anchor: date) -> tuple[date, date]:
         return (first - timedelta(days=1)).replace(day=1), (first + timedelta(days=32)).replace(
             day=1
         )
-    step = timedelta(days=7)
+    step = timedelta(days=1 if view == "day" else 7)
     return anchor - step, anchor + step
+
+
+def _shown(entry: calendar.Entry, zone: ZoneInfo, can_edit: bool) -> Shown:
+    return Shown(
+        entry=entry,
+        local=timezones.as_utc(entry.scheduled_at).astimezone(zone),
+        editable=can_edit and entry.status is PostStatus.SCHEDULED,
+    )
 
 
 @router.get("/calendar")
@@ -133,11 +145,12 @@ async def calendar_page(
     zone = timezones.zone(zone_name)
     today = runtime.now().astimezone(zone).date()
     anchor = day or today
-    filters = calendar.Filters(account_id=account or None, author=author or None)
+    filters = calendar.Filters(account_id=account or None, author=author or None, status=status)
     can_edit = allows(signed.role, Permission.WRITE_POSTS)
     workspace_id = signed.workspace.id
+    context: dict[str, Any] = {}
     async with runtime.db.session() as session:
-        if view == "list":
+        if view in ("list", "day"):
             entries = await calendar.page_from(
                 session,
                 workspace_id,
@@ -145,38 +158,38 @@ async def calendar_page(
                 filters,
                 size=LIST_PAGE,
                 offset=offset,
+                end=_midnight(anchor + timedelta(days=1), zone) if view == "day" else None,
             )
+            context["has_next"] = len(entries) > LIST_PAGE
+            context["posts"] = [_shown(e, zone, can_edit) for e in entries[:LIST_PAGE]]
         else:
-            start, end, _, _ = _window(view, anchor)
-            entries = await calendar.in_window(
-                session, workspace_id, _midnight(start, zone), _midnight(end, zone), filters
+            start, end, first, after = _window(view, anchor)
+            dates = [start + timedelta(days=n) for n in range((end - start).days)]
+            bounds = [_midnight(d, zone) for d in [*dates, end]]
+            found = await calendar.grid(
+                session, workspace_id, bounds, filters, per_day=PER_DAY[view]
             )
+            empty = calendar.GridDay(0, [])
+            context["days"] = [
+                Day(
+                    d,
+                    first <= d < after,
+                    [_shown(e, zone, can_edit) for e in found.get(index, empty).entries],
+                    found.get(index, empty).total,
+                )
+                for index, d in enumerate(dates)
+            ]
         known_accounts = await accounts.list_accounts(session, workspace_id)
         known_authors = await calendar.authors(session, workspace_id)
-    shown = [
-        Shown(
-            entry=e,
-            local=timezones.as_utc(e.scheduled_at).astimezone(zone),
-            editable=can_edit and e.status is PostStatus.SCHEDULED,
-        )
-        for e in entries
-        if status is None or e.status is status
-    ]
-    context: dict[str, Any] = {}
-    if view == "list":
-        context["has_next"] = len(shown) > LIST_PAGE
-        shown = shown[:LIST_PAGE]
-        context["posts"] = shown
-    else:
-        start, end, first, after = _window(view, anchor)
-        by_day: dict[date, list[Shown]] = {}
-        for item in shown:
-            by_day.setdefault(item.local.date(), []).append(item)
-        context["days"] = [
-            Day(d, first <= d < after, by_day.get(d, []))
-            for d in (start + timedelta(days=n) for n in range((end - start).days))
-        ]
     before, next_ = _neighbours(view, anchor)
+    filter_values = {
+        "account": account or "",
+        "status": status.value if status else "",
+        "author": author or "",
+    }
+    # What the page's links carry over: the filters that are set (an empty status is no
+    # status), and the zone when the query chose it.
+    kept = {**filter_values, "tz": tz and zone_name}
     return page(
         request,
         "calendar.html",
@@ -190,18 +203,14 @@ async def calendar_page(
         zone=zone_name,
         zone_given=tz is not None,
         zones=sorted(all_zones() | {zone_name}),
-        filters={
-            "account": account or "",
-            "status": status.value if status else "",
-            "author": author or "",
-        },
+        filters=filter_values,
+        keep="".join(f"&{urlencode({k: v})}" for k, v in kept.items() if v),
         accounts=known_accounts,
         authors=known_authors,
         statuses=[s.value for s in PostStatus if s is not PostStatus.CANCELLED],
         can_edit=can_edit,
         offset=offset,
         list_page=LIST_PAGE,
-        shown_per_day=SHOWN_PER_DAY,
         **context,
     )
 
