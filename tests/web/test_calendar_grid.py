@@ -138,5 +138,5 @@ async def test_days_are_local_days_across_clock_changes(api: ApiServer, any_db: 
             await client.get(f"/calendar?view=month&date={change.isoformat()}&tz=Europe/Paris")
         ).text
         assert ">23:45<" in day_cell(html, change)
-        day = await client.get(f"/calendar?view=day&date={change.isoformat()}&tz=Europe/Paris")
-        assert post_ids(day.text) == [placed[change], last]
+        shown_day = f"/calendar?view=day&date={change.isoformat()}&tz=Europe/Paris"
+        assert post_ids((await client.get(shown_day)).text) == [placed[change], last]
