@@ -112,6 +112,8 @@ class Settings(BaseSettings):
     REDIS_KEY_PREFIX: Annotated[str, Field(min_length=1, max_length=100)] = "postpilot:"
     REDIS_RETRY_SECONDS: Annotated[float, Field(ge=1, le=3600)] = 30.0
     METRICS_RETENTION_DAYS: Annotated[int, Field(ge=1, le=3650)] = 14
+    # The dashboard's hourly and 15-minute rollups of the passes: kept longer, a week at least.
+    METRICS_ROLLUP_RETENTION_DAYS: Annotated[int, Field(ge=7, le=3650)] = 400
     METRICS_PUBLIC: bool = False
     WORKER_METRICS_PORT: Annotated[int | None, Field(ge=1, le=65535)] = None
     WORKER_METRICS_HOST: str = "127.0.0.1"

@@ -264,6 +264,13 @@ async def test_the_dashboard_charts_passes_and_records_the_user(
     counts = [int(n) for n in re.findall(r'data-points="(\d+)"', live.text)]
     assert len(counts) == 6 and all(n == 10 for n in counts), counts  # 5 passes of each
     assert 'class="pt pt-reference"' in live.text and 'class="pt pt-optimized"' in live.text
+    # The long windows read the passes' rollups: each scheduler's five passes, 3 minutes
+    # apart, fall in 2-3 buckets of 15 minutes, 1-2 of an hour.
+    for window, fewest, most in (("24h", 4, 6), ("7d", 2, 4)):
+        long = await admin.get(f"/dashboard/live?window={window}")
+        counts = [int(n) for n in re.findall(r'data-points="(\d+)"', long.text)]
+        assert len(counts) == 6 and all(fewest <= n <= most for n in counts), (window, counts)
+        assert "Passes: reference 5, optimized 5" in long.text
 
     asked = await post_form(
         admin, "/dashboard", "/dashboard/scheduler", action="switch", active="reference"

@@ -201,8 +201,9 @@ class Monitor:
             return
         self._last_prune = now
         before = now - timedelta(days=self.settings.METRICS_RETENTION_DAYS)
+        rollups_before = now - timedelta(days=self.settings.METRICS_ROLLUP_RETENTION_DAYS)
         async with self.db.engine.begin() as conn:
-            removed = await store.prune(conn, before=before)
+            removed = await store.prune(conn, before=before, rollups_before=rollups_before)
         if removed:
             log.info(
                 "monitor history pruned", extra={"rows": removed, "before": before.isoformat()}

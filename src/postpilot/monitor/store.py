@@ -1,29 +1,90 @@
-"""The monitor's queries: pass figures in and out, and alert states. What the alert rules read
-from the scheduling tables is queried by the store (`work.overdue_deliveries`,
-`accounts.accounts_needing_reconnect`)."""
+"""The monitor's queries: pass figures in and out (with their buckets' rollups), and alert
+states. What the alert rules read from the scheduling tables is queried by the store
+(`work.overdue_deliveries`, `accounts.accounts_needing_reconnect`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import ColumnElement, case, delete, insert, literal_column, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from postpilot.core.states import AlertStatus
 from postpilot.core.timezones import as_utc
+from postpilot.monitor import rollups
 from postpilot.monitor.figures import PassFigures
-from postpilot.store.tables import MonitorAlert, PassMetric, table_of
+from postpilot.store.tables import MonitorAlert, MonitorRollup, PassMetric, table_of
 
 pass_metrics = table_of(PassMetric)
+monitor_rollups = table_of(MonitorRollup)
 alerts = table_of(MonitorAlert)
 FIRING, RESOLVED = AlertStatus.FIRING.value, AlertStatus.RESOLVED.value
 
 
 async def insert_pass(conn: AsyncConnection, figures: PassFigures) -> None:
+    """Store a pass and add it to its buckets' rollups, in the caller's transaction."""
     await conn.execute(insert(pass_metrics).values(**figures.row()))
+    parts = [rollups.Rollup.of_pass(figures, size) for size in rollups.SIZES]
+    await conn.execute(_add_to_rollups(conn.dialect.name, parts))
+
+
+def _add_to_rollups(dialect: str, parts: list[rollups.Rollup]) -> Any:
+    """One statement: insert each bucket's row, or add to the row already there by the rules
+    of `rollups.Rollup.merge` (concurrent passes of one bucket serialise on its row)."""
+    stmt = (postgresql if dialect == "postgresql" else sqlite).insert(monitor_rollups)
+    stmt = stmt.values([part.row() for part in parts])
+    old, new = monitor_rollups.c, stmt.excluded
+    merged: dict[str, Any] = {name: old[name] + new[name] for name in rollups.SUMS}
+    # case() rather than greatest()/max(), which differ between the databases.
+    merged |= {
+        name: case((new[name] > old[name], new[name]), else_=old[name]) for name in rollups.MAXIMA
+    }
+    merged |= {
+        name: case((new[name] < old[name], new[name]), else_=old[name]) for name in rollups.MINIMA
+    }
+    higher = (new.peak_ratio > old.peak_ratio) | (
+        (new.peak_ratio == old.peak_ratio) & (new.peak_db_connections > old.peak_db_connections)
+    )
+    merged |= {name: case((higher, new[name]), else_=old[name]) for name in rollups.PEAK}
+    merged |= {name: _added_histograms(dialect, name) for name in rollups.HISTOGRAMS}
+    return stmt.on_conflict_do_update(
+        index_elements=[old[name] for name in rollups.KEY], set_=merged
+    )
+
+
+def _added_histograms(dialect: str, column: str) -> ColumnElement[Any]:
+    """The stored histogram (a JSON object of bin -> count) plus the new one, bin by bin."""
+    table = monitor_rollups.name
+    if dialect == "postgresql":
+        return literal_column(
+            "(SELECT coalesce(json_object_agg(key, total), '{}'::json) FROM ("
+            "SELECT key, sum(value::bigint) AS total FROM ("
+            f"SELECT key, value FROM json_each_text({table}.{column}) UNION ALL "
+            f"SELECT key, value FROM json_each_text(excluded.{column})) AS parts "
+            "GROUP BY key) AS sums)"
+        )
+    return literal_column(
+        "(SELECT json_group_object(key, total) FROM ("
+        "SELECT key, sum(value) AS total FROM ("
+        f"SELECT key, value FROM json_each({table}.{column}) UNION ALL "
+        f"SELECT key, value FROM json_each(excluded.{column})) GROUP BY key))"
+    )
+
+
+async def rollups_since(
+    conn: AsyncConnection, size: timedelta, since: datetime
+) -> list[rollups.Rollup]:
+    """Every scheduler's rollups of `size` from the bucket starting at `since` on."""
+    c = monitor_rollups.c
+    rows = await conn.execute(
+        select(monitor_rollups)
+        .where(c.bucket_seconds == int(size.total_seconds()), c.bucket_start >= since)
+        .order_by(c.bucket_start, c.scheduler)
+    )
+    return [rollups.Rollup.from_row(dict(row._mapping)) for row in rows]
 
 
 async def passes_since(
@@ -48,13 +109,17 @@ async def recent_passes(
     return [PassFigures.from_row(dict(row._mapping)) for row in rows]
 
 
-async def prune(conn: AsyncConnection, *, before: datetime) -> int:
-    """Forget pass figures and resolved alerts older than `before`."""
+async def prune(conn: AsyncConnection, *, before: datetime, rollups_before: datetime) -> int:
+    """Forget pass figures and resolved alerts older than `before`, and rollups of buckets
+    that began before `rollups_before` (kept longer: they are small)."""
     removed = await conn.execute(delete(pass_metrics).where(pass_metrics.c.started_at < before))
     resolved = await conn.execute(
         delete(alerts).where(alerts.c.status == RESOLVED, alerts.c.resolved_at < before)
     )
-    return int(removed.rowcount) + int(resolved.rowcount)
+    summed = await conn.execute(
+        delete(monitor_rollups).where(monitor_rollups.c.bucket_start < rollups_before)
+    )
+    return int(removed.rowcount) + int(resolved.rowcount) + int(summed.rowcount)
 
 
 # --- alerts -------------------------------------------------------------------------------

@@ -115,7 +115,7 @@ def summarize(
     processing = [s for p in passes for s in p.processing_samples]
     lateness = [s for p in passes for s in p.lateness_samples]
     busy_seconds = sum(p.duration_ms for p in passes) / 1000
-    peak = max(passes, key=_connection_ratio, default=None)
+    peak = max(passes, key=peak_order, default=None)
     starts = [p.started_at for p in passes]
     return SchedulerSummary(
         scheduler=scheduler,
@@ -181,29 +181,31 @@ def series(
         if 0 <= index < count:
             buckets = groups.setdefault(one.scheduler, [[] for _ in range(count)])
             buckets[index].append(one)
-    result: dict[str, list[dict[str, Any]]] = {}
-    for name, buckets in groups.items():
-        points = []
-        for index, members in enumerate(buckets):
-            point = summarize(name, members, window=bucket)
-            points.append(
-                {
-                    "at": (start + bucket * index).isoformat(),
-                    "passes": point.passes,
-                    "published": point.published,
-                    "failed": point.failed,
-                    "outcomes": point.outcomes,
-                    "error_rate": point.error_rate,
-                    "processing_p95_ms": point.processing_ms.p95,
-                    "lateness_p99_ms": point.lateness_ms.p99,
-                    "db_statements_per_pass": point.db_statements_per_pass,
-                    "cache_hit_rate": point.cache_hit_rate,
-                    "cache_hit_rate_steady_state": _round(point.cache_steady_state.hit_rate, 6),
-                    "throughput_per_second": point.throughput_per_second,
-                }
-            )
-        result[name] = points
-    return result
+    return {
+        name: [
+            point(start + bucket * index, summarize(name, members, window=bucket))
+            for index, members in enumerate(buckets)
+        ]
+        for name, buckets in groups.items()
+    }
+
+
+def point(at: datetime, bucket: SchedulerSummary) -> dict[str, Any]:
+    """A chart's point: the figures of one bucket's summary."""
+    return {
+        "at": at.isoformat(),
+        "passes": bucket.passes,
+        "published": bucket.published,
+        "failed": bucket.failed,
+        "outcomes": bucket.outcomes,
+        "error_rate": bucket.error_rate,
+        "processing_p95_ms": bucket.processing_ms.p95,
+        "lateness_p99_ms": bucket.lateness_ms.p99,
+        "db_statements_per_pass": bucket.db_statements_per_pass,
+        "cache_hit_rate": bucket.cache_hit_rate,
+        "cache_hit_rate_steady_state": _round(bucket.cache_steady_state.hit_rate, 6),
+        "throughput_per_second": bucket.throughput_per_second,
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,6 +284,12 @@ def _read(summary: SchedulerSummary, metric: str) -> float | None:
     for part in metric.split("."):
         value = getattr(value, part)
     return None if value is None else float(value)
+
+
+def peak_order(one: PassFigures) -> tuple[float, int]:
+    """Which pass's DB connections a summary reports: the highest share of the pool, then the
+    most connections (so the choice does not depend on the order passes are read in)."""
+    return _connection_ratio(one), one.peak_db_connections
 
 
 def _connection_ratio(one: PassFigures | None) -> float:

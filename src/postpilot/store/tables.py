@@ -307,6 +307,51 @@ class PassMetric(Base):
     __table_args__ = (Index(None, "started_at"), Index(None, "scheduler", "started_at"))
 
 
+class MonitorRollup(Base):
+    """One scheduler's passes that started in one bucket (15 minutes or an hour), added up as
+    each pass is recorded (monitor/rollups.py): what the dashboard's 24 h and 7 d windows read,
+    kept longer than the passes themselves (METRICS_ROLLUP_RETENTION_DAYS)."""
+
+    __tablename__ = "monitor_rollups"
+
+    # Size first: a window reads one size's buckets from a start on, every scheduler's.
+    bucket_seconds: Mapped[int] = mapped_column(Integer, primary_key=True)
+    bucket_start: Mapped[datetime] = mapped_column(Timestamp, primary_key=True)
+    scheduler: Mapped[str] = mapped_column(String(16), primary_key=True)
+    passes: Mapped[int] = mapped_column(Integer)
+    claimed: Mapped[int] = mapped_column(Integer)
+    published: Mapped[int] = mapped_column(Integer)
+    failed: Mapped[int] = mapped_column(Integer)
+    retried: Mapped[int] = mapped_column(Integer)
+    rate_limited: Mapped[int] = mapped_column(Integer)
+    unknown: Mapped[int] = mapped_column(Integer)
+    released: Mapped[int] = mapped_column(Integer)
+    lost_lease: Mapped[int] = mapped_column(Integer)
+    db_statements: Mapped[int] = mapped_column(BigInteger)
+    cache_hits: Mapped[int] = mapped_column(BigInteger)
+    cache_misses: Mapped[int] = mapped_column(BigInteger)
+    cold_start_hits: Mapped[int] = mapped_column(BigInteger)
+    cold_start_misses: Mapped[int] = mapped_column(BigInteger)
+    steady_state_hits: Mapped[int] = mapped_column(BigInteger)
+    steady_state_misses: Mapped[int] = mapped_column(BigInteger)
+    duration_total_ms: Mapped[float] = mapped_column()
+    duration_max_ms: Mapped[float] = mapped_column()
+    duration_histogram: Mapped[dict[str, int]] = mapped_column(JSON)
+    processing_count: Mapped[int] = mapped_column(Integer)
+    processing_total_ms: Mapped[float] = mapped_column()
+    processing_max_ms: Mapped[float] = mapped_column()
+    processing_histogram: Mapped[dict[str, int]] = mapped_column(JSON)
+    lateness_count: Mapped[int] = mapped_column(Integer)
+    lateness_total_ms: Mapped[float] = mapped_column()
+    lateness_max_ms: Mapped[float] = mapped_column()
+    lateness_histogram: Mapped[dict[str, int]] = mapped_column(JSON)
+    peak_ratio: Mapped[float] = mapped_column()
+    peak_db_connections: Mapped[int] = mapped_column(Integer)
+    max_db_connections: Mapped[int] = mapped_column(Integer)
+    first_pass_at: Mapped[datetime] = mapped_column(Timestamp)
+    last_pass_at: Mapped[datetime] = mapped_column(Timestamp)
+
+
 class MonitorAlert(Base):
     """One row per time an alert rule fired for a subject (a scheduler, an account, or '');
     at most one firing row per (rule, subject), so two processes never notify twice."""

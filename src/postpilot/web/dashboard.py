@@ -9,17 +9,19 @@ them, as any member of the service would see a pass run late. The live part is p
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any, get_args
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from postpilot.core import knobs
 from postpilot.core.durations import parse_duration
 from postpilot.core.roles import Permission, allows
 from postpilot.errors import InvalidValue
+from postpilot.monitor import rollups, summary
 from postpilot.monitor import store as monitor_store
-from postpilot.monitor import summary
 from postpilot.scheduler import control
 from postpilot.store.web_sessions import SignedIn
 from postpilot.web import auth, charts
@@ -29,24 +31,51 @@ from postpilot.web.render import page
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
 
 WINDOWS: tuple[str, ...] = get_args(summary.Window)
-# A window's buckets are 1 min, 15 min and 1 h: polling faster than a bucket fills only
-# re-reads every stored pass of a long window (the 7 d summary costs about a second a week of
-# one pass a minute; see BENCHMARKS.md).
+# A window's buckets are 1 min, 15 min and 1 h: polling much faster than a bucket fills
+# redraws the same chart.
 POLL_SECONDS = {"1h": 5, "24h": 30, "7d": 120}
 ALERTS_SHOWN = 20
 Window = Annotated[str, Query(pattern="^(1h|24h|7d)$")]
+
+
+Figures = tuple[dict[str, summary.SchedulerSummary], dict[str, list[dict[str, Any]]]]
+
+
+def rollup_start(window: str, now: datetime) -> datetime:
+    """Where a long window's buckets begin: as many whole buckets as the window holds, the
+    last one being the bucket `now` is in."""
+    bucket = summary.BUCKETS[window]
+    count = int(summary.WINDOWS[window] / bucket)
+    return rollups.bucket_start(now, bucket) - bucket * (count - 1)
+
+
+async def window_figures(conn: AsyncConnection, window: str, now: datetime) -> Figures:
+    """Each scheduler's summary and chart points over `window`. The last hour is read from
+    its passes (exact percentiles); longer windows from the rollups of their buckets (a few
+    hundred rows whatever the number of passes; percentiles within a histogram bin)."""
+    bucket = summary.BUCKETS[window]
+    if bucket not in rollups.SIZES:
+        start = now - summary.WINDOWS[window]
+        passes = await monitor_store.passes_since(conn, start)
+        return (
+            summary.by_scheduler(passes, window=summary.WINDOWS[window]),
+            summary.series(passes, start=start, end=now, bucket=bucket),
+        )
+    start = rollup_start(window, now)
+    found = await monitor_store.rollups_since(conn, bucket, start)
+    return (
+        rollups.by_scheduler(found, window=now - start),
+        rollups.series(found, start=start, end=now, bucket=bucket),
+    )
 
 
 async def _live(request: Request, window: str) -> dict[str, Any]:
     """What the poll refreshes: charts, comparison, alerts, the scheduler's state."""
     runtime = auth.runtime_of(request)
     now = runtime.now()
-    start = now - summary.WINDOWS[window]
     async with runtime.db.engine.connect() as conn:
-        passes = await monitor_store.passes_since(conn, start)
+        per_scheduler, points = await window_figures(conn, window, now)
         recent = await monitor_store.recent_alerts(conn, limit=ALERTS_SHOWN)
-    per_scheduler = summary.by_scheduler(passes, window=summary.WINDOWS[window])
-    points = summary.series(passes, start=start, end=now, bucket=summary.BUCKETS[window])
     found = await control.status(runtime.db, runtime.settings, now=now)
     return {
         "window": window,
