@@ -31,6 +31,7 @@ from postpilot.publishers.base import (
     RefreshResult,
 )
 from postpilot.publishers.media import MediaFetcher
+from postpilot.publishers.parts import sending_part
 from postpilot.scheduler import engine
 from postpilot.scheduler.journal import InFlightJournal
 from postpilot.scheduler.runtime import Runtime
@@ -294,6 +295,29 @@ async def test_a_stop_after_the_journal_mark_leaves_the_delivery_in_doubt(
         stopped = engine.interrupted(item, runtime, state, "shutting down")
     assert stopped.decision.transition.status == DeliveryStatus.UNKNOWN
     assert await runtime.journal.may_have_sent(PASS_ID, item.delivery.id)
+
+
+@pytest.mark.parametrize(("recorded", "status"), [({0, 1}, "scheduled"), ({0}, "unknown")])
+async def test_a_stop_between_parts_is_in_doubt_only_while_the_last_part_is_unrecorded(
+    runtime: Runtime, recorded: set[int], status: str
+) -> None:
+    """Part 2 (index 1) was journaled as sending: recorded since, the stop left nothing in
+    doubt and the delivery is retried from part 3; not recorded, it may be out there."""
+    publisher = Unrepeatable()
+    item = work_item(publisher.platform)
+    state = engine.PassState(runtime, PASS_ID)
+    for part in (0, 1):
+        token = sending_part.set(part)
+        try:
+            await state.before_send(item.delivery.id)
+        finally:
+            sending_part.reset(token)
+    state.parts_recorded[item.delivery.id] = recorded
+    with registered(publisher):
+        stopped = engine.interrupted(item, runtime, state, "shutting down")
+    assert stopped.decision.transition.status == DeliveryStatus(status)
+    record = await runtime.journal.read(PASS_ID)
+    assert record is not None and record.parts == {item.delivery.id: 1}
 
 
 async def test_an_account_that_needs_reconnecting_is_not_sent_to(runtime: Runtime) -> None:

@@ -62,6 +62,10 @@ class PassState:
         self._runtime = runtime
         self.pass_id = pass_id
         self.sending: set[str] = set()  # journaled as sending: may have reached the platform
+        # For a delivery with parts: the part last journaled as sending, and the parts known to
+        # be recorded (by an earlier attempt or this pass), so a stop between parts is no doubt.
+        self.part_sending: dict[str, int] = {}
+        self.parts_recorded: dict[str, set[int]] = {}
         self._previous: dict[str | None, journal.PassRecord | None] = {}
         self.tokens = Renewals(runtime)
         self.rejected: dict[str, str] = {}  # account id -> why its token is dead
@@ -79,6 +83,18 @@ class PassState:
         part = publisher_parts.sending_part.get()
         await self._runtime.journal.mark(self.pass_id, delivery_id, part)
         self.sending.add(delivery_id)
+        if part is None:
+            self.part_sending.pop(delivery_id, None)
+        else:
+            self.part_sending[delivery_id] = part
+
+    def may_have_sent(self, delivery_id: str) -> bool:
+        """Something of the delivery may be on the platform without a record of it: it was
+        journaled as sending, and not only a part that is recorded since."""
+        if delivery_id not in self.sending:
+            return False
+        part = self.part_sending.get(delivery_id)
+        return part is None or part not in self.parts_recorded.get(delivery_id, set())
 
     async def refresh(self, publisher: Publisher, held: Held) -> Held | outcomes.Outcome:
         """Renewed (or newer stored) credentials for a token about to expire, or the outcome a
@@ -136,13 +152,16 @@ def deferred(item: WorkItem, runtime: Runtime, until: datetime, why: str) -> Pro
 def interrupted(item: WorkItem, runtime: Runtime, state: PassState, why: str) -> Processed:
     """The decision for a delivery whose publish was stopped (timeout, lease about to run out,
     shutdown): `Ambiguous` when its publishing request may have gone out, `Transient` when it
-    provably did not (nothing was journaled as sending, on a platform that needs the journal)."""
+    provably did not (nothing was journaled as sending, or only parts of a thread or first
+    comment that are recorded since, on a platform that needs the journal)."""
     started = time.perf_counter()
     publisher = PUBLISHERS.get(item.delivery.platform)
     recovery = parts.recovery_of(item, publisher)
     outcome: outcomes.Outcome
-    if recovery is Recovery.NONE and item.delivery.id not in state.sending:
-        outcome = outcomes.Transient(f"{why}; nothing was published yet")
+    if recovery is Recovery.NONE and not state.may_have_sent(item.delivery.id):
+        parts_went = item.delivery.id in state.sending  # each of them recorded since
+        safe = "every part sent is recorded" if parts_went else "nothing was published yet"
+        outcome = outcomes.Transient(f"{why}; {safe}")
     else:
         outcome = outcomes.Ambiguous(f"{why} while publishing")
     transition = apply_outcome(
@@ -280,7 +299,8 @@ async def _publish_with_token(
         attempt=item.delivery.attempts + 1,
         recovered=item.delivery.recovered,
     )
-    request = await parts.with_parts(request, item, runtime)  # a thread or first comment
+    recorded = state.parts_recorded.setdefault(item.delivery.id, set())
+    request = await parts.with_parts(request, item, runtime, recorded)  # thread, first comment
     outcome = await _guarded_publish(publisher, request, runtime)
     if not isinstance(outcome, outcomes.TokenExpired):
         return outcome
@@ -292,7 +312,9 @@ async def _publish_with_token(
     if not isinstance(retry, Held):
         return _account_outcome(retry, item, state, changes)
     # With the parts the first try sent: those are not sent again.
-    request = await parts.with_parts(replace(request, account=retry.account), item, runtime)
+    request = await parts.with_parts(
+        replace(request, account=retry.account), item, runtime, recorded
+    )
     again = await _guarded_publish(publisher, request, runtime)
     if isinstance(again, outcomes.TokenExpired) and publisher.can_refresh:
         # A token issued moments ago was rejected: the renewal works, so the account is not

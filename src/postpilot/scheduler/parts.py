@@ -62,9 +62,12 @@ async def in_doubt(
     return journal.in_doubt(record, delivery_id, {part.index for part in stored})
 
 
-async def with_parts(request: PublishRequest, item: WorkItem, runtime: Runtime) -> PublishRequest:
+async def with_parts(
+    request: PublishRequest, item: WorkItem, runtime: Runtime, recorded: set[int] | None = None
+) -> PublishRequest:
     """`request` with the post's parts for its platform, what was sent of them, and a recorder.
-    A post without parts there costs no statement."""
+    A post without parts there costs no statement. `recorded` gets the index of every part
+    known to be recorded (stored before, or recorded now)."""
     if not has_parts(item):
         return request
     platform = item.delivery.platform
@@ -82,6 +85,8 @@ async def with_parts(request: PublishRequest, item: WorkItem, runtime: Runtime) 
     sent = tuple(
         SentPart(s.index, s.platform_post_id, url=s.url, ref=s.platform_ref) for s in stored
     )
+    known = recorded if recorded is not None else set()
+    known.update(s.index for s in stored)
     delivery_id = item.delivery.id
 
     async def record(part: SentPart) -> None:
@@ -95,5 +100,6 @@ async def with_parts(request: PublishRequest, item: WorkItem, runtime: Runtime) 
                 url=part.url,
                 now=runtime.now(),
             )
+        known.add(part.index)
 
     return replace(request, thread=thread, first_comment=comment, sent=sent, record_part=record)
