@@ -25,6 +25,8 @@ from tests.workers import delivery_counts, worker_env
 META = {
     "facebook": ({"page_access_token": "{token}"}, {"page_id": "1029"}),
     "instagram": ({"access_token": "{token}"}, {"ig_user_id": "17841400000000001"}),
+    "threads": ({"access_token": "{token}"}, {"threads_user_id": "me"}),
+    "slack": ({"access_token": "{token}"}, {"channel": "C1H9RESGL"}),
 }
 
 
@@ -44,7 +46,7 @@ async def meta_account(api: ApiServer, platform: str, token: str) -> str:
     return str(created.json()["id"])
 
 
-async def test_a_worker_delivers_a_library_image_to_facebook_and_instagram_by_signed_link(
+async def test_a_worker_delivers_a_library_image_by_signed_link_to_each_platform_that_fetches(
     any_db: Database, sandbox: SandboxClient, spawn: Any, tmp_path: Path
 ) -> None:
     media_dir = str(tmp_path / "media")
@@ -76,7 +78,7 @@ async def test_a_worker_delivers_a_library_image_to_facebook_and_instagram_by_si
 
         async def published() -> bool:
             assert worker.poll() is None, "the worker died"
-            return await delivery_counts(any_db) == {"published": 2}
+            return await delivery_counts(any_db) == {"published": len(META)}
 
         await wait_until(published, timeout=60, what=lambda: delivery_counts(any_db))
         prefix = f"{api.url}/media/{media['id']}/"
