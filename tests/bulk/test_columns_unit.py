@@ -118,3 +118,30 @@ def test_row_problems_name_their_columns() -> None:
         "targets",
         "text@@ghost",
     ]
+
+
+def test_thread_and_first_comment_columns_become_the_body_and_name_their_problems() -> None:
+    row = columns.Row(
+        4,
+        {
+            "targets": "id-1",
+            "thread:2": "second",
+            "thread:1": "first",
+            "thread_media_ids:2": "m1; m2",
+            "first_comment": "hello",
+        },
+    )
+    found = rows.candidate(row, INDEX)
+    assert found.problems == []
+    assert found.body["thread"] == [
+        {"text": "first"},
+        {"text": "second", "media_ids": ["m1", "m2"]},
+    ]
+    assert found.body["first_comment"] == "hello"
+    assert found.column_of(("thread", 1, "media_ids", 0)) == "thread_media_ids:2"
+    assert found.column_of(("thread", 0, "text")) == "thread:1"
+    assert found.column_of_message("thread[1]: mastodon: text is 600 characters") == "thread:2"
+    assert found.column_of_message("thread[0].media_urls: media x: bad") == "thread_media_urls:1"
+    assert found.column_of_message("first_comment: must not be empty") == "first_comment"
+    gap = rows.candidate(columns.Row(5, {"targets": "id-1", "thread:2": "alone"}), INDEX)
+    assert [p.column for p in gap.problems] == ["thread:2"]
