@@ -158,7 +158,8 @@ class Settings(BaseSettings):
     WEBHOOK_LOG_RETENTION_DAYS: Annotated[int, Field(ge=1, le=3650)] = 30
     # Connecting accounts. The public origin people's browsers reach the API at: every
     # platform's consent page sends them back to {PUBLIC_BASE_URL}/api/connect/callback, the one
-    # redirect URI to register with each platform's app.
+    # redirect URI to register with each platform's app. Facebook, Instagram, Threads and Slack
+    # download library media from signed links under it (media/links.py).
     PUBLIC_BASE_URL: str = "http://127.0.0.1:8000"
     # The deployment's app at each platform (Mastodon registers one per instance by itself;
     # Bluesky, Telegram and Matrix need none). Meta's app serves Facebook and Instagram.
