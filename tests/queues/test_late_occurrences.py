@@ -82,3 +82,17 @@ async def test_an_occurrence_passed_while_paused_is_not_made_late(
         shown = (await api.client.get(f"/api/recurrences/{made['id']}")).json()
         # The first was cancelled by the pause; the second is not made late; the third ahead.
         assert [o["occurrence_at"][:10] for o in shown["occurrences"]] == ["2027-03-15"]
+
+
+async def test_a_patch_that_changes_nothing_keeps_the_missed_occurrence(
+    any_db: Database, sandbox: SandboxClient
+) -> None:
+    async with api_server(any_db, sandbox) as api:
+        clock = Clock(FIRST - timedelta(hours=2))
+        api.runtime.clock = clock
+        account = await mastodon_account(api, sandbox)
+        made = await daily(api, account, "2027-03-01T09:00:00", **WEEKLY)
+        clock.now = FIRST + timedelta(days=7, hours=1)
+        same = await api.client.patch(f"/api/recurrences/{made['id']}", json={"paused": False})
+        assert same.status_code == 200, same.text
+        assert [o["late_seconds"] for o in same.json()["occurrences"]] == [None, 3600, None]

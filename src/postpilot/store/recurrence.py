@@ -131,8 +131,8 @@ async def materialise(
     recurrence_ids: Sequence[str] | None = None,
 ) -> int:
     """Make every occurrence in [now, now + window) of the active rules a post, once, and those
-    that passed at most MAX_LATE ago since the rule was made or resumed (late: published at
-    once). Returns how many posts this call made."""
+    that passed at most MAX_LATE ago since the rule was made, paused or resumed (late:
+    published at once). Returns how many posts this call made."""
     query = select(Recurrence).where(Recurrence.paused.is_(False))
     if recurrence_ids is not None:
         query = query.where(Recurrence.id.in_(recurrence_ids))
@@ -229,8 +229,10 @@ async def _claim(
 async def set_paused(
     session: AsyncSession, recurrence: Recurrence, paused: bool, now: datetime
 ) -> None:
+    # Only a change counts: updated_at is when the rule last became active (late occurrences
+    # are made from then on), which a PATCH that changes nothing must not move.
     await session.execute(
         update(Recurrence)
-        .where(Recurrence.id == recurrence.id)
+        .where(Recurrence.id == recurrence.id, Recurrence.paused.is_not(paused))
         .values(paused=paused, updated_at=now)
     )
