@@ -34,9 +34,10 @@ from postpilot.monitor.service import Monitor
 from postpilot.publishers.addresses import AddressPolicy
 from postpilot.publishers.base import PublishContext
 from postpilot.publishers.budgets import RateBudgets
+from postpilot.publishers.client import PublishingClient
 from postpilot.publishers.media import MediaFetcher
 from postpilot.publishers.registry import supported_platforms
-from postpilot.publishers.transport_aiohttp import PublicOnlyAiohttpTransport, no_cookies
+from postpilot.publishers.transport_aiohttp import PublicOnlyAiohttpTransport
 from postpilot.scheduler.journal import InFlightJournal
 from postpilot.scheduler.runtime import Runtime, utcnow
 from postpilot.settings import Settings
@@ -77,7 +78,7 @@ def build_runtime(
     if stop_tracing := tracing.start(settings.TRACING_OTLP_ENDPOINT, db.engine.sync_engine):
         closing.callback(stop_tracing)
     addresses = AddressPolicy.allowing(*settings.private_hosts_allowed)
-    http = httpx.AsyncClient(
+    http = PublishingClient(
         timeout=settings.HTTP_TIMEOUT_SECONDS,
         # Every connection to a public address (or an allowed one), whatever URL a
         # publisher builds from an account (environment proxies are not used).
@@ -89,7 +90,6 @@ def build_runtime(
             ),
         ),
         headers={"User-Agent": "postpilot/0.1"},
-        cookies=no_cookies(),
     )
     closing.push_async_callback(http.aclose)
     media = MediaFetcher(

@@ -18,6 +18,7 @@ import pytest
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from postpilot.publishers.addresses import AddressPolicy
+from postpilot.publishers.client import PublishingClient, parsed_url
 from postpilot.publishers.errors import transport_outcome
 from postpilot.publishers.media import MediaError, MediaFetcher
 from postpilot.publishers.transport import NotPublicAddress
@@ -25,7 +26,6 @@ from postpilot.publishers.transport_aiohttp import (
     PublicOnlyAiohttpTransport,
     PublicOnlyResolver,
     httpx_error_class,
-    no_cookies,
 )
 from postpilot.sandbox.images import png
 from tests.waiting import wait_until
@@ -238,13 +238,27 @@ async def test_no_cookie_and_no_environment_proxy_is_used(
     transport = PublicOnlyAiohttpTransport(
         AddressPolicy.allowing("127.0.0.1"), limits=httpx.Limits(max_connections=4)
     )
-    async with httpx.AsyncClient(transport=transport, cookies=no_cookies()) as http:
+    async with PublishingClient(transport=transport) as http:
         await http.get(server.url("/cookie"))  # one account's answer sets a cookie...
         await http.get(server.url("/ok"), headers={"User-Agent": "postpilot/test"})
     await wait_until(lambda: len(server.headers) == 2, timeout=5)
     assert "cookie" not in server.headers[1]
     assert server.headers[1]["user-agent"] == "postpilot/test"
     assert "content-type" not in server.headers[1]  # nothing aiohttp would add on its own
+
+
+def test_the_publishing_client_parses_a_url_once_and_takes_no_cookies() -> None:
+    http = PublishingClient()
+    url = "https://example.social/api/v1/statuses"
+    first = http.build_request("POST", url, json={"status": "one"})
+    hits = parsed_url.cache_info().hits
+    second = http.build_request("POST", url, json={"status": "two"})
+    assert parsed_url.cache_info().hits == hits + 1, "parsed once, then taken as parsed"
+    assert first.url == second.url == httpx.URL(url) and first.content != second.content
+    http.cookies.set("session", "account-a")  # httpx's own API: still nothing kept
+    assert not http.cookies and "cookie" not in http.build_request("GET", url).headers
+    with pytest.raises(ValueError, match="keeps no cookies"):
+        PublishingClient(cookies={"session": "x"})
 
 
 class ScriptedResolver(AbstractResolver):

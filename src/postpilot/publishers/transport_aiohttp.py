@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import http.cookiejar
 import socket
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -67,13 +66,6 @@ class PublicOnlyResolver(AbstractResolver):
 
     async def close(self) -> None:
         await self._inner.close()
-
-
-def no_cookies() -> http.cookiejar.CookieJar:
-    """A jar that keeps nothing: the publishing client is shared by every account of every
-    workspace, so a cookie one platform sets for one account must never ride along on another
-    account's request."""
-    return http.cookiejar.CookieJar(policy=http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
 
 
 def check_literal(policy: AddressPolicy, url: httpx.URL) -> None:
@@ -178,7 +170,7 @@ class PublicOnlyAiohttpTransport(httpx.AsyncBaseTransport):
         )
         return aiohttp.ClientSession(
             connector=connector,
-            cookie_jar=aiohttp.DummyCookieJar(),  # httpx keeps cookies; none shared here
+            cookie_jar=aiohttp.DummyCookieJar(),  # none kept here (nor by PublishingClient)
             skip_auto_headers=_NO_AUTO_HEADERS,
             auto_decompress=False,  # httpx decodes
             trust_env=False,  # no environment proxies, no .netrc
