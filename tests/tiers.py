@@ -40,13 +40,8 @@ def pytest_configure() -> None:
     sys.addaudithook(_refuse_in_unit_tests)
 
 
-# First, so xdist's own hook (which files each test under its group) sees the group marks.
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    grouping = config.pluginmanager.hasplugin("xdist")
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if grouping and (group := _xdist_group(item)):
-            item.add_marker(pytest.mark.xdist_group(group))
         needs = _needs(item)
         if "postgres" in needs:
             item.add_marker(pytest.mark.postgres)
@@ -71,18 +66,6 @@ def tier_of(needs: Iterable[str]) -> str:
     if "sandbox" in needs:
         return "contract"
     return "unit"
-
-
-def _xdist_group(item: pytest.Item) -> str | None:
-    """Under pytest-xdist (`--dist loadgroup`, scripts/test) the tests of one group run on one
-    worker, one after another: the Bluesky PDS is one server per run in one install folder (a
-    session fixture), and two slow tests (chaos, database cuts, benchmark smokes, many
-    processes) at once would load the machine twice over."""
-    if "pds" in getattr(item, "fixturenames", ()):
-        return "bluesky_pds"
-    if item.get_closest_marker("slow"):
-        return "slow"
-    return None
 
 
 def _needs(item: pytest.Item) -> set[str]:
