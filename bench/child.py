@@ -53,6 +53,12 @@ async def scheduler_run(spec: dict[str, Any]) -> dict[str, Any]:
         sandbox_url=spec["sandbox_url"],
         batch=spec["batch"],
         concurrency=spec["concurrency"],
+        # Shared account slots (and budgets, uploads) in Redis, under keys of the bench's own.
+        **(
+            {"REDIS_URL": spec["redis_url"], "REDIS_KEY_PREFIX": "postpilot-bench:"}
+            if spec.get("redis_url")
+            else {}
+        ),
     )
     runtime = build_runtime(settings)
     mode, batch, most = spec["mode"], int(spec["batch"]), spec.get("max_deliveries")

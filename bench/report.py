@@ -67,7 +67,7 @@ def throughput(name: str, result: dict[str, Any], command: str) -> str:
     rows = []
     for db, entry in result["databases"].items():
         summary = entry["summary"]
-        for mode in ("reference", "optimized", "bare"):
+        for mode in ("reference", "optimized", "optimized-redis", "bare"):
             s = summary.get(mode)
             if not s:
                 continue
@@ -149,6 +149,26 @@ def throughput(name: str, result: dict[str, Any], command: str) -> str:
             ratio_rows,
         )
     )
+    shared = [
+        (db, entry["summary"]["ratios"])
+        for db, entry in result["databases"].items()
+        if entry["summary"]["ratios"].get("throughput_redis_over_optimized") is not None
+    ]
+    if shared:
+        out.append("")
+        out.append(
+            table(
+                ["db", "throughput with Redis / without", "CPU per delivery with Redis / without"],
+                [
+                    [
+                        db,
+                        pct(r["throughput_redis_over_optimized"]),
+                        times(r["cpu_per_delivery_redis_over_optimized"]),
+                    ]
+                    for db, r in shared
+                ],
+            )
+        )
     return "\n".join(out) + "\n"
 
 

@@ -156,6 +156,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         help="measure with `import sniffio` succeeding in each child (see `--scenario client`)",
     )
     parser.add_argument("--clients", help="candidates for `client`, comma-separated")
+    parser.add_argument(
+        "--redis",
+        metavar="URL",
+        help="throughput scenarios: also run the optimized pass with REDIS_URL=URL "
+        "(account slots shared through Redis), as mode optimized-redis",
+    )
     parser.add_argument("--output", type=Path, help="JSON file (default bench/results/...)")
     return parser.parse_args(argv)
 
@@ -183,6 +189,9 @@ def overrides(params: throughput.Params, args: argparse.Namespace) -> throughput
         changes["sniffio_importable"] = True
     if args.dbs:
         changes["databases"] = tuple(args.dbs)
+    if args.redis:
+        changes["redis_url"] = args.redis
+        changes["modes"] = (*params.modes[:2], throughput.REDIS_MODE, *params.modes[2:])
     return replace(params, **changes)
 
 

@@ -19,6 +19,8 @@ from bench import common, data
 from postpilot.core import figures
 
 MODES = ("reference", "optimized", "bare")
+# The optimized pass with REDIS_URL set (`--redis`): account slots shared through Redis.
+REDIS_MODE = "optimized-redis"
 SUMMARY_KEYS = (
     "wall_s",
     "published",
@@ -60,6 +62,7 @@ class Params:
     timeout_s: float = 1800.0
     profile: bool = False  # cProfile each child (slows it: for finding causes, not for numbers)
     sniffio_importable: bool = False  # each child with `import sniffio` succeeding (a fix)
+    redis_url: str | None = None  # for REDIS_MODE
 
 
 def run(params: Params, sandbox: common.Sandbox, progress: Progress) -> dict[str, Any]:
@@ -100,7 +103,8 @@ def one_run(
         data.run(data.populate(url, load, sandbox.client))
         most = params.reference_deliveries if mode == "reference" else None
         spec = {
-            "mode": mode,
+            "mode": "optimized" if mode == REDIS_MODE else mode,
+            "redis_url": params.redis_url if mode == REDIS_MODE else None,
             "database_url": url,
             "sandbox_url": sandbox.url,
             "batch": params.batch,
@@ -192,6 +196,7 @@ def summarize(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
         summary[mode]["runs"] = len(mode_runs)
         summary[mode]["exactly_once_all_runs"] = all(r["check"]["exactly_once"] for r in mode_runs)
     ref, opt, bare = (summary.get(m, {}) for m in MODES)
+    shared = summary.get(REDIS_MODE, {})
     summary["ratios"] = {
         "throughput_optimized_over_reference": figures.ratio(
             opt.get("deliveries_per_s"), ref.get("deliveries_per_s")
@@ -213,6 +218,12 @@ def summarize(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
         ),
         "cpu_per_delivery_optimized_over_bare": figures.ratio(
             opt.get("cpu_ms_per_delivery"), bare.get("cpu_ms_per_delivery")
+        ),
+        "throughput_redis_over_optimized": figures.ratio(
+            shared.get("deliveries_per_s"), opt.get("deliveries_per_s")
+        ),
+        "cpu_per_delivery_redis_over_optimized": figures.ratio(
+            shared.get("cpu_ms_per_delivery"), opt.get("cpu_ms_per_delivery")
         ),
     }
     return summary
