@@ -34,6 +34,9 @@ async def test_upload_read_back_and_alt_text(sqlite_db: Database, tmp_path: Path
         assert item["variant"]["width"] == 60 and item["variant"]["height"] == 90
         assert item["alt_text"] is None
 
+        # Answers name the versioned paths, never the deprecated aliases.
+        assert item["content_url"] == f"/api/v1/media/{item['id']}/content"
+        assert item["thumbnail_url"] == f"/api/v1/media/{item['id']}/thumbnail"
         original = await api.client.get(item["content_url"])
         assert original.content == data and original.headers["content-type"] == "image/jpeg"
         published = await api.client.get(item["content_url"], params={"version": "published"})

@@ -100,6 +100,11 @@ async def test_a_worker_delivers_a_library_image_by_signed_link_to_each_platform
             assert cache.startswith("public, max-age=")
             max_age = int(cache.split("max-age=")[1].split(",")[0])
             assert 0 < max_age <= links.LIFETIME.total_seconds()
+            # A platform that looks first gets the same headers and no body.
+            looked = await anyone.head(link)
+            assert looked.status_code == 200 and looked.content == b""
+            assert looked.headers["content-type"] == "image/jpeg"
+            assert looked.headers["content-length"] == str(media["variant"]["size_bytes"])
 
             token = link.removeprefix(prefix)
             expires, _, signature = token.partition(".")

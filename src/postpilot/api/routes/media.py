@@ -11,7 +11,7 @@ from fastapi import APIRouter, File, Form, UploadFile
 from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from postpilot.api import pagination, text
+from postpilot.api import pagination, text, versions
 from postpilot.api.deps import RuntimeDep, SessionDep, WorkspaceDep
 from postpilot.api.errors import ApiError, not_found
 from postpilot.api.media_schemas import (
@@ -33,6 +33,7 @@ from postpilot.store.tables import MediaItem, new_id
 router = APIRouter(prefix="/api/media", tags=["media"])
 
 UPLOAD_PATH = "/api/media"
+CANONICAL_PATH = UPLOAD_PATH.replace(versions.LEGACY, versions.V1, 1)  # what answers name
 MULTIPART_OVERHEAD = 64 * 1024  # the form's other fields and boundaries
 _REFUSALS: dict[int | str, dict[str, Any]] = {
     413: {"description": "The file is larger than MEDIA_MAX_UPLOAD_BYTES."},
@@ -43,7 +44,7 @@ _REFUSALS: dict[int | str, dict[str, Any]] = {
 def upload_limits(max_upload_bytes: int) -> dict[str, int]:
     """The front door's body limit for multipart uploads (today's path and the versioned one)."""
     limit = max_upload_bytes + MULTIPART_OVERHEAD
-    return {UPLOAD_PATH: limit, UPLOAD_PATH.replace("/api/", "/api/v1/", 1): limit}
+    return {UPLOAD_PATH: limit, CANONICAL_PATH: limit}
 
 
 def public(item: MediaItem) -> MediaPublic:
@@ -63,8 +64,8 @@ def public(item: MediaItem) -> MediaPublic:
             width=item.variant_width,
             height=item.variant_height,
         ),
-        content_url=f"{UPLOAD_PATH}/{item.id}/content",
-        thumbnail_url=f"{UPLOAD_PATH}/{item.id}/thumbnail",
+        content_url=f"{CANONICAL_PATH}/{item.id}/content",
+        thumbnail_url=f"{CANONICAL_PATH}/{item.id}/thumbnail",
         created_at=as_utc(item.created_at),
         last_used_at=as_utc(item.last_used_at),
     )

@@ -27,8 +27,9 @@ def _gone() -> ApiError:
     return ApiError(404, "not_found", "no such media link, or it expired")
 
 
-@router.get(
+@router.api_route(
     links.PATH + "/{media_id}/{token}",
+    methods=["GET", "HEAD"],  # some platforms look before they download
     response_class=Response,
     responses=NOT_FOUND,
     include_in_schema=False,  # made for the platforms, not for API clients

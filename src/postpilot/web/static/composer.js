@@ -10,8 +10,6 @@
   var countSeq = 0;
 
   function form() { return document.getElementById("composer"); }
-  // The v1 path: the API's own thumbnail_url still names the deprecated /api alias.
-  function thumbnailOf(id) { return "/api/v1/media/" + id + "/thumbnail"; }
   function chosen() {
     return Array.prototype.slice.call(form().querySelectorAll('input[name="targets"]:checked'))
       .map(function (box) { return { id: box.value, platform: box.dataset.platform, handle: box.dataset.handle }; });
@@ -252,7 +250,7 @@
       problem.hidden = false;
       return;
     }
-    media.push({ id: answer.data.id, thumbnail_url: thumbnailOf(answer.data.id), alt_text: answer.data.alt_text });
+    media.push({ id: answer.data.id, thumbnail_url: answer.data.thumbnail_url, alt_text: answer.data.alt_text });
     file.value = "";
     alt.value = "";
     refresh();
@@ -261,7 +259,7 @@
   async function loadMedia(ids) {
     for (var i = 0; i < ids.length; i++) {
       var answer = await window.postpilot.call("GET", "/api/v1/media/" + ids[i]);
-      if (answer.ok) { media.push({ id: answer.data.id, thumbnail_url: thumbnailOf(answer.data.id), alt_text: answer.data.alt_text }); }
+      if (answer.ok) { media.push({ id: answer.data.id, thumbnail_url: answer.data.thumbnail_url, alt_text: answer.data.alt_text }); }
     }
     refresh();
   }
