@@ -6,7 +6,9 @@ Idempotency-Key header, the answer's JSON read) to the sandbox's Mastodon, C at 
 through `PublishingClient` and once through a plain `httpx.AsyncClient` with a jar that keeps no
 cookie (the client before it), both over the same aiohttp transport; the order alternates from
 one round to the next so machine noise hits both. Prints the median CPU ms per request of each
-and their ratio (JSON)."""
+and their ratio (JSON). `--only KIND` runs one client alone (for an instruction count: run it
+under `valgrind --tool=callgrind` at two request counts; the sandbox, a child process, is not
+counted)."""
 
 from __future__ import annotations
 
@@ -70,17 +72,22 @@ async def _round(kind: str, url: str, requests: int, concurrency: int, tag: str)
         return (time.process_time() - started) * 1000 / requests
 
 
-async def main(requests: int, concurrency: int, rounds: int) -> dict[str, object]:
+async def main(
+    requests: int, concurrency: int, rounds: int, only: str | None = None
+) -> dict[str, object]:
     with common.running_sandbox() as sandbox:
         sandbox.prepare(latency_ms=0, fault_rate=0, seed=0)
         url = f"{sandbox.url}/mastodon/api/v1/statuses"
         cpu: dict[str, list[float]] = {"plain": [], "publishing": []}
         for number in range(rounds):
-            order = ("plain", "publishing") if number % 2 == 0 else ("publishing", "plain")
+            both = ("plain", "publishing") if number % 2 == 0 else ("publishing", "plain")
+            order: tuple[str, ...] = (only,) if only else both
             for kind in order:
                 tag = f"{kind}{number}"
                 cpu[kind].append(await _round(kind, url, requests, concurrency, tag))
                 sandbox.prepare(latency_ms=0, fault_rate=0, seed=number)
+    if only:
+        return {"requests": requests, "client": only, "cpu_ms_per_request": cpu[only]}
     plain, lean = (statistics.median(cpu[kind]) for kind in ("plain", "publishing"))
     return {
         "requests": requests,
@@ -98,6 +105,7 @@ if __name__ == "__main__":
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--only", choices=["plain", "publishing"])
     args = parser.parse_args()
-    result = asyncio.run(main(args.requests, args.concurrency, args.rounds))
+    result = asyncio.run(main(args.requests, args.concurrency, args.rounds, args.only))
     print(json.dumps(result, indent=2))
