@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from postpilot.cache.clear import clear_shared
 from postpilot.cache.link import RedisLink
 from postpilot.cache.slots import MachineAccountSlots, RedisAccountSlots, Slot
 from postpilot.runtime import ServiceRuntime, build_runtime
@@ -54,6 +55,16 @@ async def test_redis_admits_each_account_up_to_its_cap_across_processes(link: Re
     assert await one.exchange([ask("room", "p1:a")], [ask("room", "p1:b")]) == [True]
     assert await other.exchange([ask("room", "p1:b")], [ask("room", "p2:a")]) == [True]
     assert await link.client.zrange(one.key("room"), 0, -1) == [b"p2:a"]
+
+
+async def test_clearing_the_shared_cache_leaves_the_slots_in_flight(
+    link: RedisLink, redis_url: str
+) -> None:
+    slots = RedisAccountSlots(link, holder_seconds=60)
+    assert await slots.exchange([], [ask("room", "p1:a")]) == [True]
+    await link.client.set(link.key("budget", "x:account:a"), "{}")
+    assert await clear_shared(redis_url, prefix=link.prefix) == 1, "the budget only"
+    assert await slots.exchange([], [ask("room", "p2:a")]) == [False], "still held"
 
 
 async def test_a_dead_holders_slot_comes_back_once_it_expires(link: RedisLink) -> None:

@@ -31,6 +31,10 @@ from postpilot.cache.link import RedisLink, Unavailable
 
 log = logging.getLogger(__name__)
 
+# The keys' part after the prefix: `<prefix>inflight:<account id>`. Not a cache: what is in
+# flight now, so `cache clear` leaves these.
+SLOTS_KEY = "inflight"
+
 
 @dataclass(frozen=True, slots=True)
 class Slot:
@@ -97,7 +101,7 @@ class RedisAccountSlots:
         self._script = link.client.register_script(_EXCHANGE)
 
     def key(self, account: str) -> str:
-        return self.link.key("inflight", account)
+        return self.link.key(SLOTS_KEY, account)
 
     async def exchange(self, returned: Sequence[Slot], asked: Sequence[Slot]) -> list[bool]:
         local = [True] * len(asked)
