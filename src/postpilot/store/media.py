@@ -74,16 +74,11 @@ async def link_post(
 ) -> None:
     """The post uses exactly `media_ids`, in order; their retention starts again."""
     await session.execute(delete(PostMedia).where(PostMedia.post_id == post_id))
-    if not media_ids:
-        return
     session.add_all(
         PostMedia(post_id=post_id, media_id=media_id, position=position)
         for position, media_id in enumerate(media_ids)
     )
-    await session.execute(
-        update(MediaItem).where(MediaItem.id.in_(list(media_ids))).values(last_used_at=now)
-    )
-    await session.flush()
+    await _used(session, media_ids, now)
 
 
 async def link_recurrence(
@@ -93,15 +88,19 @@ async def link_recurrence(
     await session.execute(
         delete(RecurrenceMedia).where(RecurrenceMedia.recurrence_id == recurrence_id)
     )
-    if not media_ids:
-        return
     session.add_all(
         RecurrenceMedia(recurrence_id=recurrence_id, media_id=media_id, position=position)
         for position, media_id in enumerate(media_ids)
     )
-    await session.execute(
-        update(MediaItem).where(MediaItem.id.in_(list(media_ids))).values(last_used_at=now)
-    )
+    await _used(session, media_ids, now)
+
+
+async def _used(session: AsyncSession, media_ids: Sequence[str], now: datetime) -> None:
+    """The links just added are written; their media's retention starts again."""
+    if media_ids:
+        await session.execute(
+            update(MediaItem).where(MediaItem.id.in_(list(media_ids))).values(last_used_at=now)
+        )
     await session.flush()
 
 

@@ -59,13 +59,8 @@ async def login(request: Request, email: Email, password: Password) -> Response:
         )
 
     async with runtime.db.transaction() as session:
-        failures = await web_sessions.failures_since(
-            session, email=email, ip=ip, since=now - window
-        )
-        if failures.by_email >= settings.LOGIN_RATE_LIMIT or (
-            failures.by_ip >= settings.LOGIN_RATE_LIMIT_PER_IP
-        ):
-            minutes = max(1, settings.LOGIN_RATE_WINDOW_SECONDS // 60)
+        minutes = await auth.wait_minutes(session, settings, email=email, ip=ip, now=now)
+        if minutes is not None:
             return refused(
                 429,
                 f"Too many failed sign-ins for this email or from this address: "

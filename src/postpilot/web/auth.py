@@ -3,7 +3,7 @@ the API (core/roles.py)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from fastapi import Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -60,6 +60,21 @@ def client_address(request: Request) -> str:
     peer = request.client.host if request.client else "unknown"
     trusted = runtime_of(request).settings.trusted_proxies
     return proxies.client_address(peer, request.headers.getlist("x-forwarded-for"), trusted)
+
+
+async def wait_minutes(
+    session: AsyncSession, settings: Settings, *, email: str, ip: str, now: datetime
+) -> int | None:
+    """How long to wait, in minutes, when this email or this address has spent its wrong
+    passwords in the window (sign-in and password change count alike); None while it may try."""
+    since = now - timedelta(seconds=settings.LOGIN_RATE_WINDOW_SECONDS)
+    failures = await web_sessions.failures_since(session, email=email, ip=ip, since=since)
+    if (
+        failures.by_email < settings.LOGIN_RATE_LIMIT
+        and failures.by_ip < settings.LOGIN_RATE_LIMIT_PER_IP
+    ):
+        return None
+    return max(1, settings.LOGIN_RATE_WINDOW_SECONDS // 60)
 
 
 def set_cookie(response: Response, name: str, value: str, settings: Settings, max_age: int) -> None:

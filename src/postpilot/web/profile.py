@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
@@ -78,19 +77,13 @@ async def change_password(
     settings = runtime.settings
     now = runtime.now()
     email, ip = signed.user.email, auth.client_address(request)
-    window = timedelta(seconds=settings.LOGIN_RATE_WINDOW_SECONDS)
 
     def refused(status: int, field: str, message: str) -> Response:
         return _page(request, signed, status=status, errors={field: message})
 
     async with runtime.db.transaction() as session:
-        failures = await web_sessions.failures_since(
-            session, email=email, ip=ip, since=now - window
-        )
-        if failures.by_email >= settings.LOGIN_RATE_LIMIT or (
-            failures.by_ip >= settings.LOGIN_RATE_LIMIT_PER_IP
-        ):
-            minutes = max(1, settings.LOGIN_RATE_WINDOW_SECONDS // 60)
+        minutes = await auth.wait_minutes(session, settings, email=email, ip=ip, now=now)
+        if minutes is not None:
             return refused(
                 429,
                 "current_password",
