@@ -142,6 +142,11 @@ def test_thread_and_first_comment_columns_become_the_body_and_name_their_problem
     assert found.column_of(("thread", 0, "text")) == "thread:1"
     assert found.column_of_message("thread[1]: mastodon: text is 600 characters") == "thread:2"
     assert found.column_of_message("thread[0].media_urls: media x: bad") == "thread_media_urls:1"
+    # The report names the part as the file does (1-based columns), not by the API's index.
+    assert found.problem_of_message("thread[1]: mastodon: text is 600 characters") == rows.Problem(
+        "thread:2", "thread:2: mastodon: text is 600 characters"
+    )
+    assert found.problem_of_message("text: too long") == rows.Problem("text", "text: too long")
     assert found.column_of_message("first_comment: must not be empty") == "first_comment"
     gap = rows.candidate(columns.Row(5, {"targets": "id-1", "thread:2": "alone"}), INDEX)
     assert [p.column for p in gap.problems] == ["thread:2"]

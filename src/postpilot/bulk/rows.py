@@ -84,6 +84,15 @@ class Candidate:
             return self.variant_columns.get(str(location[1]), head)
         return head if head in c.FIXED else ""
 
+    def problem_of_message(self, message: str) -> Problem:
+        """A check's message as a problem of its column; a thread part's message names the part
+        by its column ("thread:2: ..."), as the file does, not by the API's 0-based index."""
+        column = self.column_of_message(message)
+        head, colon, rest = message.partition(":")
+        if colon and THREAD_PART.match(head):
+            message = f"{column}:{rest}"
+        return Problem(column, message)
+
     def column_of_message(self, message: str) -> str:
         """The column a check's message is about (it starts with the field, or a platform)."""
         head = message.partition(":")[0]

@@ -250,13 +250,12 @@ async def _check(
         targets, at = await checked(session, runtime, workspace_id, body, now)
     except ApiError as exc:
         found = [
-            rows.Problem(
-                str(d.get("field") or candidate.column_of_message(str(d.get("message", "")))),
-                str(d.get("message", "")),
-            )
+            rows.Problem(str(d["field"]), str(d.get("message", "")))
+            if d.get("field")
+            else candidate.problem_of_message(str(d.get("message", "")))
             for d in exc.details
         ]
-        return found or [rows.Problem(candidate.column_of_message(exc.message), exc.message)]
+        return found or [candidate.problem_of_message(exc.message)]
     return body, targets, at
 
 
