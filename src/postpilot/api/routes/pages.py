@@ -10,6 +10,7 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Query
 from pydantic import AfterValidator
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from postpilot.api import pagination
 from postpilot.api.connecting import ServiceDep
@@ -233,14 +234,10 @@ async def list_keys(
     workspace: WorkspaceDep, session: SessionDep, limit: Limit = 50, cursor: Cursor = None
 ) -> Page[ApiKeyPublic]:
     """Oldest first (created_at, id), revoked keys too."""
-    rows = await pages.page_owned(
-        session,
-        ApiKey,
-        workspace.id,
-        limit=limit + 1,
-        after=pagination.decode_moment("keys", cursor),
+    listed = await _oldest_first(session, ApiKey, workspace.id, "keys", limit, cursor)
+    return Page[ApiKeyPublic](
+        items=[keys.public(k) for k in listed.items], next_cursor=listed.next_cursor
     )
-    return pagination.page(rows, limit, item=keys.public, cursor=_by_moment("keys"))
 
 
 @router.get("/queues", response_model=Page[QueuePublic], tags=["queues"])
@@ -248,14 +245,10 @@ async def list_queues(
     workspace: WorkspaceDep, session: SessionDep, limit: Limit = 50, cursor: Cursor = None
 ) -> Page[QueuePublic]:
     """Oldest first (created_at, id)."""
-    rows = await pages.page_owned(
-        session,
-        Queue,
-        workspace.id,
-        limit=limit + 1,
-        after=pagination.decode_moment("queues", cursor),
+    listed = await _oldest_first(session, Queue, workspace.id, "queues", limit, cursor)
+    return Page[QueuePublic](
+        items=[queues.public(q) for q in listed.items], next_cursor=listed.next_cursor
     )
-    return pagination.page(rows, limit, item=queues.public, cursor=_by_moment("queues"))
 
 
 @router.get("/recurrences", response_model=Page[RecurrencePublic], tags=["recurrences"])
@@ -263,11 +256,23 @@ async def list_recurrences(
     workspace: WorkspaceDep, session: SessionDep, limit: Limit = 50, cursor: Cursor = None
 ) -> Page[RecurrencePublic]:
     """Oldest first (created_at, id)."""
-    after = pagination.decode_moment("recurrences", cursor)
-    rows = await pages.page_owned(session, Recurrence, workspace.id, limit=limit + 1, after=after)
-    listed = pagination.page(rows, limit, item=lambda r: r, cursor=_by_moment("recurrences"))
+    listed = await _oldest_first(session, Recurrence, workspace.id, "recurrences", limit, cursor)
     shown = [await recurrences.public(session, r) for r in listed.items]  # its next occurrences
     return Page[RecurrencePublic](items=shown, next_cursor=listed.next_cursor)
+
+
+async def _oldest_first(
+    session: AsyncSession,
+    model: type[pages.Owned],
+    workspace_id: str,
+    kind: str,
+    limit: int,
+    cursor: str | None,
+) -> Page[pages.Owned]:
+    """One page of a workspace's rows of `model`, oldest first (created_at, id)."""
+    after = pagination.decode_moment(kind, cursor)
+    rows = await pages.page_owned(session, model, workspace_id, limit=limit + 1, after=after)
+    return pagination.page(rows, limit, item=lambda r: r, cursor=_by_moment(kind))
 
 
 def _named(
