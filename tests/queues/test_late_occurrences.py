@@ -6,11 +6,12 @@ scheduler's cron pass, with a clock the test moves, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from postpilot.sandbox.client import SandboxClient
 from postpilot.store import recurrence
 from postpilot.store.database import Database
-from tests.helpers import api_server, mastodon_account
+from tests.helpers import ApiServer, api_server, mastodon_account
 from tests.queues.test_recurrences import PLANS, Clock, daily
 
 # Weekly at 09:00 Paris (08:00 UTC in March): a week ahead holds one occurrence at a time.
@@ -18,14 +19,20 @@ WEEKLY = {"rrule": "FREQ=WEEKLY;COUNT=3"}
 FIRST = datetime(2027, 3, 1, 8, tzinfo=UTC)
 
 
+async def weekly_rule(api: ApiServer, sandbox: SandboxClient) -> tuple[Clock, dict[str, Any]]:
+    """The API's clock two hours before FIRST, and a weekly rule from FIRST to a Mastodon
+    account: the test moves the clock."""
+    clock = Clock(FIRST - timedelta(hours=2))
+    api.runtime.clock = clock
+    account = await mastodon_account(api, sandbox)
+    return clock, await daily(api, account, "2027-03-01T09:00:00", **WEEKLY)
+
+
 async def test_a_missed_occurrence_is_made_late_and_published(
     any_db: Database, sandbox: SandboxClient
 ) -> None:
     async with api_server(any_db, sandbox) as api:
-        clock = Clock(FIRST - timedelta(hours=2))
-        api.runtime.clock = clock
-        account = await mastodon_account(api, sandbox)
-        made = await daily(api, account, "2027-03-01T09:00:00", **WEEKLY)
+        clock, made = await weekly_rule(api, sandbox)
         assert [o["late_seconds"] for o in made["occurrences"]] == [None]
 
         # No worker ran across the second occurrence: two hours after it, it is made late (the
@@ -50,10 +57,7 @@ async def test_an_occurrence_later_than_the_bound_is_skipped(
     any_db: Database, sandbox: SandboxClient
 ) -> None:
     async with api_server(any_db, sandbox) as api:
-        clock = Clock(FIRST - timedelta(hours=2))
-        api.runtime.clock = clock
-        account = await mastodon_account(api, sandbox)
-        made = await daily(api, account, "2027-03-01T09:00:00", **WEEKLY)
+        clock, made = await weekly_rule(api, sandbox)
         clock.now = FIRST + timedelta(days=7) + recurrence.MAX_LATE + timedelta(minutes=1)
         plans = await api.client.post(PLANS, headers=api.cron())
         assert plans.json()["occurrences_made"] == 1, "the third only, ahead"
@@ -68,10 +72,7 @@ async def test_an_occurrence_passed_while_paused_is_not_made_late(
     any_db: Database, sandbox: SandboxClient
 ) -> None:
     async with api_server(any_db, sandbox) as api:
-        clock = Clock(FIRST - timedelta(hours=2))
-        api.runtime.clock = clock
-        account = await mastodon_account(api, sandbox)
-        made = await daily(api, account, "2027-03-01T09:00:00", **WEEKLY)
+        clock, made = await weekly_rule(api, sandbox)
         clock.now = FIRST + timedelta(days=6)
         paused = await api.client.patch(f"/api/recurrences/{made['id']}", json={"paused": True})
         assert paused.status_code == 200, paused.text
@@ -88,10 +89,7 @@ async def test_a_patch_that_changes_nothing_keeps_the_missed_occurrence(
     any_db: Database, sandbox: SandboxClient
 ) -> None:
     async with api_server(any_db, sandbox) as api:
-        clock = Clock(FIRST - timedelta(hours=2))
-        api.runtime.clock = clock
-        account = await mastodon_account(api, sandbox)
-        made = await daily(api, account, "2027-03-01T09:00:00", **WEEKLY)
+        clock, made = await weekly_rule(api, sandbox)
         clock.now = FIRST + timedelta(days=7, hours=1)
         same = await api.client.patch(f"/api/recurrences/{made['id']}", json={"paused": False})
         assert same.status_code == 200, same.text
