@@ -30,6 +30,20 @@ KILLS = 8
 WORKERS = 3
 
 
+def chaos_env(pg_db: Database, sandbox: SandboxClient, tmp_path: Path) -> dict[str, str]:
+    """Workers with small passes and a short lease, so kills land mid-pass and takeovers come
+    soon, and their journals where the test can see them."""
+    return worker_env(
+        pg_db,
+        sandbox,
+        SCHEDULER_BATCH_SIZE="20",
+        SCHEDULER_CONCURRENCY="4",
+        SCHEDULER_LEASE_SECONDS="5",
+        JOURNAL_DIR=str(tmp_path / "journal"),
+        ENABLE_PERFORMANCE_MONITORING="false",
+    )
+
+
 async def test_repeated_sigkill_publishes_everything_once(
     pg_db: Database, sandbox: SandboxClient, spawn, tmp_path: Path
 ) -> None:
@@ -39,15 +53,7 @@ async def test_repeated_sigkill_publishes_everything_once(
     await due_posts(pg_db, telegram_ws, telegram, count=200, at=now, text="telegram")
     await due_posts(pg_db, mastodon_ws, mastodon, count=200, at=now, text="mastodon")
     sandbox.configure(latency_ms=60)
-    env = worker_env(
-        pg_db,
-        sandbox,
-        SCHEDULER_BATCH_SIZE="20",
-        SCHEDULER_CONCURRENCY="4",
-        SCHEDULER_LEASE_SECONDS="5",
-        JOURNAL_DIR=str(tmp_path / "journal"),
-        ENABLE_PERFORMANCE_MONITORING="false",
-    )
+    env = chaos_env(pg_db, sandbox, tmp_path)
     workers = [spawn(env) for _ in range(WORKERS)]
     chance = random.Random(7)
     for _ in range(KILLS):
@@ -123,15 +129,7 @@ async def test_repeated_sigkill_mid_thread_sends_each_part_once(
                 .values(thread=[{"text": f"t{i} 1"}, {"text": f"t{i} 2"}])
             )
     sandbox.configure(latency_ms=150)
-    env = worker_env(
-        pg_db,
-        sandbox,
-        SCHEDULER_BATCH_SIZE="20",
-        SCHEDULER_CONCURRENCY="4",
-        SCHEDULER_LEASE_SECONDS="5",
-        JOURNAL_DIR=str(tmp_path / "journal"),
-        ENABLE_PERFORMANCE_MONITORING="false",
-    )
+    env = chaos_env(pg_db, sandbox, tmp_path)
     workers = [spawn(env) for _ in range(2)]
     chance = random.Random(11)
     kills = 0
