@@ -12,17 +12,41 @@ import contextlib
 import hashlib
 import json
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import redis.asyncio as redis
+
+from postpilot.cache.coalesce import Coalescer
 from postpilot.cache.link import RedisLink, Unavailable
 from postpilot.cache.memory import CacheStats
 from postpilot.publishers.budgets import Budget, BudgetStore, MemoryBudgetStore
 from postpilot.publishers.uploads import UploadCache, UploadStore
 
 
+@dataclass(frozen=True, slots=True)
+class _Get:
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Put:
+    key: str
+    budget: Budget
+    value: str  # the budget as stored
+    ttl_ms: int
+
+
 class RedisBudgetStore:
-    """Budgets as JSON under `<prefix>budget:<key>`, expiring at their reset time."""
+    """Budgets as JSON under `<prefix>budget:<key>`, expiring at their reset time.
+
+    Publishes consult and update budgets around every send, so the store coalesces: while one
+    round trip is under way, whatever gets and puts arrive wait and go together in the next
+    (`cache.coalesce`), the puts as SETs then the gets as one MGET, in one pipeline. A get thus
+    sees every put this process made before it.
+    """
 
     name = "budgets"
 
@@ -30,14 +54,12 @@ class RedisBudgetStore:
         self.link = link
         self.fallback: BudgetStore = fallback or MemoryBudgetStore()
         self.stats = CacheStats()
+        self._batches: Coalescer[_Get | _Put, Budget | None] = Coalescer(
+            self._exchange, name="budget-store"
+        )
 
     async def get(self, key: str) -> Budget | None:
-        try:
-            raw = await self.link.call(lambda client: client.get(self.link.key("budget", key)))
-        except Unavailable:
-            budget = await self.fallback.get(key)
-        else:
-            budget = _budget_from_json(raw) if raw is not None else None
+        budget = await self._batches.ask(_Get(key))
         if budget is None:
             self.stats.misses += 1
         else:
@@ -55,12 +77,7 @@ class RedisBudgetStore:
                 "reason": budget.reason,
             }
         )
-        try:
-            await self.link.call(
-                lambda client: client.set(self.link.key("budget", key), value, px=ttl_ms)
-            )
-        except Unavailable:
-            await self.fallback.put(key, budget)
+        await self._batches.ask(_Put(key, budget, value, ttl_ms))
 
     async def clear(self) -> None:
         await self.fallback.clear()
@@ -72,6 +89,39 @@ class RedisBudgetStore:
 
         with contextlib.suppress(Unavailable):
             await self.link.call(delete_all)
+
+    async def _exchange(self, batch: Sequence[_Get | _Put]) -> list[Budget | None]:
+        """One answer per operation (None for a put): from Redis, or from the fallback in the
+        batch's order when the link says Redis is unavailable."""
+        try:
+            found = await self.link.call(lambda client: self._round_trip(client, batch))
+        except Unavailable:
+            return [await self._in_fallback(operation) for operation in batch]
+        return [found[op.key] if isinstance(op, _Get) else None for op in batch]
+
+    async def _round_trip(
+        self, client: redis.Redis, batch: Sequence[_Get | _Put]
+    ) -> dict[str, Budget | None]:
+        """The batch's puts, then its gets (each key once), in one non-transactional pipeline."""
+        keys = list(dict.fromkeys(op.key for op in batch if isinstance(op, _Get)))
+        pipeline = client.pipeline(transaction=False)
+        for op in batch:
+            if isinstance(op, _Put):
+                pipeline.set(self.link.key("budget", op.key), op.value, px=op.ttl_ms)
+        if keys:
+            pipeline.mget([self.link.key("budget", key) for key in keys])
+        replies = await pipeline.execute()
+        raws = replies[-1] if keys else []
+        return {
+            key: _budget_from_json(raw) if raw is not None else None
+            for key, raw in zip(keys, raws, strict=True)
+        }
+
+    async def _in_fallback(self, operation: _Get | _Put) -> Budget | None:
+        if isinstance(operation, _Get):
+            return await self.fallback.get(operation.key)
+        await self.fallback.put(operation.key, operation.budget)
+        return None
 
 
 class RedisUploadStore:
