@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import subprocess
 import sys
 from collections import Counter
@@ -146,6 +147,62 @@ async def test_machine_slots_hold_across_processes_and_a_killed_process_frees_it
             holder.wait()
         assert holder.stdout is not None
         holder.stdout.close()
+
+
+def open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+async def test_a_returned_machine_slot_is_free_for_others_and_one_descriptor_serves_one_holder(
+    tmp_path: Path,
+) -> None:
+    slots = MachineAccountSlots(tmp_path / "slots")
+    other = MachineAccountSlots(tmp_path / "slots")  # its own descriptors: another process's
+    try:
+        assert await slots.exchange([], [ask("room", "a"), ask("room", "b")]) == [True, False]
+        # "a" gives back a file kept open: "b" takes it, "c" in this process still may not.
+        assert await slots.exchange([ask("room", "a")], [ask("room", "b")]) == [True]
+        assert await slots.exchange([], [ask("room", "c")]) == [False]
+        assert await other.exchange([], [ask("room", "x")]) == [False]
+        assert await slots.exchange([ask("room", "b")], []) == []
+        assert await other.exchange([], [ask("room", "x")]) == [True], "unlocked, though open"
+        assert await slots.exchange([], [ask("room", "c")]) == [False]
+    finally:
+        slots.close()
+        other.close()
+
+
+async def test_machine_slots_keep_at_most_their_idle_limit_of_files_open(tmp_path: Path) -> None:
+    before = open_descriptors()
+    slots = MachineAccountSlots(tmp_path / "slots", idle_limit=3)
+    asked = [ask(f"account-{n}", f"h{n}") for n in range(10)]
+    assert await slots.exchange([], asked) == [True] * 10
+    assert open_descriptors() == before + 10, "one per holder while held"
+    assert await slots.exchange(asked, []) == []
+    assert open_descriptors() == before + 3
+    # A file closed for the limit is opened again; the others' locks still hold.
+    assert await slots.exchange([], asked[:5]) == [True] * 5
+    other = MachineAccountSlots(tmp_path / "slots")
+    assert await other.exchange([], [ask(f"account-{n}", "x") for n in range(6)]) == [
+        *[False] * 5,
+        True,
+    ]
+    other.close()
+    slots.close()
+    assert open_descriptors() == before
+
+
+async def test_an_unusable_slots_directory_leaves_caps_per_process_with_one_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    taken = tmp_path / "a file"
+    taken.write_text("")
+    slots = MachineAccountSlots(taken)
+    assert await slots.exchange([], [ask("room", "a"), ask("room", "b")]) == [True, True]
+    assert await slots.exchange([ask("room", "a")], [ask("room", "c")]) == [True]
+    slots.close()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == ["account slots directory unusable: caps hold per process only"]
 
 
 async def two_runtimes(

@@ -19,6 +19,7 @@ decided. Asks and returns go together, in one call per batch (`AccountSlots.exch
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import logging
 import os
@@ -133,27 +134,62 @@ class RedisAccountSlots:
             self.machine.close()
 
 
+# Unlocked lock files kept open for their next take, least recently used closed first: more than
+# a worker's accounts in flight at once, far below a process's descriptor limit.
+IDLE_DESCRIPTORS = 256
+
+
+@functools.lru_cache(maxsize=4096)
+def lock_files(account: str, cap: int) -> tuple[str, ...]:
+    """The names of `account`'s lock files under `cap`, one per slot (a fixed length whatever the
+    account id holds); remembered, since every take asks."""
+    stem = hashlib.sha256(account.encode()).hexdigest()[:32]
+    return tuple(f"{stem}.{number}" for number in range(max(1, cap)))
+
+
 class MachineAccountSlots:
     """Slots as flock'd files in `directory`: `<sha256(account)[:32]>.<n>` for n below the cap.
-    A lock is per open file, so two holders in one process exclude each other too."""
+    A lock is per open file, so two holders in one process exclude each other too: a descriptor
+    serves one holder at a time. Between holders a file stays open, unlocked, for the next take
+    (up to `idle_limit` of them); the files are never deleted, so every process locks the same."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, idle_limit: int = IDLE_DESCRIPTORS) -> None:
         self.directory = directory
-        self._held: dict[str, int] = {}  # holder -> its locked file descriptor
+        self.idle_limit = idle_limit
+        self._held: dict[str, str] = {}  # holder -> the name of the file it holds
+        self._locked: dict[str, int] = {}  # file name -> its descriptor, locked by a holder
+        self._idle: dict[str, int] = {}  # file name -> its unlocked descriptor, oldest use first
         self._made = False
         self._broken = False  # the directory cannot be used: the pass's own cap only
 
     async def exchange(self, returned: Sequence[Slot], asked: Sequence[Slot]) -> list[bool]:
         for slot in returned:
-            held = self._held.pop(slot.holder, None)
-            if held is not None:
-                os.close(held)  # closing the last descriptor drops its lock
+            self._drop(slot.holder)
         return [self._take_or_grant(slot) for slot in asked]
 
     def close(self) -> None:
-        for held in self._held.values():
-            os.close(held)
+        for handle in (*self._locked.values(), *self._idle.values()):
+            os.close(handle)  # closing the last descriptor drops its lock
         self._held.clear()
+        self._locked.clear()
+        self._idle.clear()
+
+    def _drop(self, holder: str) -> None:
+        name = self._held.pop(holder, None)
+        if name is None:
+            return
+        handle = self._locked.pop(name)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+        except OSError:
+            os.close(handle)  # which drops the lock all the same
+            return
+        self._keep_idle(name, handle)
+
+    def _keep_idle(self, name: str, handle: int) -> None:
+        self._idle[name] = handle
+        while len(self._idle) > self.idle_limit:
+            os.close(self._idle.pop(next(iter(self._idle))))
 
     def _take_or_grant(self, slot: Slot) -> bool:
         if self._broken:
@@ -171,20 +207,27 @@ class MachineAccountSlots:
     def _take(self, slot: Slot) -> bool:
         if slot.holder in self._held:
             return True
-        if not self._made:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            self._made = True
-        name = hashlib.sha256(slot.account.encode()).hexdigest()[:32]
-        for number in range(max(1, slot.cap)):
-            handle = os.open(self.directory / f"{name}.{number}", os.O_RDWR | os.O_CREAT, 0o600)
+        for name in lock_files(slot.account, slot.cap):
+            if name in self._locked:
+                continue  # another holder of this process has it
+            handle = self._idle.pop(name, None)
+            if handle is None:
+                handle = self._open(name)
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                os.close(handle)
+                self._keep_idle(name, handle)  # another process holds it
                 continue
             except BaseException:
                 os.close(handle)
                 raise
-            self._held[slot.holder] = handle
+            self._held[slot.holder] = name
+            self._locked[name] = handle
             return True
         return False
+
+    def _open(self, name: str) -> int:
+        if not self._made:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self._made = True
+        return os.open(self.directory / name, os.O_RDWR | os.O_CREAT, 0o600)
