@@ -20,7 +20,8 @@ import httpx
 import psutil
 from sqlalchemy import select
 
-from bench import client, common
+from bench import client, common, sampling
+from postpilot import loop
 from postpilot.core import figures
 from postpilot.crypto import CredentialCipher
 from postpilot.publishers.bluesky import COLLECTION, record_key
@@ -294,11 +295,19 @@ def main() -> None:
     if spec.get("sniffio_importable"):  # measure the proposed fix: see bench/client.py
         sys.modules.setdefault("sniffio", client._Sniffio)  # type: ignore[arg-type]
     runner = bare_run if spec["mode"] == "bare" else scheduler_run
+    # The loop a worker runs on (uvloop where installed): every mode, so the ratios stay fair.
+    run = asyncio.run if spec.get("standard_loop") else loop.run
+    if spec.get("sample"):
+        samples: dict[str, Any] = {}
+        with sampling.sampled(samples):
+            result = run(runner(spec))
+        emit("result", result={**result, **samples})
+        return
     if not spec.get("profile"):
-        emit("result", result=asyncio.run(runner(spec)))
+        emit("result", result=run(runner(spec)))
         return
     profiler = cProfile.Profile()
-    result = profiler.runcall(asyncio.run, runner(spec))
+    result = profiler.runcall(run, runner(spec))
     text = io.StringIO()
     pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(25)
     result["profile_top"] = text.getvalue().splitlines()

@@ -151,6 +151,14 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         "--profile", action="store_true", help="cProfile each measured child (top 25 in the JSON)"
     )
     parser.add_argument(
+        "--sample",
+        action="store_true",
+        help="sample each measured child's CPU with py-spy (bench-only dependency): the "
+        "functions with most samples, own and inclusive, in the JSON; far less distortion than "
+        "--profile",
+    )
+    parser.add_argument("--modes", help="throughput modes to run, comma-separated (default all)")
+    parser.add_argument(
         "--sniffio-importable",
         action="store_true",
         help="measure with `import sniffio` succeeding in each child (see `--scenario client`)",
@@ -185,6 +193,10 @@ def overrides(params: throughput.Params, args: argparse.Namespace) -> throughput
         changes["platforms"] = tuple(args.platforms.split(","))
     if args.profile:
         changes["profile"] = True
+    if args.sample:
+        changes["sample"] = True
+    if args.modes:
+        changes["modes"] = tuple(args.modes.split(","))
     if args.sniffio_importable:
         changes["sniffio_importable"] = True
     if args.dbs:

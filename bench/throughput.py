@@ -61,6 +61,7 @@ class Params:
     modes: tuple[str, ...] = MODES
     timeout_s: float = 1800.0
     profile: bool = False  # cProfile each child (slows it: for finding causes, not for numbers)
+    sample: bool = False  # py-spy samples of each child's CPU (bench/sampling.py)
     sniffio_importable: bool = False  # each child with `import sniffio` succeeding (a fix)
     redis_url: str | None = None  # for REDIS_MODE
 
@@ -111,6 +112,7 @@ def one_run(
             "concurrency": params.concurrency,
             "max_deliveries": most,
             "profile": params.profile,
+            "sample": params.sample,
             "sniffio_importable": params.sniffio_importable,
         }
         expected = min(params.deliveries, most or params.deliveries)
