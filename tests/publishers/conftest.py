@@ -11,8 +11,11 @@ from typing import Any
 import httpx
 import pytest
 
+from postpilot.publishers.addresses import AddressPolicy
 from postpilot.publishers.base import AccountContext, PublishContext, PublishRequest
+from postpilot.publishers.client import PublishingClient
 from postpilot.publishers.media import MediaFetcher
+from postpilot.publishers.transport_aiohttp import PublicOnlyAiohttpTransport
 from postpilot.sandbox.client import SandboxClient
 
 CLIENT_TIMEOUT = 1.5  # seconds; timeout faults hold longer than this
@@ -25,7 +28,12 @@ def utcnow() -> datetime:
 
 @pytest.fixture
 async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=CLIENT_TIMEOUT) as client:
+    """The client the service publishes with (aiohttp underneath, the simple calls' shortcut),
+    allowed to reach the sandbox on loopback."""
+    transport = PublicOnlyAiohttpTransport(
+        AddressPolicy.allowing("127.0.0.1", "localhost"), limits=httpx.Limits(max_connections=20)
+    )
+    async with PublishingClient(transport=transport, timeout=CLIENT_TIMEOUT) as client:
         yield client
 
 

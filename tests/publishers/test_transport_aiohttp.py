@@ -10,6 +10,7 @@ import inspect
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
 import aiohttp.client_exceptions
@@ -21,6 +22,7 @@ from postpilot.publishers.addresses import AddressPolicy
 from postpilot.publishers.client import PublishingClient, parsed_url
 from postpilot.publishers.errors import transport_outcome
 from postpilot.publishers.media import MediaError, MediaFetcher
+from postpilot.publishers.simple import ReadResponse
 from postpilot.publishers.transport import NotPublicAddress
 from postpilot.publishers.transport_aiohttp import (
     PublicOnlyAiohttpTransport,
@@ -48,6 +50,7 @@ class Server:
     answers: dict[str, Answer]
     paths: list[str] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
+    bodies: list[bytes] = field(default_factory=list)
     connections: int = 0
     port: int = 0
 
@@ -64,8 +67,9 @@ class Server:
                     k.strip().lower(): v.strip()
                     for k, _, v in (line.partition(":") for line in lines[1:] if line)
                 }
-                await reader.readexactly(int(fields.get("content-length", "0")))
+                body = await reader.readexactly(int(fields.get("content-length", "0")))
                 self.paths.append(path)
+                self.bodies.append(body)
                 self.headers.append(fields)
                 await self.answers.get(path, send(plain(404, b"none")))(writer)
         except (asyncio.IncompleteReadError, ConnectionError):
@@ -124,12 +128,27 @@ async def server() -> AsyncIterator[Server]:
         released.set()
 
 
-def client(*allowed: str, timeout: float = 5.0) -> httpx.AsyncClient:
+# Each test runs through httpx's own client (every call through httpx's machinery down to the
+# transport) and through the publishing client (its simple calls skip to `read_whole`).
+CLIENTS: dict[str, type[httpx.AsyncClient]] = {
+    "httpx": httpx.AsyncClient,
+    "publishing": PublishingClient,
+}
+
+
+@pytest.fixture(params=sorted(CLIENTS))
+def kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def client(
+    kind: str, *allowed: str, timeout: float | httpx.Timeout = 5.0, connections: int = 10
+) -> httpx.AsyncClient:
     transport = PublicOnlyAiohttpTransport(
         AddressPolicy.allowing(*allowed),
-        limits=httpx.Limits(max_connections=10, max_keepalive_connections=10),
+        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
     )
-    return httpx.AsyncClient(transport=transport, timeout=timeout)
+    return CLIENTS[kind](transport=transport, timeout=timeout)
 
 
 @pytest.mark.parametrize(
@@ -137,9 +156,9 @@ def client(*allowed: str, timeout: float = 5.0) -> httpx.AsyncClient:
     ["127.0.0.1", "localhost", "2130706433", "0x7f.1", "[::ffff:127.0.0.1]", "127.1"],
 )
 async def test_private_addresses_are_refused_before_anything_is_sent(
-    server: Server, host: str
+    kind: str, server: Server, host: str
 ) -> None:
-    async with client() as http:
+    async with client(kind) as http:
         with pytest.raises(NotPublicAddress, match="not a public address") as caught:
             await http.post(server.url("/ok", host), json={"secret": "tenant-token"})
     assert server.connections == 0
@@ -147,8 +166,10 @@ async def test_private_addresses_are_refused_before_anything_is_sent(
     assert type(outcome).__name__ == "Permanent"
 
 
-async def test_an_allowed_host_is_reached_and_connections_are_kept(server: Server) -> None:
-    async with client(f"127.0.0.1:{server.port}") as http:
+async def test_an_allowed_host_is_reached_and_connections_are_kept(
+    kind: str, server: Server
+) -> None:
+    async with client(kind, f"127.0.0.1:{server.port}") as http:
         answers = await asyncio.gather(*(http.get(server.url("/ok")) for _ in range(30)))
         for _ in range(5):
             await http.get(server.url("/ok"))
@@ -157,11 +178,11 @@ async def test_an_allowed_host_is_reached_and_connections_are_kept(server: Serve
     assert server.connections <= 10  # the pool's limit, and reused afterwards
 
 
-async def test_every_redirect_hop_is_checked_again(server: Server) -> None:
+async def test_every_redirect_hop_is_checked_again(kind: str, server: Server) -> None:
     """The first hop is allowed; the one it redirects to (another port, by name) is not."""
     server.answers["/away"] = send(plain(302, b"", "Location: http://localhost:1/admin"))
     server.answers["/here"] = send(plain(302, b"", "Location: /ok"))
-    async with client(f"127.0.0.1:{server.port}") as http:
+    async with client(kind, f"127.0.0.1:{server.port}") as http:
         with pytest.raises(NotPublicAddress):
             await http.get(server.url("/away"), follow_redirects=True)
         followed = await http.get(server.url("/here"), follow_redirects=True)
@@ -169,9 +190,10 @@ async def test_every_redirect_hop_is_checked_again(server: Server) -> None:
 
 
 async def test_a_held_answer_ends_in_a_read_timeout_that_may_have_been_sent(
+    kind: str,
     server: Server,
 ) -> None:
-    async with client("127.0.0.1", timeout=0.3) as http:
+    async with client(kind, "127.0.0.1", timeout=0.3) as http:
         with pytest.raises(httpx.ReadTimeout) as caught:
             await http.post(server.url("/hold"), json={"status": "hi"})
     assert server.paths == ["/hold"]
@@ -179,11 +201,12 @@ async def test_a_held_answer_ends_in_a_read_timeout_that_may_have_been_sent(
 
 
 async def test_a_server_that_hangs_up_after_the_request_is_not_called_unsent(
+    kind: str,
     server: Server,
 ) -> None:
     """httpx_aiohttp's own table would say ConnectTimeout here, and a publisher would send the
     post again."""
-    async with client("127.0.0.1") as http:
+    async with client(kind, "127.0.0.1") as http:
         with pytest.raises(httpx.TransportError) as caught:
             await http.post(server.url("/hang-up"), json={"status": "hi"})
     assert server.paths == ["/hang-up"]
@@ -191,15 +214,35 @@ async def test_a_server_that_hangs_up_after_the_request_is_not_called_unsent(
     assert type(transport_outcome(caught.value, "publish")).__name__ == "Ambiguous"
 
 
-async def test_a_refused_connection_is_a_connect_error(server: Server) -> None:
+async def test_a_refused_connection_is_a_connect_error(kind: str, server: Server) -> None:
     probe = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
     port = probe.sockets[0].getsockname()[1]
     probe.close()
     await probe.wait_closed()
-    async with client("127.0.0.1") as http:
+    async with client(kind, "127.0.0.1") as http:
         with pytest.raises(httpx.ConnectError) as caught:
             await http.get(f"http://127.0.0.1:{port}/")
     assert type(transport_outcome(caught.value, "publish")).__name__ == "Transient"
+
+
+async def test_the_shortcut_puts_the_same_request_on_the_wire_as_httpx(server: Server) -> None:
+    calls: list[tuple[str, dict[str, Any]]] = [
+        ("POST", {"json": {"status": "héllo", "visibility": "public"}}),
+        ("POST", {"data": {"chat_id": "-100", "text": "a&b", "disable_notification": True}}),
+        ("PUT", {"content": b"\x89PNG", "headers": {"Content-Type": "image/png"}}),
+        ("POST", {"headers": {"Authorization": "Bearer t", "User-Agent": "theirs"}}),
+        ("GET", {}),
+    ]
+    for kind in sorted(CLIENTS):
+        async with client(kind, "127.0.0.1") as http:
+            http.headers["User-Agent"] = "postpilot/test"
+            for method, call in calls:
+                answer = await http.request(method, server.url("/ok"), **call)
+                assert answer.json() == {"ok": True}
+                assert isinstance(answer, ReadResponse) == (kind == "publishing")
+    half = len(calls)
+    assert server.bodies[:half] == server.bodies[half:]
+    assert server.headers[:half] == server.headers[half:]
 
 
 def test_every_aiohttp_client_error_maps_to_an_httpx_transport_error() -> None:
@@ -217,8 +260,10 @@ def test_every_aiohttp_client_error_maps_to_an_httpx_transport_error() -> None:
         assert unsent == issubclass(cls, before), cls
 
 
-async def test_the_media_fetcher_streams_through_it_under_its_cap(server: Server) -> None:
-    async with client("127.0.0.1") as http:
+async def test_the_media_fetcher_streams_through_it_under_its_cap(
+    kind: str, server: Server
+) -> None:
+    async with client(kind, "127.0.0.1") as http:
         fetcher = MediaFetcher(http, max_bytes=100 * 1024, allowed_hosts=frozenset({"127.0.0.1"}))
         media = await fetcher.fetch(server.url("/image.png"))
         with pytest.raises(MediaError, match="larger than the 100 KiB limit"):
@@ -290,9 +335,9 @@ async def test_a_name_is_refused_if_any_address_is_private_and_only_checked_ones
         await resolver.resolve("rebound.example", 443)
 
 
-async def test_errors_do_not_carry_the_url_and_its_token(server: Server) -> None:
+async def test_errors_do_not_carry_the_url_and_its_token(kind: str, server: Server) -> None:
     server.answers["/bot123:SECRET/sendMessage"] = send(b"NOT HTTP AT ALL\r\n\r\n")
-    async with client("127.0.0.1") as http:
+    async with client(kind, "127.0.0.1") as http:
         with pytest.raises(httpx.TransportError) as garbled:
             await http.post(server.url("/bot123:SECRET/sendMessage"), json={"text": "hi"})
         with pytest.raises(httpx.ConnectError) as refused:
@@ -304,15 +349,13 @@ async def test_errors_do_not_carry_the_url_and_its_token(server: Server) -> None
 
 
 async def test_waiting_for_a_connection_past_the_pool_timeout_is_a_connect_timeout(
+    kind: str,
     server: Server,
 ) -> None:
     """One connection, held by a slow answer: the next request waits for it no longer than
     httpx's pool (+ connect) timeout, and was never sent."""
-    transport = PublicOnlyAiohttpTransport(
-        AddressPolicy.allowing("127.0.0.1"), limits=httpx.Limits(max_connections=1)
-    )
     timeout = httpx.Timeout(5.0, pool=0.2, connect=0.1)
-    async with httpx.AsyncClient(transport=transport, timeout=timeout) as http:
+    async with client(kind, "127.0.0.1", timeout=timeout, connections=1) as http:
         held = asyncio.create_task(http.get(server.url("/hold")))
         await wait_until(lambda: server.paths == ["/hold"], timeout=5)
         with pytest.raises(httpx.ConnectTimeout) as caught:

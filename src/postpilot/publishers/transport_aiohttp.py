@@ -23,7 +23,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -129,6 +130,39 @@ def safe_message(exc: Exception) -> str:
     return type(exc).__name__
 
 
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A response read whole: what `read_whole` returns."""
+
+    status: int
+    raw_headers: tuple[tuple[bytes, bytes], ...]
+    content: bytes
+    extensions: dict[str, Any]
+
+
+def wire_url(url: httpx.URL) -> yarl.URL:
+    return yarl.URL(str(url), encoded=True)  # as httpx encoded it
+
+
+@functools.lru_cache(maxsize=64)  # the same few timeouts on every request
+def client_timeout(
+    connect: float | None, pool: float | None, read: float | None
+) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(
+        total=None,
+        sock_connect=connect,
+        connect=None if connect is None or pool is None else connect + pool,
+        sock_read=read,
+    )
+
+
+def _extensions(response: aiohttp.ClientResponse) -> dict[str, Any]:
+    extensions: dict[str, Any] = {"http_version": b"HTTP/1.1"}
+    if response.reason:
+        extensions["reason_phrase"] = response.reason.encode()
+    return extensions
+
+
 class _Body(httpx.AsyncByteStream):
     def __init__(self, response: aiohttp.ClientResponse) -> None:
         self._response = response
@@ -178,42 +212,74 @@ class PublicOnlyAiohttpTransport(httpx.AsyncBaseTransport):
         )
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        check_literal(self._policy, request.url)
-        if self._session is None:
-            self._session = self._open()
-        body = await request.aread()
         headers = [  # httpx's raw headers: decoding them through `multi_items` costs more
             (k.decode("latin-1"), v.decode("latin-1"))
             for k, v in request.headers.raw
             if k.lower() != b"transfer-encoding"
         ]
-        timeouts: dict[str, float | None] = request.extensions.get("timeout", {})
-        connect, pool = timeouts.get("connect"), timeouts.get("pool")
-        with httpx_errors():
-            response = await self._session.request(
-                request.method,
-                yarl.URL(str(request.url), encoded=True),  # as httpx encoded it
-                headers=headers,
-                data=body or None,
-                allow_redirects=False,  # httpx follows them, each hop through here
-                server_hostname=request.extensions.get("sni_hostname"),
-                timeout=aiohttp.ClientTimeout(
-                    total=None,
-                    sock_connect=connect,
-                    connect=None if connect is None or pool is None else connect + pool,
-                    sock_read=timeouts.get("read"),
-                ),
-            )
-        extensions: dict[str, Any] = {"http_version": b"HTTP/1.1"}
-        if response.reason:
-            extensions["reason_phrase"] = response.reason.encode()
+        response = await self._send(
+            request.method,
+            request.url,
+            wire_url(request.url),
+            headers,
+            await request.aread(),
+            request.extensions.get("timeout", {}),
+            server_hostname=request.extensions.get("sni_hostname"),
+        )
         return httpx.Response(
             status_code=response.status,
             headers=response.raw_headers,
             stream=_Body(response),
             request=request,
-            extensions=extensions,
+            extensions=_extensions(response),
         )
+
+    async def read_whole(
+        self,
+        method: str,
+        url: httpx.URL,
+        wire: yarl.URL,
+        headers: list[tuple[str, str]],
+        body: bytes | None,
+        timeouts: Mapping[str, float | None],
+    ) -> Answer:
+        """One request without httpx's request and streaming machinery (the publishing client's
+        common calls): the same checks, timeouts and error mapping as `handle_async_request`,
+        the body read whole, the connection back in the pool."""
+        response = await self._send(method, url, wire, headers, body, timeouts)
+        with httpx_errors():
+            try:
+                content = await response.read()
+            finally:
+                response.release()
+        return Answer(response.status, response.raw_headers, content, _extensions(response))
+
+    async def _send(
+        self,
+        method: str,
+        url: httpx.URL,
+        wire: yarl.URL,
+        headers: list[tuple[str, str]],
+        body: bytes | None,
+        timeouts: Mapping[str, float | None],
+        *,
+        server_hostname: str | None = None,
+    ) -> aiohttp.ClientResponse:
+        check_literal(self._policy, url)
+        if self._session is None:
+            self._session = self._open()
+        with httpx_errors():
+            return await self._session.request(
+                method,
+                wire,
+                headers=headers,
+                data=body or None,
+                allow_redirects=False,  # httpx follows them, each hop through here
+                server_hostname=server_hostname,
+                timeout=client_timeout(
+                    timeouts.get("connect"), timeouts.get("pool"), timeouts.get("read")
+                ),
+            )
 
     async def aclose(self) -> None:
         session, self._session = self._session, None
