@@ -1,6 +1,6 @@
 """OpenTelemetry traces, off unless configured: a span per pass and per delivery's publish (made
-by the scheduler through the OpenTelemetry API, a no-op until a provider is set) and one per
-database statement (the SQLAlchemy instrumentation on the runtime's engine).
+by the scheduler through the OpenTelemetry API with `span`, not even entered until a provider is
+set) and one per database statement (the SQLAlchemy instrumentation on the runtime's engine).
 
 On when `TRACING_OTLP_ENDPOINT` or the standard `OTEL_EXPORTER_OTLP_ENDPOINT` /
 `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is set: spans are exported over OTLP (HTTP, protobuf). A
@@ -11,12 +11,14 @@ httpx instrumentation records the full URL."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from opentelemetry import trace
 from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+from opentelemetry.util.types import Attributes
 from sqlalchemy.engine import Engine
 
 if TYPE_CHECKING:
@@ -26,8 +28,30 @@ FLUSH_MILLISECONDS = 2000
 STANDARD_ENDPOINTS = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
 
 
+# What `span` gives while tracing is off: no span to start, no context to attach. Stateless, so
+# one serves every caller at once.
+_OFF: contextlib.AbstractContextManager[trace.Span] = contextlib.nullcontext(trace.INVALID_SPAN)
+
+
 def configured(endpoint: str | None) -> bool:
     return bool(endpoint) or any(os.environ.get(name) for name in STANDARD_ENDPOINTS)
+
+
+def on() -> bool:
+    """Whether spans go anywhere: a tracer provider was set (until then the API hands out its
+    proxy). Asked at each span, so a provider set after the runtime was built is seen."""
+    provider = trace.get_tracer_provider()
+    return not isinstance(provider, (trace.ProxyTracerProvider, trace.NoOpTracerProvider))
+
+
+def span(
+    tracer: trace.Tracer, name: str, *, attributes: Attributes = None
+) -> contextlib.AbstractContextManager[trace.Span]:
+    """`tracer`'s span `name`, current inside the block; with tracing off, a span that records
+    nothing and no context entered (the API's no-op span still attaches one, per delivery)."""
+    if not on():
+        return _OFF
+    return tracer.start_as_current_span(name, attributes=attributes)
 
 
 def start(endpoint: str | None, engine: Engine) -> Callable[[], None] | None:

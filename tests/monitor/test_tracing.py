@@ -5,6 +5,10 @@ spans go to the collector over OTLP/HTTP."""
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -146,3 +150,50 @@ async def test_spans_are_exported_over_otlp_http() -> None:
     assert service["service.name"] == "postpilot"
     names = [s.name for scope in resource.scope_spans for s in scope.spans]
     assert sorted(names) == ["postpilot.pass", "postpilot.publish"]
+
+
+# In a process of its own: the provider can be set only once per process.
+_SET_LATER = """
+import json
+from opentelemetry import context, trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from postpilot import tracing
+from postpilot.scheduler import engine  # its tracer, taken before any provider is set
+
+outside = context.get_current()
+with tracing.span(engine.tracer, "postpilot.publish") as off:
+    off_attached = context.get_current() is not outside
+exporter = InMemorySpanExporter()
+provider = TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(exporter))
+trace.set_tracer_provider(provider)
+with tracing.span(engine.tracer, "postpilot.publish", attributes={"postpilot.platform": "x"}) as on:
+    on_current = trace.get_current_span() is on
+print(json.dumps({
+    "off_recording": off.is_recording(),
+    "off_attached": off_attached,
+    "on_current": on_current,
+    "spans": [(s.name, dict(s.attributes or {})) for s in exporter.get_finished_spans()],
+}))
+"""
+
+
+@pytest.mark.acceptance  # a process of its own
+def test_spans_are_skipped_until_a_provider_is_set_and_made_once_one_is() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    done = subprocess.run(
+        [sys.executable, "-c", _SET_LATER],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=True,
+    )
+    assert json.loads(done.stdout) == {
+        "off_recording": False,
+        "off_attached": False,
+        "on_current": True,
+        "spans": [["postpilot.publish", {"postpilot.platform": "x"}]],
+    }

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from opentelemetry import trace
 
-from postpilot import logs
+from postpilot import logs, tracing
 from postpilot.core import outcomes, variants
 from postpilot.core.states import AccountStatus
 from postpilot.core.transitions import (
@@ -112,7 +112,8 @@ async def process(item: WorkItem, runtime: Runtime, state: PassState) -> Process
     try:
         with (
             logs.context(delivery_id=item.delivery.id),
-            tracer.start_as_current_span(
+            tracing.span(
+                tracer,
                 "postpilot.publish",  # ids and kinds only: never a token or the post's text
                 attributes={
                     "postpilot.delivery_id": item.delivery.id,

@@ -17,7 +17,7 @@ from typing import Any
 
 from opentelemetry import trace
 
-from postpilot import logs
+from postpilot import logs, tracing
 from postpilot.core.knobs import SchedulerKind
 from postpilot.core.states import DeliveryStatus
 from postpilot.core.transitions import Event
@@ -61,7 +61,7 @@ async def run_pass(
     with (
         counting() as statements,
         logs.context(pass_id=report.pass_id),
-        tracer.start_as_current_span("postpilot.pass") as span,
+        tracing.span(tracer, "postpilot.pass") as span,
     ):
         # Before the claim: a pass that dies at any point after it leaves a journal saying
         # what it began sending, so its unsent deliveries are not taken for maybe-sent ones.
