@@ -81,7 +81,16 @@ class PublishingClient(httpx.AsyncClient):
         self._direct = (
             transport if plain and isinstance(transport, PublicOnlyAiohttpTransport) else None
         )
-        self._timeouts = self.timeout.as_dict()
+        self._timeouts = self.timeout.as_dict()  # httpx's constructor set it without the setter
+
+    @property
+    def timeout(self) -> httpx.Timeout:
+        return self._timeout
+
+    @timeout.setter
+    def timeout(self, timeout: Any) -> None:
+        self._timeout = httpx.Timeout(timeout)
+        self._timeouts = self._timeout.as_dict()  # what the shortcut hands the transport
 
     @property
     def cookies(self) -> httpx.Cookies:
