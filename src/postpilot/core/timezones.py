@@ -148,4 +148,6 @@ def in_zone(moment_utc: datetime, tz_name: str) -> datetime:
 
 def as_utc(moment: datetime) -> datetime:
     """SQLite hands datetimes back naive; everything we store is UTC."""
+    if moment.tzinfo is UTC:  # asyncpg's: nothing to convert (several per claimed row)
+        return moment
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
