@@ -2,25 +2,49 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from postpilot.core.events import Message, delivery_event
+from postpilot.core.events import EVENT_TYPES, Message, delivery_event
 from postpilot.store.work import Decision
 
 
-def events_of(decisions: Iterable[Decision], *, pass_id: str, scheduler: str) -> dict[str, Message]:
-    """The webhook event of each decision that means one, by delivery id."""
-    found = {}
-    for decision in decisions:
-        message = delivery_event(
-            decision.delivery, decision.transition, pass_id=pass_id, scheduler=scheduler
-        )
-        if message is not None:
-            found[decision.delivery.id] = message
-    return found
+def events_of(
+    decisions: Iterable[Decision], *, pass_id: str, scheduler: str
+) -> Mapping[str, Message]:
+    """The webhook event of each decision that means one, by delivery id; each payload is built
+    when it is first read (most are never: only a workspace with a subscription has its events
+    put in the outbox)."""
+    return _Events(decisions, pass_id=pass_id, scheduler=scheduler)
+
+
+class _Events(Mapping[str, Message]):
+    def __init__(self, decisions: Iterable[Decision], *, pass_id: str, scheduler: str) -> None:
+        self._meaning = {d.delivery.id: d for d in decisions if d.transition.status in EVENT_TYPES}
+        self._pass_id = pass_id
+        self._scheduler = scheduler
+        self._built: dict[str, Message] = {}
+
+    def __getitem__(self, delivery_id: str) -> Message:
+        if (message := self._built.get(delivery_id)) is None:
+            decision = self._meaning[delivery_id]
+            message = delivery_event(
+                decision.delivery,
+                decision.transition,
+                pass_id=self._pass_id,
+                scheduler=self._scheduler,
+            )
+            assert message is not None  # its status means an event
+            self._built[delivery_id] = message
+        return message
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._meaning)
+
+    def __len__(self) -> int:
+        return len(self._meaning)
 
 
 @dataclass
