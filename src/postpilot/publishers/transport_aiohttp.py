@@ -40,6 +40,17 @@ from postpilot.publishers.urls import UNUSABLE_HOST
 _NO_AUTO_HEADERS = ("Accept", "Accept-Encoding", "Content-Type", "User-Agent")
 
 
+def unwanted_auto_headers(headers: list[tuple[str, str]], *, body: bool) -> tuple[str, ...] | None:
+    """The headers aiohttp must not add to this request (those it does not carry; Content-Type
+    only matters with a body), or None when there are none: aiohttp then skips its per-request
+    bookkeeping of skipped headers, which costs more than the request's other header work."""
+    present = {name.lower() for name, _ in headers}
+    if not body:
+        present.add("content-type")
+    missing = tuple(name for name in _NO_AUTO_HEADERS if name.lower() not in present)
+    return missing or None
+
+
 class PublicOnlyResolver(AbstractResolver):
     """Resolves with aiohttp's default resolver and refuses a name unless every address it
     resolves to may be connected to; an allowed host name is resolved as is."""
@@ -205,7 +216,6 @@ class PublicOnlyAiohttpTransport(httpx.AsyncBaseTransport):
         return aiohttp.ClientSession(
             connector=connector,
             cookie_jar=aiohttp.DummyCookieJar(),  # none kept here (nor by PublishingClient)
-            skip_auto_headers=_NO_AUTO_HEADERS,
             auto_decompress=False,  # httpx decodes
             trust_env=False,  # no environment proxies, no .netrc
             timeout=aiohttp.ClientTimeout(total=None),
@@ -274,6 +284,7 @@ class PublicOnlyAiohttpTransport(httpx.AsyncBaseTransport):
                 wire,
                 headers=headers,
                 data=body or None,
+                skip_auto_headers=unwanted_auto_headers(headers, body=bool(body)),
                 allow_redirects=False,  # httpx follows them, each hop through here
                 server_hostname=server_hostname,
                 timeout=client_timeout(
