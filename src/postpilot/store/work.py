@@ -437,8 +437,10 @@ def _outbox_entries(
     statement returned with them. Pure."""
     messages, found = [], {}
     for delivery_id, listeners in returned:
+        if not listeners:
+            continue  # before the event: its payload is built only when it is read
         message = events.get(delivery_id)
-        if message is None or not listeners:
+        if message is None:
             continue
         messages.append(message)
         for subscription_id, wanted in json.loads(listeners):
