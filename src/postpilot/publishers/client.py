@@ -122,9 +122,9 @@ class PublishingClient(httpx.AsyncClient):
         timeout: Any = httpx.USE_CLIENT_DEFAULT,
         extensions: Any = None,
     ) -> httpx.Response:
-        encoded = None
+        direct = self._direct
         if (
-            self._direct is not None
+            direct is not None
             and isinstance(url, str)
             and files is None
             and params is None
@@ -132,25 +132,33 @@ class PublishingClient(httpx.AsyncClient):
             and extensions is None
             and auth is httpx.USE_CLIENT_DEFAULT
             and follow_redirects in (httpx.USE_CLIENT_DEFAULT, False)
+            and (encoded := simple.encode(content=content, data=data, json=json, headers=headers))
         ):
-            encoded = simple.encode(content=content, data=data, json=json, headers=headers)
-        if encoded is None:
-            return await super().request(
-                method,
-                url,
-                content=content,
-                data=data,
-                files=files,
-                json=json,
-                params=params,
-                headers=headers,
-                cookies=cookies,
-                auth=auth,
-                follow_redirects=follow_redirects,
-                timeout=timeout,
-                extensions=extensions,
-            )
-        assert isinstance(url, str) and self._direct is not None  # checked above
+            return await self._send_simple(direct, method, url, encoded, timeout)
+        return await super().request(
+            method,
+            url,
+            content=content,
+            data=data,
+            files=files,
+            json=json,
+            params=params,
+            headers=headers,
+            cookies=cookies,
+            auth=auth,
+            follow_redirects=follow_redirects,
+            timeout=timeout,
+            extensions=extensions,
+        )
+
+    async def _send_simple(
+        self,
+        transport: PublicOnlyAiohttpTransport,
+        method: str,
+        url: str,
+        encoded: simple.Encoded,
+        timeout: Any,
+    ) -> httpx.Response:
         target = _target(url)
         sent_headers = simple.merged_headers(method, self.headers, encoded, target.host_header)
         timeouts = (
@@ -159,7 +167,7 @@ class PublishingClient(httpx.AsyncClient):
             else httpx.Timeout(timeout).as_dict()
         )
         started = time.perf_counter()
-        answer = await self._direct.read_whole(
+        answer = await transport.read_whole(
             method, target.url, target.wire, sent_headers, encoded.body, timeouts
         )
         return simple.read_response(
