@@ -61,7 +61,8 @@ async def test_the_event_is_written_with_the_outcome_and_nothing_after_the_commi
         report = await run_pass(runtime, scheduler="optimized")
         assert report.published == 1
         (row,) = await rows(any_db, subscription)
-        (announced,) = events.delivery_events(report)  # the payload users' tools always got
+        # The payload users' tools always got.
+        (announced,) = events.delivery_events(report).values()
         assert (row.event, row.event_id, row.payload) == (
             "delivery.published",
             announced.id,

@@ -134,7 +134,7 @@ async def test_a_pass_reaches_only_the_subscriptions_that_want_its_events(
         assert len(await rows(any_db)) == 4, "nothing for the other workspace"
         await runtime.monitor.outbox.drain()
         # The same outcomes announced again write nothing: one row per event and subscription.
-        await runtime.monitor.outbox.record(events.delivery_events(report))
+        await runtime.monitor.outbox.record(list(events.delivery_events(report).values()))
         assert len(await rows(any_db)) == 4
         assert await runtime.monitor.outbox.send_due() == 0
 

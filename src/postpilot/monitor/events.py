@@ -4,6 +4,7 @@ one definition of the payload (`core.events`), as the pass wrote them into the o
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from postpilot.core.events import Message
@@ -13,6 +14,6 @@ if TYPE_CHECKING:
     from postpilot.scheduler.summary import PassReport
 
 
-def delivery_events(report: PassReport) -> list[Message]:
-    found = events_of(report.decisions, pass_id=report.pass_id, scheduler=report.scheduler)
-    return list(found.values())
+def delivery_events(report: PassReport) -> Mapping[str, Message]:
+    """By delivery id; each payload is built when it is read."""
+    return events_of(report.decisions, pass_id=report.pass_id, scheduler=report.scheduler)

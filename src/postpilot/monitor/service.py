@@ -21,13 +21,13 @@ from postpilot.core import figures as core_figures
 from postpilot.core.events import Message
 from postpilot.core.retry import RetryPolicy
 from postpilot.crypto import CredentialCipher
-from postpilot.monitor import store
+from postpilot.monitor import events, store
 from postpilot.monitor.alerts import AlertEvaluator, Change, Rule, Thresholds, log_change
 from postpilot.monitor.figures import PassFigures
 from postpilot.monitor.outbox import OutboxSender
 from postpilot.monitor.prometheus import PrometheusMetrics
 from postpilot.monitor.webhooks import WebhookSender
-from postpilot.scheduler.summary import PassReport, events_of
+from postpilot.scheduler.summary import PassReport
 from postpilot.settings import Settings
 from postpilot.store.database import Database
 
@@ -106,7 +106,7 @@ class Monitor:
     def _queue_events(self, report: PassReport) -> None:
         """Hand the report's delivery events to the operator's webhook, and have the outbox
         sender look at once (the events may have made rows there)."""
-        found = events_of(report.decisions, pass_id=report.pass_id, scheduler=report.scheduler)
+        found = events.delivery_events(report)
         if self.event_hook is not None:
             for message in found.values():
                 self.event_hook.enqueue(message)
