@@ -94,7 +94,17 @@ async def serving(app: Any) -> AsyncIterator[str]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         # As under `postpilot serve`: X-Forwarded-For is the app's to read (TRUSTED_PROXIES).
-        config = uvicorn.Config(app, log_level="warning", log_config=None, proxy_headers=False)
+        # The server shares the test's event loop: on a loaded machine a test's client can sit
+        # idle past uvicorn's 5 s keep-alive, and a POST sent as the server closes that
+        # connection fails with ReadError (httpx does not resend a POST). Tests are not about
+        # idle connections, so keep them open.
+        config = uvicorn.Config(
+            app,
+            log_level="warning",
+            log_config=None,
+            proxy_headers=False,
+            timeout_keep_alive=300,
+        )
         server = uvicorn.Server(config)
         task = asyncio.create_task(server.serve(sockets=[sock]))
 
