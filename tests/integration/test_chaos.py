@@ -166,7 +166,7 @@ async def test_repeated_sigkill_mid_thread_sends_each_part_once(
     on_x = Counter(r["text"] for r in sandbox.records("x"))
     assert max(on_x.values()) == 1, "a part went out twice"
     statuses = Counter(status for status, _, _ in rows)
-    others = [(status, error) for status, error, _ in rows if status not in {"published", "unknown"}]
+    others = [(s, error) for s, error, _ in rows if s not in {"published", "unknown"}]
     assert statuses["published"] + statuses["unknown"] == THREADS, (statuses, others)
     for status, error, text in rows:
         thread = text.removesuffix(" 0")

@@ -58,9 +58,12 @@ class PassState:
     pass fail the same way without asking the platform again, exactly as the reference scheduler
     decides after reading the account's stored state."""
 
-    def __init__(self, runtime: Runtime, pass_id: str) -> None:
+    def __init__(
+        self, runtime: Runtime, pass_id: str, *, lease_holds: Callable[[], bool] = lambda: True
+    ) -> None:
         self._runtime = runtime
         self.pass_id = pass_id
+        self._lease_holds = lease_holds
         self.sending: set[str] = set()  # journaled as sending: may have reached the platform
         # For a delivery with parts: the part last journaled as sending, and the parts known to
         # be recorded (by an earlier attempt or this pass), so a stop between parts is no doubt.
@@ -79,14 +82,24 @@ class PassState:
     async def before_send(self, delivery_id: str) -> None:
         """Record durably that this delivery (the part of it being sent, for a thread or first
         comment) may now reach a platform without idempotency. The pass began its journal
-        before it claimed anything."""
+        before it claimed anything.
+
+        Nothing is sent once the lease is at risk, checked before the mark and again after its
+        fsync, right before the request: a process that stalled (a loaded machine) must not
+        send a thread's next part that a worker taking the delivery over may send too."""
+        self._stop_unless_lease_holds()
         part = publisher_parts.sending_part.get()
         await self._runtime.journal.mark(self.pass_id, delivery_id, part)
+        self._stop_unless_lease_holds()
         self.sending.add(delivery_id)
         if part is None:
             self.part_sending.pop(delivery_id, None)
         else:
             self.part_sending[delivery_id] = part
+
+    def _stop_unless_lease_holds(self) -> None:
+        if not self._lease_holds():
+            raise flow.Stop(outcomes.Transient("not sent: the pass's lease was about to run out"))
 
     def may_have_sent(self, delivery_id: str) -> bool:
         """Something of the delivery may be on the platform without a record of it: it was

@@ -51,7 +51,10 @@ class LeaseGuard:
         at = self._runtime.now()
         async with self._runtime.db.engine.begin() as conn:
             await work.extend_lease(conn, claimer=self._claimer, until=at + self.lease)
-        if not self.lost.is_set():
+        # Only a renewal committed while the lease surely held renewed all of it: one that
+        # ends later (the process stalled, the statement waited) may have come after another
+        # worker took some deliveries over, and moving the end would hide that.
+        if self.holds:
             self.expires_at = at + self.lease
 
     @contextlib.asynccontextmanager

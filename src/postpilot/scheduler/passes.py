@@ -121,8 +121,8 @@ def _cache_totals(runtime: Runtime) -> tuple[int, int]:
 
 
 async def _reference(runtime: Runtime, report: PassReport, stop: asyncio.Event | None) -> None:
-    state = engine.PassState(runtime, report.pass_id)
     guard = LeaseGuard(runtime, report.pass_id, runtime.settings.SCHEDULER_LEASE_SECONDS)
+    state = engine.PassState(runtime, report.pass_id, lease_holds=lambda: guard.holds)
     lease = guard.lease
     async with guard.kept(), _Interrupter(runtime, guard, stop) as interrupter:
         for _ in range(report.limit):
@@ -166,7 +166,7 @@ async def _optimized(runtime: Runtime, report: PassReport, stop: asyncio.Event |
     report.claimed = len(items)
     if not items:
         return True
-    state = engine.PassState(runtime, report.pass_id)
+    state = engine.PassState(runtime, report.pass_id, lease_holds=lambda: guard.holds)
 
     async def claim(count: int) -> Sequence[work.WorkItem]:
         async with runtime.db.engine.begin() as conn:

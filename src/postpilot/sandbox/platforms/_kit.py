@@ -105,7 +105,9 @@ async def download(url: str) -> tuple[bytes, str] | None:
         content, content_type = images.sandbox_media(parts.path.removeprefix(MEDIA_PATH))
     else:
         try:
-            async with httpx.AsyncClient(timeout=5) as client:
+            # Patient, unlike a real crawler: on a loaded test machine the server being crawled
+            # (often in the test's own process) can take seconds to answer.
+            async with httpx.AsyncClient(timeout=30) as client:
                 response = await client.get(url)
         except (httpx.HTTPError, ValueError):
             return None
