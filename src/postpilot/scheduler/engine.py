@@ -207,7 +207,10 @@ async def _process(item: WorkItem, runtime: Runtime, state: PassState) -> Proces
             if lookups.readable(item.delivery.platform):
                 # A post found there needs no person. Journaled as sending first: a look that
                 # is stopped leaves the delivery in doubt instead of letting it be sent again.
-                await state.before_send(item.delivery.id)
+                try:
+                    await state.before_send(item.delivery.id)
+                except flow.Stop:  # the lease is at risk: no look now; the reconciler looks later
+                    return _processed(item, held, "recovered", started, changes)
                 if found := await lookups.on_recovery(item, runtime, account_context):
                     return _processed(item, found, "reconciled", started, changes)
             return _processed(item, held, "recovered", started, changes)

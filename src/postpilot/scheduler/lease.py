@@ -4,8 +4,10 @@ can run out, so the pass stops sending before another worker may take its delive
 The lease is renewed every third of its length (one statement, whatever the batch). When the
 database cannot be reached, renewal is retried every second; once less than a fifth of the
 lease is left unrenewed the guard counts the lease as lost: the pass starts nothing more and
-stops what is in flight, while its claims are still its own. Nothing here trusts the database's
-clock more than the claim does: lease ends are written from this process's clock.
+stops what is in flight, while its claims are still its own; a renewal that commits only after
+that point moves nothing, and no publishing request starts once the lease is at risk
+(`engine.PassState.before_send`). Nothing here trusts the database's clock more than the claim
+does: lease ends are written from this process's clock.
 """
 
 from __future__ import annotations
