@@ -23,33 +23,26 @@ from postpilot.scheduler.lease import LeaseGuard
 from postpilot.store import work
 from postpilot.store.database import Database
 from postpilot.store.tables import Delivery
+from tests.clock import Clock
 from tests.factories import due_posts, workspace_with_accounts
 from tests.helpers import make_settings
 
 LEASE = timedelta(seconds=15)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 12, 1, 9, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 @pytest.fixture
 async def held(
     any_db: Database, sandbox: SandboxClient
 ) -> AsyncIterator[tuple[ServiceRuntime, Clock, LeaseGuard]]:
-    clock = Clock()
+    clock = Clock(datetime(2026, 12, 1, 9, tzinfo=UTC))
     runtime = build_runtime(make_settings(any_db, sandbox), db=any_db, clock=clock)
     workspace, accounts = await workspace_with_accounts(any_db, sandbox)
-    await due_posts(any_db, workspace, accounts, count=2, at=clock.now - timedelta(seconds=1))
+    await due_posts(any_db, workspace, accounts, count=2, at=clock.at - timedelta(seconds=1))
     async with any_db.engine.begin() as conn:
-        claimed = await work.claim(conn, now=clock.now, limit=2, claimer="pass-1", lease=LEASE)
+        claimed = await work.claim(conn, now=clock.at, limit=2, claimer="pass-1", lease=LEASE)
     assert len(claimed) == 2
     guard = LeaseGuard(runtime, "pass-1", LEASE.total_seconds())
-    guard.claimed(clock.now)
+    guard.claimed(clock.at)
     yield runtime, clock, guard
     await runtime.close()
 
@@ -64,10 +57,10 @@ async def test_renewing_moves_every_held_lease_end(
     held: tuple[ServiceRuntime, Clock, LeaseGuard],
 ) -> None:
     runtime, clock, guard = held
-    clock.now += timedelta(seconds=10)
+    clock.at += timedelta(seconds=10)
     await guard.renew()
-    assert await lease_ends(runtime.db) == {clock.now + LEASE}
-    assert guard.expires_at == clock.now + LEASE
+    assert await lease_ends(runtime.db) == {clock.at + LEASE}
+    assert guard.expires_at == clock.at + LEASE
     assert guard.holds
 
 
@@ -75,11 +68,11 @@ async def test_the_lease_counts_as_lost_a_fifth_before_it_runs_out(
     held: tuple[ServiceRuntime, Clock, LeaseGuard],
 ) -> None:
     _, clock, guard = held
-    clock.now += LEASE * 0.79
+    clock.at += LEASE * 0.79
     assert guard.holds and not guard.lost.is_set()
-    clock.now += LEASE * 0.02
+    clock.at += LEASE * 0.02
     assert not guard.holds and guard.lost.is_set()
-    clock.now -= LEASE  # once lost, lost for the rest of the pass
+    clock.at -= LEASE  # once lost, lost for the rest of the pass
     assert not guard.holds
 
 
@@ -89,10 +82,10 @@ async def test_a_renewal_that_commits_once_the_lease_is_at_risk_does_not_count(
     """The process stalls while its renewal waits: by the time it commits, another worker may
     have taken deliveries over, so the pass must not believe its lease was moved."""
     runtime, clock, guard = held
-    start = clock.now
+    start = clock.at
 
     def stalled(*_args: Any) -> None:
-        clock.now = start + LEASE * 0.9
+        clock.at = start + LEASE * 0.9
 
     sync_engine = runtime.db.engine.sync_engine
     event.listen(sync_engine, "after_cursor_execute", stalled)
@@ -120,7 +113,7 @@ async def test_nothing_is_sent_once_the_lease_is_at_risk_even_after_the_mark(
 
     async def slow_mark(pass_id: str, delivery_id: str, part: int | None = None) -> None:
         await marked(pass_id, delivery_id, part)
-        clock.now += LEASE * 0.85
+        clock.at += LEASE * 0.85
 
     journal.mark = slow_mark  # type: ignore[method-assign]
     with pytest.raises(flow.Stop) as stopped:
