@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -49,9 +50,16 @@ async def hash_in_thread(password: str) -> str:
     return await asyncio.to_thread(hash_password, password)
 
 
-async def verify_in_thread(password_hash: str, password: str) -> bool:
+async def verify_in_thread(password_hash: str | None, password: str) -> bool:
+    """None (no user has the email) is checked against a dummy hash and is never right: an unknown
+    email costs as much as a known one, so the answer's timing tells nothing."""
+    if password_hash is None:
+        await asyncio.to_thread(verify, _dummy_hash(), password)
+        return False
     return await asyncio.to_thread(verify, password_hash, password)
 
 
-# Compared against when no user has the email, so an unknown email costs as much as a known one.
-DUMMY_HASH = hash_password("not-a-password-of-anyone")
+@cache
+def _dummy_hash() -> str:
+    # Made on first use: every process imports this module, few sign anyone in.
+    return hash_password("not-a-password-of-anyone")

@@ -67,10 +67,7 @@ async def login(request: Request, email: Email, password: Password) -> Response:
                 f"try again in {minutes} minutes.",
             )
         user = await users.user_by_email(session, email)
-        # An unknown email costs a hash check too: the answer's timing tells nothing.
-        ok = await passwords.verify_in_thread(
-            user.password_hash if user else passwords.DUMMY_HASH, password
-        )
+        ok = await passwords.verify_in_thread(user.password_hash if user else None, password)
         if user is None or not ok:
             await web_sessions.record_failure(session, email=email, ip=ip, now=now)
             return refused(401, "The email or password is wrong.")

@@ -1,4 +1,5 @@
-"""`postpilot serve`, `postpilot worker`, `postpilot run-once`."""
+"""`postpilot worker` (continuous passes, one process or a supervisor of many) and `postpilot
+run-once` (one pass). Neither imports the HTTP app: a worker process starts without it."""
 
 from __future__ import annotations
 
@@ -10,12 +11,9 @@ import signal
 import sys
 
 import typer
-import uvicorn
 from sqlalchemy.engine import make_url
 
-from postpilot import loop
-from postpilot.api.app import create_app
-from postpilot.cli import common, ports
+from postpilot.cli import common
 from postpilot.core import knobs
 from postpilot.monitor import prometheus
 from postpilot.runtime import open_runtime
@@ -25,29 +23,6 @@ from postpilot.scheduler.worker import Worker
 from postpilot.settings import Settings
 
 log = logging.getLogger(__name__)
-
-
-def serve(
-    host: str = typer.Option("127.0.0.1", help="Address to bind."),
-    port: int = typer.Option(8000, help="Port to listen on."),
-    worker: bool = typer.Option(True, "--worker/--no-worker", help="Run the worker in-process."),
-) -> None:
-    """Run the HTTP API (and, by default, the worker in the same process)."""
-    ports.ensure_free(port, flag="--port", host=host)
-    settings = common.settings()
-
-    # Missing secret or old schema: one line here rather than a failing lifespan in uvicorn.
-    common.run(check_runtime(settings))
-    uvicorn.run(
-        create_app(settings, with_worker=worker),
-        host=host,
-        port=port,
-        log_config=None,
-        access_log=False,
-        loop=loop.name(),
-        # The app reads X-Forwarded-For itself, from TRUSTED_PROXIES only (web/auth.py).
-        proxy_headers=False,
-    )
 
 
 def worker(
