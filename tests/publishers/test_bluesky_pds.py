@@ -1,15 +1,12 @@
 """Bluesky against the real thing: Bluesky's own PDS (@atproto/pds, unmodified) running offline on
-loopback, started by ../shared/peers/bluesky_pds/start.sh. The first run installs Node 22 and
-builds the server (about 90 s); later runs start in a few seconds."""
+loopback, started by ../shared/peers/bluesky_pds/start.sh (tests/peers.py). The first run installs
+Node 22 and builds the server (scripts/test does that in the background while lint and types
+run); later runs start in a few seconds."""
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -24,68 +21,29 @@ from postpilot.publishers.media import MediaFetcher
 from postpilot.sandbox.client import SandboxClient
 from postpilot.store.database import Database
 from postpilot.store.tables import Account, Delivery
+from tests import peers
 from tests.publishers.conftest import account, publish_request, unique, utcnow
 
 pytestmark = pytest.mark.peer
 
 COLLECTION = "app.bsky.feed.post"
-INSTALL_DIR = Path(os.environ.get("POSTPILOT_PDS_DIR", "/tmp/postpilot-bluesky-pds"))
-
-
-def peer_dir() -> Path | None:
-    """The peers folder beside the repo (CI: ../shared), else the machine's /work/shared."""
-    repo = Path(__file__).resolve().parents[2]
-    for shared in (repo / ".." / "shared", Path("/work/shared")):
-        candidate = (shared / "peers" / "bluesky_pds").resolve()
-        if (candidate / "start.sh").is_file():
-            return candidate
-    return None
-
-
-def free_port_pair() -> int:
-    """A port p with p+1 free too (the PDS listens on p, its PLC directory on p+1)."""
-    for _ in range(50):
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = int(sock.getsockname()[1])
-        if port >= 65535:
-            continue
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
-        return port
-    raise RuntimeError("no two adjacent free ports")
 
 
 @pytest.fixture(scope="session")
 def pds() -> Iterator[dict[str, str]]:
-    folder = peer_dir()
+    folder = peers.pds_peer_dir()
     if folder is None:
         pytest.skip("the Bluesky PDS peer (../shared/peers/bluesky_pds) is not on this machine")
-    INSTALL_DIR.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "PDS_PORT": str(free_port_pair()), "FRESH": "1"}
-    started = subprocess.run(
-        ["bash", str(folder / "start.sh"), str(INSTALL_DIR)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
+    # Waits for scripts/test's background install when it is still running.
+    with peers.install_lock():
+        started = peers.start_pds(folder)
     if started.returncode != 0:
         pytest.fail(f"start.sh failed ({started.returncode}):\n{started.stderr[-3000:]}")
     values = dict(line.split("=", 1) for line in started.stdout.splitlines() if "=" in line)
     try:
         yield values
     finally:
-        subprocess.run(
-            ["bash", str(folder / "stop.sh"), str(INSTALL_DIR)],
-            capture_output=True,
-            timeout=60,
-            check=False,
-        )
+        peers.stop_pds(folder)
 
 
 @pytest.fixture
