@@ -23,23 +23,13 @@ from postpilot.scheduler.passes import run_pass
 from postpilot.store import work
 from postpilot.store.database import Database
 from postpilot.store.tables import Activity, Delivery
+from tests.clock import Clock
 from tests.factories import due_posts, workspace_with_accounts
 from tests.helpers import make_settings
 from tests.waiting import wait_until
 
 LEASE = timedelta(seconds=30)
 SETTLE = timedelta(seconds=120)
-
-
-@dataclass
-class Clock:
-    at: datetime
-
-    def __call__(self) -> datetime:
-        return self.at
-
-    def advance(self, by: timedelta) -> None:
-        self.at += by
 
 
 @dataclass
@@ -130,7 +120,7 @@ async def test_a_dead_pass_s_sends_are_settled_exactly_once(
     outcome = await PUBLISHERS["slack"].publish(request, runtime.publish)
     assert isinstance(outcome, Published)
 
-    clock.advance(LEASE + timedelta(seconds=1))
+    clock.at += LEASE + timedelta(seconds=1)
     report = await run_pass(runtime, scheduler="optimized")
     assert (report.claimed, report.published, report.unknown) == (3, 2, 1)
     rows = await deliveries(runtime.db)
@@ -142,7 +132,7 @@ async def test_a_dead_pass_s_sends_are_settled_exactly_once(
 
     # Too early to call it absent: the look does nothing until the settle delay has passed.
     assert (await reconcile.reconcile_unknown(runtime)).looked == 0
-    clock.advance(SETTLE)
+    clock.at += SETTLE
     settled = await reconcile.reconcile_unknown(runtime)
     assert (settled.looked, settled.retried) == (1, 1)
     assert (await deliveries(runtime.db))[journaled.delivery.id].status == "scheduled"
@@ -178,7 +168,7 @@ async def test_a_lost_answer_becomes_unknown_then_published_with_the_platform_s_
 
     sent: list[Message] = []
     runtime.monitor.event_hook = Collector(sent)  # type: ignore[assignment]
-    clock.advance(SETTLE)
+    clock.at += SETTLE
     settled = await reconcile.reconcile_unknown(runtime)
     assert (settled.looked, settled.published) == (1, 1)
     [row] = (await deliveries(runtime.db)).values()
@@ -198,16 +188,16 @@ async def test_when_the_platform_cannot_tell_it_waits_and_looks_again_later(
     async with runtime.db.engine.begin() as conn:
         await work.claim(conn, now=clock(), limit=1, claimer="pass-b", lease=LEASE)
     # No journal of pass-b on this machine: it may have sent, and Slack's history fails.
-    clock.advance(LEASE + timedelta(seconds=1))
+    clock.at += LEASE + timedelta(seconds=1)
     sandbox.inject("server_error", "slack", step="read", remaining=3)
     assert (await run_pass(runtime, scheduler="optimized")).unknown == 1
-    clock.advance(SETTLE)
+    clock.at += SETTLE
     first = await reconcile.reconcile_unknown(runtime)
     assert (first.looked, first.undecided) == (1, 1)
     # Not looked at again before its next look is due, and still for a person meanwhile.
     assert (await reconcile.reconcile_unknown(runtime)).looked == 0
     assert (await deliveries(runtime.db))[delivery_id].status == "unknown"
-    clock.advance(SETTLE * 2)
+    clock.at += SETTLE * 2
     assert (await reconcile.reconcile_unknown(runtime)).undecided == 1
     # The person sees why it waits, once for the same reason.
     async with runtime.db.session() as session:
@@ -216,7 +206,7 @@ async def test_when_the_platform_cannot_tell_it_waits_and_looks_again_later(
         ).scalars()
         [why] = list(notes)
     assert "could not tell from slack" in why and "internal_error" in why
-    clock.advance(SETTLE * 4)
+    clock.at += SETTLE * 4
     final = await reconcile.reconcile_unknown(runtime)
     assert (final.looked, final.retried) == (1, 1)
     assert (await run_pass(runtime, scheduler="optimized")).published == 1
@@ -231,7 +221,7 @@ async def test_a_look_that_is_stopped_leaves_the_delivery_in_doubt(
     await slack_workspace(runtime, sandbox, count=1)
     async with runtime.db.engine.begin() as conn:
         await work.claim(conn, now=clock(), limit=1, claimer="pass-c", lease=LEASE)
-    clock.advance(LEASE + timedelta(seconds=1))
+    clock.at += LEASE + timedelta(seconds=1)
     async with runtime.db.engine.begin() as conn:
         [item] = await work.claim(conn, now=clock(), limit=1, claimer="pass-d", lease=LEASE)
     assert item.delivery.recovered
@@ -258,14 +248,14 @@ async def test_a_read_back_that_breaks_leaves_the_delivery_unknown(
     [delivery_id] = await slack_workspace(runtime, sandbox, count=1)
     async with runtime.db.engine.begin() as conn:
         await work.claim(conn, now=clock(), limit=1, claimer="pass-e", lease=LEASE)
-    clock.advance(LEASE + timedelta(seconds=1))
+    clock.at += LEASE + timedelta(seconds=1)
 
     async def broken(*_args: object) -> None:
         raise RuntimeError("a bug")
 
     monkeypatch.setattr(type(PUBLISHERS["slack"]), "find_published", broken)
     assert (await run_pass(runtime, scheduler="optimized")).unknown == 1
-    clock.advance(SETTLE)
+    clock.at += SETTLE
     assert (await reconcile.reconcile_unknown(runtime)).undecided == 1
     assert (await deliveries(runtime.db))[delivery_id].status == "unknown"
     async with runtime.db.session() as session:

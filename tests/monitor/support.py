@@ -1,5 +1,6 @@
-"""What the monitor and cache tests share: a clock the test moves, a real HTTP receiver for
-webhooks on a loopback socket, the real app serving a runtime the test built, synthetic passes."""
+"""What the monitor and cache tests share: a real HTTP receiver for webhooks on a loopback
+socket, the real app serving a runtime the test built, synthetic passes started at the time of
+the shared test clock (tests/clock.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -16,24 +16,11 @@ import httpx
 from postpilot.api.app import create_app
 from postpilot.runtime import ServiceRuntime
 from postpilot.scheduler.summary import PassReport
+from tests.clock import Clock
 from tests.helpers import TEST_CRON_SECRET, serving
 
 OPERATOR = {"Authorization": f"Bearer {TEST_CRON_SECRET}"}
 WEBHOOK_SECRET = "webhook-secret-0123456789"
-
-
-class Clock:
-    """`runtime.now()` under the test's control."""
-
-    def __init__(self, start: datetime | None = None) -> None:
-        self.current = start or datetime.now(UTC).replace(microsecond=0)
-
-    def __call__(self) -> datetime:
-        return self.current
-
-    def advance(self, **delta: float) -> datetime:
-        self.current += timedelta(**delta)
-        return self.current
 
 
 @dataclass

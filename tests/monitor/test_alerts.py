@@ -23,12 +23,12 @@ from postpilot.store import accounts as account_store
 from postpilot.store import work
 from postpilot.store.database import Database
 from postpilot.store.tables import Account
+from tests.clock import Clock
 from tests.factories import due_posts, workspace_with_accounts
 from tests.helpers import make_settings
 from tests.monitor.support import (
     OPERATOR,
     WEBHOOK_SECRET,
-    Clock,
     Receiver,
     api_for,
     receiver,

@@ -16,8 +16,9 @@ from postpilot.sandbox.process import free_port
 from postpilot.scheduler.worker import Worker
 from postpilot.store import heartbeats, schema
 from postpilot.store.database import Database
+from tests.clock import Clock
 from tests.helpers import api_server
-from tests.monitor.support import OPERATOR, Clock, synthetic_pass
+from tests.monitor.support import OPERATOR, synthetic_pass
 from tests.waiting import wait_until
 
 

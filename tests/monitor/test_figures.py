@@ -9,7 +9,8 @@ import pytest
 
 from postpilot.monitor import summary
 from postpilot.monitor.figures import PassFigures
-from tests.monitor.support import Clock, synthetic_pass
+from tests.clock import Clock
+from tests.monitor.support import synthetic_pass
 
 T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
@@ -116,7 +117,7 @@ def test_series_has_one_point_per_bucket_and_places_passes() -> None:
     clock = Clock(T0)
     passes = []
     for minute, published in ((0, 1), (0, 2), (5, 3), (59, 4)):
-        clock.current = T0 + timedelta(minutes=minute, seconds=30)
+        clock.at = T0 + timedelta(minutes=minute, seconds=30)
         passes.append(
             PassFigures.from_report(
                 synthetic_pass(clock, claimed=published, published=published, duration_ms=10.0),

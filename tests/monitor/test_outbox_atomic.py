@@ -19,9 +19,10 @@ from postpilot.scheduler.passes import run_pass
 from postpilot.store import webhooks as store
 from postpilot.store.database import Database
 from postpilot.store.tables import Activity, Delivery
+from tests.clock import Clock
 from tests.factories import due_posts, workspace_with_accounts
 from tests.helpers import api_server, mastodon_account
-from tests.monitor.support import Clock, receiver
+from tests.monitor.support import receiver
 from tests.monitor.test_webhook_outbox import (
     hostport,
     outbox_runtime,

@@ -24,9 +24,10 @@ from postpilot.scheduler.passes import run_pass
 from postpilot.store import webhooks as store
 from postpilot.store.database import Database
 from postpilot.store.tables import WebhookOutbox
+from tests.clock import Clock
 from tests.factories import due_posts, workspace_with_accounts
 from tests.helpers import make_settings, new_workspace
-from tests.monitor.support import Clock, Receiver, receiver
+from tests.monitor.support import Receiver, receiver
 from tests.waiting import wait_until
 
 SECRET = "outbox-secret-0123456789"

@@ -20,9 +20,10 @@ from postpilot.sandbox.process import free_port
 from postpilot.scheduler.passes import run_pass
 from postpilot.settings import SettingsError
 from postpilot.store.database import Database
+from tests.clock import Clock
 from tests.factories import due_posts, workspace_with_accounts
 from tests.helpers import make_settings
-from tests.monitor.support import WEBHOOK_SECRET, Clock, Receiver, receiver
+from tests.monitor.support import WEBHOOK_SECRET, Receiver, receiver
 
 MESSAGE = Message("test.event", "msg-1", {"id": "msg-1", "type": "test.event", "n": 1})
 

@@ -15,9 +15,10 @@ from postpilot.runtime import ServiceRuntime, build_runtime
 from postpilot.sandbox.client import SandboxClient
 from postpilot.scheduler.passes import run_pass
 from postpilot.store.database import Database
+from tests.clock import Clock
 from tests.factories import due_posts, workspace_with_accounts
 from tests.helpers import make_settings
-from tests.monitor.support import OPERATOR, Clock, api_for
+from tests.monitor.support import OPERATOR, api_for
 
 
 @pytest.fixture

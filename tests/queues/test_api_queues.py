@@ -14,6 +14,7 @@ import pytest
 
 from postpilot.sandbox.client import SandboxClient
 from postpilot.store.database import Database
+from tests.clock import Clock
 from tests.helpers import ApiServer, api_server, mastodon_account, new_workspace
 
 PASS = "/api/cron/scheduler-optimized"
@@ -26,14 +27,6 @@ SLOTS = [
 ]
 MON, WED, FRI = "2027-03-01T09:00:00Z", "2027-03-03T09:00:00Z", "2027-03-05T09:00:00Z"
 NEXT_MON = "2027-03-08T09:00:00Z"
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @dataclass
@@ -102,7 +95,7 @@ async def test_posts_take_the_next_slots_and_publish_when_due(
     assert await due_at(setup, second) == WED
 
     assert (await run_pass(setup))["claimed"] == 0, "nothing is due before its slot"
-    setup.clock.now = datetime(2027, 3, 1, 9, 0, tzinfo=UTC)
+    setup.clock.at = datetime(2027, 3, 1, 9, 0, tzinfo=UTC)
     summary = await run_pass(setup)
     assert summary["claimed"] == 1 and summary["published"] == 1, summary
     assert [r["text"] for r in sandbox.records("mastodon")] == ["one"]
@@ -149,7 +142,7 @@ async def test_reorder_shuffle_pause_and_resume(setup: Setup) -> None:
 
     paused = await setup.api.client.post(f"/api/queues/{setup.queue}/pause")
     assert paused.status_code == 200 and paused.json()["paused"] is True
-    setup.clock.now = datetime(2027, 3, 3, 9, 0, tzinfo=UTC)  # Wednesday's slot
+    setup.clock.at = datetime(2027, 3, 3, 9, 0, tzinfo=UTC)  # Wednesday's slot
     assert (await run_pass(setup))["claimed"] == 0, "a paused queue holds its posts"
 
     resumed = await setup.api.client.post(f"/api/queues/{setup.queue}/resume")
@@ -266,7 +259,7 @@ async def test_an_evergreen_post_comes_back_after_its_gap_cycling_its_texts(
 
     plans = "/api/cron/plans"
     assert (await api.client.post(plans, headers=api.cron())).json()["evergreen_requeued"] == 0
-    setup.clock.now = datetime(2027, 3, 1, 9, 0, tzinfo=UTC)
+    setup.clock.at = datetime(2027, 3, 1, 9, 0, tzinfo=UTC)
     assert (await run_pass(setup))["published"] == 1
     back = await api.client.post(plans, headers=api.cron())
     assert back.json()["evergreen_requeued"] == 1
@@ -274,7 +267,7 @@ async def test_an_evergreen_post_comes_back_after_its_gap_cycling_its_texts(
     assert await slots_of(setup) == [("remix", FRI)]
     assert (await api.client.post(plans, headers=api.cron())).json()["evergreen_requeued"] == 0
 
-    setup.clock.now = datetime(2027, 3, 5, 9, 0, tzinfo=UTC)
+    setup.clock.at = datetime(2027, 3, 5, 9, 0, tzinfo=UTC)
     assert (await run_pass(setup))["published"] == 1
     assert (await api.client.post(plans, headers=api.cron())).json()["evergreen_requeued"] == 1
     assert [t for t, _ in await slots_of(setup)] == ["classic"], "the texts take turns"
@@ -287,7 +280,7 @@ async def test_a_post_whose_slot_has_come_keeps_it_until_a_worker_takes_it(
     first = await queued(setup, "one")
     await queued(setup, "two")
     # Monday's slot came half a minute ago and no pass has run yet: the queue changes.
-    setup.clock.now = datetime(2027, 3, 1, 9, 0, 30, tzinfo=UTC)
+    setup.clock.at = datetime(2027, 3, 1, 9, 0, 30, tzinfo=UTC)
     await queued(setup, "three")
     await setup.api.client.post(f"/api/queues/{setup.queue}/shuffle")
     assert await due_at(setup, first) == MON, "not pushed to a later slot"

@@ -11,8 +11,9 @@ from typing import Any
 from postpilot.sandbox.client import SandboxClient
 from postpilot.store import recurrence
 from postpilot.store.database import Database
+from tests.clock import Clock
 from tests.helpers import ApiServer, api_server, mastodon_account
-from tests.queues.test_recurrences import PLANS, Clock, daily
+from tests.queues.test_recurrences import PLANS, daily
 
 # Weekly at 09:00 Paris (08:00 UTC in March): a week ahead holds one occurrence at a time.
 WEEKLY = {"rrule": "FREQ=WEEKLY;COUNT=3"}
@@ -37,7 +38,7 @@ async def test_a_missed_occurrence_is_made_late_and_published(
 
         # No worker ran across the second occurrence: two hours after it, it is made late (the
         # third, a week ahead now, is made ahead as usual).
-        clock.now = FIRST + timedelta(days=7, hours=2)
+        clock.at = FIRST + timedelta(days=7, hours=2)
         plans = await api.client.post(PLANS, headers=api.cron())
         assert plans.json()["occurrences_made"] == 2, plans.text
         shown = (await api.client.get(f"/api/recurrences/{made['id']}")).json()
@@ -58,7 +59,7 @@ async def test_an_occurrence_later_than_the_bound_is_skipped(
 ) -> None:
     async with api_server(any_db, sandbox) as api:
         clock, made = await weekly_rule(api, sandbox)
-        clock.now = FIRST + timedelta(days=7) + recurrence.MAX_LATE + timedelta(minutes=1)
+        clock.at = FIRST + timedelta(days=7) + recurrence.MAX_LATE + timedelta(minutes=1)
         plans = await api.client.post(PLANS, headers=api.cron())
         assert plans.json()["occurrences_made"] == 1, "the third only, ahead"
         shown = (await api.client.get(f"/api/recurrences/{made['id']}")).json()
@@ -73,10 +74,10 @@ async def test_an_occurrence_passed_while_paused_is_not_made_late(
 ) -> None:
     async with api_server(any_db, sandbox) as api:
         clock, made = await weekly_rule(api, sandbox)
-        clock.now = FIRST + timedelta(days=6)
+        clock.at = FIRST + timedelta(days=6)
         paused = await api.client.patch(f"/api/recurrences/{made['id']}", json={"paused": True})
         assert paused.status_code == 200, paused.text
-        clock.now = FIRST + timedelta(days=7, hours=1)  # the second passes while paused
+        clock.at = FIRST + timedelta(days=7, hours=1)  # the second passes while paused
         resumed = await api.client.patch(f"/api/recurrences/{made['id']}", json={"paused": False})
         assert resumed.status_code == 200, resumed.text
         assert (await api.client.post(PLANS, headers=api.cron())).json()["occurrences_made"] == 0
@@ -90,7 +91,7 @@ async def test_a_patch_that_changes_nothing_keeps_the_missed_occurrence(
 ) -> None:
     async with api_server(any_db, sandbox) as api:
         clock, made = await weekly_rule(api, sandbox)
-        clock.now = FIRST + timedelta(days=7, hours=1)
+        clock.at = FIRST + timedelta(days=7, hours=1)
         same = await api.client.patch(f"/api/recurrences/{made['id']}", json={"paused": False})
         assert same.status_code == 200, same.text
         assert [o["late_seconds"] for o in same.json()["occurrences"]] == [None, 3600, None]

@@ -13,11 +13,12 @@ import pytest
 
 from postpilot.sandbox.client import SandboxClient
 from postpilot.store.database import Database
+from tests.clock import Clock
 from tests.helpers import ApiServer, api_server, mastodon_account, new_workspace
 from tests.media import pictures
 from tests.media.test_purge import aged, purge
 from tests.media.uploads import refused, upload
-from tests.queues.test_recurrences import PLANS, Clock
+from tests.queues.test_recurrences import PLANS
 
 START = datetime(2027, 3, 1, 6, tzinfo=UTC)
 
@@ -85,7 +86,7 @@ async def test_an_occurrence_publishes_the_library_variant(
         media = (await upload(api, pictures.plain(40, 30), alt_text="A small square")).json()
         made = await recurring_with(api, account, media["id"])
         first = made["occurrences"][0]
-        clock.now = datetime.fromisoformat(first["occurrence_at"])
+        clock.at = datetime.fromisoformat(first["occurrence_at"])
         await api.client.post(PLANS, headers=api.cron())
         summary = await api.client.post(
             "/api/cron/scheduler-optimized", headers=api.cron(), json={"limit": 10}

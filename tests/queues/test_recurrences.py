@@ -17,18 +17,11 @@ from postpilot.sandbox.client import SandboxClient
 from postpilot.store import recurrence
 from postpilot.store.database import Database
 from postpilot.store.tables import Occurrence, Post
+from tests.clock import Clock
 from tests.helpers import ApiServer, api_server, mastodon_account, new_workspace
 
 PARIS = ZoneInfo("Europe/Paris")
 PLANS = "/api/cron/plans"
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 async def daily(api: ApiServer, account: str, starts_at: str, **extra: Any) -> dict[str, Any]:
@@ -111,11 +104,11 @@ async def test_materialising_again_makes_no_duplicate(
         assert again.status_code == 200, again.text
         assert again.json()["occurrences_made"] == 0
         # Two workers at once, each in its own transaction: one post per occurrence.
-        clock.now += timedelta(days=2)
+        clock.at += timedelta(days=2)
 
         async def step() -> int:
             async with any_db.transaction() as session:
-                return await recurrence.materialise(session, now=clock.now)
+                return await recurrence.materialise(session, now=clock.at)
 
         if any_db.url.startswith("sqlite"):
             results = [await step(), await step()]
@@ -135,7 +128,7 @@ async def test_an_occurrence_is_published_once(sqlite_db: Database, sandbox: San
         account = await mastodon_account(api, sandbox)
         made = await daily(api, account, "2027-03-01T09:00:00", rrule="FREQ=DAILY;COUNT=2")
         first = made["occurrences"][0]
-        clock.now = datetime.fromisoformat(first["occurrence_at"])
+        clock.at = datetime.fromisoformat(first["occurrence_at"])
         for _ in range(2):
             await api.client.post(PLANS, headers=api.cron())
             summary = await api.client.post(

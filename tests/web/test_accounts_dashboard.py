@@ -24,6 +24,7 @@ from postpilot.store import posts
 from postpilot.store.database import Database
 from postpilot.store.tables import Account, Delivery, SchedulerChange
 from postpilot.web import charts, dashboard
+from tests.clock import Clock
 from tests.factories import cipher
 from tests.helpers import ApiServer, api_server, new_workspace
 from tests.web.conftest import screenshot_path
@@ -320,16 +321,6 @@ async def test_the_dashboard_charts_passes_and_records_the_user(
     page = await admin.get("/dashboard")
     assert "user:ad@example.com" in page.text
     assert "concurrency: 8 → default" in page.text  # what a roll back would do
-
-
-class Clock:
-    """The server's clock, moved by the test: passes a few minutes apart, as a worker makes."""
-
-    def __init__(self, at: datetime) -> None:
-        self.at = at
-
-    def __call__(self) -> datetime:
-        return self.at
 
 
 async def one_pass(api: ApiServer, db: Database, account: Account, scheduler: str) -> None:
