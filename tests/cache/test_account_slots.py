@@ -1,7 +1,8 @@
-"""Account slots shared by every worker: in Redis (one script per batch, holders that expire),
-in this machine's lock files (a dead process's locks dropped by the kernel), and passes of two
-runtimes publishing to one Matrix room (cap 1) as two processes would: never two sends in
-flight at the sandbox, each message once, also when Redis goes away mid-pass."""
+"""Account slots shared by every worker: in Redis (one script per batch, holders that expire
+unless their process renews them), in this machine's lock files (a dead process's locks dropped
+by the kernel), and passes of two runtimes publishing to one Matrix room (cap 1) as two
+processes would: never two sends in flight at the sandbox, each message once, also when Redis
+goes away mid-pass."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import logging
 import os
 import subprocess
 import sys
+import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -79,6 +81,30 @@ async def test_a_dead_holders_slot_comes_back_once_it_expires(link: RedisLink) -
 
     await wait_until(granted, timeout=5)
     assert await link.client.pttl(alive.key("room")) > 50_000, "the set lives as its holders do"
+
+
+async def test_a_holder_renewed_by_its_exchanges_keeps_its_slot_past_its_lifetime(
+    link: RedisLink,
+) -> None:
+    live = RedisAccountSlots(link, holder_seconds=0.6)
+    other = RedisAccountSlots(link, holder_seconds=60)  # another process
+    assert live.renew_seconds == pytest.approx(0.2)
+    assert await live.exchange([], [ask("room", "live:a")]) == [True]
+    # A pass's exchanges every renewal period (its broker's timer), for three lifetimes.
+    until = time.monotonic() + 1.8
+    while time.monotonic() < until:
+        await asyncio.sleep(live.renew_seconds)
+        assert await live.exchange([], []) == []
+        assert await other.exchange([], [ask("room", "other:a")]) == [False], "still held"
+    # No more renewals (a killed process): the slot comes back within a lifetime.
+
+    async def granted() -> bool:
+        return await other.exchange([], [ask("room", "other:a")]) == [True]
+
+    await wait_until(granted, timeout=5)
+    # The late return takes nothing from the slot's new holder.
+    assert await live.exchange([ask("room", "live:a")], []) == []
+    assert await link.client.zrange(other.key("room"), 0, -1) == [b"other:a"]
 
 
 async def test_slots_are_taken_on_the_machine_too_which_alone_answers_once_redis_is_gone(

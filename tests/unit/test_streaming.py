@@ -149,15 +149,19 @@ class Claims:
 
 
 class SharedSlots:
-    """Account slots every pass given it shares, answering after a round trip's yield."""
+    """Account slots every pass given it shares, answering after a round trip's yield; held
+    for as long as the process lives unless `renew_seconds` is given."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, renew_seconds: float | None = None) -> None:
+        self.renew_seconds = renew_seconds
         self.held: defaultdict[str, set[str]] = defaultdict(set)
         self.exchanges = 0
+        self.renewals = 0  # exchanges with nothing asked or returned: for the renewal only
         self.denied = 0
 
     async def exchange(self, returned: Sequence[Slot], asked: Sequence[Slot]) -> list[bool]:
         self.exchanges += 1
+        self.renewals += not returned and not asked
         await asyncio.sleep(0)
         for slot in returned:
             self.held[slot.account].remove(slot.holder)
@@ -389,3 +393,18 @@ async def test_a_delivery_waiting_for_a_shared_slot_is_handed_back_when_the_pass
     await asyncio.wait_for(task, timeout=5)
     assert sorted(sink.released) == ["d-000", "d-001", "d-002"]
     assert slots.held["room"] == {"another-process:d-900"}
+
+
+async def test_a_pass_holding_slots_that_expire_exchanges_often_enough_to_renew_them() -> None:
+    slots = SharedSlots(renew_seconds=0.01)
+    deliverer, sink = Deliverer(automatic=False), Sink()
+    slow = item(1, account="room", platform="matrix")
+    task = asyncio.create_task(
+        run([slow], deliverer, limit=100, concurrency=4, sink=sink, slots=slots)
+    )
+    # The send outlasts several renewal periods: the pass keeps exchanging, with nothing new.
+    await wait_until(lambda: slots.renewals >= 3, timeout=5)
+    assert slots.held["room"] == {"pass:d-001"}
+    deliverer.finish(slow.delivery.id)
+    await asyncio.wait_for(task, timeout=5)
+    assert sink.ids() == ["d-001"] and not slots.held["room"]

@@ -37,10 +37,6 @@ from postpilot.settings import Settings
 
 StatsSource = Callable[[], CacheStats]
 
-# How long past the delivery timeout a shared slot's holder is kept: a killed process's slots
-# come back after that.
-SLOT_MARGIN_SECONDS = 30.0
-
 
 class CacheService:
     def __init__(
@@ -84,9 +80,10 @@ class CacheService:
         if slots_directory is not None:
             slots = MachineAccountSlots(slots_directory)
             if link:
-                # A holder outlives no delivery: the timeout bounds each, plus a margin.
-                held = settings.SCHEDULER_DELIVERY_TIMEOUT_SECONDS + SLOT_MARGIN_SECONDS
-                slots = RedisAccountSlots(link, holder_seconds=held, machine=slots)
+                # Renewed while held: a dead process's slots come back with its lease.
+                slots = RedisAccountSlots(
+                    link, holder_seconds=settings.SCHEDULER_LEASE_SECONDS, machine=slots
+                )
         return cls(
             credentials=TTLCache("credentials", ttl_seconds=settings.SCHEDULER_CACHE_TTL),
             budgets=budgets,

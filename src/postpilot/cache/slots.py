@@ -6,9 +6,12 @@ decided. Asks and returns go together, in one call per batch (`AccountSlots.exch
 
 - `RedisAccountSlots` (REDIS_URL set): one sorted set per account under `<prefix>inflight:<id>`,
   its holders scored by when they expire; one Lua script drops expired holders, removes the
-  returned ones and admits each ask while the account is below its cap, for every account of
-  the batch in one round trip. A killed process's holders expire (the delivery timeout plus a
-  margin) and its slots come back. A slot is taken on the machine first (below), so when Redis
+  returned ones, renews the ones still held and admits each ask while the account is below its
+  cap, for every account of the batch in one round trip. A holder lives a lease's length and
+  the process renews what it holds every third of that (`renew_seconds`: a pass's exchanges
+  carry the renewal, and a pass holding slots exchanges at least that often), so a send of any
+  length keeps its slot, and a killed process's slots come back about when its deliveries may
+  be taken over, not minutes later. A slot is taken on the machine first (below), so when Redis
   becomes unreachable the machine's sends already in flight still count, and its cap holds
   from the first moment (the rest of the cache's rule: warn once, go on locally).
 - `MachineAccountSlots` (no Redis): one lock file per slot of an account, taken with flock, in
@@ -23,6 +26,7 @@ import functools
 import hashlib
 import logging
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +51,12 @@ class Slot:
 
 
 class AccountSlots(Protocol):
+    @property
+    def renew_seconds(self) -> float | None:
+        """How often a process holding slots must exchange (with nothing, if need be) to keep
+        them; None when they are held for as long as the process lives."""
+        ...
+
     async def exchange(self, returned: Sequence[Slot], asked: Sequence[Slot]) -> list[bool]:
         """Give back `returned`, then take what may be taken of `asked`: one flag per ask."""
         ...
@@ -56,25 +66,40 @@ class AccountSlots(Protocol):
         ...
 
 
-# Drops an account's expired holders, then admits while it is below its cap; the server's
-# clock, so machines' clocks need not agree. KEYS: the returned slots' accounts, then the
-# asked ones'. ARGV: holder ttl ms, number returned, their holders, then holder and cap per ask.
+# Drops the returned holders, renews the kept ones, then drops an account's expired holders and
+# admits while it is below its cap; the server's clock, so machines' clocks need not agree. A set
+# lives as long as its longest-lived holder (processes may run with other lease lengths).
+# KEYS: the returned slots' accounts, the renewed ones', then the asked ones'. ARGV: holder ttl
+# ms, number returned, their holders, number renewed, their holders, then holder and cap per ask.
 _EXCHANGE = """
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 local ttl = tonumber(ARGV[1])
+local function live_as_its_last_holder(key)
+  local last = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
+  if last[2] then
+    redis.call('PEXPIREAT', key, math.floor(tonumber(last[2])))
+  end
+end
 local returned = tonumber(ARGV[2])
 for i = 1, returned do
   redis.call('ZREM', KEYS[i], ARGV[2 + i])
 end
+local renewed = tonumber(ARGV[3 + returned])
+for i = 1, renewed do
+  local key = KEYS[returned + i]
+  if redis.call('ZADD', key, 'XX', 'CH', now + ttl, ARGV[3 + returned + i]) == 1 then
+    live_as_its_last_holder(key)
+  end
+end
 local granted = {}
-local arg = 2 + returned
-for i = returned + 1, #KEYS do
+local arg = 4 + returned + renewed
+for i = returned + renewed + 1, #KEYS do
   local key = KEYS[i]
   redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
-  if redis.call('ZCARD', key) < tonumber(ARGV[arg + 2]) then
-    redis.call('ZADD', key, now + ttl, ARGV[arg + 1])
-    redis.call('PEXPIRE', key, ttl)
+  if redis.call('ZCARD', key) < tonumber(ARGV[arg + 1]) then
+    redis.call('ZADD', key, now + ttl, ARGV[arg])
+    live_as_its_last_holder(key)
     granted[#granted + 1] = 1
   else
     granted[#granted + 1] = 0
@@ -99,7 +124,13 @@ class RedisAccountSlots:
         self.link = link
         self.machine = machine
         self._ttl_ms = max(1, int(holder_seconds * 1000))
+        self._held: dict[str, Slot] = {}  # granted by Redis, not given back: renewed
+        self._renewed_at = time.monotonic()
         self._script = link.client.register_script(_EXCHANGE)
+
+    @property
+    def renew_seconds(self) -> float:
+        return self._ttl_ms / 3000
 
     def key(self, account: str) -> str:
         return self.link.key(SLOTS_KEY, account)
@@ -108,9 +139,16 @@ class RedisAccountSlots:
         local = [True] * len(asked)
         if self.machine is not None:
             local = await self.machine.exchange(returned, asked)
+        for slot in returned:
+            self._held.pop(slot.holder, None)
+        started = time.monotonic()
+        # Half the period: an exchange the pass makes on time is never found a little early.
+        due = started - self._renewed_at >= self.renew_seconds / 2
+        renewed = list(self._held.values()) if due else []
         candidates = [slot for slot, free in zip(asked, local, strict=True) if free]
-        keys = [self.key(slot.account) for slot in (*returned, *candidates)]
+        keys = [self.key(slot.account) for slot in (*returned, *renewed, *candidates)]
         args: list[Any] = [self._ttl_ms, len(returned), *(slot.holder for slot in returned)]
+        args += [len(renewed), *(slot.holder for slot in renewed)]
         for slot in candidates:
             args += [slot.holder, slot.cap]
         try:
@@ -119,11 +157,16 @@ class RedisAccountSlots:
             )
         except Unavailable:
             return local
+        if due:
+            self._renewed_at = started
         answers = iter(shared)
         granted = [free and bool(next(answers)) for free in local]
-        refused = [
-            slot for slot, free, ok in zip(asked, local, granted, strict=True) if free and not ok
-        ]
+        refused: list[Slot] = []
+        for slot, free, ok in zip(asked, local, granted, strict=True):
+            if ok:
+                self._held[slot.holder] = slot
+            elif free:
+                refused.append(slot)
         if refused and self.machine is not None:
             await self.machine.exchange(refused, ())  # taken here, refused by the others
         return granted
@@ -161,6 +204,10 @@ class MachineAccountSlots:
         self._idle: dict[str, int] = {}  # file name -> its unlocked descriptor, oldest use first
         self._made = False
         self._broken = False  # the directory cannot be used: the pass's own cap only
+
+    @property
+    def renew_seconds(self) -> None:
+        return None  # the kernel holds a lock until the process lets go or dies
 
     async def exchange(self, returned: Sequence[Slot], asked: Sequence[Slot]) -> list[bool]:
         for slot in returned:

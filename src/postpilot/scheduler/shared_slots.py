@@ -1,6 +1,8 @@
 """A pass's asks for, and returns of, the account slots every worker shares (`cache.slots`):
 one exchange at a time, and whatever comes while one is under way goes together in the next,
-so a busy pass makes about one round trip per handful of deliveries, not two per delivery."""
+so a busy pass makes about one round trip per handful of deliveries, not two per delivery.
+While the pass holds slots that expire unless renewed, it exchanges at least every
+`renew_seconds` (with nothing to ask or return, if need be): the exchange carries the renewal."""
 
 from __future__ import annotations
 
@@ -26,6 +28,9 @@ class SlotBroker:
         self._asked: list[WorkItem] = []
         self._returned: list[WorkItem] = []
         self._task: asyncio.Task[None] | None = None
+        self._holding = 0  # granted, not given back
+        self._renew_due = False
+        self._renewal: asyncio.TimerHandle | None = None
 
     def ask(self, item: WorkItem) -> None:
         """Ask for a slot of `item`'s account; the answer comes through `answer`."""
@@ -34,6 +39,7 @@ class SlotBroker:
 
     def give_back(self, item: WorkItem) -> None:
         """`item` (whose slot was granted) is no longer in flight."""
+        self._holding -= 1
         self._returned.append(item)
         self._wake()
 
@@ -41,12 +47,31 @@ class SlotBroker:
         """Wait until every ask is answered and every return made."""
         while self._task is not None:
             await asyncio.shield(self._task)
+        self._stop_renewing()
 
     def cancel(self) -> None:
         """Stop exchanging (the pass is cancelled): slots still held expire or are dropped when
         the process closes its slots."""
+        self._stop_renewing()
         if self._task is not None:
             self._task.cancel()
+
+    def _keep_renewing(self) -> None:
+        every = self._slots.renew_seconds
+        if every is not None and self._holding > 0 and self._renewal is None:
+            self._renewal = asyncio.get_running_loop().call_later(every, self._renew)
+
+    def _renew(self) -> None:
+        self._renewal = None
+        if self._holding > 0:
+            self._renew_due = True
+            self._wake()
+            self._keep_renewing()
+
+    def _stop_renewing(self) -> None:
+        if self._renewal is not None:
+            self._renewal.cancel()
+            self._renewal = None
 
     def _wake(self) -> None:
         if self._task is None:
@@ -61,7 +86,8 @@ class SlotBroker:
 
     async def _exchange(self) -> None:
         try:
-            while self._asked or self._returned:
+            while self._asked or self._returned or self._renew_due:
+                self._renew_due = False
                 asked, self._asked = self._asked, []
                 returned, self._returned = self._returned, []
                 try:
@@ -72,6 +98,8 @@ class SlotBroker:
                 except Exception:  # a bug: the pass's own cap still holds
                     log.exception("exchanging account slots failed")
                     granted = [True] * len(asked)
+                self._holding += sum(granted)
+                self._keep_renewing()
                 self._answer(list(zip(asked, granted, strict=True)))
         finally:
             self._task = None
