@@ -21,7 +21,7 @@ import psutil
 from sqlalchemy import select
 
 from bench import client, common, sampling
-from postpilot import loop
+from postpilot import heap, loop
 from postpilot.core import figures
 from postpilot.crypto import CredentialCipher
 from postpilot.publishers.bluesky import COLLECTION, record_key
@@ -69,6 +69,7 @@ async def scheduler_run(spec: dict[str, Any]) -> dict[str, Any]:
     try:
         async with runtime.db.engine.connect() as conn:  # connect before the clock starts
             await work.next_due_at(conn)
+        heap.settle()  # as `postpilot worker` does once its runtime is open
         rss_start = psutil.Process().memory_info().rss / 2**20
         cpu_start, started = cpu_seconds(), time.perf_counter()
         while True:
@@ -173,6 +174,7 @@ async def bare_run(spec: dict[str, Any]) -> dict[str, Any]:
     runtime = build_runtime(settings)  # for its HTTP client: the same settings as the scheduler
     try:
         requests = await _publish_requests(runtime, spec)
+        heap.settle()  # as the scheduler's modes do
         rss_start = psutil.Process().memory_info().rss / 2**20
         gate = asyncio.Semaphore(int(spec["concurrency"]))
         statuses: dict[str, int] = {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 import uvicorn
 
+from postpilot import heap
 from postpilot.cli import ports
 from postpilot.sandbox.app import create_app
 
@@ -16,8 +17,10 @@ def sandbox(
 ) -> None:
     """Run the sandbox that speaks the platforms' publishing contracts, offline."""
     ports.ensure_free(port, flag="--port", host=host)
+    app = create_app()
+    heap.settle()
     uvicorn.run(
-        create_app(),
+        app,
         host=host,
         port=port,
         log_level="warning" if quiet else "info",

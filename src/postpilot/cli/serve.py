@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 import uvicorn
 
-from postpilot import loop
+from postpilot import heap, loop
 from postpilot.api.app import create_app
 from postpilot.cli import common, ports
 from postpilot.cli.worker import check_runtime
@@ -22,8 +22,10 @@ def serve(
 
     # Missing secret or old schema: one line here rather than a failing lifespan in uvicorn.
     common.run(check_runtime(settings))
+    app = create_app(settings, with_worker=worker)
+    heap.settle()  # before the lifespan's runtime: the imports and the app are the bulk
     uvicorn.run(
-        create_app(settings, with_worker=worker),
+        app,
         host=host,
         port=port,
         log_config=None,

@@ -13,6 +13,7 @@ import sys
 import typer
 from sqlalchemy.engine import make_url
 
+from postpilot import heap
 from postpilot.cli import common
 from postpilot.core import knobs
 from postpilot.monitor import prometheus
@@ -48,6 +49,7 @@ def worker(
 
     async def go() -> None:
         async with open_runtime(settings) as runtime:
+            heap.settle()
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):

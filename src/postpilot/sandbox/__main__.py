@@ -7,6 +7,7 @@ import argparse
 
 import uvicorn
 
+from postpilot import heap
 from postpilot.sandbox.app import create_app
 
 
@@ -24,8 +25,10 @@ def main() -> None:
     args = parser.parse_args()
     # The sandbox's CPU per request is part of every benchmark's figures: uvloop and httptools
     # where installed (uvicorn's "auto"), no access log, no per-response Server/Date headers.
+    app = create_app()
+    heap.settle()
     uvicorn.run(
-        create_app(),
+        app,
         host=args.host,
         port=args.port,
         loop="auto",
