@@ -6,7 +6,7 @@ ready, a full collection walks only what came since.
 
 A young collection every 700 new objects (Python's default) also came dozens of times a second
 on a busy worker, 2 to 3 % of its CPU: a pass's deliveries allocate in bursts and keep little.
-Every 20,000 cuts that to a few collections per run for a few hundred kilobytes more."""
+Every 20,000 cuts that to a few per run, for at most a few megabytes more."""
 
 from __future__ import annotations
 
