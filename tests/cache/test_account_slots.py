@@ -90,19 +90,20 @@ async def test_a_holder_renewed_by_its_exchanges_keeps_its_slot_past_its_lifetim
     other = RedisAccountSlots(link, holder_seconds=60)  # another process
     assert live.renew_seconds == pytest.approx(0.2)
     assert await live.exchange([], [ask("room", "live:a")]) == [True]
-    # A pass's exchanges every renewal period (its broker's timer), for three lifetimes.
+    # A pass renews what it holds every renewal period (its broker's timer), for three lifetimes.
     until = time.monotonic() + 1.8
     while time.monotonic() < until:
         await asyncio.sleep(live.renew_seconds)
-        assert await live.exchange([], []) == []
+        assert await live.exchange([], [], [ask("room", "live:a")]) == []
         assert await other.exchange([], [ask("room", "other:a")]) == [False], "still held"
-    # No more renewals (a killed process): the slot comes back within a lifetime.
+    # No more renewals (a killed process, a cancelled pass): it comes back within a lifetime.
 
     async def granted() -> bool:
         return await other.exchange([], [ask("room", "other:a")]) == [True]
 
     await wait_until(granted, timeout=5)
-    # The late return takes nothing from the slot's new holder.
+    # A late renewal or return takes nothing from the slot's new holder.
+    assert await live.exchange([], [], [ask("room", "live:a")]) == []
     assert await live.exchange([ask("room", "live:a")], []) == []
     assert await link.client.zrange(other.key("room"), 0, -1) == [b"other:a"]
 

@@ -1,14 +1,18 @@
 """The command line's own surface: usage errors in our one-line style, flags in help without a
-`<bool>` type, and an empty listing said in a line rather than drawn as an empty grid."""
+`<bool>` type, an empty listing said in a line rather than drawn as an empty grid, and each
+command imported only when it runs."""
 
 from __future__ import annotations
+
+import subprocess
+import sys
 
 import pytest
 from rich.table import Table
 from typer.testing import CliRunner
 
 from postpilot.cli import common
-from postpilot.cli.main import app
+from postpilot.cli.main import COMMANDS, app
 
 
 @pytest.mark.parametrize(
@@ -64,3 +68,24 @@ def test_an_empty_table_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert out.splitlines()[0] == "running workers: none"
     assert "w-1" in out
+
+
+def test_help_lists_every_command_each_loaded_from_its_module() -> None:
+    result = CliRunner().invoke(app, ["--help"])
+    assert result.exit_code == 0
+    listed = [line.split()[0] for line in result.stdout.split("Commands:")[1].splitlines() if line]
+    assert listed == list(COMMANDS)
+
+
+@pytest.mark.acceptance  # a process of its own: a fresh interpreter's imports
+def test_a_worker_process_does_not_import_the_http_app() -> None:
+    # The supervisor starts one worker per core: each should load the scheduler, not FastAPI.
+    probe = (
+        "import sys; from postpilot.cli.main import load; load('worker'); "
+        "print(sorted(m for m in ('fastapi', 'postpilot.api.app', 'postpilot.web.access') "
+        "if m in sys.modules))"
+    )
+    found = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert found.stdout.strip() == "[]"

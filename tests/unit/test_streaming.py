@@ -156,12 +156,15 @@ class SharedSlots:
         self.renew_seconds = renew_seconds
         self.held: defaultdict[str, set[str]] = defaultdict(set)
         self.exchanges = 0
-        self.renewals = 0  # exchanges with nothing asked or returned: for the renewal only
+        self.renewed: list[set[str]] = []  # the holders each renewal named
         self.denied = 0
 
-    async def exchange(self, returned: Sequence[Slot], asked: Sequence[Slot]) -> list[bool]:
+    async def exchange(
+        self, returned: Sequence[Slot], asked: Sequence[Slot], renewed: Sequence[Slot] = ()
+    ) -> list[bool]:
         self.exchanges += 1
-        self.renewals += not returned and not asked
+        if renewed:
+            self.renewed.append({slot.holder for slot in renewed})
         await asyncio.sleep(0)
         for slot in returned:
             self.held[slot.account].remove(slot.holder)
@@ -402,9 +405,10 @@ async def test_a_pass_holding_slots_that_expire_exchanges_often_enough_to_renew_
     task = asyncio.create_task(
         run([slow], deliverer, limit=100, concurrency=4, sink=sink, slots=slots)
     )
-    # The send outlasts several renewal periods: the pass keeps exchanging, with nothing new.
-    await wait_until(lambda: slots.renewals >= 3, timeout=5)
-    assert slots.held["room"] == {"pass:d-001"}
+    # The send outlasts several renewal periods: each renews the slot it holds, and only it.
+    await wait_until(lambda: len(slots.renewed) >= 3, timeout=5)
+    assert slots.renewed[:3] == [{"pass:d-001"}] * 3
     deliverer.finish(slow.delivery.id)
     await asyncio.wait_for(task, timeout=5)
     assert sink.ids() == ["d-001"] and not slots.held["room"]
+    assert all(renewal == {"pass:d-001"} for renewal in slots.renewed)

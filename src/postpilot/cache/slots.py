@@ -8,12 +8,12 @@ decided. Asks and returns go together, in one call per batch (`AccountSlots.exch
   its holders scored by when they expire; one Lua script drops expired holders, removes the
   returned ones, renews the ones still held and admits each ask while the account is below its
   cap, for every account of the batch in one round trip. A holder lives a lease's length and
-  the process renews what it holds every third of that (`renew_seconds`: a pass's exchanges
-  carry the renewal, and a pass holding slots exchanges at least that often), so a send of any
-  length keeps its slot, and a killed process's slots come back about when its deliveries may
-  be taken over, not minutes later. A slot is taken on the machine first (below), so when Redis
-  becomes unreachable the machine's sends already in flight still count, and its cap holds
-  from the first moment (the rest of the cache's rule: warn once, go on locally).
+  the pass renews what it holds every third of that (`renew_seconds`; the renewal goes with an
+  exchange), so a send of any length keeps its slot, and the slots of a killed process or of a
+  cancelled pass come back about when their deliveries may be taken over, not minutes later.
+  A slot is taken on the machine first (below), so when Redis becomes unreachable the
+  machine's sends already in flight still count, and its cap holds from the first moment (the
+  rest of the cache's rule: warn once, go on locally).
 - `MachineAccountSlots` (no Redis): one lock file per slot of an account, taken with flock, in
   a directory every worker of the database on this machine shares. The kernel drops a dead
   process's locks, so nothing waits for an expiry. Machines do not see each other's files.
@@ -26,7 +26,6 @@ import functools
 import hashlib
 import logging
 import os
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,8 +56,11 @@ class AccountSlots(Protocol):
         them; None when they are held for as long as the process lives."""
         ...
 
-    async def exchange(self, returned: Sequence[Slot], asked: Sequence[Slot]) -> list[bool]:
-        """Give back `returned`, then take what may be taken of `asked`: one flag per ask."""
+    async def exchange(
+        self, returned: Sequence[Slot], asked: Sequence[Slot], renewed: Sequence[Slot] = ()
+    ) -> list[bool]:
+        """Give back `returned`, keep `renewed` (held) for another lifetime, then take what may
+        be taken of `asked`: one flag per ask."""
         ...
 
     def close(self) -> None:
@@ -124,8 +126,6 @@ class RedisAccountSlots:
         self.link = link
         self.machine = machine
         self._ttl_ms = max(1, int(holder_seconds * 1000))
-        self._held: dict[str, Slot] = {}  # granted by Redis, not given back: renewed
-        self._renewed_at = time.monotonic()
         self._script = link.client.register_script(_EXCHANGE)
 
     @property
@@ -135,16 +135,12 @@ class RedisAccountSlots:
     def key(self, account: str) -> str:
         return self.link.key(SLOTS_KEY, account)
 
-    async def exchange(self, returned: Sequence[Slot], asked: Sequence[Slot]) -> list[bool]:
+    async def exchange(
+        self, returned: Sequence[Slot], asked: Sequence[Slot], renewed: Sequence[Slot] = ()
+    ) -> list[bool]:
         local = [True] * len(asked)
         if self.machine is not None:
             local = await self.machine.exchange(returned, asked)
-        for slot in returned:
-            self._held.pop(slot.holder, None)
-        started = time.monotonic()
-        # Half the period: an exchange the pass makes on time is never found a little early.
-        due = started - self._renewed_at >= self.renew_seconds / 2
-        renewed = list(self._held.values()) if due else []
         candidates = [slot for slot, free in zip(asked, local, strict=True) if free]
         keys = [self.key(slot.account) for slot in (*returned, *renewed, *candidates)]
         args: list[Any] = [self._ttl_ms, len(returned), *(slot.holder for slot in returned)]
@@ -157,16 +153,11 @@ class RedisAccountSlots:
             )
         except Unavailable:
             return local
-        if due:
-            self._renewed_at = started
         answers = iter(shared)
         granted = [free and bool(next(answers)) for free in local]
-        refused: list[Slot] = []
-        for slot, free, ok in zip(asked, local, granted, strict=True):
-            if ok:
-                self._held[slot.holder] = slot
-            elif free:
-                refused.append(slot)
+        refused = [
+            slot for slot, free, ok in zip(asked, local, granted, strict=True) if free and not ok
+        ]
         if refused and self.machine is not None:
             await self.machine.exchange(refused, ())  # taken here, refused by the others
         return granted
@@ -209,7 +200,9 @@ class MachineAccountSlots:
     def renew_seconds(self) -> None:
         return None  # the kernel holds a lock until the process lets go or dies
 
-    async def exchange(self, returned: Sequence[Slot], asked: Sequence[Slot]) -> list[bool]:
+    async def exchange(
+        self, returned: Sequence[Slot], asked: Sequence[Slot], renewed: Sequence[Slot] = ()
+    ) -> list[bool]:
         for slot in returned:
             self._drop(slot.holder)
         return [self._take_or_grant(slot) for slot in asked]

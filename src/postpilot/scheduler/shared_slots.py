@@ -1,8 +1,9 @@
 """A pass's asks for, and returns of, the account slots every worker shares (`cache.slots`):
 one exchange at a time, and whatever comes while one is under way goes together in the next,
 so a busy pass makes about one round trip per handful of deliveries, not two per delivery.
-While the pass holds slots that expire unless renewed, it exchanges at least every
-`renew_seconds` (with nothing to ask or return, if need be): the exchange carries the renewal."""
+While the pass holds slots that expire unless renewed, it renews them every `renew_seconds`,
+with the next exchange (one with nothing to ask or return, if need be). Only a live pass
+renews: a cancelled one's slots expire."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ class SlotBroker:
         self._asked: list[WorkItem] = []
         self._returned: list[WorkItem] = []
         self._task: asyncio.Task[None] | None = None
-        self._holding = 0  # granted, not given back
+        self._held: dict[str, WorkItem] = {}  # granted, not given back, by delivery id
         self._renew_due = False
         self._renewal: asyncio.TimerHandle | None = None
 
@@ -39,7 +40,7 @@ class SlotBroker:
 
     def give_back(self, item: WorkItem) -> None:
         """`item` (whose slot was granted) is no longer in flight."""
-        self._holding -= 1
+        self._held.pop(item.delivery.id, None)
         self._returned.append(item)
         self._wake()
 
@@ -58,12 +59,12 @@ class SlotBroker:
 
     def _keep_renewing(self) -> None:
         every = self._slots.renew_seconds
-        if every is not None and self._holding > 0 and self._renewal is None:
+        if every is not None and self._held and self._renewal is None:
             self._renewal = asyncio.get_running_loop().call_later(every, self._renew)
 
     def _renew(self) -> None:
         self._renewal = None
-        if self._holding > 0:
+        if self._held:
             self._renew_due = True
             self._wake()
             self._keep_renewing()
@@ -87,6 +88,7 @@ class SlotBroker:
     async def _exchange(self) -> None:
         try:
             while self._asked or self._returned or self._renew_due:
+                renewed = list(self._held.values()) if self._renew_due else []
                 self._renew_due = False
                 asked, self._asked = self._asked, []
                 returned, self._returned = self._returned, []
@@ -94,11 +96,14 @@ class SlotBroker:
                     granted = await self._slots.exchange(
                         [self._slot(item) for item in returned],
                         [self._slot(item) for item in asked],
+                        [self._slot(item) for item in renewed],
                     )
                 except Exception:  # a bug: the pass's own cap still holds
                     log.exception("exchanging account slots failed")
                     granted = [True] * len(asked)
-                self._holding += sum(granted)
+                for item, ok in zip(asked, granted, strict=True):
+                    if ok:
+                        self._held[item.delivery.id] = item
                 self._keep_renewing()
                 self._answer(list(zip(asked, granted, strict=True)))
         finally:
