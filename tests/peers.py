@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import fcntl
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from tests import ports
 
 PDS_INSTALL_DIR = Path(os.environ.get("POSTPILOT_PDS_DIR", "/tmp/postpilot-bluesky-pds"))
 # The first install with a cold npm cache: a few minutes on a loaded 2-core machine.
@@ -35,23 +36,6 @@ def pds_peer_dir() -> Path | None:
     return None
 
 
-def free_port_pair() -> int:
-    """A port p with p+1 free too (the PDS listens on p, its PLC directory on p+1)."""
-    for _ in range(50):
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = int(sock.getsockname()[1])
-        if port >= 65535:
-            continue
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
-        return port
-    raise RuntimeError("no two adjacent free ports")
-
-
 @contextmanager
 def install_lock() -> Iterator[None]:
     """Held while the peer installs or starts in PDS_INSTALL_DIR; waits while another holds it."""
@@ -66,7 +50,7 @@ def install_lock() -> Iterator[None]:
 
 def start_pds(folder: Path) -> subprocess.CompletedProcess[str]:
     """start.sh on a fresh data folder and free ports; installs first when not installed yet."""
-    env = {**os.environ, "PDS_PORT": str(free_port_pair()), "FRESH": "1"}
+    env = {**os.environ, "PDS_PORT": str(ports.free_port_pair()), "FRESH": "1"}
     return subprocess.run(
         ["bash", str(folder / "start.sh"), str(PDS_INSTALL_DIR)],
         env=env,

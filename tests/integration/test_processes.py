@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections import Counter
@@ -23,11 +22,11 @@ from typer.testing import CliRunner
 from postpilot import loop
 from postpilot.cli.main import app
 from postpilot.sandbox.client import SandboxClient
-from postpilot.sandbox.process import free_port
 from postpilot.scheduler.processes import Restarts, Supervisor
 from postpilot.store.database import Database
 from postpilot.store.tables import WorkerHeartbeat
 from tests.factories import due_posts, workspace_with_accounts
+from tests.ports import free_port_pair
 from tests.waiting import wait_until
 from tests.workers import delivery_counts, nothing_held, worker_env
 
@@ -154,7 +153,7 @@ async def test_worker_processes_stop_when_their_supervisor_is_killed(
 async def test_each_worker_process_serves_its_metrics_on_its_own_port(
     pg_db: Database, sandbox: SandboxClient, supervisors: Start
 ) -> None:
-    base = _two_free_ports()
+    base = free_port_pair()
     supervisor = supervisors(worker_env(pg_db, sandbox, WORKER_METRICS_PORT=str(base)), 2)
     await wait_until(lambda: running(pg_db, 2, supervisor), timeout=30)
     async with httpx.AsyncClient(timeout=5) as client:
@@ -213,16 +212,3 @@ def test_restart_delay_doubles_up_to_its_cap() -> None:
 
 async def _all_published(db: Database, n: int) -> bool:
     return (await delivery_counts(db)).get("published", 0) == n
-
-
-def _two_free_ports() -> int:
-    """A port whose next one is free too."""
-    for _ in range(50):
-        base = free_port()
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", base + 1))
-            except OSError:
-                continue
-        return base
-    raise AssertionError("no two free ports in a row")
