@@ -36,6 +36,8 @@ class Handler(BaseHTTPRequestHandler):
             "/loop": (302, "text/plain", b"", {"Location": "/loop"}),
         }
         status, content_type, body, headers = routes.get(self.path, (404, "text/plain", b"", {}))
+        # Counted before answering: once the client has the answer, the hit is in the list.
+        self.server.hits.append(self.path)  # type: ignore[attr-defined]
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -43,7 +45,6 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(body)
-        self.server.hits.append(self.path)  # type: ignore[attr-defined]
 
     def log_message(self, *args: object) -> None:
         pass

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import typer
-import uvicorn
 
-from postpilot import heap
 from postpilot.cli import ports
-from postpilot.sandbox.app import create_app
+from postpilot.sandbox.server import serve
 
 
 def sandbox(
@@ -17,12 +15,4 @@ def sandbox(
 ) -> None:
     """Run the sandbox that speaks the platforms' publishing contracts, offline."""
     ports.ensure_free(port, flag="--port", host=host)
-    app = create_app()
-    heap.settle()
-    uvicorn.run(
-        app,
-        host=host,
-        port=port,
-        log_level="warning" if quiet else "info",
-        access_log=not quiet,
-    )
+    serve(host=host, port=port, quiet=quiet)

@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-import uvicorn
-
-from postpilot import heap
-from postpilot.sandbox.app import create_app
+from postpilot.sandbox.server import serve
 
 
 def main() -> None:
@@ -23,21 +20,7 @@ def main() -> None:
         help="HTTP parser (auto: httptools when installed, as it is with postpilot)",
     )
     args = parser.parse_args()
-    # The sandbox's CPU per request is part of every benchmark's figures: uvloop and httptools
-    # where installed (uvicorn's "auto"), no access log, no per-response Server/Date headers.
-    app = create_app()
-    heap.settle()
-    uvicorn.run(
-        app,
-        host=args.host,
-        port=args.port,
-        loop="auto",
-        http=args.http,
-        log_level="warning" if args.quiet else "info",
-        access_log=not args.quiet,
-        server_header=False,
-        date_header=False,
-    )
+    serve(host=args.host, port=args.port, quiet=args.quiet, http=args.http)
 
 
 if __name__ == "__main__":
