@@ -11,7 +11,6 @@ import logging
 import os
 import subprocess
 import sys
-import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -89,23 +88,36 @@ async def test_a_holder_renewed_by_its_exchanges_keeps_its_slot_past_its_lifetim
     live = RedisAccountSlots(link, holder_seconds=0.6)
     other = RedisAccountSlots(link, holder_seconds=60)  # another process
     assert live.renew_seconds == pytest.approx(0.2)
+    key = live.key("room")
     assert await live.exchange([], [ask("room", "live:a")]) == [True]
-    # A pass renews what it holds every renewal period (its broker's timer), for three lifetimes.
-    until = time.monotonic() + 1.8
-    while time.monotonic() < until:
-        await asyncio.sleep(live.renew_seconds)
-        assert await live.exchange([], [], [ask("room", "live:a")]) == []
-        assert await other.exchange([], [ask("room", "other:a")]) == [False], "still held"
+    granted_until = await link.client.zscore(key, "live:a")
+
+    async def redis_ms() -> float:  # the script's clock: the server's
+        seconds, micros = await link.client.time()
+        return float(seconds * 1000 + micros // 1000)
+
+    async def past(moment: float) -> bool:
+        return await redis_ms() > moment
+
+    # Half a lifetime in, the pass renews what it holds (its broker's timer would).
+    await wait_until(lambda: past(granted_until - 300), timeout=5, every=0.02)
+    assert await live.exchange([], [], [ask("room", "live:a")]) == []
+    renewed_until = await link.client.zscore(key, "live:a")
+    assert renewed_until >= granted_until + 300
+    # Past the lifetime it was granted, the slot is still held.
+    await wait_until(lambda: past(granted_until + 50), timeout=5, every=0.02)
+    assert await other.exchange([], [ask("room", "other:a")]) == [False], "still held"
     # No more renewals (a killed process, a cancelled pass): it comes back within a lifetime.
 
     async def granted() -> bool:
         return await other.exchange([], [ask("room", "other:a")]) == [True]
 
     await wait_until(granted, timeout=5)
+    assert await redis_ms() > renewed_until
     # A late renewal or return takes nothing from the slot's new holder.
     assert await live.exchange([], [], [ask("room", "live:a")]) == []
     assert await live.exchange([ask("room", "live:a")], []) == []
-    assert await link.client.zrange(other.key("room"), 0, -1) == [b"other:a"]
+    assert await link.client.zrange(key, 0, -1) == [b"other:a"]
 
 
 async def test_slots_are_taken_on_the_machine_too_which_alone_answers_once_redis_is_gone(
